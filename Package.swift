@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// The package shows the architecture of design.md §2: each target owns one concern and imports
+// only the targets below it. C libraries are system-library shims.
+import PackageDescription
+
+/// Numeric targets are always built with optimisation: a debug build of the training loops is
+/// tens of times slower and would make `swift test` (debug by default) crawl. Haswell (AVX2 +
+/// FMA) is the baseline of every machine this project runs on; SIMD16 code compiles to it.
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
+
+let package = Package(
+    name: "rrmd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "rrmd", targets: ["rrmd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C shims (Debian: libopenblas-dev, zlib1g-dev).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+
+        // Compute core.
+        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimised),
+        .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
+        .target(name: "Models", dependencies: ["NN", "TensorCore"], swiftSettings: optimised),
+        .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimised),
+        .target(name: "Checkpoint", dependencies: ["TensorCore"]),
+        .target(
+            name: "Training",
+            dependencies: ["NN", "Models", "Data", "Checkpoint", "TensorCore", "Kernels"],
+            swiftSettings: optimised),
+
+        // The one executable.
+        .executableTarget(
+            name: "rrmd",
+            dependencies: [
+                "Training", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimised),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "NN"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+// zlib, for gzipped IDX datasets (Debian: zlib1g-dev).
+#include <zlib.h>

@@ -1,0 +1,1 @@
+// Checkpoint target (under construction).

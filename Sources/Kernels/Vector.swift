@@ -1,0 +1,164 @@
+/// SIMD elementwise operations and reductions on raw Float buffers.
+///
+/// Each function processes 16 lanes at a time and finishes with a scalar tail, so any length
+/// works. `VectorReference` holds a plain-loop twin of each for the tests.
+public enum Vector {
+    public typealias V = SIMD16<Float>
+    @usableFromInline static let width = 16
+
+    @inline(__always) @usableFromInline
+    static func load(_ p: UnsafePointer<Float>, _ i: Int) -> V {
+        UnsafeRawPointer(p + i).loadUnaligned(as: V.self)
+    }
+
+    @inline(__always) @usableFromInline
+    static func store(_ v: V, _ p: UnsafeMutablePointer<Float>, _ i: Int) {
+        UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: V.self)
+    }
+
+    /// `out[i] = a[i] + b[i]`; `out` may alias `a` or `b`.
+    @inlinable
+    public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + width <= n { store(load(a, i) + load(b, i), out, i); i += width }
+        while i < n { out[i] = a[i] + b[i]; i += 1 }
+    }
+
+    /// `y[i] += alpha * x[i]`.
+    @inlinable
+    public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: alpha)
+        var i = 0
+        while i + width <= n { store(load(y, i) + va * load(x, i), y, i); i += width }
+        while i < n { y[i] += alpha * x[i]; i += 1 }
+    }
+
+    /// `x[i] *= alpha`.
+    @inlinable
+    public static func scale(_ x: UnsafeMutablePointer<Float>, _ alpha: Float, _ n: Int) {
+        let va = V(repeating: alpha)
+        var i = 0
+        while i + width <= n { store(load(x, i) * va, x, i); i += width }
+        while i < n { x[i] *= alpha; i += 1 }
+    }
+
+    /// `out[i] = Swift.max(x[i], 0)`; `out` may alias `x`.
+    @inlinable
+    public static func relu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0)
+        var i = 0
+        while i + width <= n { store(pointwiseMax(load(x, i), zero), out, i); i += width }
+        while i < n { out[i] = Swift.max(x[i], 0); i += 1 }
+    }
+
+    /// `dx[i] = y[i] > 0 ? dy[i] : 0`, the ReLU backward from its output `y`; `dx` may alias `dy`.
+    @inlinable
+    public static func reluBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0)
+        var i = 0
+        while i + width <= n {
+            let mask = load(y, i) .> zero
+            store(zero.replacing(with: load(dy, i), where: mask), dx, i)
+            i += width
+        }
+        while i < n { dx[i] = y[i] > 0 ? dy[i] : 0; i += 1 }
+    }
+
+    /// Sum of `x[0..<n]`, with four independent SIMD accumulators for throughput and accuracy.
+    @inlinable
+    public static func sum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = V(), s1 = V(), s2 = V(), s3 = V()
+        var i = 0
+        while i + 4 * width <= n {
+            s0 += load(x, i); s1 += load(x, i + width)
+            s2 += load(x, i + 2 * width); s3 += load(x, i + 3 * width)
+            i += 4 * width
+        }
+        while i + width <= n { s0 += load(x, i); i += width }
+        var total = ((s0 + s1) + (s2 + s3)).sum()
+        while i < n { total += x[i]; i += 1 }
+        return total
+    }
+
+    /// Dot product of `a` and `b`.
+    @inlinable
+    public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var s0 = V(), s1 = V()
+        var i = 0
+        while i + 2 * width <= n {
+            s0.addProduct(load(a, i), load(b, i))
+            s1.addProduct(load(a, i + width), load(b, i + width))
+            i += 2 * width
+        }
+        while i + width <= n { s0.addProduct(load(a, i), load(b, i)); i += width }
+        var total = (s0 + s1).sum()
+        while i < n { total += a[i] * b[i]; i += 1 }
+        return total
+    }
+
+    /// Sum and sum of squared deviations from `shift` of `x[0..<n]`, in one pass.
+    /// Shifting by a value near the mean keeps the variance accurate in Float.
+    @inlinable
+    public static func sumAndShiftedSquares(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> (sum: Float, squares: Float) {
+        let vs = V(repeating: shift)
+        var s = V(), q = V()
+        var i = 0
+        while i + width <= n {
+            let d = load(x, i) - vs
+            s += d
+            q.addProduct(d, d)
+            i += width
+        }
+        var ts = s.sum(), tq = q.sum()
+        while i < n { let d = x[i] - shift; ts += d; tq += d * d; i += 1 }
+        return (ts + Float(n) * shift, tq)
+    }
+
+    /// `out[i] = x[i] * a + b` (an affine map with scalar coefficients); `out` may alias `x`.
+    @inlinable
+    public static func affine(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: a), vb = V(repeating: b)
+        var i = 0
+        while i + width <= n { store(load(x, i) * va + vb, out, i); i += width }
+        while i < n { out[i] = x[i] * a + b; i += 1 }
+    }
+
+    /// Maximum of `x[0..<n]` (`-infinity` for an empty buffer).
+    @inlinable
+    public static func maximum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var m = V(repeating: -.infinity)
+        var i = 0
+        while i + width <= n { m = pointwiseMax(m, load(x, i)); i += width }
+        var r = m.max()
+        while i < n { r = Swift.max(r, x[i]); i += 1 }
+        return r
+    }
+}
+
+/// Plain-loop twins of `Vector`'s kernels, accumulating in Double, used only by tests.
+public enum VectorReference {
+    /// Twin of `Vector.add`.
+    public static func add(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { $0 + $1 } }
+    /// Twin of `Vector.axpy`.
+    public static func axpy(_ alpha: Float, _ x: [Float], _ y: [Float]) -> [Float] { zip(x, y).map { $1 + alpha * $0 } }
+    /// Twin of `Vector.scale`.
+    public static func scale(_ x: [Float], _ alpha: Float) -> [Float] { x.map { $0 * alpha } }
+    /// Twin of `Vector.relu`.
+    public static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
+    /// Twin of `Vector.reluBackward`.
+    public static func reluBackward(_ y: [Float], _ dy: [Float]) -> [Float] { zip(y, dy).map { $0 > 0 ? $1 : 0 } }
+    /// Twin of `Vector.sum`.
+    public static func sum(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) } }
+    /// Twin of `Vector.dot`.
+    public static func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
+    /// Twin of `Vector.sumAndShiftedSquares` (the shift does not change the exact result).
+    public static func sumAndSquares(_ x: [Float], shift: Float) -> (sum: Double, squares: Double) {
+        let s = x.reduce(0.0) { $0 + Double($1) }
+        let q = x.reduce(0.0) { $0 + (Double($1) - Double(shift)) * (Double($1) - Double(shift)) }
+        return (s, q)
+    }
+    /// Twin of `Vector.affine`.
+    public static func affine(_ x: [Float], _ a: Float, _ b: Float) -> [Float] { x.map { $0 * a + b } }
+    /// Twin of `Vector.maximum`.
+    public static func maximum(_ x: [Float]) -> Float { x.reduce(-Float.infinity) { Swift.max($0, $1) } }
+}

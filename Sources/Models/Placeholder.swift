@@ -1,0 +1,1 @@
+// Models target (under construction).

@@ -1,0 +1,1 @@
+// NN target (under construction).
