@@ -162,3 +162,33 @@ public enum VectorReference {
     /// Twin of `Vector.maximum`.
     public static func maximum(_ x: [Float]) -> Float { x.reduce(-Float.infinity) { Swift.max($0, $1) } }
 }
+
+extension Vector {
+    /// `out[i] = a * x[i] + b * y[i] + c`; `out` may alias `x` or `y`.
+    @inlinable
+    public static func combine(_ x: UnsafePointer<Float>, _ a: Float, _ y: UnsafePointer<Float>, _ b: Float, _ c: Float,
+                               _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: a), vb = V(repeating: b), vc = V(repeating: c)
+        var i = 0
+        while i + width <= n { store(load(x, i) * va + load(y, i) * vb + vc, out, i); i += width }
+        while i < n { out[i] = a * x[i] + b * y[i] + c; i += 1 }
+    }
+
+    /// `x[i] += c` for a scalar `c`.
+    @inlinable
+    public static func addScalar(_ x: UnsafeMutablePointer<Float>, _ c: Float, _ n: Int) {
+        let vc = V(repeating: c)
+        var i = 0
+        while i + width <= n { store(load(x, i) + vc, x, i); i += width }
+        while i < n { x[i] += c; i += 1 }
+    }
+}
+
+extension VectorReference {
+    /// Twin of `Vector.combine`.
+    public static func combine(_ x: [Float], _ a: Float, _ y: [Float], _ b: Float, _ c: Float) -> [Float] {
+        zip(x, y).map { a * $0 + b * $1 + c }
+    }
+    /// Twin of `Vector.addScalar`.
+    public static func addScalar(_ x: [Float], _ c: Float) -> [Float] { x.map { $0 + c } }
+}

@@ -1,0 +1,89 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A data or environment failure while reading or writing a checkpoint; the description says
+/// what happened, where (file or tensor), and what to do.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// A system call failed (`operation` such as "open", "fsync"; `errno` as reported).
+    case io(operation: String, path: String, errno: Int32)
+    /// The input is shorter than the 8-byte header-length prefix.
+    case truncated(source: String, size: Int)
+    /// The declared header length exceeds the cap or the bytes that follow the prefix.
+    case headerTooLarge(source: String, length: UInt64, limit: Int)
+    /// The header is not UTF-8, not JSON, or not a JSON object.
+    case invalidHeader(source: String, reason: String)
+    /// The header names a tensor twice.
+    case duplicateName(source: String, name: String)
+    /// `__metadata__` is not a map of strings to strings.
+    case invalidMetadata(source: String, key: String?, reason: String)
+    /// A tensor entry lacks `dtype`/`shape`/`data_offsets` or has them with the wrong types.
+    case invalidEntry(source: String, tensor: String, reason: String)
+    /// A tensor's `dtype` is not one safetensors defines.
+    case unknownDType(source: String, tensor: String, dtype: String)
+    /// A tensor's element count times its element size does not fit in an `Int`.
+    case sizeOverflow(source: String, tensor: String, shape: [Int], dtype: DType)
+    /// A tensor's offsets span a different number of bytes than its shape and dtype need.
+    case sizeMismatch(source: String, tensor: String, shape: [Int], dtype: DType, needed: Int, declared: Int)
+    /// A tensor's offsets reach past the end of the data section.
+    case offsetsOutOfBounds(source: String, tensor: String, begin: Int, end: Int, dataSize: Int)
+    /// Two tensors share bytes.
+    case overlap(source: String, tensor: String, previous: String, begin: Int, previousEnd: Int)
+    /// Bytes `begin..<end` of the data section belong to no tensor (`after` is the tensor before
+    /// them, nil at the start).
+    case gap(source: String, after: String?, begin: Int, end: Int)
+    /// The archive has no tensor of that name.
+    case missingTensor(name: String, available: [String])
+    /// The tensor exists but holds another dtype than asked for.
+    case wrongDType(name: String, expected: DType, actual: DType)
+    /// The tensor exists but has another shape than asked for.
+    case wrongShape(name: String, expected: [Int], actual: [Int])
+
+    /// Advice for a file whose structure is wrong: nothing in the process can repair it.
+    private static let reexport =
+        "the file is damaged or was not written by a safetensors writer; copy it again or re-export it (e.g. with safetensors.torch.save_file)"
+
+    /// What happened, where, and what to do.
+    public var description: String {
+        switch self {
+        case let .io(operation, path, code):
+            return "\(path): \(operation) failed: \(String(cString: strerror(code))) (errno \(code)); check that the path exists, is writable/readable by this user, and that the disk is not full"
+        case let .truncated(source, size):
+            return "\(source): only \(size) bytes, less than the 8-byte header length of a safetensors file; \(Self.reexport)"
+        case let .headerTooLarge(source, length, limit):
+            return "\(source): header length \(length) exceeds \(limit) bytes (the 100 MB cap or the bytes actually present); \(Self.reexport)"
+        case let .invalidHeader(source, reason):
+            return "\(source): invalid header: \(reason); \(Self.reexport)"
+        case let .duplicateName(source, name):
+            return "\(source): tensor '\(name)' appears twice in the header; \(Self.reexport)"
+        case let .invalidMetadata(source, key, reason):
+            let at = key.map { " at key '\($0)'" } ?? ""
+            return "\(source): invalid __metadata__\(at): \(reason); __metadata__ must map strings to strings, so store numbers and lists as text"
+        case let .invalidEntry(source, tensor, reason):
+            return "\(source): tensor '\(tensor)': \(reason); \(Self.reexport)"
+        case let .unknownDType(source, tensor, dtype):
+            let known = DType.allCases.map(\.rawValue).joined(separator: ", ")
+            return "\(source): tensor '\(tensor)' has unknown dtype '\(dtype)' (known: \(known)); convert the tensor to F32 before saving"
+        case let .sizeOverflow(source, tensor, shape, dtype):
+            return "\(source): tensor '\(tensor)': shape \(shape) of \(dtype.rawValue) has more bytes than can be addressed; \(Self.reexport)"
+        case let .sizeMismatch(source, tensor, shape, dtype, needed, declared):
+            return "\(source): tensor '\(tensor)': shape \(shape) of \(dtype.rawValue) needs \(needed) bytes but data_offsets span \(declared); \(Self.reexport)"
+        case let .offsetsOutOfBounds(source, tensor, begin, end, dataSize):
+            return "\(source): tensor '\(tensor)': data_offsets [\(begin), \(end)] reach past the \(dataSize)-byte data section (is the file truncated?); \(Self.reexport)"
+        case let .overlap(source, tensor, previous, begin, previousEnd):
+            return "\(source): tensor '\(tensor)' starts at data offset \(begin), inside tensor '\(previous)' which ends at \(previousEnd); \(Self.reexport)"
+        case let .gap(source, after, begin, end):
+            let whereText = after.map { "after tensor '\($0)'" } ?? "at the start of the data section"
+            return "\(source): data bytes \(begin)..<\(end) \(whereText) belong to no tensor; \(Self.reexport)"
+        case let .missingTensor(name, available):
+            let shown = available.prefix(8).joined(separator: ", ") + (available.count > 8 ? ", …" : "")
+            return "checkpoint has no tensor '\(name)' (it has \(available.count): \(shown)); check that the checkpoint was made for this architecture"
+        case let .wrongDType(name, expected, actual):
+            return "tensor '\(name)' is \(actual.rawValue), expected \(expected.rawValue); convert it to \(expected.rawValue) before saving the checkpoint"
+        case let .wrongShape(name, expected, actual):
+            return "tensor '\(name)' has shape \(actual), expected \(expected); check that the checkpoint was made for this architecture and configuration"
+        }
+    }
+}

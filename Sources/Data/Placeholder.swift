@@ -1,1 +1,0 @@
-// Data target (under construction).

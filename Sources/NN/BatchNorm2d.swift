@@ -1,0 +1,161 @@
+import Foundation
+import Kernels
+import TensorCore
+
+/// Batch normalisation over the channels of NCHW input (`nn.BatchNorm2d`, affine, tracking
+/// running statistics with PyTorch's momentum rule and unbiased running variance).
+public final class BatchNorm2d: Layer {
+    /// Number of channels.
+    public let channels: Int
+    /// Weight of the running-statistics update: `running = (1 - m) * running + m * batch`.
+    public let momentum: Float
+    /// Added to the variance before the square root.
+    public let epsilon: Float
+    /// Scale `[C]` (`weight`) and shift `[C]` (`bias`).
+    public let weight, bias: Parameter
+    /// Running mean and (unbiased) variance `[C]`.
+    public let runningMean, runningVar: Buffer
+    /// Number of training batches seen (`num_batches_tracked`).
+    public let batchesTracked: Counter
+
+    private var input: Tensor?          // [N, C, H, W] of the last forward
+    private var mean: [Float] = []      // [C] statistics used by the last forward
+    private var invStd: [Float] = []    // [C]
+    private var lastMode: Mode = .inference
+
+    /// A BatchNorm with weight 1, bias 0, running mean 0 and variance 1.
+    public init(_ channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
+        self.channels = channels; self.momentum = momentum; self.epsilon = epsilon
+        weight = Parameter(Tensor(shape: [channels], repeating: 1))
+        bias = Parameter(Tensor(shape: [channels]))
+        runningMean = Buffer(Tensor(shape: [channels]))
+        runningVar = Buffer(Tensor(shape: [channels], repeating: 1))
+        batchesTracked = Counter(0)
+    }
+
+    public func outputShape(for shape: [Int]) -> [Int] { shape }
+
+    public func visitState(prefix: String, _ visit: (String, StateEntry) -> Void) {
+        visit(prefix + "weight", .parameter(weight))
+        visit(prefix + "bias", .parameter(bias))
+        visit(prefix + "running_mean", .buffer(runningMean))
+        visit(prefix + "running_var", .buffer(runningVar))
+        visit(prefix + "num_batches_tracked", .counter(batchesTracked))
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        expectRank(x, 4, "BatchNorm2d")
+        precondition(x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
+        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        let m = n * plane
+        input = x
+        lastMode = mode
+        mean = [Float](repeating: 0, count: c)
+        invStd = [Float](repeating: 0, count: c)
+        var out = Tensor(uninitializedShape: x.shape)
+        if mode == .training {
+            precondition(m > 1, "BatchNorm2d: training needs more than one value per channel, got shape \(x.shape)")
+            var batchVar = [Float](repeating: 0, count: c)
+            x.withUnsafePointer { xp in
+                mean.withUnsafeMutableBufferPointer { meanp in
+                    batchVar.withUnsafeMutableBufferPointer { varp in
+                        Compute.parallelFor(c) { range in
+                            for ch in range {
+                                var s = 0.0
+                                for i in 0..<n { s += Double(Vector.sum(xp + (i * c + ch) * plane, plane)) }
+                                let mu = Float(s / Double(m))
+                                var q = 0.0
+                                for i in 0..<n { q += Double(Vector.sumAndShiftedSquares(xp + (i * c + ch) * plane, plane, shift: mu).squares) }
+                                meanp[ch] = mu
+                                varp[ch] = Float(q / Double(m))
+                            }
+                        }
+                    }
+                }
+            }
+            for ch in 0..<c { invStd[ch] = 1 / (batchVar[ch] + epsilon).squareRoot() }
+            let unbias = Float(m) / Float(m - 1)
+            runningMean.value.withUnsafeMutablePointer { rm in
+                runningVar.value.withUnsafeMutablePointer { rv in
+                    for ch in 0..<c {
+                        rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch]
+                        rv[ch] = (1 - momentum) * rv[ch] + momentum * batchVar[ch] * unbias
+                    }
+                }
+            }
+            batchesTracked.value += 1
+        } else {
+            let rm = runningMean.value.array, rv = runningVar.value.array
+            for ch in 0..<c {
+                mean[ch] = rm[ch]
+                invStd[ch] = 1 / (rv[ch] + epsilon).squareRoot()
+            }
+        }
+        // y = x * a + b with a = gamma * invstd, b = beta - mean * a.
+        let gamma = weight.value.array, beta = bias.value.array
+        let mu = mean, inv = invStd
+        out.withUnsafeMutablePointer { op in
+            x.withUnsafePointer { xp in
+                Compute.parallelFor(n * c) { planes in
+                    for p in planes {
+                        let ch = p % c
+                        let a = gamma[ch] * inv[ch]
+                        Vector.affine(xp + p * plane, a, beta[ch] - mu[ch] * a, op + p * plane, plane)
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        guard let x = input else { preconditionFailure("BatchNorm2d: backward called before forward") }
+        dy.expectShape(x.shape, "BatchNorm2d.backward")
+        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        let m = Float(n * plane)
+        let gamma = weight.value.array, mu = mean, inv = invStd
+        let training = lastMode == .training
+        // Per channel: sum(dy) and sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
+        var sumDy = [Float](repeating: 0, count: c), sumDyXhat = [Float](repeating: 0, count: c)
+        var dx = Tensor(uninitializedShape: x.shape)
+        dx.withUnsafeMutablePointer { dxp in
+            x.withUnsafePointer { xp in
+                dy.withUnsafePointer { dyp in
+                    sumDy.withUnsafeMutableBufferPointer { sdy in
+                        sumDyXhat.withUnsafeMutableBufferPointer { sdx in
+                            Compute.parallelFor(c) { range in
+                                for ch in range {
+                                    var s = 0.0, sx = 0.0
+                                    for i in 0..<n {
+                                        let off = (i * c + ch) * plane
+                                        s += Double(Vector.sum(dyp + off, plane))
+                                        sx += Double(Vector.dot(dyp + off, xp + off, plane))
+                                    }
+                                    let sd = Float(s), sdxh = inv[ch] * (Float(sx) - mu[ch] * Float(s))
+                                    sdy[ch] = sd
+                                    sdx[ch] = sdxh
+                                    // dx = k1 * dy + k2 * x + k3
+                                    let k1 = gamma[ch] * inv[ch]
+                                    var k2: Float = 0, k3: Float = 0
+                                    if training {
+                                        k2 = -k1 * inv[ch] * sdxh / m
+                                        k3 = -k1 * sd / m - mu[ch] * k2
+                                    }
+                                    for i in 0..<n {
+                                        let off = (i * c + ch) * plane
+                                        Vector.combine(dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if parameterGradients {
+            weight.grad.withUnsafeMutablePointer { g in for ch in 0..<c { g[ch] += sumDyXhat[ch] } }
+            bias.grad.withUnsafeMutablePointer { g in for ch in 0..<c { g[ch] += sumDy[ch] } }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,162 @@
+import Kernels
+import TensorCore
+
+/// 2-D convolution over NCHW input (`nn.Conv2d`): weight `[Cout, Cin/groups, kh, kw]`, optional
+/// bias `[Cout]`, stride, zero padding and groups (depthwise when groups == Cin == Cout).
+///
+/// Each image is one GEMM per group on its im2col columns (1x1 stride-1 convolutions use the
+/// image itself); images are spread over the cores with OpenBLAS single-threaded.
+public final class Conv2d: Layer {
+    /// Channel counts, window and grouping.
+    public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int
+    /// `[Cout, Cin/groups, kh, kw]`.
+    public let weight: Parameter
+    /// `[Cout]`, or nil for `bias=False`.
+    public let bias: Parameter?
+    private var input: Tensor?  // [N, Cin, H, W] of the last forward
+
+    /// A convolution initialised like PyTorch's default (uniform, bound 1/sqrt(fan-in)).
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                groups: Int = 1, bias: Bool = true, rng: inout RNG) {
+        precondition(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
+                     "Conv2d: channels \(inChannels)->\(outChannels) not divisible by groups \(groups)")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        kernelH = kernel; kernelW = kernel
+        self.stride = stride; self.padding = padding; self.groups = groups
+        let fanIn = inChannels / groups * kernel * kernel
+        let bound = 1 / Float(fanIn).squareRoot()
+        weight = Parameter(.uniform(shape: [outChannels, inChannels / groups, kernel, kernel], bound: bound, rng: &rng))
+        self.bias = bias ? Parameter(.uniform(shape: [outChannels], bound: bound, rng: &rng)) : nil
+    }
+
+    /// Geometry of one group of one image of height `h` and width `w`.
+    func geometry(_ h: Int, _ w: Int) -> ConvGeometry {
+        ConvGeometry(channels: inChannels / groups, height: h, width: w, kernelH: kernelH, kernelW: kernelW,
+                     strideH: stride, strideW: stride, padH: padding, padW: padding)
+    }
+
+    /// True when the input itself is the column matrix (1x1, stride 1, no padding).
+    var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 }
+
+    /// `[N, Cout, OH, OW]`.
+    public func outputShape(for shape: [Int]) -> [Int] {
+        let g = geometry(shape[2], shape[3])
+        return [shape[0], outChannels, g.outH, g.outW]
+    }
+
+    /// `N * Cout * OH * OW * (Cin/groups) * kh * kw`.
+    public func multiplyAccumulates(for shape: [Int]) -> Int {
+        let o = outputShape(for: shape)
+        return o.reduce(1, *) * (inChannels / groups) * kernelH * kernelW
+    }
+
+    public func visitState(prefix: String, _ visit: (String, StateEntry) -> Void) {
+        visit(prefix + "weight", .parameter(weight))
+        if let bias { visit(prefix + "bias", .parameter(bias)) }
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        expectRank(x, 4, "Conv2d")
+        precondition(x.dim(1) == inChannels, "Conv2d: expected \(inChannels) input channels, got shape \(x.shape)")
+        input = x
+        let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
+        let cinG = inChannels / groups, coutG = outChannels / groups
+        let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
+        var out = Tensor(uninitializedShape: [n, outChannels, g.outH, g.outW])
+        let pointwise = isPointwise
+        out.withUnsafeMutablePointer { op in
+            x.withUnsafePointer { xp in
+                weight.value.withUnsafePointer { wp in
+                    _ = Compute.parallelChunks(n) { worker, images in
+                        let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
+                        for i in images {
+                            for gi in 0..<groups {
+                                let src = xp + (i * inChannels + gi * cinG) * inPlane
+                                let cols: UnsafePointer<Float>
+                                if let col { im2col(src, g, col); cols = UnsafePointer(col) } else { cols = src }
+                                gemm(transA: false, transB: false, m: coutG, n: ohw, k: k,
+                                     alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
+                                     beta: 0, c: op + (i * outChannels + gi * coutG) * ohw, ldc: ohw)
+                            }
+                        }
+                    }
+                }
+            }
+            if let bias {
+                bias.value.withUnsafePointer { bp in
+                    Compute.parallelFor(n * outChannels) { planes in
+                        for p in planes { Vector.addScalar(op + p * ohw, bp[p % outChannels], ohw) }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        guard let x = input else { preconditionFailure("Conv2d: backward called before forward") }
+        let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
+        dy.expectShape([n, outChannels, g.outH, g.outW], "Conv2d.backward")
+        let cinG = inChannels / groups, coutG = outChannels / groups
+        let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
+        let wCount = weight.value.count
+        let pointwise = isPointwise
+        var dx = Tensor(uninitializedShape: x.shape)
+        var chunksUsed = 0
+        dx.withUnsafeMutablePointer { dxp in
+            x.withUnsafePointer { xp in
+                dy.withUnsafePointer { dyp in
+                    weight.value.withUnsafePointer { wp in
+                        chunksUsed = Compute.parallelChunks(n) { worker, images in
+                            let col = Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
+                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                            dW?.update(repeating: 0, count: wCount)
+                            for i in images {
+                                for gi in 0..<groups {
+                                    let src = xp + (i * inChannels + gi * cinG) * inPlane
+                                    let dsrc = dxp + (i * inChannels + gi * cinG) * inPlane
+                                    let dyg = dyp + (i * outChannels + gi * coutG) * ohw
+                                    let wg = wp + gi * coutG * k
+                                    if let dW {
+                                        let cols: UnsafePointer<Float>
+                                        if pointwise { cols = src } else { im2col(src, g, col); cols = UnsafePointer(col) }
+                                        // dW_g += dY_g [coutG, ohw] x cols^T [ohw, k]
+                                        gemm(transA: false, transB: true, m: coutG, n: k, k: ohw,
+                                             alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
+                                             beta: 1, c: dW + gi * coutG * k, ldc: k)
+                                    }
+                                    if pointwise {
+                                        gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                             alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
+                                    } else {
+                                        // dcol = W_g^T [k, coutG] x dY_g [coutG, ohw], folded back onto dx.
+                                        gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                             alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: col, ldc: ohw)
+                                        dsrc.update(repeating: 0, count: cinG * inPlane)
+                                        col2im(col, g, dsrc)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if parameterGradients {
+            // Reduce the per-worker partial sums in a fixed order, so results do not depend on timing.
+            weight.grad.withUnsafeMutablePointer { gp in
+                for w in 0..<chunksUsed { Vector.add(gp, Scratch.buffer(worker: w, slot: 1, count: wCount), gp, wCount) }
+            }
+            if let bias {
+                bias.grad.withUnsafeMutablePointer { bp in
+                    dy.withUnsafePointer { dyp in
+                        for i in 0..<n {
+                            for c in 0..<outChannels { bp[c] += Vector.sum(dyp + (i * outChannels + c) * ohw, ohw) }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,89 @@
+import Kernels
+import TensorCore
+
+/// Max pooling over windows of NCHW input (`nn.MaxPool2d`, implicit -infinity padding).
+public final class MaxPool2d: Layer {
+    /// Window size, step and padding.
+    public let kernel, stride, padding: Int
+    private var inputShape: [Int] = []
+    private var argmax: [Int32] = []  // [N, C, OH, OW]: flat index of the winner within its plane
+
+    /// Pooling with `stride` defaulting to the window size, as in PyTorch.
+    public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
+        precondition(kernel > 0 && padding >= 0 && padding * 2 <= kernel, "MaxPool2d: kernel \(kernel) padding \(padding) is invalid")
+        self.kernel = kernel; self.stride = stride ?? kernel; self.padding = padding
+    }
+
+    func geometry(_ shape: [Int]) -> ConvGeometry {
+        ConvGeometry(channels: shape[1], height: shape[2], width: shape[3], kernelH: kernel, kernelW: kernel,
+                     strideH: stride, strideW: stride, padH: padding, padW: padding)
+    }
+
+    public func outputShape(for shape: [Int]) -> [Int] {
+        let g = geometry(shape)
+        return [shape[0], shape[1], g.outH, g.outW]
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        expectRank(x, 4, "MaxPool2d")
+        inputShape = x.shape
+        let g = geometry(x.shape), oh = g.outH, ow = g.outW
+        precondition(oh > 0 && ow > 0, "MaxPool2d: input \(x.shape) is smaller than the \(kernel)x\(kernel) window")
+        let planes = x.dim(0) * x.dim(1), h = g.height, w = g.width
+        var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1), oh, ow])
+        if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
+        let (k, s, p) = (kernel, stride, padding)
+        y.withUnsafeMutablePointer { yp in
+            x.withUnsafePointer { xp in
+                argmax.withUnsafeMutableBufferPointer { am in
+                    Compute.parallelFor(planes) { range in
+                        for pl in range {
+                            let src = xp + pl * h * w
+                            for oy in 0..<oh {
+                                for ox in 0..<ow {
+                                    var best = -Float.infinity, bestIndex = -1
+                                    for ky in 0..<k {
+                                        let iy = oy * s - p + ky
+                                        if iy < 0 || iy >= h { continue }
+                                        for kx in 0..<k {
+                                            let ix = ox * s - p + kx
+                                            if ix < 0 || ix >= w { continue }
+                                            let v = src[iy * w + ix]
+                                            // First maximum wins, as in PyTorch; NaN propagates.
+                                            if v > best || v.isNaN || bestIndex < 0 { best = v; bestIndex = iy * w + ix; if v.isNaN { break } }
+                                        }
+                                    }
+                                    let o = (pl * oh + oy) * ow + ox
+                                    yp[o] = best
+                                    am[o] = Int32(bestIndex)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        precondition(!inputShape.isEmpty, "MaxPool2d: backward called before forward")
+        dy.expectShape(outputShape(for: inputShape), "MaxPool2d.backward")
+        var dx = Tensor(shape: inputShape)
+        let plane = inputShape[2] * inputShape[3], outPlane = dy.dim(2) * dy.dim(3)
+        let planes = inputShape[0] * inputShape[1]
+        dx.withUnsafeMutablePointer { dxp in
+            dy.withUnsafePointer { dyp in
+                argmax.withUnsafeBufferPointer { am in
+                    Compute.parallelFor(planes) { range in
+                        for pl in range {
+                            let d = dxp + pl * plane
+                            for o in 0..<outPlane { d[Int(am[pl * outPlane + o])] += dyp[pl * outPlane + o] }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,1 +1,0 @@
-// NN target (under construction).

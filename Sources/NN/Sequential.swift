@@ -1,0 +1,65 @@
+import TensorCore
+
+/// Layers applied in order; children are named like the entries of a PyTorch module
+/// (`"0"`, `"1"` for an `nn.Sequential`, or attribute names such as `"conv1"`).
+public final class Sequential: Layer {
+    /// The children with their names; nameless layers hold no state.
+    public private(set) var children: [(name: String, layer: Layer)]
+
+    /// Children with explicit names.
+    public init(_ children: [(String, Layer)]) {
+        self.children = children.map { (name: $0.0, layer: $0.1) }
+    }
+
+    /// Children named by position, as `nn.Sequential` does.
+    public init(indexed layers: [Layer]) {
+        children = layers.enumerated().map { (name: String($0.offset), layer: $0.element) }
+    }
+
+    /// Runs every child in order.
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        var h = x
+        for c in children { h = c.layer.forward(h, mode: mode) }
+        return h
+    }
+
+    /// Runs every child's backward in reverse order.
+    public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        var g = dy
+        for c in children.reversed() { g = c.layer.backward(g, parameterGradients: parameterGradients) }
+        return g
+    }
+
+    /// Visits children with `prefix + name + "."`.
+    public func visitState(prefix: String, _ visit: (String, StateEntry) -> Void) {
+        for c in children { c.layer.visitState(prefix: prefix + c.name + ".", visit) }
+    }
+
+    /// Shape after every child.
+    public func outputShape(for shape: [Int]) -> [Int] {
+        children.reduce(shape) { $1.layer.outputShape(for: $0) }
+    }
+
+    /// Sum over children, each at its own input shape.
+    public func multiplyAccumulates(for shape: [Int]) -> Int {
+        var s = shape, total = 0
+        for c in children {
+            total += c.layer.multiplyAccumulates(for: s)
+            s = c.layer.outputShape(for: s)
+        }
+        return total
+    }
+}
+
+/// Passes its input through unchanged (stands in for a layer that a configuration drops, so
+/// that positional names of the others stay put).
+public final class Identity: Layer {
+    /// Creates the layer.
+    public init() {}
+    /// Returns `x`.
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor { x }
+    /// Returns `dy`.
+    public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor { dy }
+    /// Same shape.
+    public func outputShape(for shape: [Int]) -> [Int] { shape }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import Kernels
+import Models
+import NN
+import TensorCore
+
+/// The `rrmd bench` workloads: the networks, batch and shapes of `shared/peers/` (float32,
+/// batch 128, 3x32x32 random input, 10 classes), so results compare with PyTorch's.
+public enum Benchmarks {
+    /// Result of one workload.
+    public struct Result: Codable, Sendable {
+        /// Median images/s.
+        public var imagesPerSecond: Double
+        /// Achieved GFLOP/s (a train step counts 3x the forward FLOPs).
+        public var gflops: Double
+        /// Forward FLOPs per image.
+        public var forwardFLOPsPerImage: Int
+        /// Raw measurements.
+        public var measurement: BenchMeasurement
+
+        enum CodingKeys: String, CodingKey {
+            case imagesPerSecond = "images_per_s", gflops, forwardFLOPsPerImage = "fwd_flops_per_image", measurement
+        }
+    }
+
+    /// The workload names `run` understands, in report order.
+    public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train"]
+
+    /// Batch size of every workload.
+    public static let batch = 128
+
+    /// The VGG-style network of `shared/peers/common.py`: conv64-conv64-pool-conv128-conv128-
+    /// pool-conv256-pool-fc, each conv 3x3 (no bias) + BN + ReLU.
+    public static func vggSmall(seed: UInt64 = 0) -> Network {
+        var rng = RNG(seed: seed)
+        let config = ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10)
+        var layers: [Layer] = []
+        var cin = 3
+        for v in [64, 64, 0, 128, 128, 0, 256, 0] {
+            if v == 0 { layers.append(MaxPool2d(kernel: 2)); continue }
+            layers += [Conv2d(cin, v, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(v), ReLU()]
+            cin = v
+        }
+        let body = Sequential([("body", Sequential(indexed: layers)), ("flatten", Flatten())])
+        return Network(architecture: "vgg-small", config: config, body: body,
+                       classifier: Linear(256 * 4 * 4, 10, rng: &rng), classifierName: "fc")
+    }
+
+    /// A random batch in [0, 1) with random labels.
+    static func randomBatch(seed: UInt64) -> (Tensor, [Int32]) {
+        var rng = RNG(seed: seed)
+        var x = Tensor(uninitializedShape: [batch, 3, 32, 32])
+        let n = x.count
+        x.withUnsafeMutablePointer { p in for i in 0..<n { p[i] = rng.uniform() } }
+        return (x, (0..<batch).map { _ in Int32(rng.below(10)) })
+    }
+
+    /// Runs workload `name` with `timer`.
+    public static func run(_ name: String, timer: BenchTimer) throws -> Result {
+        let (x, y) = randomBatch(seed: 0)
+        let model: Network
+        switch name {
+        case "resnet20_train", "resnet20_infer":
+            model = try ModelRegistry.make("resnet20", config: ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10), seed: 0)
+        case "vgg_small_train":
+            model = vggSmall()
+        default:
+            throw ModelError.unknownArchitecture(name)
+        }
+        let flops = model.forwardFLOPsPerImage
+        let m: BenchMeasurement
+        var factor = 3.0
+        if name.hasSuffix("_infer") {
+            factor = 1
+            m = timer.measure(images: batch) { _ = model.forward(x, mode: .inference) }
+        } else {
+            let sgd = SGD(parameters: model.namedParameters(), settings: .init(momentum: 0.9, weightDecay: 5e-4))
+            m = timer.measure(images: batch) {
+                sgd.zeroGradients()
+                let logits = model.forward(x, mode: .training)
+                let loss = softmaxCrossEntropy(logits: logits, labels: y)
+                _ = model.backward(loss.gradient, parameterGradients: true)
+                sgd.step(lr: 0.1)
+            }
+        }
+        return Result(imagesPerSecond: m.imagesPerSecond, gflops: factor * Double(flops) * m.imagesPerSecond / 1e9,
+                      forwardFLOPsPerImage: flops, measurement: m)
+    }
+
+    /// OpenBLAS sgemm GFLOP/s at 2048^3 with all compute threads (median of `repeats`).
+    public static func sgemmGFLOPS(size: Int = 2048, repeats: Int = 5) -> Double {
+        let n = size
+        var rng = RNG(seed: 1)
+        let a = (0..<(n * n)).map { _ in rng.uniform() - 0.5 }
+        let b = (0..<(n * n)).map { _ in rng.uniform() - 0.5 }
+        var c = [Float](repeating: 0, count: n * n)
+        var rates: [Double] = []
+        Compute.withBLASThreads {
+            for r in 0..<(repeats + 1) {
+                let t0 = now()
+                c.withUnsafeMutableBufferPointer { cp in
+                    gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                }
+                if r > 0 { rates.append(2 * Double(n) * Double(n) * Double(n) / (now() - t0) / 1e9) }
+            }
+        }
+        return median(rates)
+    }
+}

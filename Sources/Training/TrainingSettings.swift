@@ -1,0 +1,67 @@
+import NN
+
+/// How a training run goes: optimiser, schedule, batching, augmentation and seed.
+public struct TrainingSettings: Equatable, Sendable {
+    /// Passes over the training set.
+    public var epochs: Int
+    /// Images per step.
+    public var batchSize: Int
+    /// Peak learning rate.
+    public var learningRate: Float
+    /// Shape of the learning-rate curve over the run (per iteration).
+    public var schedule: ScheduleKind
+    /// SGD hyper-parameters other than the rate.
+    public var sgd: SGD.Settings
+    /// Zero padding of the random crop (0 disables cropping).
+    public var cropPadding: Int
+    /// Random horizontal flips, where the dataset allows them.
+    public var horizontalFlip: Bool
+    /// Seed of initialisation, shuffling and augmentation.
+    public var seed: UInt64
+
+    /// Learning-rate curves a run can use.
+    public enum ScheduleKind: String, CaseIterable, Sendable {
+        /// Constant rate.
+        case constant
+        /// Cosine annealing per iteration down to 1e-6 (the RRM paper's choice).
+        case cosine
+        /// x0.1 at 50% and 75% of the run.
+        case multistep
+        /// PyTorch's OneCycleLR.
+        case onecycle
+        /// Linear up to the peak at 40% of the run, then down to 0 (Fast-AT).
+        case cyclic
+    }
+
+    /// Settings with the defaults of the paper's student training (SGD momentum 0.9, weight
+    /// decay 5e-4, lr 0.1, cosine per iteration, batch 128).
+    public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Float = 0.1, schedule: ScheduleKind = .cosine,
+                sgd: SGD.Settings = .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: Int = 4,
+                horizontalFlip: Bool = true, seed: UInt64 = 0) {
+        self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
+        self.schedule = schedule; self.sgd = sgd; self.cropPadding = cropPadding
+        self.horizontalFlip = horizontalFlip; self.seed = seed
+    }
+
+    /// The per-iteration schedule for a run of `totalSteps` steps.
+    public func lrSchedule(totalSteps: Int) -> LRSchedule {
+        switch schedule {
+        case .constant: return .constant(learningRate)
+        case .cosine: return .cosine(lr: learningRate, total: totalSteps, minLR: 1e-6)
+        case .multistep: return .multiStep(lr: learningRate, milestones: [totalSteps / 2, totalSteps * 3 / 4], gamma: 0.1)
+        case .onecycle: return .oneCycle(maxLR: learningRate, total: totalSteps)
+        case .cyclic: return .triangular(maxLR: learningRate, total: totalSteps, peak: 0.4)
+        }
+    }
+
+    /// A description of what is wrong, or nil when the settings can run.
+    public func problem() -> String? {
+        if epochs < 1 { return "epochs must be at least 1, got \(epochs)" }
+        if batchSize < 2 { return "batch size must be at least 2 (BatchNorm needs two samples), got \(batchSize)" }
+        if !(learningRate > 0 && learningRate.isFinite) { return "learning rate must be positive, got \(learningRate)" }
+        if cropPadding < 0 { return "crop padding must be non-negative, got \(cropPadding)" }
+        if sgd.momentum < 0 || sgd.momentum >= 1 { return "momentum must be in [0, 1), got \(sgd.momentum)" }
+        if sgd.weightDecay < 0 { return "weight decay must be non-negative, got \(sgd.weightDecay)" }
+        return nil
+    }
+}

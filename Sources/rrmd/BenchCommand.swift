@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Training
+
+/// `rrmd bench`: the peer workloads of `shared/peers/`, timed the same way.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the training and inference workloads that the PyTorch peers time (batch 128, 3x32x32).")
+
+    @Option(help: "Compute threads (the peers use 2).")
+    var threads = 2
+
+    @Option(help: "Measurements per workload; the median is reported.")
+    var repeats = 5
+
+    @Option(name: .customLong("min-seconds"), help: "Minimum length of one measurement, in seconds.")
+    var minSeconds = 2.0
+
+    @Option(help: "Comma-separated workloads (default: all of \(Benchmarks.workloads.joined(separator: ","))).")
+    var only: String?
+
+    @Flag(help: "Print one JSON object instead of a table.")
+    var json = false
+
+    func run() throws {
+        Compute.configure(threads: threads)
+        let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.workloads
+        for n in names where !Benchmarks.workloads.contains(n) {
+            throw ValidationError("unknown workload '\(n)'; known: \(Benchmarks.workloads.joined(separator: ", "))")
+        }
+        let timer = BenchTimer(repeats: repeats, minSeconds: minSeconds)
+        let sgemm = Benchmarks.sgemmGFLOPS()
+        if !json { print(String(format: "OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s", threads, sgemm)) }
+        var results: [String: Benchmarks.Result] = [:]
+        for name in names {
+            let r = try Benchmarks.run(name, timer: timer)
+            results[name] = r
+            if !json {
+                print(String(format: "%-18@ %9.1f images/s %7.1f GFLOP/s (%.0f%% of sgemm)  other cores %@",
+                             name as NSString, r.imagesPerSecond, r.gflops, 100 * r.gflops / sgemm,
+                             r.measurement.otherCores.map { String(format: "%.2f", $0) }.joined(separator: " ") as NSString))
+            }
+        }
+        if json {
+            var object: [String: Any] = ["sgemm_gflops": sgemm, "threads": threads, "batch": Benchmarks.batch]
+            for (k, r) in results {
+                object[k] = [
+                    "images_per_s": r.imagesPerSecond, "gflops": r.gflops, "fwd_flops_per_image": r.forwardFLOPsPerImage,
+                    "images_per_s_all": r.measurement.all, "other_cores_all": r.measurement.otherCores,
+                    "iters_per_measurement": r.measurement.iterations,
+                ]
+            }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}

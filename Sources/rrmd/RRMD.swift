@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `rrmd` command: the daemon and the tools around it.
+@main
+struct RRMD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rrmd",
+        abstract: "Distil adversarially robust students from robust teachers (Robust Representation Matching).",
+        version: RRMDVersion.string,
+        subcommands: [TrainCommand.self, BenchCommand.self])
+}
+
+/// The version written into checkpoints and reports.
+enum RRMDVersion {
+    static let string = "0.1.0"
+}

@@ -1,0 +1,39 @@
+import Kernels
+import XCTest
+
+/// Every SIMD kernel against its plain twin on lengths that exercise the vector body, the
+/// scalar tail, and both together.
+final class VectorTests: XCTestCase {
+    let lengths = [0, 1, 7, 15, 16, 17, 33, 64, 100, 1031]
+
+    func data(_ n: Int, _ salt: Int) -> [Float] { (0..<n).map { Float(($0 * 37 + salt * 11) % 97) / 13 - 3.5 } }
+
+    func testElementwiseKernels() {
+        for n in lengths {
+            let a = data(n, 1), b = data(n, 2)
+            var out = [Float](repeating: .nan, count: n)
+            Vector.add(a, b, &out, n); XCTAssertEqual(out, VectorReference.add(a, b))
+            var y = b; Vector.axpy(0.3, a, &y, n); XCTAssertEqual(y, VectorReference.axpy(0.3, a, b))
+            var s = a; Vector.scale(&s, -1.5, n); XCTAssertEqual(s, VectorReference.scale(a, -1.5))
+            Vector.relu(a, &out, n); XCTAssertEqual(out, VectorReference.relu(a))
+            Vector.reluBackward(a, b, &out, n); XCTAssertEqual(out, VectorReference.reluBackward(a, b))
+            Vector.affine(a, 0.5, -2, &out, n); XCTAssertEqual(out, VectorReference.affine(a, 0.5, -2))
+            Vector.combine(a, 0.5, b, -1.25, 0.75, &out, n)
+            for (u, v) in zip(out, VectorReference.combine(a, 0.5, b, -1.25, 0.75)) { XCTAssertEqual(u, v, accuracy: 1e-6) }
+            var t = a; Vector.addScalar(&t, 0.25, n); XCTAssertEqual(t, VectorReference.addScalar(a, 0.25))
+        }
+    }
+
+    func testReductions() {
+        for n in lengths {
+            let a = data(n, 3), b = data(n, 4)
+            XCTAssertEqual(Double(Vector.sum(a, n)), VectorReference.sum(a), accuracy: 1e-4 * Double(max(n, 1)))
+            XCTAssertEqual(Double(Vector.dot(a, b, n)), VectorReference.dot(a, b), accuracy: 1e-4 * Double(max(n, 1)))
+            let (s, q) = Vector.sumAndShiftedSquares(a, n, shift: 0.5)
+            let (rs, rq) = VectorReference.sumAndSquares(a, shift: 0.5)
+            XCTAssertEqual(Double(s), rs, accuracy: 1e-4 * Double(max(n, 1)))
+            XCTAssertEqual(Double(q), rq, accuracy: 1e-4 * Double(max(n, 1)))
+            XCTAssertEqual(Vector.maximum(a, n), VectorReference.maximum(a))
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import NN
+import TensorCore
+import XCTest
+
+/// Every layer's backward against finite differences, in training and inference mode.
+final class LayerGradientTests: XCTestCase {
+    let modes: [Mode] = [.training, .inference]
+
+    func testConv2dVariants() {
+        var rng = RNG(seed: 10)
+        let cases: [(cin: Int, cout: Int, k: Int, s: Int, p: Int, g: Int, bias: Bool, hw: (Int, Int))] = [
+            (3, 4, 3, 1, 1, 1, true, (5, 6)),
+            (2, 3, 3, 2, 1, 1, false, (7, 5)),
+            (4, 6, 1, 1, 0, 1, true, (3, 4)),     // pointwise path
+            (4, 4, 3, 1, 1, 4, false, (5, 5)),    // depthwise
+            (4, 6, 3, 2, 0, 2, true, (6, 7)),     // grouped, no padding
+            (3, 2, 1, 2, 0, 1, false, (5, 5)),    // 1x1 strided (not the pointwise path)
+        ]
+        for c in cases {
+            let conv = Conv2d(c.cin, c.cout, kernel: c.k, stride: c.s, padding: c.p, groups: c.g, bias: c.bias, rng: &rng)
+            let x = Tensor.normal(shape: [2, c.cin, c.hw.0, c.hw.1], std: 1, rng: &rng)
+            for m in modes { GradientCheck().check(conv, input: x, mode: m) }
+        }
+    }
+
+    func testBatchNorm2d() {
+        var rng = RNG(seed: 11)
+        let bn = BatchNorm2d(3)
+        bn.weight.value = Tensor.uniform(shape: [3], bound: 1, rng: &rng)
+        bn.bias.value = Tensor.normal(shape: [3], std: 0.5, rng: &rng)
+        bn.runningMean.value = Tensor(shape: [3], data: [0.1, -0.2, 0.3])
+        bn.runningVar.value = Tensor(shape: [3], data: [0.8, 1.2, 1.5])
+        let x = Tensor.normal(shape: [3, 3, 4, 5], std: 2, rng: &rng)
+        // Training mode couples every element of a channel, so the FD step must be small.
+        GradientCheck(h: 3e-3, atol: 3e-3, rtol: 3e-2).check(bn, input: x, mode: .training)
+        GradientCheck().check(bn, input: x, mode: .inference)
+    }
+
+    func testLinear() {
+        var rng = RNG(seed: 12)
+        for bias in [true, false] {
+            let fc = Linear(7, 5, bias: bias, rng: &rng)
+            let x = Tensor.normal(shape: [4, 7], std: 1, rng: &rng)
+            for m in modes { GradientCheck().check(fc, input: x, mode: m) }
+        }
+    }
+
+    func testReLUAndPools() {
+        var rng = RNG(seed: 13)
+        let x = awayFromZero([2, 3, 6, 7], margin: 0.05, rng: &rng)
+        for m in modes {
+            GradientCheck().check(ReLU(), input: x, mode: m)
+            GradientCheck().check(AvgPool2d(kernel: 2), input: x, mode: m)
+            GradientCheck().check(AvgPool2d(kernel: 3, stride: 2, padding: 1), input: x, mode: m)
+            GradientCheck().check(GlobalAvgPool(), input: x, mode: m)
+            GradientCheck().check(Flatten(), input: x, mode: m)
+            GradientCheck().check(Normalize(mean: [0.1, 0.2, 0.3], std: [0.5, 0.25, 2]), input: x, mode: m)
+            GradientCheck().check(ChannelPadShortcut(inChannels: 3, outChannels: 8, stride: 2), input: x, mode: m)
+        }
+        // Max pooling: distinct values spaced wider than the FD step, so the winner never changes.
+        var values = (0..<(2 * 3 * 6 * 7)).map { Float($0) * 0.1 }
+        values.seededShuffle(using: &rng)
+        let distinct = Tensor(shape: [2, 3, 6, 7], data: values)
+        for m in modes {
+            GradientCheck().check(MaxPool2d(kernel: 2), input: distinct, mode: m)
+            GradientCheck().check(MaxPool2d(kernel: 3, stride: 2, padding: 1), input: distinct, mode: m)
+        }
+    }
+
+    func testResidualBlocks() {
+        var rng = RNG(seed: 14)
+        // ResNet block with a projection shortcut (1x1 conv + BN), stride 2.
+        let main = Sequential([
+            ("conv1", Conv2d(3, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)), ("bn1", BatchNorm2d(4)), ("relu", ReLU()),
+            ("conv2", Conv2d(4, 4, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn2", BatchNorm2d(4)),
+        ])
+        let shortcut = Sequential(indexed: [Conv2d(3, 4, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(4)])
+        let block = Residual(main: main, shortcut: shortcut, reluAfterSum: true)
+        let x = Tensor.normal(shape: [3, 3, 6, 6], std: 1, rng: &rng)
+        GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: .training)
+        GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: .inference)
+        // Names follow the PyTorch module.
+        var names: [String] = []
+        block.visitState(prefix: "layer1.0.") { n, _ in names.append(n) }
+        XCTAssertTrue(names.contains("layer1.0.conv1.weight"))
+        XCTAssertTrue(names.contains("layer1.0.shortcut.0.weight"))
+        XCTAssertTrue(names.contains("layer1.0.shortcut.1.num_batches_tracked"))
+        // Option-A block with identity-free shortcut and no activation after the sum.
+        let mainA = Sequential([("conv1", Conv2d(2, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng))])
+        let blockA = Residual(main: mainA, shortcut: ChannelPadShortcut(inChannels: 2, outChannels: 4, stride: 2), reluAfterSum: false)
+        let xa = Tensor.normal(shape: [2, 2, 5, 5], std: 1, rng: &rng)
+        for m in modes { GradientCheck().check(blockA, input: xa, mode: m) }
+    }
+}

@@ -1,0 +1,277 @@
+"""PyTorch twins of the rrmd architecture registry (Sources/Models).
+
+Module and attribute names are chosen so that `state_dict()` keys are exactly the tensor names rrmd
+uses in its checkpoints (design.md section 3): `conv1.weight`, `layers.0.bn1.running_mean`,
+`layer1.0.shortcut.0.weight`, `features.4.bias`, `fc.weight`, ...
+
+Every model
+  * starts with `normalize` (per-channel `(x - mean) / std`; mean/std are non-persistent buffers, so
+    they are not in the state_dict), takes inputs [N, C, H, W] in [0, 1];
+  * has `representation(x)` returning the representation (the vector fed to the final Linear) and
+    `forward(x, return_representation=False)` returning logits, or `(logits, representation)`.
+
+Widths: `ch(c) = max(1, round(c * width_mult))` with Python's `round` (ties to even).
+
+Build a model with `build(arch, in_channels, height, width, num_classes, width_mult, mean, std)`.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ARCHS = ("mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2")
+
+
+def make_ch(width_mult):
+    """Channel-count scaler: ch(c) = max(1, round(c * width_mult)), ties to even like Python."""
+    return lambda c: max(1, round(c * width_mult))
+
+
+class Normalize(nn.Module):
+    """(x - mean[c]) / std[c]; the constants are not part of the state_dict."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class Classifier(nn.Module):
+    """Shared forward(): subclasses define `representation(x)` and the name of their final Linear."""
+
+    head = "fc"
+
+    def forward(self, x, return_representation=False):
+        rep = self.representation(x)
+        logits = getattr(self, self.head)(rep)
+        return (logits, rep) if return_representation else logits
+
+
+# ----------------------------------------------------------------------------- mlp
+class MLP(Classifier):
+    def __init__(self, c, h, w, num_classes, ch, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.fc1 = nn.Linear(c * h * w, ch(256))
+        self.fc2 = nn.Linear(ch(256), ch(256))
+        self.fc = nn.Linear(ch(256), num_classes)
+
+    def representation(self, x):
+        x = self.normalize(x).flatten(1)
+        x = F.relu(self.fc1(x))
+        return F.relu(self.fc2(x))
+
+
+# ----------------------------------------------------------------------------- cnn-small
+class CNNSmall(Classifier):
+    def __init__(self, c, h, w, num_classes, ch, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(c, ch(32), 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch(32))
+        self.conv2 = nn.Conv2d(ch(32), ch(64), 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(ch(64))
+        self.fc1 = nn.Linear(ch(64) * (h // 4) * (w // 4), ch(128))
+        self.fc = nn.Linear(ch(128), num_classes)
+
+    def representation(self, x):
+        x = self.normalize(x)
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return F.relu(self.fc1(x.flatten(1)))
+
+
+# ----------------------------------------------------------------------------- resnet20
+class BasicBlockA(nn.Module):
+    """CIFAR ResNet block with the parameter-free option-A shortcut: subsample by the stride,
+    then zero-pad channels (pad // 2 before, the rest after)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        sc = x
+        if self.stride != 1 or self.pad:
+            sc = x[:, :, :: self.stride, :: self.stride]
+            sc = F.pad(sc, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.relu(out + sc)
+
+
+class ResNet20(Classifier):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, n=3):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        widths = [ch(16), ch(32), ch(64)]
+        self.conv1 = nn.Conv2d(c, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        blocks, cin = [], widths[0]
+        for i, cout in enumerate(widths):
+            for j in range(n):
+                blocks.append(BasicBlockA(cin, cout, 2 if (i > 0 and j == 0) else 1))
+                cin = cout
+        self.layers = nn.Sequential(*blocks)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def representation(self, x):
+        x = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        x = self.layers(x)
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- resnet18
+class BasicBlockB(nn.Module):
+    """ResNet block with a projection shortcut (1x1 conv + BN) when the shape changes."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(Classifier):
+    def __init__(self, c, h, w, num_classes, ch, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(c, ch(64), 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch(64))
+        cin = ch(64)
+        for i, (width, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
+            cout = ch(width)
+            stage = nn.Sequential(BasicBlockB(cin, cout, stride), BasicBlockB(cout, cout, 1))
+            setattr(self, f"layer{i + 1}", stage)
+            cin = cout
+        self.fc = nn.Linear(cin, num_classes)
+
+    def representation(self, x):
+        x = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- vgg11
+VGG11_CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+class VGG11(Classifier):
+    head = "classifier"
+
+    def __init__(self, c, h, w, num_classes, ch, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        layers, cin = [], c
+        for v in VGG11_CFG:
+            if v == "M":
+                # A pool that would shrink a 1-pixel side becomes Identity, so layer indices (and
+                # state_dict keys) never depend on the image size.
+                if h >= 2 and w >= 2:
+                    layers.append(nn.MaxPool2d(2, 2))
+                    h, w = h // 2, w // 2
+                else:
+                    layers.append(nn.Identity())
+            else:
+                layers += [nn.Conv2d(cin, ch(v), 3, padding=1), nn.BatchNorm2d(ch(v)), nn.ReLU(inplace=True)]
+                cin = ch(v)
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(cin, num_classes)
+
+    def representation(self, x):
+        x = self.features(self.normalize(x))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- mobilenetv2
+MOBILENETV2_CFG = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+                   (6, 160, 3, 2), (6, 320, 1, 1)]  # (expansion, out, num_blocks, stride)
+
+
+class InvertedResidual(nn.Module):
+    """Expand (1x1) -> depthwise 3x3 (stride) -> project (1x1, linear); residual only at stride 1."""
+
+    def __init__(self, cin, cout, expansion, stride):
+        super().__init__()
+        self.stride = stride
+        planes = expansion * cin
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, groups=planes, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential()
+        if stride == 1 and cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return out + self.shortcut(x) if self.stride == 1 else out
+
+
+class MobileNetV2(Classifier):
+    def __init__(self, c, h, w, num_classes, ch, mean, std):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(c, ch(32), 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch(32))
+        blocks, cin = [], ch(32)
+        for expansion, out, n, stride in MOBILENETV2_CFG:
+            for s in [stride] + [1] * (n - 1):
+                blocks.append(InvertedResidual(cin, ch(out), expansion, s))
+                cin = ch(out)
+        self.layers = nn.Sequential(*blocks)
+        self.conv2 = nn.Conv2d(cin, ch(1280), 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(ch(1280))
+        self.fc = nn.Linear(ch(1280), num_classes)
+
+    def representation(self, x):
+        x = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        x = self.layers(x)
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- registry
+_CLASSES = {"mlp": MLP, "cnn-small": CNNSmall, "resnet20": ResNet20, "resnet18": ResNet18,
+            "vgg11": VGG11, "mobilenetv2": MobileNetV2}
+
+
+def _per_channel(values, default, c):
+    if values is None:
+        return [default] * c
+    if isinstance(values, (int, float)):
+        return [float(values)] * c
+    values = [float(v) for v in values]
+    if len(values) == 1:
+        return values * c
+    if len(values) != c:
+        raise ValueError(f"expected {c} per-channel values, got {len(values)}")
+    return values
+
+
+def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=None, std=None):
+    """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1]."""
+    if arch not in _CLASSES:
+        raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
+    mean = _per_channel(mean, 0.0, in_channels)
+    std = _per_channel(std, 1.0, in_channels)
+    return _CLASSES[arch](in_channels, height, width, num_classes, make_ch(width_mult), mean, std)
