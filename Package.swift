@@ -46,10 +46,10 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint", "Training", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "NN"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -255,7 +255,8 @@ _CLASSES = {"mlp": MLP, "cnn-small": CNNSmall, "resnet20": ResNet20, "resnet18":
             "vgg11": VGG11, "mobilenetv2": MobileNetV2}
 
 
-def _per_channel(values, default, c):
+def per_channel(values, default, c):
+    """mean or std as one float per channel: None -> default, a scalar or 1-list -> broadcast."""
     if values is None:
         return [default] * c
     if isinstance(values, (int, float)):
@@ -272,6 +273,6 @@ def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=No
     """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1]."""
     if arch not in _CLASSES:
         raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
-    mean = _per_channel(mean, 0.0, in_channels)
-    std = _per_channel(std, 1.0, in_channels)
+    mean = per_channel(mean, 0.0, in_channels)
+    std = per_channel(std, 1.0, in_channels)
     return _CLASSES[arch](in_channels, height, width, num_classes, make_ch(width_mult), mean, std)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rrmd builds and runs against, if any are missing.
+# Used by test.sh and run.sh so a fresh Debian 12 machine with Swift needs nothing else.
+set -euo pipefail
+
+packages=(libopenblas-dev zlib1g-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,75 @@
+import Checkpoint
+import Data
+import Foundation
+import Kernels
+import Models
+import NN
+import TensorCore
+import Training
+import XCTest
+
+/// The digits set shipped with the Data tests' fixtures (1,500 train / 297 test, 8x8).
+func digits() throws -> (train: Dataset, test: Dataset) {
+    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
+    return try DatasetCatalog.load("digits", directory: dir)
+}
+
+func digitsModel(_ arch: String, _ train: Dataset, seed: UInt64) throws -> Network {
+    let stats = train.channelStatistics()
+    return try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
+                                                            widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: seed)
+}
+
+final class TrainingTests: XCTestCase {
+    /// A short run learns the digits, and the same seed gives bit-identical weights.
+    func testTrainingLearnsAndIsDeterministic() throws {
+        let data = try digits()
+        let settings = TrainingSettings(epochs: 4, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 3)
+        var finals: [[Float]] = []
+        for _ in 0..<2 {
+            let model = try digitsModel("cnn-small", data.train, seed: 3)
+            let summary = NaturalTrainer(model: model, settings: settings).run(train: data.train, test: data.test)
+            XCTAssertGreaterThan(summary.test.accuracy, 0.9, "cnn-small on digits after 4 epochs")
+            XCTAssertLessThan(summary.epochs.last!.loss, summary.epochs.first!.loss)
+            finals.append(model.namedParameters().flatMap { $0.1.value.array })
+        }
+        XCTAssertEqual(finals[0], finals[1], "same seed, same thread count: same weights")
+    }
+
+    /// A saved model loads by parameter name into a fresh network and gives the same outputs;
+    /// a checkpoint of another shape is refused with both shapes in the message.
+    func testCheckpointRoundTripAndMismatch() throws {
+        let data = try digits()
+        let model = try digitsModel("cnn-small", data.train, seed: 1)
+        _ = model.forward(data.train.slice(0..<20).images, mode: .training)  // move the BN statistics
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-\(UUID()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try SafeTensors(model.stateTensors(), metadata: CheckpointMetadata.training(model: model, dataset: "digits", trainedBy: "natural", seed: 1)).write(toFile: path)
+        let loaded = try SafeTensors(contentsOfFile: path)
+        XCTAssertEqual(loaded.metadata["rrm.arch"], "cnn-small")
+        let copy = try digitsModel("cnn-small", data.train, seed: 99)
+        try copy.loadState(from: loaded)
+        let x = data.test.slice(0..<16).images
+        XCTAssertEqual(copy.forward(x, mode: .inference).array, model.forward(x, mode: .inference).array)
+
+        let wider = try ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10), seed: 0)
+        XCTAssertThrowsError(try wider.loadState(from: loaded)) { error in
+            guard case ModelStateError.shapeMismatch(let name, let expected, let found) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "conv1.weight")
+            XCTAssertEqual(expected, [32, 1, 3, 3]); XCTAssertEqual(found, [16, 1, 3, 3])
+        }
+        let other = try digitsModel("mlp", data.train, seed: 0)
+        XCTAssertThrowsError(try other.loadState(from: loaded)) { error in
+            XCTAssertTrue("\(error)".contains("missing"), "\(error)")
+        }
+    }
+
+    /// The bench workloads run and report positive rates (tiny timing budget).
+    func testBenchWorkloadsRun() throws {
+        let r = try Benchmarks.run("resnet20_infer", timer: BenchTimer(repeats: 1, minSeconds: 0.01, warmup: 1))
+        XCTAssertGreaterThan(r.imagesPerSecond, 0)
+        XCTAssertEqual(r.forwardFLOPsPerImage, 81_102_080, "ResNet-20 FLOPs as the peers count them")
+        XCTAssertEqual(Benchmarks.vggSmall().forwardFLOPsPerImage / 1_000_000, 230)
+    }
+}
