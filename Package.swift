@@ -18,9 +18,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // C shims (Debian: libopenblas-dev, zlib1g-dev).
+        // C shims (Debian: libopenblas-dev, zlib1g-dev, libzstd-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
 
         // Compute core.
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimised),
@@ -28,7 +29,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore"], swiftSettings: optimised),
         .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimised),
-        .target(name: "Checkpoint", dependencies: ["TensorCore"]),
+        .target(name: "Checkpoint", dependencies: ["TensorCore", "CZstd"]),
         .target(
             name: "Training",
             dependencies: ["NN", "Models", "Data", "Checkpoint", "TensorCore", "Kernels"],

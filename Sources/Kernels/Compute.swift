@@ -22,9 +22,14 @@ public enum Compute {
         openblas_set_num_threads(1)
     }
 
+    /// Pins OpenBLAS to one thread the first time any kernel runs, so a caller that never
+    /// called `configure` still does not oversubscribe the cores.
+    static let blasPinned: Void = openblas_set_num_threads(1)
+
     /// Runs `body` with OpenBLAS allowed `threads` threads (for one large GEMM that is not split
     /// by rrmd), then pins it back to one.
     public static func withBLASThreads<R>(_ body: () throws -> R) rethrows -> R {
+        _ = blasPinned
         openblas_set_num_threads(Int32(threads))
         defer { openblas_set_num_threads(1) }
         return try body()

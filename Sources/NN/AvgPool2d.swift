@@ -5,32 +5,23 @@ import TensorCore
 /// divisor as with PyTorch's default `count_include_pad=True`).
 public final class AvgPool2d: Layer {
     /// Window size, step and padding.
-    public let kernel, stride, padding: Int
+    public let window: PoolingWindow
     private var inputShape: [Int] = []
 
     /// Pooling with `stride` defaulting to the window size, as in PyTorch.
     public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
-        precondition(kernel > 0 && padding >= 0 && padding * 2 <= kernel, "AvgPool2d: kernel \(kernel) padding \(padding) is invalid")
-        self.kernel = kernel; self.stride = stride ?? kernel; self.padding = padding
+        window = PoolingWindow(kernel: kernel, stride: stride, padding: padding, layer: "AvgPool2d")
     }
 
-    func geometry(_ shape: [Int]) -> ConvGeometry {
-        ConvGeometry(channels: shape[1], height: shape[2], width: shape[3], kernelH: kernel, kernelW: kernel,
-                     strideH: stride, strideW: stride, padH: padding, padW: padding)
-    }
-
-    public func outputShape(for shape: [Int]) -> [Int] {
-        let g = geometry(shape)
-        return [shape[0], shape[1], g.outH, g.outW]
-    }
+    public func outputShape(for shape: [Int]) -> [Int] { window.outputShape(for: shape) }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         expectRank(x, 4, "AvgPool2d")
         inputShape = x.shape
-        let g = geometry(x.shape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
-        precondition(oh > 0 && ow > 0, "AvgPool2d: input \(x.shape) is smaller than the \(kernel)x\(kernel) window")
+        let g = window.geometry(x.shape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
+        precondition(oh > 0 && ow > 0, "AvgPool2d: input \(x.shape) is smaller than the \(window.kernel)x\(window.kernel) window")
         var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1), oh, ow])
-        let (k, s, p) = (kernel, stride, padding)
+        let (k, s, p) = (window.kernel, window.stride, window.padding)
         let scale = 1 / Float(k * k)
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
@@ -61,9 +52,9 @@ public final class AvgPool2d: Layer {
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         precondition(!inputShape.isEmpty, "AvgPool2d: backward called before forward")
         dy.expectShape(outputShape(for: inputShape), "AvgPool2d.backward")
-        let g = geometry(inputShape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
+        let g = window.geometry(inputShape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
         var dx = Tensor(shape: inputShape)
-        let (k, s, p) = (kernel, stride, padding)
+        let (k, s, p) = (window.kernel, window.stride, window.padding)
         let scale = 1 / Float(k * k)
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in

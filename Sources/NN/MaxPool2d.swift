@@ -4,35 +4,26 @@ import TensorCore
 /// Max pooling over windows of NCHW input (`nn.MaxPool2d`, implicit -infinity padding).
 public final class MaxPool2d: Layer {
     /// Window size, step and padding.
-    public let kernel, stride, padding: Int
+    public let window: PoolingWindow
     private var inputShape: [Int] = []
     private var argmax: [Int32] = []  // [N, C, OH, OW]: flat index of the winner within its plane
 
     /// Pooling with `stride` defaulting to the window size, as in PyTorch.
     public init(kernel: Int, stride: Int? = nil, padding: Int = 0) {
-        precondition(kernel > 0 && padding >= 0 && padding * 2 <= kernel, "MaxPool2d: kernel \(kernel) padding \(padding) is invalid")
-        self.kernel = kernel; self.stride = stride ?? kernel; self.padding = padding
+        window = PoolingWindow(kernel: kernel, stride: stride, padding: padding, layer: "MaxPool2d")
     }
 
-    func geometry(_ shape: [Int]) -> ConvGeometry {
-        ConvGeometry(channels: shape[1], height: shape[2], width: shape[3], kernelH: kernel, kernelW: kernel,
-                     strideH: stride, strideW: stride, padH: padding, padW: padding)
-    }
-
-    public func outputShape(for shape: [Int]) -> [Int] {
-        let g = geometry(shape)
-        return [shape[0], shape[1], g.outH, g.outW]
-    }
+    public func outputShape(for shape: [Int]) -> [Int] { window.outputShape(for: shape) }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         expectRank(x, 4, "MaxPool2d")
         inputShape = x.shape
-        let g = geometry(x.shape), oh = g.outH, ow = g.outW
-        precondition(oh > 0 && ow > 0, "MaxPool2d: input \(x.shape) is smaller than the \(kernel)x\(kernel) window")
+        let g = window.geometry(x.shape), oh = g.outH, ow = g.outW
+        precondition(oh > 0 && ow > 0, "MaxPool2d: input \(x.shape) is smaller than the \(window.kernel)x\(window.kernel) window")
         let planes = x.dim(0) * x.dim(1), h = g.height, w = g.width
         var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1), oh, ow])
         if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
-        let (k, s, p) = (kernel, stride, padding)
+        let (k, s, p) = (window.kernel, window.stride, window.padding)
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
                 argmax.withUnsafeMutableBufferPointer { am in
