@@ -66,13 +66,17 @@ public func writeAtomically(_ bytes: [UInt8], to url: URL) throws {
     try writeAtomically(bytes, toFile: url.path)
 }
 
-/// The whole content of the file at `path`, with errors as `CheckpointError.io`.
-func readWholeFile(_ path: String) throws -> [UInt8] {
+/// The whole content of the file at `path`, with errors as `CheckpointError.io`; a file of
+/// more than `maxSize` bytes is refused before anything is allocated.
+func readWholeFile(_ path: String, maxSize: UInt64 = UInt64.max) throws -> [UInt8] {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw CheckpointError.io(operation: "open", path: path, errno: errno) }
     defer { close(fd) }
     var st = stat()
     guard fstat(fd, &st) == 0 else { throw CheckpointError.io(operation: "stat", path: path, errno: errno) }
+    guard UInt64(st.st_size) <= maxSize else {
+        throw CheckpointError.fileTooLarge(source: path, size: UInt64(st.st_size), limit: maxSize)
+    }
     let size = Int(st.st_size)
     var total = 0
     var readError: Int32 = 0

@@ -40,6 +40,26 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
     case wrongDType(name: String, expected: DType, actual: DType)
     /// The tensor exists but has another shape than asked for.
     case wrongShape(name: String, expected: [Int], actual: [Int])
+    /// The file on disk is larger than `ReadLimits.maxContentSize` allows (plain) or than any
+    /// zstd frame of that much content can be (compressed).
+    case fileTooLarge(source: String, size: UInt64, limit: UInt64)
+    /// The zstd frame declares (`declared` non-nil) or produced more than
+    /// `ReadLimits.maxContentSize` bytes of content; decompression stopped there.
+    case decompressedTooLarge(source: String, declared: UInt64?, limit: Int)
+    /// The zstd frame needs a larger window (history buffer) than `ReadLimits.maxWindowLog` allows.
+    case zstdWindowTooLarge(source: String, windowSize: UInt64, limit: UInt64)
+    /// The zstd frame ends early: the file was cut, e.g. by an interrupted copy.
+    case zstdTruncated(source: String, size: Int)
+    /// The content's xxHash64 checksum stored in the zstd frame does not match the decoded bytes.
+    case zstdChecksumMismatch(source: String)
+    /// Bytes follow the single zstd frame (a second frame or garbage, at byte `offset`).
+    case zstdTrailingData(source: String, offset: Int, trailing: Int)
+    /// The zstd stream is malformed; `reason` is libzstd's (or our) description.
+    case zstdCorrupt(source: String, reason: String)
+    /// libzstd failed to compress (normally only for lack of memory).
+    case compressionFailed(reason: String)
+    /// F32 (or F16/BF16/F64) tensors hold NaN or infinite values (names in file order).
+    case nonFinite(source: String, tensors: [String])
 
     /// Advice for a file whose structure is wrong: nothing in the process can repair it.
     private static let reexport =
@@ -84,6 +104,27 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
             return "tensor '\(name)' is \(actual.rawValue), expected \(expected.rawValue); convert it to \(expected.rawValue) before saving the checkpoint"
         case let .wrongShape(name, expected, actual):
             return "tensor '\(name)' has shape \(actual), expected \(expected); check that the checkpoint was made for this architecture and configuration"
+        case let .fileTooLarge(source, size, limit):
+            return "\(source): the file has \(size) bytes, more than the \(limit)-byte limit for a checkpoint; check that this is the intended file, or raise ReadLimits.maxContentSize if such large checkpoints are expected"
+        case let .decompressedTooLarge(source, declared, limit):
+            let what = declared.map { "declares \($0) bytes of content, over the \(limit)-byte limit; refused before decoding" }
+                ?? "decompresses to more than the \(limit)-byte limit; decoding stopped there"
+            return "\(source): the zstd frame \(what) (a decompression bomb, or a damaged or unexpected file); raise ReadLimits.maxContentSize only if the file is trusted"
+        case let .zstdWindowTooLarge(source, windowSize, limit):
+            return "\(source): the zstd frame needs a \(windowSize)-byte window, over the \(limit)-byte limit; recompress it without --long/--ultra (e.g. zstd -19), or raise ReadLimits.maxWindowLog if the file is trusted"
+        case let .zstdTruncated(source, size):
+            return "\(source): the zstd frame ends early (only \(size) bytes present; the file was cut, e.g. by an interrupted copy or a full disk); copy the file again"
+        case let .zstdChecksumMismatch(source):
+            return "\(source): the zstd content checksum does not match the decompressed data, so the file is corrupted; copy it again from the source or re-export it"
+        case let .zstdTrailingData(source, offset, trailing):
+            return "\(source): \(trailing) bytes follow the zstd frame at byte \(offset) (a second frame or garbage; a checkpoint is exactly one frame); recompress the plain file with zstd, or copy the file again"
+        case let .zstdCorrupt(source, reason):
+            return "\(source): invalid zstd data: \(reason); the file is damaged or not a zstd-compressed safetensors file; copy it again or re-export it"
+        case let .compressionFailed(reason):
+            return "zstd compression failed: \(reason); check available memory, or write the checkpoint uncompressed"
+        case let .nonFinite(source, tensors):
+            let shown = tensors.prefix(8).map { "'\($0)'" }.joined(separator: ", ") + (tensors.count > 8 ? ", …" : "")
+            return "\(source): \(tensors.count) tensor(s) hold NaN or infinite values (\(shown)); the training that produced them diverged; use an earlier checkpoint or retrain with a lower learning rate"
         }
     }
 }

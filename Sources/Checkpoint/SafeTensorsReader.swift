@@ -6,14 +6,33 @@ extension SafeTensors {
     /// tensor, so anything bigger is damage or an attempt to make us allocate.
     public static let maxHeaderLength = 100_000_000
 
-    /// Parses a whole safetensors file held in memory; `source` names it in error messages.
+    /// Parses a whole checkpoint held in memory, plain or zstd-compressed (recognised by the
+    /// zstd magic bytes, not by a name); `source` names it in error messages.
     ///
-    /// Nothing in `bytes` is trusted: the header length is capped, the header must be a UTF-8
-    /// JSON object of well-typed entries with known dtypes, every tensor's byte size must equal
-    /// element count × dtype size (overflow-checked), and the tensors must tile the data section
-    /// exactly (no overlap, no hole, no trailing bytes). Violations throw `CheckpointError`.
-    /// F32 and I64 tensors are decoded; other dtypes are kept as `.raw` bytes.
-    public init(bytes: [UInt8], source: String = "<memory>") throws {
+    /// Nothing in `bytes` is trusted. A zstd frame must be exactly one frame with a window and
+    /// content size within `limits`, must not be cut short, and must match its checksum if it
+    /// carries one; it is decoded in bounded steps so a decompression bomb is stopped just past
+    /// `limits.maxContentSize`. The safetensors content must then be well formed: the header
+    /// length is capped, the header must be a UTF-8 JSON object of well-typed entries with known
+    /// dtypes, every tensor's byte size must equal element count × dtype size (overflow-checked),
+    /// and the tensors must tile the data section exactly (no overlap, no hole, no trailing
+    /// bytes). Violations throw `CheckpointError`. F32 and I64 tensors are decoded; other dtypes
+    /// are kept as `.raw` bytes.
+    public init(bytes: [UInt8], source: String = "<memory>", limits: ReadLimits = .standard) throws {
+        if Zstd.isFrame(bytes) {
+            let plain = try Zstd.decompress(bytes, limits: limits, source: source)
+            // Offsets in later messages refer to the decompressed bytes, which the name says.
+            try self.init(plain: plain, source: "\(source) (decompressed)")
+        } else {
+            guard bytes.count <= limits.maxContentSize else {
+                throw CheckpointError.fileTooLarge(source: source, size: UInt64(bytes.count), limit: UInt64(limits.maxContentSize))
+            }
+            try self.init(plain: bytes, source: source)
+        }
+    }
+
+    /// Parses uncompressed safetensors bytes (see `init(bytes:source:limits:)`).
+    private init(plain bytes: [UInt8], source: String) throws {
         guard bytes.count >= 8 else { throw CheckpointError.truncated(source: source, size: bytes.count) }
         var declared: UInt64 = 0
         for k in 0..<8 { declared |= UInt64(bytes[k]) << UInt64(8 * k) }
@@ -34,19 +53,21 @@ extension SafeTensors {
         }
     }
 
-    /// Parses safetensors bytes held in a `Data`.
-    public init(data: Data, source: String = "<memory>") throws {
-        try self.init(bytes: [UInt8](data), source: source)
+    /// Parses a checkpoint, plain or zstd-compressed, held in a `Data`.
+    public init(data: Data, source: String = "<memory>", limits: ReadLimits = .standard) throws {
+        try self.init(bytes: [UInt8](data), source: source, limits: limits)
     }
 
-    /// Reads and parses the safetensors file at `path`.
-    public init(contentsOfFile path: String) throws {
-        try self.init(bytes: readWholeFile(path), source: path)
+    /// Reads and parses the checkpoint at `path`, plain or zstd-compressed whatever its name.
+    /// A file larger than a frame of `limits.maxContentSize` content could be is not read.
+    public init(contentsOfFile path: String, limits: ReadLimits = .standard) throws {
+        try self.init(bytes: readWholeFile(path, maxSize: Zstd.maxFrameSize(contentSize: limits.maxContentSize)),
+                      source: path, limits: limits)
     }
 
-    /// Reads and parses the safetensors file at `url`.
-    public init(contentsOf url: URL) throws {
-        try self.init(contentsOfFile: url.path)
+    /// Reads and parses the checkpoint at `url`, plain or zstd-compressed.
+    public init(contentsOf url: URL, limits: ReadLimits = .standard) throws {
+        try self.init(contentsOfFile: url.path, limits: limits)
     }
 
     /// Builds the stored value of a validated entry from the data section.

@@ -63,14 +63,24 @@ extension SafeTensors {
         return out
     }
 
-    /// Writes `serialized()` to `path` atomically (see `writeAtomically`).
-    public func write(toFile path: String) throws {
-        try writeAtomically(serialized(), toFile: path)
+    /// The archive encoded as a file with `compression`: `serialized()` itself, or that wrapped
+    /// in one zstd frame (content size and checksum in the frame, so `zstd -d` restores it).
+    public func serialized(compression: Compression) throws -> [UInt8] {
+        switch compression {
+        case .none: return serialized()
+        case .zstd(let level): return try Zstd.compress(serialized(), level: level)
+        }
     }
 
-    /// Writes `serialized()` to the file `url` atomically (see `writeAtomically`).
-    public func write(to url: URL) throws {
-        try write(toFile: url.path)
+    /// Writes `serialized(compression:)` to `path` atomically (see `writeAtomically`). The
+    /// caller picks the name; `.safetensors.zst` is the convention for compressed files.
+    public func write(toFile path: String, compression: Compression = .none) throws {
+        try writeAtomically(serialized(compression: compression), toFile: path)
+    }
+
+    /// Writes `serialized(compression:)` to the file `url` atomically (see `writeAtomically`).
+    public func write(to url: URL, compression: Compression = .none) throws {
+        try write(toFile: url.path, compression: compression)
     }
 
     /// The tensor called `name`, which the caller knows exists.
