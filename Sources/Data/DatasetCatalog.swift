@@ -17,6 +17,16 @@ public struct DatasetSpec: Sendable {
     public let hint: String
     let layout: Layout
 
+    /// `[C, H, W]` of every image of the dataset (the formats fix it: IDX sets here are 28x28
+    /// MNIST-style images except the 8x8 digits; CIFAR-10 is 3x32x32).
+    public var imageShape: [Int] {
+        switch layout {
+        case .idx: return [1, 28, 28]
+        case .idxSplit: return [1, 8, 8]
+        case .cifar10: return [3, 32, 32]
+        }
+    }
+
     /// How the files become a train/test pair.
     enum Layout: Sendable {
         /// Separate IDX files per split; pixel bytes divided by `maxValue`.

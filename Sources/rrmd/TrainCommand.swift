@@ -17,7 +17,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Architecture name.") var arch: String
     @Option(help: "Dataset name.") var dataset: String
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files (default: the dataset's standard location).") var dataDir: String?
-    @Option(help: "Output checkpoint path (.safetensors).") var out: String
+    @Option(help: "Output checkpoint path (.safetensors, or .safetensors.zst for a zstd-compressed file).") var out: String
     @Option(help: "Epochs.") var epochs = 10
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -61,8 +61,10 @@ struct TrainCommand: ParsableCommand {
                                 unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
             }
         }
-        let metadata = CheckpointMetadata.training(model: model, dataset: dataset, trainedBy: "natural", seed: seed)
-        try SafeTensors(model.stateTensors(), metadata: metadata).write(toFile: out)
+        let metadata = ModelMetadata(model: model, dataset: data.train.name, trainedBy: "natural", seed: seed,
+                                     producer: "rrmd \(RRMDVersion.string)")
+        try SafeTensors(model.stateTensors(), metadata: metadata.dictionary)
+            .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
         reporter.line(String(format: "test accuracy %.2f%% after %.1f s; saved %@", 100 * summary.test.accuracy, summary.seconds, out))
         if json {
             let object: [String: Any] = [

@@ -45,7 +45,8 @@ final class TrainingTests: XCTestCase {
         _ = model.forward(data.train.slice(0..<20).images, mode: .training)  // move the BN statistics
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-\(UUID()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try SafeTensors(model.stateTensors(), metadata: CheckpointMetadata.training(model: model, dataset: "digits", trainedBy: "natural", seed: 1)).write(toFile: path)
+        try SafeTensors(model.stateTensors(), metadata: ModelMetadata(model: model, dataset: "digits", trainedBy: "natural", seed: 1).dictionary)
+            .write(toFile: path, compression: .zstd())
         let loaded = try SafeTensors(contentsOfFile: path)
         XCTAssertEqual(loaded.metadata["rrm.arch"], "cnn-small")
         let copy = try digitsModel("cnn-small", data.train, seed: 99)

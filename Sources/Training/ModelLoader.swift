@@ -1,0 +1,100 @@
+import Checkpoint
+import Data
+import Models
+import TensorCore
+
+/// A network restored from a checkpoint, with what the file said about it.
+public struct LoadedModel {
+    /// The network, in the state the file holds.
+    public var network: Network
+    /// The file's metadata (inferred for a plain state_dict).
+    public var metadata: ModelMetadata
+    /// True when the architecture was recognised from tensor names and shapes because the file
+    /// had no rrmd metadata.
+    public var inferred: Bool
+}
+
+/// Why a checkpoint could not become a network.
+public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
+    /// A plain state_dict was given without naming its dataset.
+    case datasetNeeded(source: String)
+    /// The metadata names another dataset than the caller.
+    case datasetMismatch(source: String, inFile: String, requested: String)
+    /// No registry architecture, or more than one, fits a plain state_dict.
+    case unidentified(source: String, candidates: [String])
+    /// Weights are NaN or infinite.
+    case nonFinite(source: String, tensors: [String])
+
+    public var description: String {
+        switch self {
+        case .datasetNeeded(let source):
+            return "\(source): the file has no rrm.* metadata, so its dataset is unknown; name it (--dataset) or add rrm.dataset, rrm.arch, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ (docs/checkpoints.md)"
+        case let .datasetMismatch(source, inFile, requested):
+            return "\(source): made for dataset '\(inFile)' but '\(requested)' was requested; use a checkpoint for \(requested) or drop the dataset option"
+        case let .unidentified(source, candidates):
+            let which = candidates.isEmpty ? "no registry architecture (\(ModelRegistry.names.joined(separator: ", "))) has exactly these tensor names and shapes"
+                                           : "several architectures fit: \(candidates.joined(separator: ", "))"
+            return "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ (docs/checkpoints.md)"
+        case let .nonFinite(source, tensors):
+            return "\(source): NaN or infinite weights in \(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model diverged or the file is damaged, so export it again from a healthy run"
+        }
+    }
+}
+
+/// Turns checkpoint files into networks: by metadata when present, otherwise by recognising the
+/// architecture from tensor names and shapes for a named dataset.
+public enum ModelLoader {
+    /// Reads `path` (plain or zstd-compressed safetensors) and restores the network.
+    public static func load(path: String, dataset: String? = nil, limits: ReadLimits = .standard) throws -> LoadedModel {
+        try load(archive: SafeTensors(contentsOfFile: path, limits: limits), source: path, dataset: dataset)
+    }
+
+    /// Restores the network held by `archive`; `source` names it in errors.
+    public static func load(archive: SafeTensors, source: String, dataset: String?) throws -> LoadedModel {
+        let bad = archive.nonFiniteTensorNames()
+        if !bad.isEmpty { throw ModelLoadError.nonFinite(source: source, tensors: bad) }
+        if ModelMetadata.isPresent(in: archive.metadata) {
+            let metadata = try ModelMetadata(archive.metadata)
+            if let dataset, dataset != metadata.dataset {
+                throw ModelLoadError.datasetMismatch(source: source, inFile: metadata.dataset, requested: dataset)
+            }
+            let network = try ModelRegistry.make(metadata.architecture, config: metadata.config, seed: 0)
+            try network.loadState(from: archive)
+            return LoadedModel(network: network, metadata: metadata, inferred: false)
+        }
+        guard let dataset else { throw ModelLoadError.datasetNeeded(source: source) }
+        let spec = try DatasetCatalog.spec(named: dataset)
+        let fits = candidates(for: archive, spec: spec)
+        guard fits.count == 1, let network = fits.first else {
+            throw ModelLoadError.unidentified(source: source, candidates: fits.map(\.architecture))
+        }
+        try network.loadState(from: archive)
+        let metadata = ModelMetadata(model: network, dataset: spec.name, trainedBy: "external", seed: nil, producer: nil)
+        return LoadedModel(network: network, metadata: metadata, inferred: true)
+    }
+
+    /// Per architecture: a tensor only it has (so only plausible architectures are built), its
+    /// first tensor and that tensor's unscaled width, from which the width multiplier is read.
+    static let widthProbes: [(arch: String, signature: String, tensor: String, base: Int)] = [
+        ("mlp", "fc2.weight", "fc1.weight", 256), ("cnn-small", "fc1.weight", "conv1.weight", 32),
+        ("resnet20", "layers.8.conv2.weight", "conv1.weight", 16), ("resnet18", "layer4.1.conv2.weight", "conv1.weight", 64),
+        ("vgg11", "features.0.weight", "features.0.weight", 64), ("mobilenetv2", "layers.16.conv3.weight", "conv1.weight", 32),
+    ]
+
+    /// Networks (identity input normalisation) whose state names and shapes equal the archive's.
+    static func candidates(for archive: SafeTensors, spec: DatasetSpec) -> [Network] {
+        let shapes = Dictionary(uniqueKeysWithValues: archive.entries.map { ($0.name, $0.tensor.shape) })
+        var fits: [Network] = []
+        for probe in widthProbes {
+            guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
+            let config = ModelConfig(channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
+                                     numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base))
+            guard let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
+            let expected = network.stateTensors()
+            if expected.count == shapes.count && expected.allSatisfy({ shapes[$0.name] == $0.tensor.shape }) {
+                fits.append(network)
+            }
+        }
+        return fits
+    }
+}
