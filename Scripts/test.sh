@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# The test command: installs what is missing, builds, runs every test.
-# Numeric targets are compiled optimised even in this debug build (see Package.swift).
+# The test command: installs what is missing, builds, runs every test, and ends with one
+# "N passed, N failed" line. Numeric targets are compiled optimised even in this debug build
+# (see Package.swift). All tests are XCTest, so the Swift Testing runner is switched off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 swift build --build-tests
-swift test --skip-build
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+if [ -z "$summary" ]; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+echo "$((total - failed)) passed, $failed failed"
+exit "$status"

@@ -114,6 +114,7 @@ final class FuzzTests: XCTestCase {
         var errors: [String: Int] = [:]
         let iterations = 12_000
         let start = Date()
+        let peakBefore = peakResidentBytes()
         for i in 0..<iterations {
             let seed = seeds[i % seeds.count]
             var input: [UInt8]
@@ -141,6 +142,9 @@ final class FuzzTests: XCTestCase {
         let seconds = Date().timeIntervalSince(start)
         print("fuzz: \(iterations) inputs in \(String(format: "%.2f", seconds)) s; parsed \(parsed); rejected \(errors.sorted { $0.key < $1.key })")
         XCTAssertLessThan(seconds, 60)
+        // Bounded memory: no input may make the reader allocate what its header claims.
+        let growth = peakResidentBytes() - peakBefore
+        XCTAssertLessThan(growth, 256 << 20, "peak resident memory grew by \(growth) bytes during the fuzz run")
         XCTAssertGreaterThan(parsed, 0, "no mutation left a valid file (e.g. a flipped weight bit)")
         for expected in ["zstdChecksumMismatch", "zstdTruncated", "headerTooLarge", "invalidHeader"] {
             XCTAssertNotNil(errors[expected], "no input was rejected as \(expected)")
@@ -151,4 +155,11 @@ final class FuzzTests: XCTestCase {
     func caseName(_ error: CheckpointError) -> String {
         Mirror(reflecting: error).children.first?.label ?? "\(error)"
     }
+}
+
+/// The process's peak resident set size so far, in bytes (Linux reports `ru_maxrss` in KiB).
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_maxrss * 1024
 }
