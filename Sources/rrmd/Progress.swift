@@ -19,12 +19,12 @@ final class ProgressReporter {
             let width = 28
             let filled = total > 0 ? min(width, width * done / total) : 0
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = "\(label) [\(bar)] \(done)/\(total) \(String(format: "%.0f", rate)) \(unit)/s ETA \(Self.clock(remaining)) \(detail)"
+            let line = "\(label) [\(bar)] \(done)/\(total) \(Self.rate(rate)) \(unit)/s ETA \(Self.clock(remaining)) \(detail)"
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             drewBar = true
         } else if Date().timeIntervalSince(lastPlain) >= plainInterval {
             lastPlain = Date()
-            line("\(label) \(done)/\(total), \(String(format: "%.0f", rate)) \(unit)/s, ETA \(Self.clock(remaining)), \(detail)")
+            line("\(label) \(done)/\(total), \(Self.rate(rate)) \(unit)/s, ETA \(Self.clock(remaining)), \(detail)")
         }
     }
 
@@ -33,6 +33,9 @@ final class ProgressReporter {
         if drewBar { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drewBar = false }
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
+
+    /// A rate with enough digits to be useful whether it is 0.3 or 300.
+    static func rate(_ r: Double) -> String { String(format: r < 10 ? "%.2f" : "%.0f", r) }
 
     /// `h:mm:ss` or `m:ss`.
     static func clock(_ seconds: Double) -> String {
