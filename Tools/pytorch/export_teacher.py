@@ -140,7 +140,7 @@ def main(argv=None):
         if bad:
             raise ckpt.CheckpointError(f"NaN or Inf in {', '.join(bad[:8])}; rrmd refuses such checkpoints")
         data = ckpt.write_checkpoint(args.out, state, meta, compress)
-    except (ValueError, ckpt.CheckpointError) as e:
+    except (OSError, ValueError, ckpt.CheckpointError) as e:
         print(f"export_teacher: {e}", file=sys.stderr)
         return 2
 

@@ -60,6 +60,8 @@ def main(argv=None):
     ap.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference (default 1e-4)")
     ap.add_argument("--quiet", action="store_true", help="only the JSON line (and errors)")
     g = ap.add_argument_group("for files without rrm.* metadata (override the inferred values)")
+    g.add_argument("--ignore-metadata", action="store_true",
+                   help="treat the file as a plain state_dict (tests the identification)")
     g.add_argument("--arch", choices=rrmd_models.ARCHS)
     g.add_argument("--width-mult", type=float)
     g.add_argument("--input-shape", type=parse_shape, metavar="C,H,W")
@@ -88,7 +90,7 @@ def main(argv=None):
             warn("rrmd checkpoints' zstd frames carry the content size and a checksum; this one does not")
 
         x = read_tensor(args.input, "input") if args.input else None
-        if any(k.startswith("rrm.") for k in meta):
+        if any(k.startswith("rrm.") for k in meta) and not args.ignore_metadata:
             spec, warnings = ckpt.parse_metadata(meta)
             for w in warnings:
                 warn(w)
@@ -123,7 +125,7 @@ def main(argv=None):
         nparams = sum(p.numel() for p in model.parameters())
         say(f"parameters {nparams}  state_dict tensors {len(model.state_dict())}")
         say("strict load OK")
-    except (ValueError, ckpt.CheckpointError) as e:
+    except (OSError, ValueError, ckpt.CheckpointError) as e:
         print(f"load_rrmd: {e}", file=sys.stderr)
         return 2
 
@@ -147,7 +149,7 @@ def main(argv=None):
     try:
         other_logits = read_tensor(args.compare, "logits")
         other_rep = read_tensor(args.compare, "representation")
-    except ckpt.CheckpointError as e:
+    except (OSError, ckpt.CheckpointError) as e:
         print(f"load_rrmd: {e}", file=sys.stderr)
         return 2
     for name, ours, theirs in (("logits", logits, other_logits), ("representation", rep, other_rep)):

@@ -183,8 +183,8 @@ def parse_metadata(meta):
         width = float(meta.get("rrm.width", "1"))
     except ValueError:
         raise CheckpointError(f"rrm.width {meta['rrm.width']!r}: expected a decimal") from None
-    if not (math.isfinite(width) and width > 0):
-        raise CheckpointError(f"rrm.width {meta['rrm.width']!r}: must be > 0")
+    if not (math.isfinite(width) and 0 < width <= 64):
+        raise CheckpointError(f"rrm.width {meta['rrm.width']!r}: must be in (0, 64]")
     dataset = meta["rrm.dataset"]
     if dataset not in DATASETS:
         warnings.append(f"rrm.dataset {dataset!r} is not one of {', '.join(DATASETS)}")
@@ -192,14 +192,15 @@ def parse_metadata(meta):
         k = int(meta["rrm.num_classes"])
     except ValueError:
         raise CheckpointError(f"rrm.num_classes {meta['rrm.num_classes']!r}: expected an integer") from None
-    if k < 2:
-        raise CheckpointError(f"rrm.num_classes {k}: must be >= 2")
+    if not 2 <= k <= 100_000:
+        raise CheckpointError(f"rrm.num_classes {k}: must be from 2 to 100000")
     try:
         shape = [int(x) for x in meta["rrm.input_shape"].split(",")]
     except ValueError:
         shape = []
-    if len(shape) != 3 or min(shape) < 1:
-        raise CheckpointError(f"rrm.input_shape {meta['rrm.input_shape']!r}: expected C,H,W (positive integers)")
+    if len(shape) != 3 or not (1 <= shape[0] <= 64 and 1 <= shape[1] <= 4096 and 1 <= shape[2] <= 4096):
+        raise CheckpointError(f"rrm.input_shape {meta['rrm.input_shape']!r}: expected C,H,W with "
+                              "1 <= C <= 64 and 1 <= H, W <= 4096 (rrmd's limits)")
     c, h, w = shape
     mean = parse_floats(meta["rrm.mean"], "rrm.mean")
     std = parse_floats(meta["rrm.std"], "rrm.std")
@@ -212,11 +213,11 @@ def parse_metadata(meta):
     parse_threat_model(threat)
     trained_by = meta.get("rrm.trained_by")
     if trained_by is not None and trained_by not in TRAINED_BY:
-        raise CheckpointError(f"rrm.trained_by {trained_by!r}: expected one of {', '.join(TRAINED_BY)}")
+        warnings.append(f"rrm.trained_by {trained_by!r} is not one of {', '.join(TRAINED_BY)}")
     seed = meta.get("rrm.seed")
     if seed is not None:
-        if not re.fullmatch(r"-?\d+", seed):
-            raise CheckpointError(f"rrm.seed {seed!r}: expected an integer")
+        if not re.fullmatch(r"\d+", seed) or int(seed) >= 1 << 64:
+            raise CheckpointError(f"rrm.seed {seed!r}: expected a non-negative 64-bit integer")
         seed = int(seed)
     sha = meta.get("rrm.teacher_sha256")
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
@@ -547,14 +548,17 @@ def infer_spec(tensors, input_shape=None):
             c, h, w = got[cin_key][1], 32, 32
         if k < 2 or c < 1:
             continue
-        for width_mult in _width_candidates(got[anchor][0], base):
+        for i, width_mult in enumerate(_width_candidates(got[anchor][0], base)):
             spec = ModelSpec(arch, c, h, w, k, width_mult, source="inferred")
             try:
-                if _shapes(spec) == got:
-                    fits.append(spec)
-                    break
+                shapes = _shapes(spec)
             except Exception:
                 continue
+            if i == 0 and set(shapes) != set(got):
+                break  # the tensor names of an architecture do not depend on the width
+            if shapes == got:
+                fits.append(spec)
+                break
     if len(fits) != 1:
         what = "no architecture" if not fits else "more than one architecture (" + \
             ", ".join(s.arch for s in fits) + ")"
