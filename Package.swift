@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimised),
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore"], swiftSettings: optimised),
+        .target(name: "Attacks", dependencies: ["NN", "Models", "TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimised),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "CZstd"]),
         .target(
@@ -50,6 +51,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint", "Training", "TensorCore"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
+        .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "Data"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
