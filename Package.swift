@@ -33,14 +33,18 @@ let package = Package(
         .target(name: "Checkpoint", dependencies: ["TensorCore", "CZstd"]),
         .target(
             name: "Training",
-            dependencies: ["NN", "Models", "Data", "Checkpoint", "TensorCore", "Kernels"],
+            dependencies: ["NN", "Models", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"],
+            swiftSettings: optimised),
+        .target(
+            name: "Evaluation",
+            dependencies: ["Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels"],
             swiftSettings: optimised),
 
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Training", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
+                "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -52,7 +56,8 @@ let package = Package(
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "Data"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]
 )

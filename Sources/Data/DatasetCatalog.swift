@@ -27,6 +27,18 @@ public struct DatasetSpec: Sendable {
         }
     }
 
+    /// A readable name per class label, for reports (the datasets' published label names).
+    public var classNames: [String] {
+        switch name {
+        case "fashion-mnist":
+            return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+        case "cifar10":
+            return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+        default:
+            return (0..<numClasses).map(String.init)
+        }
+    }
+
     /// How the files become a train/test pair.
     enum Layout: Sendable {
         /// Separate IDX files per split; pixel bytes divided by `maxValue`.

@@ -105,6 +105,23 @@ public struct Tensor {
         withUnsafeMutablePointer { $0.update(repeating: value, count: n) }
     }
 
+    /// A new tensor of the first-dimension slices `rows`, in that order (e.g. chosen images of a
+    /// batch): shape `[rows.count] + shape[1...]`.
+    public func gather<Rows: Collection>(rows: Rows) -> Tensor where Rows.Element == Int {
+        precondition(rank >= 1, "Tensor.gather: needs rank >= 1, got \(shape)")
+        let per = count / max(shape[0], 1)
+        var out = Tensor(uninitializedShape: [rows.count] + shape.dropFirst())
+        withUnsafePointer { src in
+            out.withUnsafeMutablePointer { dst in
+                for (j, r) in rows.enumerated() {
+                    precondition(r >= 0 && r < shape[0], "Tensor.gather: row \(r) outside 0..<\(shape[0]) of \(shape)")
+                    (dst + j * per).update(from: src + r * per, count: per)
+                }
+            }
+        }
+        return out
+    }
+
     /// Size of dimension `i`, counting negative `i` from the end.
     public func dim(_ i: Int) -> Int { shape[i >= 0 ? i : shape.count + i] }
 

@@ -1,3 +1,4 @@
+import Attacks
 import Foundation
 import Kernels
 import Models
@@ -24,7 +25,7 @@ public enum Benchmarks {
     }
 
     /// The workload names `run` understands, in report order.
-    public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train"]
+    public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train", "pgd10"]
 
     /// Batch size of every workload.
     public static let batch = 128
@@ -60,7 +61,7 @@ public enum Benchmarks {
         let (x, y) = randomBatch(seed: 0)
         let model: Network
         switch name {
-        case "resnet20_train", "resnet20_infer":
+        case "resnet20_train", "resnet20_infer", "pgd10":
             model = try ModelRegistry.make("resnet20", config: ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10), seed: 0)
         case "vgg_small_train":
             model = vggSmall()
@@ -73,6 +74,15 @@ public enum Benchmarks {
         if name.hasSuffix("_infer") {
             factor = 1
             m = timer.measure(images: batch) { _ = model.forward(x, mode: .inference) }
+        } else if name == "pgd10" {
+            // bench_pgd.py: L-inf eps 8/255, step 2/255, 10 steps from a random start, model in
+            // inference mode; each step is a forward and an input-only backward (counted as 2x
+            // forward, as the peer does). rrmd's attack also scores its final point, one more
+            // forward the peer's loop skips, so the comparison slightly favours the peer.
+            let config = PGDConfig(norm: .linf, epsilon: 8 / 255, stepSize: 2 / 255, iterations: 10, restarts: 1, randomStart: true)
+            var rng = RNG(seed: 3)
+            factor = 20
+            m = timer.measure(images: batch) { _ = PGD.attack(model, x: x, labels: y, config: config, rng: &rng) }
         } else {
             let sgd = SGD(parameters: model.namedParameters(), settings: .init(momentum: 0.9, weightDecay: 5e-4))
             m = timer.measure(images: batch) {

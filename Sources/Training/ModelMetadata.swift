@@ -18,6 +18,8 @@ public struct ModelMetadata: Equatable, Sendable {
     public var threatModel: String
     /// How it was trained (`natural`, `pgd-at`, `fgsm-rs`, `rrm`, `external`), if known.
     public var trainedBy: String?
+    /// The training recipe in one line (objective, attack settings, optimiser), if known.
+    public var training: String?
     /// Seed of the run that made it, if known.
     public var seed: UInt64?
     /// SHA-256 of the teacher an RRM student was distilled from.
@@ -26,10 +28,10 @@ public struct ModelMetadata: Equatable, Sendable {
     public var producer: String?
 
     /// Metadata for a model rrmd is about to save.
-    public init(model: Network, dataset: String, threatModel: String = "none", trainedBy: String?, seed: UInt64?,
-                teacherSHA256: String? = nil, producer: String? = "rrmd 0.1.0") {
+    public init(model: Network, dataset: String, threatModel: String = "none", trainedBy: String?, training: String? = nil,
+                seed: UInt64?, teacherSHA256: String? = nil, producer: String? = "rrmd 0.1.0") {
         architecture = model.architecture; config = model.config; self.dataset = dataset
-        self.threatModel = threatModel; self.trainedBy = trainedBy; self.seed = seed
+        self.threatModel = threatModel; self.trainedBy = trainedBy; self.training = training; self.seed = seed
         self.teacherSHA256 = teacherSHA256; self.producer = producer
     }
 
@@ -78,6 +80,7 @@ public struct ModelMetadata: Equatable, Sendable {
             throw bad("rrm.threat_model", "none, linf:<eps> or l2:<eps> (eps a number or fraction such as 8/255)")
         }
         trainedBy = metadata["rrm.trained_by"]
+        training = metadata["rrm.training"]
         if let s = metadata["rrm.seed"] {
             guard let v = UInt64(s) else { throw bad("rrm.seed", "a non-negative integer") }
             seed = v
@@ -105,6 +108,7 @@ public struct ModelMetadata: Equatable, Sendable {
             "rrm.threat_model": threatModel,
         ]
         d["rrm.trained_by"] = trainedBy
+        d["rrm.training"] = training
         d["rrm.seed"] = seed.map { "\($0)" }
         d["rrm.teacher_sha256"] = teacherSHA256
         d["rrm.producer"] = producer

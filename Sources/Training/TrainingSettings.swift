@@ -16,8 +16,10 @@ public struct TrainingSettings: Equatable, Sendable {
     public var cropPadding: Int
     /// Random horizontal flips, where the dataset allows them.
     public var horizontalFlip: Bool
-    /// Seed of initialisation, shuffling and augmentation.
+    /// Seed of initialisation, shuffling, augmentation and attack starts.
     public var seed: UInt64
+    /// Clean or adversarial batches.
+    public var objective: TrainingObjective
 
     /// Learning-rate curves a run can use.
     public enum ScheduleKind: String, CaseIterable, Sendable {
@@ -37,10 +39,10 @@ public struct TrainingSettings: Equatable, Sendable {
     /// decay 5e-4, lr 0.1, cosine per iteration, batch 128).
     public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Float = 0.1, schedule: ScheduleKind = .cosine,
                 sgd: SGD.Settings = .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: Int = 4,
-                horizontalFlip: Bool = true, seed: UInt64 = 0) {
+                horizontalFlip: Bool = true, seed: UInt64 = 0, objective: TrainingObjective = .natural) {
         self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
         self.schedule = schedule; self.sgd = sgd; self.cropPadding = cropPadding
-        self.horizontalFlip = horizontalFlip; self.seed = seed
+        self.horizontalFlip = horizontalFlip; self.seed = seed; self.objective = objective
     }
 
     /// The per-iteration schedule for a run of `totalSteps` steps.
@@ -62,6 +64,6 @@ public struct TrainingSettings: Equatable, Sendable {
         if cropPadding < 0 { return "crop padding must be non-negative, got \(cropPadding)" }
         if sgd.momentum < 0 || sgd.momentum >= 1 { return "momentum must be in [0, 1), got \(sgd.momentum)" }
         if sgd.weightDecay < 0 { return "weight decay must be non-negative, got \(sgd.weightDecay)" }
-        return nil
+        return objective.problem()
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attacks
 import Checkpoint
 import Data
 import Foundation
@@ -7,12 +8,16 @@ import Models
 import NN
 import Training
 
-/// `rrmd train`: natural training of a registry architecture on a dataset.
+/// `rrmd train`: natural or adversarial training of a registry architecture on a dataset.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a registry architecture on a dataset and save it as a safetensors checkpoint.",
-        discussion: "Architectures: \(ModelRegistry.names.joined(separator: ", ")). Datasets: \(DatasetCatalog.knownNames.joined(separator: ", ")).")
+        abstract: "Train a registry architecture on a dataset, naturally or adversarially, and save it as a safetensors checkpoint.",
+        discussion: """
+            Architectures: \(ModelRegistry.names.joined(separator: ", ")). Datasets: \(DatasetCatalog.knownNames.joined(separator: ", ")).
+            --adversarial pgd trains on PGD examples (Madry et al.; a robust teacher), fgsm-rs on FGSM examples from a random start \
+            (Wong et al.'s Fast-AT, usually with --schedule cyclic). Epsilons accept fractions such as 8/255.
+            """)
 
     @Option(help: "Architecture name.") var arch: String
     @Option(help: "Dataset name.") var dataset: String
@@ -31,6 +36,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed (initialisation, shuffling, augmentation).") var seed: UInt64 = 0
     @Option(help: "Compute threads (default: all cores).") var threads = 0
     @Option(help: "Use only the first N training and test samples (quick runs).") var limit: Int?
+    @Option(help: "Adversarial training: none, pgd (PGD-AT) or fgsm-rs (Fast-AT).") var adversarial = "none"
+    @Option(help: "Threat-model norm for --adversarial pgd: linf or l2 (fgsm-rs is linf only).") var norm = "linf"
+    @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon: String?
+    @Option(name: .customLong("attack-step"), help: "Attack step size (default: 2.5 * epsilon / steps for pgd, 1.25 * epsilon for fgsm-rs).") var attackStep: String?
+    @Option(name: .customLong("attack-steps"), help: "PGD steps per training batch.") var attackSteps = 7
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
 
     func run() throws {
@@ -46,11 +56,12 @@ struct TrainCommand: ParsableCommand {
         let settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: kind,
             sgd: .init(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov),
-            cropPadding: cropPadding ?? max(data.train.height, data.train.width) / 8, horizontalFlip: !noFlip, seed: seed)
+            cropPadding: cropPadding ?? max(data.train.height, data.train.width) / 8, horizontalFlip: !noFlip, seed: seed,
+            objective: try objective())
         if let problem = settings.problem() { throw ValidationError(problem) }
         let reporter = ProgressReporter()
-        reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(Compute.threads) threads")
-        let trainer = NaturalTrainer(model: model, settings: settings)
+        reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary), \(Compute.threads) threads")
+        let trainer = Trainer(model: model, settings: settings)
         let summary = trainer.run(train: data.train, test: data.test) { p in
             let label = "epoch \(p.epoch + 1)/\(p.epochs)"
             if p.epochDone {
@@ -61,7 +72,9 @@ struct TrainCommand: ParsableCommand {
                                 unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
             }
         }
-        let metadata = ModelMetadata(model: model, dataset: data.train.name, trainedBy: "natural", seed: seed,
+        let recipe = "\(settings.objective.summary); sgd lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), \(epochs) epochs, batch \(batchSize)"
+        let metadata = ModelMetadata(model: model, dataset: data.train.name, threatModel: settings.objective.threatModel,
+                                     trainedBy: settings.objective.methodName, training: recipe, seed: seed,
                                      producer: "rrmd \(RRMDVersion.string)")
         try SafeTensors(model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
@@ -69,6 +82,7 @@ struct TrainCommand: ParsableCommand {
         if json {
             let object: [String: Any] = [
                 "arch": arch, "dataset": dataset, "epochs": epochs, "seed": seed, "threads": Compute.threads,
+                "objective": settings.objective.summary, "threat_model": settings.objective.threatModel,
                 "test_accuracy": summary.test.accuracy, "test_loss": summary.test.loss, "seconds": summary.seconds,
                 "train_loss": summary.epochs.map(\.loss), "train_accuracy": summary.epochs.map(\.accuracy),
                 "parameters": model.parameterCount, "out": out,
@@ -76,5 +90,31 @@ struct TrainCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
+    }
+
+    /// The objective the adversarial options describe; every inconsistency is a usage error.
+    private func objective() throws -> TrainingObjective {
+        guard let method = ["none", "pgd", "fgsm-rs"].first(where: { $0 == adversarial }) else {
+            throw ValidationError("unknown --adversarial '\(adversarial)'; use none, pgd or fgsm-rs")
+        }
+        if method == "none" {
+            if epsilon != nil || attackStep != nil { throw ValidationError("--epsilon and --attack-step need --adversarial pgd or fgsm-rs") }
+            return .natural
+        }
+        guard let text = epsilon else { throw ValidationError("--adversarial \(method) needs --epsilon, e.g. --epsilon 0.1 or --epsilon 8/255") }
+        guard let eps = parseEpsilon(text), eps > 0 else { throw ValidationError("--epsilon '\(text)' is not a positive number or fraction such as 8/255") }
+        guard let threatNorm = ThreatNorm(rawValue: norm) else { throw ValidationError("unknown --norm '\(norm)'; use linf or l2") }
+        var step: Double?
+        if let s = attackStep {
+            guard let v = parseEpsilon(s), v > 0 else { throw ValidationError("--attack-step '\(s)' is not a positive number or fraction") }
+            step = v
+        }
+        if method == "fgsm-rs" {
+            guard threatNorm == .linf else { throw ValidationError("fgsm-rs is an L-inf method; use --adversarial pgd for --norm l2") }
+            return .fgsmRS(epsilon: Float(eps), stepSize: Float(step ?? 1.25 * eps))
+        }
+        guard attackSteps >= 1 else { throw ValidationError("--attack-steps must be at least 1, got \(attackSteps)") }
+        return .pgdAT(PGDConfig(norm: threatNorm, epsilon: Float(eps), stepSize: Float(step ?? 2.5 * eps / Double(attackSteps)),
+                                iterations: attackSteps, restarts: 1, randomStart: true))
     }
 }

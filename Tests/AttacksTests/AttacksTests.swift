@@ -22,7 +22,7 @@ private enum Fixture {
         let network = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
                                                                           widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: 7)
         let settings = TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 7)
-        _ = NaturalTrainer(model: network, settings: settings).run(train: data.train, test: data.test)
+        _ = Trainer(model: network, settings: settings).run(train: data.train, test: data.test)
         return (network, data.test)
     }()
 }

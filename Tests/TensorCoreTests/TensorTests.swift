@@ -39,4 +39,13 @@ final class TensorTests: XCTestCase {
         XCTAssertNotEqual(a, Array(0..<100))
         XCTAssertEqual(a.sorted(), Array(0..<100))
     }
+
+    /// gather copies the chosen first-dimension slices in order, repeats allowed.
+    func testGatherRows() {
+        let t = Tensor(shape: [4, 2, 1], data: (0..<8).map(Float.init))
+        let g = t.gather(rows: [3, 0, 3])
+        XCTAssertEqual(g.shape, [3, 2, 1])
+        XCTAssertEqual(g.array, [6, 7, 0, 1, 6, 7])
+        XCTAssertEqual(t.gather(rows: [Int]()).shape, [0, 2, 1])
+    }
 }

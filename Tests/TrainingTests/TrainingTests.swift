@@ -29,7 +29,7 @@ final class TrainingTests: XCTestCase {
         var finals: [[Float]] = []
         for _ in 0..<2 {
             let model = try digitsModel("cnn-small", data.train, seed: 3)
-            let summary = NaturalTrainer(model: model, settings: settings).run(train: data.train, test: data.test)
+            let summary = Trainer(model: model, settings: settings).run(train: data.train, test: data.test)
             XCTAssertGreaterThan(summary.test.accuracy, 0.9, "cnn-small on digits after 4 epochs")
             XCTAssertLessThan(summary.epochs.last!.loss, summary.epochs.first!.loss)
             finals.append(model.namedParameters().flatMap { $0.1.value.array })

@@ -45,7 +45,7 @@ FORMAT_VERSION = "1"
 DATASETS = ("fashion-mnist", "mnist", "digits", "cifar10")
 TRAINED_BY = ("natural", "pgd-at", "fgsm-rs", "rrm", "external")
 KNOWN_KEYS = {"rrm.format", "rrm.arch", "rrm.width", "rrm.dataset", "rrm.num_classes",
-              "rrm.input_shape", "rrm.mean", "rrm.std", "rrm.threat_model", "rrm.trained_by",
+              "rrm.input_shape", "rrm.mean", "rrm.std", "rrm.threat_model", "rrm.trained_by", "rrm.training",
               "rrm.seed", "rrm.teacher_sha256", "rrm.producer"}
 REQUIRED_KEYS = ("rrm.arch", "rrm.dataset", "rrm.num_classes", "rrm.input_shape", "rrm.mean",
                  "rrm.std")

@@ -32,9 +32,9 @@ public struct TrainingSummary: Sendable {
     public var seconds: Double
 }
 
-/// Natural (clean) training: minibatch SGD on cross-entropy with augmentation, deterministic
-/// for a seed and thread count.
-public final class NaturalTrainer {
+/// Minibatch SGD on cross-entropy with augmentation, on clean or adversarial batches as the
+/// settings' objective says; deterministic for a seed and thread count.
+public final class Trainer {
     /// The model being trained.
     public let model: Network
     /// Run settings.
@@ -54,12 +54,15 @@ public final class NaturalTrainer {
         let options = BatchOptions(batchSize: settings.batchSize, shuffle: true, dropLast: true,
                                    cropPadding: settings.cropPadding, horizontalFlip: settings.horizontalFlip)
         let stepsPerEpoch = options.batchCount(samples: train.count)
-        precondition(stepsPerEpoch > 0, "NaturalTrainer: \(train.count) training samples is less than one batch of \(settings.batchSize)")
+        precondition(stepsPerEpoch > 0, "Trainer: \(train.count) training samples is less than one batch of \(settings.batchSize)")
         let schedule = settings.lrSchedule(totalSteps: stepsPerEpoch * settings.epochs)
         let start = Date()
         var history: [(loss: Double, accuracy: Double)] = []
         var images = Tensor(shape: [0]), labels: [Int32] = []
         var lastTest = EvaluationResult(accuracy: 0, loss: 0, samples: 0)
+        // Attack randomness has its own stream per step, so a run resumed at a step boundary
+        // draws the same starts as an uninterrupted one.
+        let attackStream = RNG(seed: settings.seed).fork(0xA77AC)
         for epoch in 0..<settings.epochs {
             var iterator = train.batches(options: options, seed: settings.seed, epoch: epoch)
             var lossSum = 0.0, correct = 0, seen = 0, step = 0
@@ -68,8 +71,10 @@ public final class NaturalTrainer {
                 let t = epoch * stepsPerEpoch + step
                 let lr = schedule.rate(at: t)
                 if let m = schedule.momentum(at: t) { optimizer.settings.momentum = m }
+                var attackRNG = attackStream.fork(UInt64(t))
+                let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &attackRNG)
                 optimizer.zeroGradients()
-                let logits = model.forward(images, mode: .training)
+                let logits = model.forward(inputs, mode: .training)
                 let loss = softmaxCrossEntropy(logits: logits, labels: labels)
                 _ = model.backward(loss.gradient, parameterGradients: true)
                 optimizer.step(lr: lr)
@@ -94,3 +99,7 @@ public final class NaturalTrainer {
         return TrainingSummary(epochs: history, test: lastTest, seconds: Date().timeIntervalSince(start))
     }
 }
+
+/// The name of the trainer before it learnt adversarial objectives.
+@available(*, deprecated, renamed: "Trainer")
+public typealias NaturalTrainer = Trainer

@@ -1,0 +1,110 @@
+import Checkpoint
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Puts a report's files in a directory, each replaced atomically so that a reader (or the
+/// spool's `done/` consumer) never sees half a file.
+public enum ReportWriter {
+    /// File name of the JSON report.
+    public static let jsonName = "report.json"
+    /// File name of the Markdown report.
+    public static let markdownName = "report.md"
+    /// File name of the accuracy-against-epsilon chart (written only when there is a sweep).
+    public static let sweepChartName = "accuracy_vs_epsilon.svg"
+    /// File name of the per-class chart.
+    public static let perClassChartName = "per_class.svg"
+
+    /// Writes `per_class.svg`, `accuracy_vs_epsilon.svg` (when the report has sweep points),
+    /// `report.md` and `report.json` into `directory`, creating it if missing, and returns the
+    /// files in that order.
+    ///
+    /// Everything is rendered before the first file is touched, so a report that cannot be
+    /// encoded leaves the directory as it was. `report.json` is written last: once it is there,
+    /// the files it refers to are complete. A chart left by an earlier report that this one no
+    /// longer has is removed, so the directory never shows numbers from two runs.
+    public static func write(_ report: RobustnessReport, to directory: URL) throws -> [URL] {
+        let json: Foundation.Data
+        do {
+            json = try ReportJSON.encode(report)
+        } catch {
+            throw ReportWriterError(file: directory.appendingPathComponent(jsonName).path,
+                                    reason: "\(error)", hint: "fix the evaluation that produced the value and rerun it")
+        }
+        var files: [(name: String, bytes: [UInt8])] = [(perClassChartName, Array(SVGChart.perClass(report).utf8))]
+        let sweepChart = SVGChart.accuracyVsEpsilon(report)
+        if let sweepChart { files.append((sweepChartName, Array(sweepChart.utf8))) }
+        files.append((markdownName, Array(ReportMarkdown.render(report).utf8)))
+        files.append((jsonName, Array(json)))
+
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ReportWriterError(file: directory.path, reason: "cannot create the directory (\(error.localizedDescription))",
+                                    hint: "check that its parent exists and is writable by this user")
+        }
+
+        if sweepChart == nil {
+            let stale = directory.appendingPathComponent(sweepChartName).path
+            if unlink(stale) != 0 && errno != ENOENT {
+                let code = errno
+                throw ReportWriterError(file: stale, reason: "cannot remove the chart of an earlier report: \(String(cString: strerror(code)))",
+                                        hint: hint(forErrno: code))
+            }
+        }
+
+        var written: [URL] = []
+        for file in files {
+            let url = directory.appendingPathComponent(file.name)
+            do {
+                try writeAtomically(file.bytes, to: url)
+            } catch let CheckpointError.io(operation, _, code) {
+                throw ReportWriterError(file: url.path, reason: "\(operation) failed: \(String(cString: strerror(code)))",
+                                        hint: hint(forErrno: code))
+            } catch {
+                throw ReportWriterError(file: url.path, reason: "\(error)", hint: "check the directory and retry")
+            }
+            written.append(url)
+        }
+        return written
+    }
+
+    /// What a person can do about a failed system call on a report file.
+    static func hint(forErrno code: Int32) -> String {
+        switch code {
+        case EACCES, EPERM, EROFS:
+            return "make the directory writable by this user (under systemd, list it in ReadWritePaths=) or choose another output directory"
+        case ENOSPC, EDQUOT:
+            return "free space (or quota) on that filesystem and rerun"
+        case ENOENT, ENOTDIR:
+            return "check that the output directory exists and is a directory"
+        default:
+            return "check the output directory and rerun"
+        }
+    }
+}
+
+/// A report file that could not be written: which file, what failed, and what to do.
+public struct ReportWriterError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// Path of the file (or directory) involved.
+    public var file: String
+    /// What went wrong.
+    public var reason: String
+    /// What to do about it.
+    public var hint: String
+
+    /// Makes an error.
+    public init(file: String, reason: String, hint: String) {
+        self.file = file
+        self.reason = reason
+        self.hint = hint
+    }
+
+    /// One line: file, reason and hint.
+    public var description: String {
+        "cannot write report file \(file): \(reason); \(hint)"
+    }
+}

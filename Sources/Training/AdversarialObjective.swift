@@ -1,0 +1,78 @@
+import Attacks
+import Models
+import TensorCore
+
+/// What a training step fits the model to: the clean batch, or adversarial examples made from
+/// it against the current model (the way teachers and adversarial baselines are trained).
+public enum TrainingObjective: Equatable, Sendable {
+    /// Cross-entropy on the clean, augmented batch.
+    case natural
+    /// PGD adversarial training (Madry et al. 2018): cross-entropy on PGD examples.
+    case pgdAT(PGDConfig)
+    /// Fast adversarial training (Wong et al. 2020): FGSM from a uniform random start in the
+    /// L-inf ball, step `stepSize` (1.25 epsilon in the paper), clipped back to the ball.
+    case fgsmRS(epsilon: Float, stepSize: Float)
+
+    /// The name written into checkpoint metadata as `rrm.trained_by`.
+    public var methodName: String {
+        switch self {
+        case .natural: return "natural"
+        case .pgdAT: return "pgd-at"
+        case .fgsmRS: return "fgsm-rs"
+        }
+    }
+
+    /// The `rrm.threat_model` value a model trained this way is meant to withstand.
+    public var threatModel: String {
+        switch self {
+        case .natural: return "none"
+        case .pgdAT(let c): return "\(c.norm.rawValue):\(c.epsilon)"
+        case .fgsmRS(let eps, _): return "linf:\(eps)"
+        }
+    }
+
+    /// A one-line account of the attack settings, for metadata and logs.
+    public var summary: String {
+        switch self {
+        case .natural: return "natural"
+        case .pgdAT(let c):
+            return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
+        case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
+        }
+    }
+
+    /// The attack that makes a training batch, as a single-restart PGD: Fast-AT is PGD with one
+    /// step from a random start, which is exactly Wong et al.'s FGSM-RS.
+    var attackConfig: PGDConfig? {
+        switch self {
+        case .natural: return nil
+        case .pgdAT(let c): return PGDConfig(norm: c.norm, epsilon: c.epsilon, stepSize: c.stepSize, iterations: c.iterations,
+                                             restarts: 1, randomStart: c.randomStart)
+        case let .fgsmRS(eps, step): return PGDConfig(norm: .linf, epsilon: eps, stepSize: step, iterations: 1, restarts: 1, randomStart: true)
+        }
+    }
+
+    /// The images a step trains on: `images` itself, or adversarial examples against the
+    /// current weights. The model is attacked in inference mode (BatchNorm on running
+    /// statistics, as TRADES and others do) so that making the attack neither reads nor moves
+    /// the batch statistics the training step itself uses.
+    func trainingImages(_ model: Network, images: Tensor, labels: [Int32], rng: inout RNG) -> Tensor {
+        guard let config = attackConfig else { return images }
+        return PGD.attack(model, x: images, labels: labels, config: config, rng: &rng).adversarial
+    }
+
+    /// A description of what is wrong, or nil.
+    func problem() -> String? {
+        switch self {
+        case .natural: return nil
+        case .pgdAT(let c):
+            if !(c.epsilon > 0) { return "adversarial epsilon must be positive, got \(c.epsilon)" }
+            if c.iterations < 1 { return "PGD-AT needs at least one attack step, got \(c.iterations)" }
+            return nil
+        case let .fgsmRS(eps, step):
+            if !(eps > 0) { return "adversarial epsilon must be positive, got \(eps)" }
+            if !(step > 0) { return "FGSM-RS step must be positive, got \(step)" }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Attacks
+import Data
+import Evaluation
+import Foundation
+import Models
+import TensorCore
+import Training
+import XCTest
+
+/// A cnn-small trained naturally on the digits fixture (1,500 train / 297 test, 8x8), once.
+private enum DigitsModel {
+    static let shared: (network: Network, test: Dataset) = {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
+        let data = try! DatasetCatalog.load("digits", directory: dir)
+        let stats = data.train.channelStatistics()
+        let network = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.5,
+                                                                             mean: stats.mean, std: stats.std), seed: 2)
+        _ = Trainer(model: network, settings: TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 2))
+            .run(train: data.train, test: data.test)
+        return (network, data.test)
+    }()
+}
+
+final class RobustnessEvaluatorTests: XCTestCase {
+    private let settings = RobustnessSettings(norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t", "pgd", "fgsm"],
+                                              samples: 120, batchSize: 50, iterations: 10, targetClasses: 3,
+                                              sweepSamples: 60, sweepIterations: 10, checkSamples: 60, checkIterations: [2, 5, 10], seed: 4)
+
+    private func evaluate(_ s: RobustnessSettings? = nil) -> RobustnessReport {
+        let (net, test) = DigitsModel.shared
+        let model = EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
+                                   metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
+        return RobustnessEvaluator.evaluate(model, test: test, settings: s ?? settings, rrmdVersion: "test")
+    }
+
+    /// The numbers hang together: clean accuracy is the network's own, each attack only removes
+    /// correct images, the worst case is no better than any attack, and per-class counts add up.
+    func testReportIsConsistent() {
+        let (net, test) = DigitsModel.shared
+        let r = evaluate()
+        let subset = test.prefix(120)
+        let cleanCorrect = zip(argmaxRowsOf(net, subset.images), subset.labels).filter { $0 == $1 }.count
+        XCTAssertEqual(r.data.samples, 120)
+        XCTAssertEqual(r.clean.correct, cleanCorrect)
+        XCTAssertEqual(r.attacks.map(\.name), ["apgd-ce", "apgd-t", "pgd", "fgsm"])
+        for a in r.attacks {
+            XCTAssertLessThanOrEqual(a.correct, r.clean.correct, a.name)
+            XCTAssertGreaterThanOrEqual(a.correct, r.worstCase.correct, a.name)
+        }
+        XCTAssertLessThan(r.worstCase.robustAccuracy, r.clean.accuracy - 0.2, "a natural model must lose accuracy at eps 0.1")
+        XCTAssertEqual(r.perClass.map(\.samples).reduce(0, +), 120)
+        XCTAssertEqual(r.perClass.map { Int(($0.robustAccuracy * Double($0.samples)).rounded()) }.reduce(0, +), r.worstCase.correct)
+        // The sweep starts at the clean accuracy of its images and ends near zero at eps 0.5.
+        let sweep = r.sweep!
+        XCTAssertEqual(sweep.points.first!.epsilon, 0)
+        XCTAssertEqual(sweep.points.last!.epsilon, 0.5)
+        XCTAssertLessThan(sweep.points.last!.accuracy, 0.1)
+        XCTAssertEqual(r.iterationsCheck!.points.map(\.iterations), [2, 5, 10])
+        XCTAssertTrue(r.checks.contains { $0.name == "perturbation_within_budget" && $0.passed }, "\(r.checks)")
+        XCTAssertTrue(r.checks.filter { !$0.passed }.isEmpty, "checks failing on a plain natural model: \(r.checks.filter { !$0.passed })")
+    }
+
+    /// Same seed, same report (apart from timing and the creation time).
+    func testDeterministic() {
+        var a = evaluate(), b = evaluate()
+        for r in [a, b] { XCTAssertGreaterThan(r.timing.totalSeconds, 0) }
+        a.timing = b.timing; a.created = b.created
+        for i in a.attacks.indices { a.attacks[i].seconds = b.attacks[i].seconds }
+        XCTAssertEqual(a, b)
+    }
+
+    /// The report can be written and read back.
+    func testWritesReportDirectory() throws {
+        var s = settings
+        s.attacks = ["fgsm"]; s.sweepSamples = 30; s.checkSamples = 0
+        let r = evaluate(s)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-report-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let files = try ReportWriter.write(r, to: dir)
+        XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["report.json", "report.md", "accuracy_vs_epsilon.svg", "per_class.svg"])
+        XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: dir.appendingPathComponent("report.json"))), r)
+    }
+
+    /// Bad settings are refused with a reason.
+    func testSettingsProblems() {
+        XCTAssertNil(settings.problem(numClasses: 10))
+        var s = settings; s.attacks = ["cw"]
+        XCTAssertTrue(s.problem(numClasses: 10)!.contains("unknown attack 'cw'"))
+        s = settings; s.targetClasses = 10
+        XCTAssertNotNil(s.problem(numClasses: 10))
+        s = settings; s.norm = .l2
+        XCTAssertTrue(s.problem(numClasses: 10)!.contains("fgsm"))
+        XCTAssertNotNil(settings.problem(numClasses: 3), "apgd-t needs 4 classes")
+    }
+}
+
+/// Arg-max predictions of the network in inference mode.
+private func argmaxRowsOf(_ net: Network, _ x: Tensor) -> [Int32] {
+    evaluateAttackLoss(net, x, labels: [Int32](repeating: 0, count: x.dim(0))).predictions
+}

@@ -1,0 +1,59 @@
+import Attacks
+import Data
+import Foundation
+import Models
+import TensorCore
+import Training
+import XCTest
+
+/// PGD-AT and Fast-AT make models that resist the attack they were trained against, which a
+/// naturally trained twin does not; runs are reproducible; the metadata says how it was trained.
+final class AdversarialTrainingTests: XCTestCase {
+    let epsilon: Float = 0.1
+
+    /// Robust accuracy of `model` on the digits test set under PGD-10 at `epsilon`.
+    private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
+        var rng = RNG(seed: 11)
+        return PGD.attack(model, x: test.images, labels: test.labels,
+                          config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
+    }
+
+    /// Trains cnn-small on digits with `objective`; returns the model, its clean and PGD accuracy.
+    private func train(_ objective: TrainingObjective, seed: UInt64 = 5) throws -> (Network, clean: Double, robust: Double) {
+        let data = try digits()
+        let model = try digitsModel("cnn-small", data.train, seed: seed)
+        let settings = TrainingSettings(epochs: 6, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: seed, objective: objective)
+        XCTAssertNil(settings.problem())
+        let summary = Trainer(model: model, settings: settings).run(train: data.train, test: data.test)
+        return (model, summary.test.accuracy, pgdAccuracy(model, data.test))
+    }
+
+    func testAdversarialTrainingBuysRobustness() throws {
+        let natural = try train(.natural)
+        let pgd = try train(.pgdAT(.standard(norm: .linf, epsilon: epsilon, iterations: 5)))
+        let fast = try train(.fgsmRS(epsilon: epsilon, stepSize: 1.25 * epsilon))
+        // Natural training is accurate but brittle; both adversarial methods hold up under PGD.
+        XCTAssertGreaterThan(natural.clean, 0.85)
+        XCTAssertLessThan(natural.robust, 0.6, "a naturally trained digits model should fall to PGD at eps 0.1")
+        XCTAssertGreaterThan(pgd.robust, natural.robust + 0.15, "PGD-AT robust \(pgd.robust) vs natural \(natural.robust)")
+        XCTAssertGreaterThan(fast.robust, natural.robust + 0.1, "Fast-AT robust \(fast.robust) vs natural \(natural.robust)")
+        XCTAssertGreaterThanOrEqual(pgd.clean, pgd.robust)
+    }
+
+    /// Same seed, same objective: bit-identical weights (attack starts come from the seed).
+    func testAdversarialTrainingIsDeterministic() throws {
+        let objective = TrainingObjective.pgdAT(.standard(norm: .linf, epsilon: epsilon, iterations: 2))
+        let a = try train(objective, seed: 9).0, b = try train(objective, seed: 9).0
+        XCTAssertEqual(a.namedParameters().flatMap { $0.1.value.array }, b.namedParameters().flatMap { $0.1.value.array })
+    }
+
+    func testObjectiveDescribesItself() {
+        let pgd = TrainingObjective.pgdAT(PGDConfig(norm: .l2, epsilon: 0.5, stepSize: 0.1, iterations: 7))
+        XCTAssertEqual(pgd.methodName, "pgd-at")
+        XCTAssertEqual(pgd.threatModel, "l2:0.5")
+        XCTAssertNotNil(ThreatModel(pgd.threatModel))
+        XCTAssertEqual(TrainingObjective.fgsmRS(epsilon: 0.1, stepSize: 0.125).threatModel, "linf:0.1")
+        XCTAssertEqual(TrainingObjective.natural.threatModel, "none")
+        XCTAssertNotNil(TrainingSettings(objective: .fgsmRS(epsilon: 0, stepSize: 0.1)).problem())
+    }
+}
