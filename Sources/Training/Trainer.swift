@@ -99,7 +99,3 @@ public final class Trainer {
         return TrainingSummary(epochs: history, test: lastTest, seconds: Date().timeIntervalSince(start))
     }
 }
-
-/// The name of the trainer before it learnt adversarial objectives.
-@available(*, deprecated, renamed: "Trainer")
-public typealias NaturalTrainer = Trainer
