@@ -11,14 +11,19 @@ public struct ModelConfig: Equatable, Sendable {
     public var widthMultiplier: Double
     /// Per-channel statistics of the input normalisation inside the model.
     public var mean, std: [Float]
+    /// Width P of a trained projection head `Linear(D -> P, bias: false)` between the body and the
+    /// classifier, or nil for none. An RRM student gets one when its natural representation width
+    /// D differs from its teacher's (design.md §1, "Width mismatch"); the representation is then P wide.
+    public var projection: Int?
 
-    /// A configuration; `mean`/`std` default to the identity normalisation.
+    /// A configuration; `mean`/`std` default to the identity normalisation, `projection` to none.
     public init(channels: Int, height: Int, width: Int, numClasses: Int, widthMultiplier: Double = 1,
-                mean: [Float]? = nil, std: [Float]? = nil) {
+                mean: [Float]? = nil, std: [Float]? = nil, projection: Int? = nil) {
         self.channels = channels; self.height = height; self.width = width
         self.numClasses = numClasses; self.widthMultiplier = widthMultiplier
         self.mean = mean ?? [Float](repeating: 0, count: channels)
         self.std = std ?? [Float](repeating: 1, count: channels)
+        self.projection = projection
     }
 
     /// `c` scaled by the width multiplier, rounded half-to-even like Python's `round`, at least 1.
@@ -30,41 +35,61 @@ public struct ModelConfig: Equatable, Sendable {
     public var inputShape: [Int] { [channels, height, width] }
 }
 
-/// A classifier network: a body that maps `[N, C, H, W]` pixels in [0, 1] to the penultimate
-/// representation `[N, D]`, and a final linear classifier from it to logits `[N, K]`.
+/// A classifier network: a body that maps `[N, C, H, W]` pixels in [0, 1] to features `[N, D]`,
+/// an optional projection head to `[N, P]`, and a final linear classifier from the penultimate
+/// representation (the projected features when there is a projection) to logits `[N, K]`.
 public final class Network: Layer {
     /// Registry name of the architecture.
     public let architecture: String
     /// What the network was built for.
     public let config: ModelConfig
-    /// Pixels to representation (starts with the input normalisation).
+    /// Pixels to features `[N, D]` (starts with the input normalisation); the representation
+    /// itself when there is no projection.
     public let body: Sequential
+    /// Body features `[N, D]` to the representation `[N, P]` (weight `[P, D]`, no bias), state
+    /// name `projection`; nil when `config.projection` is nil.
+    public let projection: Linear?
     /// Representation to logits.
     public let classifier: Linear
     /// State-dict name of the classifier (`fc`, `classifier`).
     public let classifierName: String
-    /// The representation of the last forward `[N, D]`.
+    /// The representation of the last forward `[N, representationWidth]`.
     public private(set) var representation: Tensor?
 
-    /// Assembles a network; the body's children carry their PyTorch names.
-    public init(architecture: String, config: ModelConfig, body: Sequential, classifier: Linear, classifierName: String) {
+    /// Assembles a network; the body's children carry their PyTorch names. `projection` must be
+    /// present exactly when `config.projection` is set, with that many outputs.
+    public init(architecture: String, config: ModelConfig, body: Sequential, classifier: Linear, classifierName: String,
+                projection: Linear? = nil) {
+        precondition(projection?.outFeatures == config.projection,
+                     "\(architecture): config.projection is \(config.projection.map(String.init) ?? "nil") but the projection layer has \(projection.map { "\($0.outFeatures)" } ?? "no") outputs")
+        if let projection {
+            precondition(projection.bias == nil, "\(architecture): the projection head has no bias (PyTorch twin: bias=False)")
+            precondition(classifier.inFeatures == projection.outFeatures,
+                         "\(architecture): classifier expects \(classifier.inFeatures) features but the projection gives \(projection.outFeatures)")
+        }
         self.architecture = architecture; self.config = config
-        self.body = body; self.classifier = classifier; self.classifierName = classifierName
+        self.body = body; self.projection = projection; self.classifier = classifier; self.classifierName = classifierName
     }
 
-    /// Width D of the penultimate representation.
+    /// Width of the penultimate representation: the projection's output P when there is one,
+    /// otherwise the body's D.
     public var representationWidth: Int { classifier.inFeatures }
+
+    /// Width D of the body's features, before any projection.
+    public var bodyWidth: Int { projection?.inFeatures ?? classifier.inFeatures }
 
     /// Logits for `x`; the representation is kept in `representation`.
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         forwardWithRepresentation(x, mode: mode).logits
     }
 
-    /// Logits `[N, K]` and representation `[N, D]` for `x` `[N, C, H, W]`.
+    /// Logits `[N, K]` and representation `[N, representationWidth]` (projected, if there is a
+    /// projection) for `x` `[N, C, H, W]`.
     public func forwardWithRepresentation(_ x: Tensor, mode: Mode) -> (logits: Tensor, representation: Tensor) {
         precondition(x.rank == 4 && Array(x.shape.dropFirst()) == config.inputShape,
                      "\(architecture): expected input [N, \(config.inputShape.map(String.init).joined(separator: ", "))], got \(x.shape)")
-        let z = body.forward(x, mode: mode)
+        let features = body.forward(x, mode: mode)  // [N, D]
+        let z = projection?.forward(features, mode: mode) ?? features  // [N, P] or [N, D]
         representation = z
         return (classifier.forward(z, mode: mode), z)
     }
@@ -87,20 +112,31 @@ public final class Network: Layer {
                 dz.withUnsafeMutablePointer { dp in extra.withUnsafePointer { ep in for i in 0..<n { dp[i] += ep[i] } } }
             }
         } else {
-            dz = representationGradient!
+            let g = representationGradient!
+            g.expectShape(representation?.shape ?? [g.dim(0), representationWidth], "\(architecture) representation gradient")
+            dz = g
         }
-        return body.backward(dz, parameterGradients: parameterGradients)
+        // The feature loss acts on the projected representation, so its gradient reaches the
+        // body only through the projection.
+        let dFeatures = projection?.backward(dz, parameterGradients: parameterGradients) ?? dz
+        return body.backward(dFeatures, parameterGradients: parameterGradients)
     }
 
+    /// Body, then `projection.weight` (if any), then the classifier: the registration order of
+    /// the PyTorch twin, so state_dict keys come out in the same order.
     public func visitState(prefix: String, _ visit: (String, StateEntry) -> Void) {
         body.visitState(prefix: prefix, visit)
+        projection?.visitState(prefix: prefix + "projection.", visit)
         classifier.visitState(prefix: prefix + classifierName + ".", visit)
     }
 
     public func outputShape(for shape: [Int]) -> [Int] { [shape[0], config.numClasses] }
 
     public func multiplyAccumulates(for shape: [Int]) -> Int {
-        body.multiplyAccumulates(for: shape) + classifier.multiplyAccumulates(for: body.outputShape(for: shape))
+        let features = body.outputShape(for: shape)
+        let projected = projection?.outputShape(for: features) ?? features
+        return body.multiplyAccumulates(for: shape) + (projection?.multiplyAccumulates(for: features) ?? 0)
+            + classifier.multiplyAccumulates(for: projected)
     }
 
     /// Forward FLOPs (2 x multiply-accumulates of convolutions and linear layers) for one image.

@@ -18,13 +18,51 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// What an architecture builder makes: the body and what the head is attached to; `make` adds
+/// the optional projection and the classifier the same way for every architecture.
+struct BuiltBody {
+    /// Pixels `[N, C, H, W]` to features `[N, width]`.
+    var body: Sequential
+    /// Width D of the body's features.
+    var width: Int
+    /// State-dict name of the classifier in the PyTorch twin (`fc`, `classifier`).
+    var classifierName: String
+}
+
 /// Architectures by name. Every one is named like the state_dict of its PyTorch twin in
 /// `Tools/pytorch/rrmd_models.py` and adapts to the input channels, image size and classes.
 public enum ModelRegistry {
     /// Registry names, in the order they are documented.
     public static let names = ["mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2"]
 
+    /// Natural representation width of each architecture at width multiplier 1 (before scaling
+    /// and before any projection); `make` checks its builders against this table.
+    static let baseRepresentationWidths: [String: Int] = [
+        "mlp": 256, "cnn-small": 128, "resnet20": 64, "resnet18": 512, "vgg11": 512, "mobilenetv2": 1280,
+    ]
+
+    /// Largest projection width `make` accepts; far beyond any registry body, it only stops a
+    /// corrupt configuration from allocating absurd layers.
+    public static let maxProjectionWidth = 65536
+
+    /// Width D of the features architecture `name`'s body produces for `config`, ignoring
+    /// `config.projection`; computed without building the network (the distiller compares it with
+    /// the teacher's width to decide whether a student needs a projection).
+    public static func bodyWidth(_ name: String, config: ModelConfig) throws -> Int {
+        guard let base = baseRepresentationWidths[name] else { throw ModelError.unknownArchitecture(name) }
+        return config.scaled(base)
+    }
+
+    /// Width of the representation `make(name, config:)` would give: `config.projection` when set,
+    /// otherwise the body's width.
+    public static func representationWidth(_ name: String, config: ModelConfig) throws -> Int {
+        let d = try bodyWidth(name, config: config)
+        return config.projection ?? d
+    }
+
     /// Builds architecture `name` for `config`, initialised from `seed` like PyTorch's defaults.
+    /// With `config.projection = P` the body's features pass through `projection`
+    /// (`Linear(D -> P, bias: false)`) before the classifier `Linear(P -> K)`.
     public static func make(_ name: String, config: ModelConfig, seed: UInt64) throws -> Network {
         guard config.channels > 0, config.height > 0, config.width > 0, config.numClasses > 1 else {
             throw ModelError.invalidConfig("need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) classes")
@@ -35,16 +73,34 @@ public enum ModelRegistry {
         guard config.mean.count == config.channels, config.std.count == config.channels, config.std.allSatisfy({ $0 > 0 }) else {
             throw ModelError.invalidConfig("normalisation needs \(config.channels) means and positive stds, got \(config.mean) and \(config.std)")
         }
+        if let p = config.projection, !(1...maxProjectionWidth).contains(p) {
+            throw ModelError.invalidConfig("projection width \(p) outside 1...\(maxProjectionWidth); use the teacher's representation width, or nil for no projection")
+        }
         var rng = RNG(seed: seed)
+        let built: BuiltBody
         switch name {
-        case "mlp": return mlp(config, &rng)
-        case "cnn-small": return try cnnSmall(config, &rng)
-        case "resnet20": return resnet20(config, &rng)
-        case "resnet18": return resnet18(config, &rng)
-        case "vgg11": return vgg11(config, &rng)
-        case "mobilenetv2": return mobileNetV2(config, &rng)
+        case "mlp": built = mlp(config, &rng)
+        case "cnn-small": built = try cnnSmall(config, &rng)
+        case "resnet20": built = resnet20(config, &rng)
+        case "resnet18": built = resnet18(config, &rng)
+        case "vgg11": built = vgg11(config, &rng)
+        case "mobilenetv2": built = mobileNetV2(config, &rng)
         default: throw ModelError.unknownArchitecture(name)
         }
+        let expectedWidth = try bodyWidth(name, config: config)
+        precondition(built.width == expectedWidth,
+                     "\(name): body gives \(built.width) features but baseRepresentationWidths says \(expectedWidth)")
+        // Head parameters are drawn after the body's, projection first: without a projection the
+        // random stream (hence every seeded model) is the same as before projections existed.
+        var width = built.width
+        var projection: Linear? = nil
+        if let p = config.projection {
+            projection = Linear(width, p, bias: false, rng: &rng)
+            width = p
+        }
+        let classifier = Linear(width, config.numClasses, rng: &rng)
+        return Network(architecture: name, config: config, body: built.body, classifier: classifier,
+                       classifierName: built.classifierName, projection: projection)
     }
 
     /// The input normalisation every model starts with.

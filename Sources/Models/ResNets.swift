@@ -18,7 +18,7 @@ extension ModelRegistry {
 
     /// `resnet20`: the CIFAR ResNet of He et al. (3 stages x 3 basic blocks, widths 16/32/64,
     /// option-A shortcuts), exactly as `shared/peers/common.py`; blocks are `layers.0`…`layers.8`.
-    static func resnet20(_ c: ModelConfig, _ rng: inout RNG) -> Network {
+    static func resnet20(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {
         let widths = [16, 32, 64].map(c.scaled)
         var blocks: [Layer] = []
         var cin = widths[0]
@@ -30,12 +30,12 @@ extension ModelRegistry {
             }
         }
         let body = Sequential([normalize(c)] + stem + [("layers", Sequential(indexed: blocks)), ("pool", GlobalAvgPool())])
-        return Network(architecture: "resnet20", config: c, body: body, classifier: Linear(cin, c.numClasses, rng: &rng), classifierName: "fc")
+        return BuiltBody(body: body, width: cin, classifierName: "fc")
     }
 
     /// `resnet18` (CIFAR variant: 3x3 stem, no max pool): `layer1`…`layer4` of two basic blocks
     /// with 1x1-conv shortcuts, widths 64/128/256/512; 512-d representation.
-    static func resnet18(_ c: ModelConfig, _ rng: inout RNG) -> Network {
+    static func resnet18(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {
         let widths = [64, 128, 256, 512].map(c.scaled)
         var cin = widths[0]
         var children: [(String, Layer)] = [normalize(c)] + convBNReLU("1", c.channels, cin, &rng)
@@ -48,13 +48,12 @@ extension ModelRegistry {
             children.append(("layer\(i + 1)", Sequential(indexed: blocks)))
         }
         children.append(("pool", GlobalAvgPool()))
-        return Network(architecture: "resnet18", config: c, body: Sequential(children),
-                       classifier: Linear(cin, c.numClasses, rng: &rng), classifierName: "fc")
+        return BuiltBody(body: Sequential(children), width: cin, classifierName: "fc")
     }
 
     /// `mobilenetv2` (CIFAR variant: stride-1 stem, the first two stages at full resolution):
     /// inverted residual blocks with depthwise 3x3 convolutions; 1280-d representation.
-    static func mobileNetV2(_ c: ModelConfig, _ rng: inout RNG) -> Network {
+    static func mobileNetV2(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {
         let plan: [(expansion: Int, out: Int, blocks: Int, stride: Int)] = [
             (1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
         ]
@@ -83,6 +82,6 @@ extension ModelRegistry {
         let last = c.scaled(1280)
         let body = Sequential([normalize(c)] + stem + [("layers", Sequential(indexed: blocks))]
                               + convBNReLU("2", cin, last, kernel: 1, padding: 0, &rng) + [("pool", GlobalAvgPool())])
-        return Network(architecture: "mobilenetv2", config: c, body: body, classifier: Linear(last, c.numClasses, rng: &rng), classifierName: "fc")
+        return BuiltBody(body: body, width: last, classifierName: "fc")
     }
 }

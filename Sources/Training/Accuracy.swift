@@ -4,7 +4,7 @@ import NN
 import TensorCore
 
 /// Accuracy and mean loss of a model on a dataset.
-public struct EvaluationResult: Equatable, Sendable {
+public struct EvaluationResult: Codable, Equatable, Sendable {
     /// Fraction of correctly classified samples.
     public var accuracy: Double
     /// Mean cross-entropy.

@@ -25,7 +25,7 @@ public enum Benchmarks {
     }
 
     /// The workload names `run` understands, in report order.
-    public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train", "pgd10"]
+    public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train", "rrm_step", "pgd10"]
 
     /// Batch size of every workload.
     public static let batch = 128
@@ -59,6 +59,7 @@ public enum Benchmarks {
     /// Runs workload `name` with `timer`.
     public static func run(_ name: String, timer: BenchTimer) throws -> Result {
         let (x, y) = randomBatch(seed: 0)
+        if name == "rrm_step" { return try rrmStep(x: x, y: y, timer: timer) }
         let model: Network
         switch name {
         case "resnet20_train", "resnet20_infer", "pgd10":
@@ -95,6 +96,23 @@ public enum Benchmarks {
         }
         return Result(imagesPerSecond: m.imagesPerSecond, gflops: factor * Double(flops) * m.imagesPerSecond / 1e9,
                       forwardFLOPsPerImage: flops, measurement: m)
+    }
+
+    /// bench_rrm.py: one RRM step of a ResNet-20 student whose 64-d representation is projected
+    /// to 256-d, against a frozen 4x-wide ResNet-20 teacher in inference mode; loss
+    /// 0.005 CE + mean(1 - cos). FLOPs per image count 3x the student's forward plus the teacher's.
+    static func rrmStep(x: Tensor, y: [Int32], timer: BenchTimer) throws -> Result {
+        var config = ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10)
+        config.widthMultiplier = 4
+        let teacher = try ModelRegistry.make("resnet20", config: config, seed: 1)
+        config.widthMultiplier = 1
+        config.projection = teacher.representationWidth
+        let student = try ModelRegistry.make("resnet20", config: config, seed: 0)
+        let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
+        let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
+        let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage
+        return Result(imagesPerSecond: m.imagesPerSecond, gflops: Double(flops) * m.imagesPerSecond / 1e9,
+                      forwardFLOPsPerImage: student.forwardFLOPsPerImage, measurement: m)
     }
 
     /// OpenBLAS sgemm GFLOP/s at 2048^3 with all compute threads (median of `repeats`).

@@ -34,7 +34,7 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         case let .unidentified(source, candidates):
             let which = candidates.isEmpty ? "no registry architecture (\(ModelRegistry.names.joined(separator: ", "))) has exactly these tensor names and shapes"
                                            : "several architectures fit: \(candidates.joined(separator: ", "))"
-            return "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ (docs/checkpoints.md)"
+            return "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with a projection head) to __metadata__ (docs/checkpoints.md)"
         case let .nonFinite(source, tensors):
             return "\(source): NaN or infinite weights in \(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model diverged or the file is damaged, so export it again from a healthy run"
         }
@@ -84,11 +84,19 @@ public enum ModelLoader {
     /// Networks (identity input normalisation) whose state names and shapes equal the archive's.
     static func candidates(for archive: SafeTensors, spec: DatasetSpec) -> [Network] {
         let shapes = Dictionary(uniqueKeysWithValues: archive.entries.map { ($0.name, $0.tensor.shape) })
+        // A student's projection head (`projection.weight`, [P, D]) is the same for every
+        // architecture; P is its output width. A malformed one matches no architecture.
+        var projection: Int?
+        if let p = shapes["projection.weight"] {
+            guard p.count == 2, p[0] > 0 else { return [] }
+            projection = p[0]
+        }
         var fits: [Network] = []
         for probe in widthProbes {
             guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
             let config = ModelConfig(channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
-                                     numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base))
+                                     numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base),
+                                     projection: projection)
             guard let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
             let expected = network.stateTensors()
             if expected.count == shapes.count && expected.allSatisfy({ shapes[$0.name] == $0.tensor.shape }) {

@@ -12,7 +12,7 @@ public struct ModelMetadata: Equatable, Sendable {
     public var architecture: String
     /// Dataset the model was trained on.
     public var dataset: String
-    /// Input geometry, classes, width and normalisation.
+    /// Input geometry, classes, width, normalisation and projection head (`rrm.projection`).
     public var config: ModelConfig
     /// `none`, `linf:<eps>` or `l2:<eps>`.
     public var threatModel: String
@@ -74,7 +74,17 @@ public struct ModelMetadata: Equatable, Sendable {
         guard std.allSatisfy({ $0 > 0 }) else { throw bad("rrm.std", "positive numbers") }
         let width = metadata["rrm.width"].map { Double($0) } ?? 1
         guard let width, width > 0, width <= 64 else { throw bad("rrm.width", "a width multiplier in (0, 64]") }
-        config = ModelConfig(channels: c, height: h, width: w, numClasses: classes, widthMultiplier: width, mean: mean, std: std)
+        var projection: Int?
+        if let p = metadata["rrm.projection"] {
+            // Absent means no projection; present, it must be a usable width (an empty or zero
+            // value is an error rather than "none", so a damaged file is not silently misread).
+            guard p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(p), (1...ModelRegistry.maxProjectionWidth).contains(v) else {
+                throw bad("rrm.projection", "an integer from 1 to \(ModelRegistry.maxProjectionWidth) (the projection head's output width), or absent for none")
+            }
+            projection = v
+        }
+        config = ModelConfig(channels: c, height: h, width: w, numClasses: classes, widthMultiplier: width, mean: mean, std: std,
+                             projection: projection)
         threatModel = metadata["rrm.threat_model"] ?? "none"
         guard ThreatModel(threatModel) != nil else {
             throw bad("rrm.threat_model", "none, linf:<eps> or l2:<eps> (eps a number or fraction such as 8/255)")
@@ -107,6 +117,7 @@ public struct ModelMetadata: Equatable, Sendable {
             "rrm.std": list(config.std),
             "rrm.threat_model": threatModel,
         ]
+        d["rrm.projection"] = config.projection.map { "\($0)" }
         d["rrm.trained_by"] = trainedBy
         d["rrm.training"] = training
         d["rrm.seed"] = seed.map { "\($0)" }

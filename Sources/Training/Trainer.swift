@@ -14,7 +14,7 @@ public struct TrainingProgress: Sendable {
     public var loss, accuracy: Double
     /// Learning rate of the last step.
     public var learningRate: Float
-    /// Training images per second over the epoch so far.
+    /// Training images per second over this session's part of the epoch.
     public var imagesPerSecond: Double
     /// Set at the end of an epoch when a test set is evaluated.
     public var testAccuracy: Double?
@@ -28,74 +28,138 @@ public struct TrainingSummary: Sendable {
     public var epochs: [(loss: Double, accuracy: Double)]
     /// Final accuracy on the test set.
     public var test: EvaluationResult
-    /// Wall time of the whole run in seconds.
+    /// Wall time of the whole run in seconds, summed over every session of a resumed run.
     public var seconds: Double
 }
 
-/// Minibatch SGD on cross-entropy with augmentation, on clean or adversarial batches as the
-/// settings' objective says; deterministic for a seed and thread count.
+/// Minibatch SGD with augmentation on the settings' objective: cross-entropy on clean or
+/// adversarial batches, or RRM against a frozen teacher. Deterministic for a seed and thread
+/// count, and resumable at any step boundary: every random draw is a function of the seed, the
+/// epoch and the step, so weights, optimiser state and `position` are the whole state.
 public final class Trainer {
     /// The model being trained.
     public let model: Network
     /// Run settings.
     public let settings: TrainingSettings
-    /// The optimiser (its state is what a resumed run needs besides the weights).
+    /// The optimiser (its momentum is part of the state a resumed run needs).
     public let optimizer: SGD
+    /// The frozen teacher of an RRM objective (inference mode, never updated).
+    public let teacher: Network?
+    /// Where the run is.
+    public internal(set) var position = TrainingPosition()
 
-    /// A trainer for `model`.
-    public init(model: Network, settings: TrainingSettings) {
+    /// A trainer for `model`; an `.rrm` objective needs `teacher`, whose representation width the
+    /// student's must equal (give the student a projection otherwise).
+    public init(model: Network, settings: TrainingSettings, teacher: Network? = nil) {
+        if case .rrm = settings.objective {
+            precondition(teacher != nil, "Trainer: the RRM objective needs a teacher")
+            precondition(teacher!.representationWidth == model.representationWidth,
+                         "Trainer: student representation width \(model.representationWidth) differs from the teacher's \(teacher!.representationWidth)")
+            precondition(teacher!.config.inputShape == model.config.inputShape,
+                         "Trainer: student input \(model.config.inputShape) differs from the teacher's \(teacher!.config.inputShape)")
+        } else {
+            precondition(teacher == nil, "Trainer: a teacher was given but the objective is \(settings.objective.methodName)")
+        }
         self.model = model
         self.settings = settings
+        self.teacher = teacher
         optimizer = SGD(parameters: model.namedParameters(), settings: settings.sgd)
     }
 
-    /// Trains on `train`, evaluates on `test` after every epoch, and reports progress.
+    /// Trains on `train` from `position` to the end, evaluating on `test` after every epoch,
+    /// without stopping early or saving state.
     public func run(train: Dataset, test: Dataset, progress: (TrainingProgress) -> Void = { _ in }) -> TrainingSummary {
+        // Neither closure can stop the run, so it always finishes with a summary.
+        run(train: train, test: test, shouldStop: { false }, epochEnd: { _ in }, progress: progress)!
+    }
+
+    /// Trains on `train` from `position` to the end, evaluating on `test` after every epoch.
+    /// `shouldStop` is asked before every step: when it answers true the run stops there and
+    /// returns nil, and a later `run` (after `restoreState` in a new process) continues exactly.
+    /// `epochEnd` is called after each epoch, e.g. to save the state.
+    public func run(train: Dataset, test: Dataset, shouldStop: () -> Bool, epochEnd: (Trainer) throws -> Void,
+                    progress: (TrainingProgress) -> Void = { _ in }) rethrows -> TrainingSummary? {
         let options = BatchOptions(batchSize: settings.batchSize, shuffle: true, dropLast: true,
                                    cropPadding: settings.cropPadding, horizontalFlip: settings.horizontalFlip)
         let stepsPerEpoch = options.batchCount(samples: train.count)
         precondition(stepsPerEpoch > 0, "Trainer: \(train.count) training samples is less than one batch of \(settings.batchSize)")
         let schedule = settings.lrSchedule(totalSteps: stepsPerEpoch * settings.epochs)
-        let start = Date()
-        var history: [(loss: Double, accuracy: Double)] = []
-        var images = Tensor(shape: [0]), labels: [Int32] = []
-        var lastTest = EvaluationResult(accuracy: 0, loss: 0, samples: 0)
-        // Attack randomness has its own stream per step, so a run resumed at a step boundary
-        // draws the same starts as an uninterrupted one.
+        // Attack randomness has its own stream per step, so a resumed run draws the same starts.
         let attackStream = RNG(seed: settings.seed).fork(0xA77AC)
-        for epoch in 0..<settings.epochs {
-            var iterator = train.batches(options: options, seed: settings.seed, epoch: epoch)
-            var lossSum = 0.0, correct = 0, seen = 0, step = 0
-            let epochStart = Date()
-            while iterator.next(into: &images, labels: &labels) {
-                let t = epoch * stepsPerEpoch + step
+        var images = Tensor(shape: [0]), labels: [Int32] = []
+        var sessionStart = Date()
+        defer { position.elapsedSeconds += Date().timeIntervalSince(sessionStart) }
+
+        while position.epoch < settings.epochs {
+            var iterator = train.batches(options: options, seed: settings.seed, epoch: position.epoch, startBatch: position.step)
+            let epochStart = Date(), firstStep = position.step
+            while position.step < stepsPerEpoch {
+                if shouldStop() { return nil }
+                guard iterator.next(into: &images, labels: &labels) else { break }
+                let t = position.epoch * stepsPerEpoch + position.step
                 let lr = schedule.rate(at: t)
                 if let m = schedule.momentum(at: t) { optimizer.settings.momentum = m }
                 var attackRNG = attackStream.fork(UInt64(t))
-                let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &attackRNG)
-                optimizer.zeroGradients()
-                let logits = model.forward(inputs, mode: .training)
-                let loss = softmaxCrossEntropy(logits: logits, labels: labels)
-                _ = model.backward(loss.gradient, parameterGradients: true)
-                optimizer.step(lr: lr)
-                for (p, y) in zip(argmaxRows(logits), labels) where p == y { correct += 1 }
-                lossSum += Double(loss.value) * Double(labels.count)
-                seen += labels.count
-                step += 1
+                let (loss, correct) = step(images: images, labels: labels, lr: lr, rng: &attackRNG)
+                position.lossSum += Double(loss) * Double(labels.count)
+                position.correct += correct
+                position.seen += labels.count
+                position.step += 1
+                let rate = Double((position.step - firstStep) * settings.batchSize) / max(Date().timeIntervalSince(epochStart), 1e-9)
                 progress(TrainingProgress(
-                    epoch: epoch, step: step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
-                    loss: lossSum / Double(seen), accuracy: Double(correct) / Double(seen), learningRate: lr,
-                    imagesPerSecond: Double(seen) / max(Date().timeIntervalSince(epochStart), 1e-9),
-                    testAccuracy: nil, epochDone: false))
+                    epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
+                    loss: position.lossSum / Double(position.seen), accuracy: Double(position.correct) / Double(position.seen),
+                    learningRate: lr, imagesPerSecond: rate, testAccuracy: nil, epochDone: false))
             }
-            history.append((lossSum / Double(max(seen, 1)), Double(correct) / Double(max(seen, 1))))
-            lastTest = evaluateAccuracy(model, on: test)
+            let seen = Double(max(position.seen, 1))
+            let testResult = evaluateAccuracy(model, on: test)
+            position.history.append(EpochRecord(loss: position.lossSum / seen, accuracy: Double(position.correct) / seen, test: testResult))
+            let rate = Double((position.step - firstStep) * settings.batchSize) / max(Date().timeIntervalSince(epochStart), 1e-9)
             progress(TrainingProgress(
-                epoch: epoch, step: step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
-                loss: history.last!.loss, accuracy: history.last!.accuracy, learningRate: schedule.rate(at: (epoch + 1) * stepsPerEpoch - 1),
-                imagesPerSecond: Double(seen) / max(Date().timeIntervalSince(epochStart), 1e-9),
-                testAccuracy: lastTest.accuracy, epochDone: true))
+                epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
+                loss: position.history.last!.loss, accuracy: position.history.last!.accuracy,
+                learningRate: schedule.rate(at: (position.epoch + 1) * stepsPerEpoch - 1),
+                imagesPerSecond: rate, testAccuracy: testResult.accuracy, epochDone: true))
+            position.startEpoch(position.epoch + 1)
+            // Bank the elapsed time before saving, so the state file carries it.
+            position.elapsedSeconds += Date().timeIntervalSince(sessionStart)
+            sessionStart = Date()
+            try epochEnd(self)
         }
-        return TrainingSummary(epochs: history, test: lastTest, seconds: Date().timeIntervalSince(start))
+        return TrainingSummary(epochs: position.history.map { ($0.loss, $0.accuracy) },
+                               test: position.history.last?.test ?? evaluateAccuracy(model, on: test),
+                               seconds: position.elapsedSeconds + Date().timeIntervalSince(sessionStart))
+    }
+
+    /// One step exactly as training takes it, for `rrmd bench`.
+    public func benchmarkStep(images: Tensor, labels: [Int32]) {
+        var rng = RNG(seed: settings.seed)
+        _ = step(images: images, labels: labels, lr: 0.1, rng: &rng)
+    }
+
+    /// One optimiser step on the objective; returns the batch loss and the number of images
+    /// the model classified correctly (on the images it trained on).
+    private func step(images: Tensor, labels: [Int32], lr: Float, rng: inout RNG) -> (loss: Float, correct: Int) {
+        let logits: Tensor, loss: Float
+        switch settings.objective {
+        case .rrm(let objective):
+            // The teacher sees the same clean augmented batch; its features are recomputed
+            // every batch and no gradient flows into it.
+            let target = teacher!.forwardWithRepresentation(images, mode: .inference).representation
+            optimizer.zeroGradients()
+            let out = model.forwardWithRepresentation(images, mode: .training)
+            let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
+            _ = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
+            logits = out.logits; loss = r.value
+        default:
+            let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &rng)
+            optimizer.zeroGradients()
+            logits = model.forward(inputs, mode: .training)
+            let ce = softmaxCrossEntropy(logits: logits, labels: labels)
+            _ = model.backward(ce.gradient, parameterGradients: true)
+            loss = ce.value
+        }
+        optimizer.step(lr: lr)
+        return (loss, zip(argmaxRows(logits), labels).lazy.filter { $0 == $1 }.count)
     }
 }

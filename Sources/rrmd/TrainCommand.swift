@@ -41,6 +41,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon: String?
     @Option(name: .customLong("attack-step"), help: "Attack step size (default: 2.5 * epsilon / steps for pgd, 1.25 * epsilon for fgsm-rs).") var attackStep: String?
     @Option(name: .customLong("attack-steps"), help: "PGD steps per training batch.") var attackSteps = 7
+    @Option(help: "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run continues from it.") var state: String?
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
 
     func run() throws {
@@ -62,7 +63,15 @@ struct TrainCommand: ParsableCommand {
         let reporter = ProgressReporter()
         reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary), \(Compute.threads) threads")
         let trainer = Trainer(model: model, settings: settings)
-        let summary = trainer.run(train: data.train, test: data.test) { p in
+        if let state {
+            StopSignal.install()
+            if FileManager.default.fileExists(atPath: state) {
+                try trainer.restoreState(from: state)
+                reporter.line("resuming from \(state) at epoch \(trainer.position.epoch + 1), step \(trainer.position.step)")
+            }
+        }
+        let finished = try trainer.run(train: data.train, test: data.test, shouldStop: { StopSignal.requested },
+                                       epochEnd: { t in if let state { try t.saveState(to: state) } }) { p in
             let label = "epoch \(p.epoch + 1)/\(p.epochs)"
             if p.epochDone {
                 reporter.line(String(format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
@@ -71,6 +80,11 @@ struct TrainCommand: ParsableCommand {
                 reporter.update(label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(settings.batchSize),
                                 unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
             }
+        }
+        guard let summary = finished else {
+            if let state { try trainer.saveState(to: state) }
+            reporter.line("stopped at epoch \(trainer.position.epoch + 1), step \(trainer.position.step); state saved in \(state ?? "-"); run the same command to continue")
+            throw ExitCode(130)
         }
         let recipe = "\(settings.objective.summary); sgd lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), \(epochs) epochs, batch \(batchSize)"
         let metadata = ModelMetadata(model: model, dataset: data.train.name, threatModel: settings.objective.threatModel,

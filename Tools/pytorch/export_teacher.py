@@ -16,6 +16,9 @@ BatchNorm gets weight ~ U(0.5, 1.5), bias ~ N(0, 0.1^2), running_mean ~ N(0, 0.1
 running_var ~ U(0.5, 1.5) and num_batches_tracked = 7, so that an inference comparison exercises
 the BN statistics (a fresh BN is the identity in eval mode).
 
+--projection P adds a projection head `projection.weight` [P, D] between the body and the classifier
+(an RRM student whose width differs from its teacher's has one; written as rrm.projection).
+
 --sample-input N --sample-out FILE writes a safetensors file with `input` [N, C, H, W] ~ U(0, 1)
 (from --seed) and the eval-mode `logits` [N, K] and `representation` [N, D] of the exported model,
 computed in float32. `rrmd predict` on the same input should reproduce them (load_rrmd.py --compare).
@@ -84,6 +87,8 @@ def main(argv=None):
     ap.add_argument("--width", type=int, required=True)
     ap.add_argument("--num-classes", type=int, required=True)
     ap.add_argument("--width-mult", type=float, default=1.0)
+    ap.add_argument("--projection", type=int, metavar="P",
+                    help="projection head width (students of RRM; default none)")
     ap.add_argument("--mean", type=float_list, help="per-channel, comma-separated (default 0)")
     ap.add_argument("--std", type=float_list, help="per-channel, comma-separated (default 1)")
     ap.add_argument("--dataset", choices=ckpt.DATASETS,
@@ -109,6 +114,8 @@ def main(argv=None):
     for name in ("in_channels", "height", "width"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.projection is not None and not 1 <= args.projection <= ckpt.MAX_PROJECTION:
+        ap.error(f"--projection must be from 1 to {ckpt.MAX_PROJECTION}")
     shape = (args.in_channels, args.height, args.width)
     dataset = args.dataset or DEFAULT_DATASET.get(shape)
     if dataset is None and not args.no_metadata:
@@ -123,7 +130,8 @@ def main(argv=None):
                               rrmd_models.per_channel(args.std, 1.0, shape[0]),
                               dataset, args.threat_model, trained_by,
                               seed if (args.weights is None or args.seed is not None) else None,
-                              None, f"pytorch {torch.__version__.split('+')[0]}")
+                              None, f"pytorch {torch.__version__.split('+')[0]}",
+                              projection=args.projection)
         meta = None if args.no_metadata else ckpt.spec_metadata(spec)
 
         torch.manual_seed(seed)
@@ -146,7 +154,8 @@ def main(argv=None):
 
     nparams = sum(p.numel() for p in model.parameters())
     sha = hashlib.sha256(data).hexdigest()
-    print(f"wrote {args.out}: {args.arch} width {ckpt.decimal_str(args.width_mult)}, {nparams} parameters, "
+    head = f", projection {args.projection}" if args.projection is not None else ""
+    print(f"wrote {args.out}: {args.arch} width {ckpt.decimal_str(args.width_mult)}{head}, {nparams} parameters, "
           f"{len(state)} tensors, {len(data)} bytes{' (zstd)' if compress else ''}"
           f"{', no metadata' if args.no_metadata else ''}, sha256 {sha}")
 

@@ -8,7 +8,8 @@
 The file may be plain safetensors or one zstd frame around it (detected by the magic bytes
 28 B5 2F FD, not by name). The twin is built from the rrm.* metadata; a plain state_dict without
 rrm.* keys is identified from its tensor names and shapes (--arch/--width-mult/--input-shape/
---num-classes/--mean/--std override or complete that guess; mean/std default to 0/1).
+--num-classes/--mean/--std/--projection override or complete that guess; mean/std default to 0/1;
+a `projection.weight` tensor gives the projection width).
 
 --input X: a safetensors file with a tensor `input` [N, C, H, W]; the model runs in eval mode.
 --compare Y: a safetensors file with `logits` and `representation` (e.g. from `rrmd predict`);
@@ -68,6 +69,7 @@ def main(argv=None):
     g.add_argument("--num-classes", type=int)
     g.add_argument("--mean", type=float_list)
     g.add_argument("--std", type=float_list)
+    g.add_argument("--projection", type=int, metavar="P", help="projection head width (with --arch)")
     args = ap.parse_args(argv)
     if (args.compare or args.out) and not args.input:
         ap.error("--compare and --out need --input")
@@ -97,14 +99,17 @@ def main(argv=None):
         else:
             shape = args.input_shape or (tuple(x.shape[1:]) if x is not None and x.dim() == 4 else None)
             if args.arch:
+                projection = args.projection
+                if projection is None and "projection.weight" in tensors and tensors["projection.weight"].dim() == 2:
+                    projection = tensors["projection.weight"].shape[0]
                 spec = ckpt.ModelSpec(args.arch, *(shape or (3, 32, 32)), args.num_classes or 10,
-                                      source="given")
+                                      source="given", projection=projection)
             else:
                 spec = ckpt.infer_spec(tensors, shape)
             say(f"no rrm.* metadata: {'given' if args.arch else 'identified from tensor names and shapes'}")
         # Explicit options win (with metadata they override too, with a warning).
         for opt, field in (("width_mult", "width_mult"), ("num_classes", "num_classes"),
-                           ("mean", "mean"), ("std", "std")):
+                           ("mean", "mean"), ("std", "std"), ("projection", "projection")):
             value = getattr(args, opt)
             if value is not None:
                 if spec.source == "metadata":

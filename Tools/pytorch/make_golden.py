@@ -56,6 +56,25 @@ MODEL_CASES = [
     ("mobilenetv2", SEEDS["mobilenetv2"], "mobilenetv2", 3, 32, 32, 2, 10, 0.25, None, None),
 ]
 
+# Students with a projection head (design.md section 1, "Width mismatch"): the same goldens as
+# MODEL_CASES, one more field: the projection width P. cnn-small narrows its 64 features to 24,
+# resnet20 widens its 32 to 48. Tiny 8x8 inputs keep the files small; seeds by --scan-seeds 30.
+PROJECTION_SEEDS = {"cnn-small-projection": 13, "resnet20-projection": 28}
+PROJECTION_CASES = [
+    ("cnn-small-projection", PROJECTION_SEEDS["cnn-small-projection"], "cnn-small", 1, 8, 8, 4, 10, 0.5,
+     FASHION_MEAN, FASHION_STD, 24),
+    ("resnet20-projection", PROJECTION_SEEDS["resnet20-projection"], "resnet20", 3, 8, 8, 4, 10, 0.5,
+     CIFAR_MEAN, CIFAR_STD, 48),
+]
+
+# One RRM step (rrm-step.safetensors): a frozen teacher in eval mode and a student of another
+# architecture whose projection maps its features to the teacher's width.
+RRM_SEED = 21  # --scan-seeds 30: the largest kink margin
+RRM_TEACHER = ("resnet20", 0.5)            # arch, width_mult: representation width 32
+RRM_STUDENT = ("cnn-small", 0.5, 32)       # arch, width_mult, projection: 64 features -> 32
+RRM_INPUT = (8, 3, 8, 8, 10)               # N, C, H, W, classes
+RRM_WEIGHTS = {"cos": 0.005, "l2": 0.001}  # cross-entropy weight of each feature loss (paper values)
+
 
 def f32(t):
     """Detached, contiguous float32 copy (integer tensors are kept as they are)."""
@@ -83,10 +102,10 @@ def csv(values):
     return ",".join(repr(float(v)) for v in values)
 
 
-def initial_case(seed, arch, c, h, w, n, k, width_mult, mean, std):
+def initial_case(seed, arch, c, h, w, n, k, width_mult, mean, std, projection=None):
     """The float32 starting point of a model case: model (BN randomised), input, labels."""
     torch.manual_seed(seed)
-    model = rrmd_models.build(arch, c, h, w, k, width_mult, mean, std)
+    model = rrmd_models.build(arch, c, h, w, k, width_mult, mean, std, projection=projection)
     randomize_batchnorm(model)
     x = torch.rand(n, c, h, w)
     y = torch.randint(0, k, (n,))
@@ -202,8 +221,8 @@ def sensitivity(model, x, y, golden, draws=2, steps=2):
     return worst
 
 
-def model_case(name, seed, arch, c, h, w, n, k, width_mult, mean, std, check=True):
-    model, x, y = initial_case(seed, arch, c, h, w, n, k, width_mult, mean, std)
+def model_case(name, seed, arch, c, h, w, n, k, width_mult, mean, std, projection=None, check=True):
+    model, x, y = initial_case(seed, arch, c, h, w, n, k, width_mult, mean, std, projection)
     out = {"input": f32(x), "labels": y.clone()}
     out.update(state_tensors("state", model))
     kinks = {}
@@ -218,6 +237,8 @@ def model_case(name, seed, arch, c, h, w, n, k, width_mult, mean, std, check=Tru
             "momentum": repr(MOMENTUM), "weight_decay": repr(WEIGHT_DECAY), "mean": csv(c_mean),
             "std": csv(c_std), "torch": torch.__version__, "seed": str(seed),
             "compute_dtype": "float64", "bn_momentum": "0.1", "bn_eps": "1e-05", "steps": str(steps)}
+    if projection is not None:  # absent for the cases without one, which stay byte-identical
+        meta["projection"] = str(projection)
     for tag, margin in kinks.items():
         meta[f"kink_margin.{tag}"] = f"{margin:.2e}"
     if check:
@@ -280,6 +301,118 @@ def losses_case(seed):
 
     meta = {"rrm_lambda": "0.005", "torch": torch.__version__, "seed": str(seed), "compute_dtype": "float64"}
     return out, meta
+
+
+def rrm_initial(seed):
+    """The float32 starting point of the RRM step: teacher, student (BN randomised), input, labels."""
+    torch.manual_seed(seed)
+    n, c, h, w, k = RRM_INPUT
+    teacher = rrmd_models.build(RRM_TEACHER[0], c, h, w, k, RRM_TEACHER[1], CIFAR_MEAN, CIFAR_STD)
+    randomize_batchnorm(teacher)
+    student = rrmd_models.build(RRM_STUDENT[0], c, h, w, k, RRM_STUDENT[1], CIFAR_MEAN, CIFAR_STD,
+                                projection=RRM_STUDENT[2])
+    randomize_batchnorm(student)
+    x = torch.rand(n, c, h, w)
+    y = torch.randint(0, k, (n,))
+    return teacher, student, x, y
+
+
+def rrm_goldens(teacher, student, x, y, perturb=None, kinks=None):
+    """Both RRM objectives on one batch, float64: the teacher in eval mode under no_grad (a
+    constant target), the student in train mode (batch statistics), gradients for every student
+    parameter. Each objective starts from its own copy of the student. `perturb` and `kinks` as in
+    run_goldens."""
+    teacher = copy.deepcopy(teacher).double().eval()
+    xd = x.double()
+    if perturb is not None:
+        xd = xd * (1 + PERTURBATION * (2 * torch.rand(xd.shape, generator=perturb, dtype=torch.float64) - 1))
+
+    def perturbed(model):
+        if perturb is not None:
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1 + PERTURBATION * (2 * torch.rand(p.shape, generator=perturb, dtype=torch.float64) - 1))
+        return model
+
+    def forward(tag, model, inp):
+        log = []
+        with kink_recorder(log) if kinks is not None else contextlib.nullcontext():
+            result = model(inp, return_representation=True)
+        if kinks is not None:
+            kinks[tag] = min(log) if log else float("inf")
+        return result
+
+    perturbed(teacher)
+    with torch.no_grad():
+        _, zt = forward("teacher", teacher, xd)
+    out = {"outputs.teacher_representation": f32(zt)}
+    features = {
+        "cos": lambda zs: (1 - F.cosine_similarity(zs, zt, dim=1)).mean(),
+        "l2": lambda zs: ((zs - zt).norm(dim=1) / zt.norm(dim=1)).mean(),
+    }
+    for tag, feature_loss in features.items():
+        model = perturbed(copy.deepcopy(student).double().train())
+        logits, zs = forward("student", model, xd)
+        ce = F.cross_entropy(logits, y)
+        feature = feature_loss(zs)
+        loss = RRM_WEIGHTS[tag] * ce + feature
+        # The loss's partial derivatives at the logits and at the representation with the logits
+        # held fixed: what the objective hands to the network's backward (zs.grad would also
+        # hold the classifier's contribution). Stored to localise a mismatch.
+        (g_logits,) = torch.autograd.grad(loss, logits, retain_graph=True)
+        (g_feature,) = torch.autograd.grad(feature, zs, retain_graph=True)
+        loss.backward()
+        if tag == "cos":
+            out.update({"outputs.student_logits": f32(logits), "outputs.student_representation": f32(zs)})
+        out.update({f"{tag}.loss": f32(loss), f"{tag}.cross_entropy": f32(ce), f"{tag}.feature": f32(feature),
+                    f"{tag}.logits_grad": f32(g_logits), f"{tag}.representation_grad": f32(g_feature)})
+        out.update({f"{tag}.grad.{name}": f32(p.grad) for name, p in model.named_parameters()})
+    return out
+
+
+def rrm_case(seed, check=True):
+    teacher, student, x, y = rrm_initial(seed)
+    out = {"input": f32(x), "labels": y.clone()}
+    out.update(state_tensors("teacher", teacher))
+    out.update(state_tensors("student", student))
+    kinks = {}
+    golden = rrm_goldens(teacher, student, x, y, kinks=kinks)
+    out.update(golden)
+    n, c, h, w, k = RRM_INPUT
+    meta = {"teacher_arch": RRM_TEACHER[0], "teacher_width_mult": repr(RRM_TEACHER[1]),
+            "student_arch": RRM_STUDENT[0], "student_width_mult": repr(RRM_STUDENT[1]),
+            "projection": str(RRM_STUDENT[2]), "in_channels": str(c), "height": str(h), "width": str(w),
+            "num_classes": str(k), "batch": str(n), "mean": csv(CIFAR_MEAN), "std": csv(CIFAR_STD),
+            "cos.xent_weight": repr(RRM_WEIGHTS["cos"]), "l2.xent_weight": repr(RRM_WEIGHTS["l2"]),
+            "torch": torch.__version__, "seed": str(seed), "compute_dtype": "float64",
+            "bn_momentum": "0.1", "bn_eps": "1e-05"}
+    for tag, margin in kinks.items():
+        meta[f"kink_margin.{tag}"] = f"{margin:.2e}"
+    if check:
+        meta["sensitivity.perturbation"] = f"{PERTURBATION:.0e}"
+        worst = {}
+        for d in range(2):
+            other = rrm_goldens(teacher, student, x, y, perturb=torch.Generator().manual_seed(1000 + d))
+            for key, ref in golden.items():
+                change = ((other[key] - ref).abs().max() / ref.abs().max().clamp_min(1e-12)).item()
+                group = key.split(".")[0]
+                worst[group] = max(worst.get(group, 0.0), change)
+        for group, change in sorted(worst.items()):
+            meta[f"sensitivity.{group}"] = f"{change:.2e}"
+    return out, meta
+
+
+def scan_rrm_seeds(count):
+    """Ranks RRM-step seeds 0..count-1 by smallest kink margin (teacher and student passes)."""
+    rows = []
+    for seed in range(count):
+        kinks = {}
+        rrm_goldens(*rrm_initial(seed), kinks=kinks)
+        rows.append((min(kinks.values()), seed, kinks))
+    rows.sort(reverse=True)
+    for margin, seed, kinks in rows[:5]:
+        print(f"rrm-step     seed {seed:3d} min margin {margin:.2e} ("
+              + " ".join(f"{t} {m:.1e}" for t, m in kinks.items()) + ")", flush=True)
 
 
 def _dummy_optimizer(momentum=0.0):
@@ -369,14 +502,14 @@ def save(path, tensors, meta):
     text += b" " * (-len(text) % 8)
     path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
     assert set(load_file(str(path))) == set(tensors)
-    print(f"{path.name:28s} {len(tensors):4d} tensors {path.stat().st_size / 1e6:7.3f} MB")
+    print(f"{path.name:34s} {len(tensors):4d} tensors {path.stat().st_size / 1e6:7.3f} MB")
 
 
 def main():
     root = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=root / "Tests" / "ModelsTests" / "Fixtures")
-    names = [c[0] for c in MODEL_CASES] + ["losses", "optim", "schedules"]
+    names = [c[0] for c in MODEL_CASES + PROJECTION_CASES] + ["rrm-step", "losses", "optim", "schedules"]
     ap.add_argument("--only", nargs="*", choices=names, help="generate only these fixtures")
     ap.add_argument("--scan-seeds", type=int, metavar="K",
                     help="instead of writing files, rank seeds 0..K-1 of the selected model cases by kink margin")
@@ -386,14 +519,18 @@ def main():
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
-    cases = [case for case in MODEL_CASES if case[0] in wanted]
+    cases = [case for case in MODEL_CASES + PROJECTION_CASES if case[0] in wanted]
     if not args.scan_seeds:
         args.out.mkdir(parents=True, exist_ok=True)
     if args.scan_seeds:
         scan_seeds(cases, args.scan_seeds)
+        if "rrm-step" in wanted:
+            scan_rrm_seeds(args.scan_seeds)
         return
     for case in cases:
         save(args.out / f"{case[0]}.safetensors", *model_case(*case, check=not args.no_check))
+    if "rrm-step" in wanted:
+        save(args.out / "rrm-step.safetensors", *rrm_case(RRM_SEED, check=not args.no_check))
     if "losses" in wanted:
         save(args.out / "losses.safetensors", *losses_case(100))
     if "optim" in wanted:
@@ -401,7 +538,7 @@ def main():
     if "schedules" in wanted:
         path = args.out / "schedules.json"
         path.write_text(json.dumps(schedules(), indent=1) + "\n")
-        print(f"{path.name:28s}                {path.stat().st_size / 1e6:7.3f} MB")
+        print(f"{path.name:34s}                {path.stat().st_size / 1e6:7.3f} MB")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ else
     echo "roundtrip: RRMD is not set; checking export and strict loading only" >&2
 fi
 
-# name arch C H W width_mult mean std
+# name arch C H W width_mult mean std [projection]
 cases=(
     "mlp-cifar mlp 3 32 32 0.5 0.4914,0.4822,0.4465 0.247,0.2435,0.2616"
     "cnn-small-cifar cnn-small 3 32 32 0.5 0.4914,0.4822,0.4465 0.247,0.2435,0.2616"
@@ -46,17 +46,19 @@ cases=(
     "mobilenetv2 mobilenetv2 3 32 32 0.25 0.5,0.5,0.5 0.25,0.25,0.25"
     "mlp-fashion mlp 1 28 28 1 0.286 0.353"
     "cnn-small-fashion cnn-small 1 28 28 0.3 0.286 0.353"
+    "cnn-small-projection cnn-small 1 28 28 0.3 0.286 0.353 24"
 )
 
 failed=0
 i=0
 for case in "${cases[@]}"; do
-    read -r name arch c h w wm mean std <<<"$case"
+    read -r name arch c h w wm mean std proj <<<"$case"
     base="$dir/$name"
     seed=$((100 + i))
     fail() { echo "{\"case\": \"$name\", \"arch\": \"$arch\", \"error\": \"$1\"}"; failed=1; }
     if ! "$py" "$here/export_teacher.py" --arch "$arch" --in-channels "$c" --height "$h" --width "$w" \
             --num-classes 10 --width-mult "$wm" --mean "$mean" --std "$std" --seed "$seed" --zstd \
+            ${proj:+--projection "$proj"} \
             --out "$base.safetensors.zst" --sample-input "$samples" --sample-out "$base.sample.safetensors" \
             >"$base.export.log" 2>&1; then
         fail "export failed: $(tail -n 1 "$base.export.log")"; i=$((i + 1)); continue
@@ -74,6 +76,8 @@ for case in "${cases[@]}"; do
             --input "$base.sample.safetensors" --compare "$base.sample.safetensors" --tolerance 0 \
             >"$base.load.log" 2>&1 || ! grep -q "^arch $arch " "$base.load.log"; then
         fail "plain file not loaded / not identified as $arch: $(tail -n 1 "$base.load.log")"
+    elif [[ -n "$proj" ]] && ! grep -q "^arch $arch .* projection $proj " "$base.load.log"; then
+        fail "plain file: projection $proj not recognised from projection.weight"
     fi
 
     if [[ $have_rrmd == 1 ]]; then

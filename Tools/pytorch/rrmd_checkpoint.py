@@ -39,6 +39,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_HEADER = 100_000_000          # bytes of safetensors JSON header
 MAX_CONTENT = 4 << 30             # bytes of safetensors content (plain file or decompressed)
 MAX_WINDOW = 1 << 27              # zstd window (decoder memory), 128 MiB
+MAX_PROJECTION = 65536            # largest projection head width rrmd builds
 ZSTD_LEVEL = 3
 
 FORMAT_VERSION = "1"
@@ -46,7 +47,7 @@ DATASETS = ("fashion-mnist", "mnist", "digits", "cifar10")
 TRAINED_BY = ("natural", "pgd-at", "fgsm-rs", "rrm", "external")
 KNOWN_KEYS = {"rrm.format", "rrm.arch", "rrm.width", "rrm.dataset", "rrm.num_classes",
               "rrm.input_shape", "rrm.mean", "rrm.std", "rrm.threat_model", "rrm.trained_by", "rrm.training",
-              "rrm.seed", "rrm.teacher_sha256", "rrm.producer"}
+              "rrm.seed", "rrm.teacher_sha256", "rrm.producer", "rrm.projection"}
 REQUIRED_KEYS = ("rrm.arch", "rrm.dataset", "rrm.num_classes", "rrm.input_shape", "rrm.mean",
                  "rrm.std")
 _DECIMAL = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
@@ -76,16 +77,19 @@ class ModelSpec:
     teacher_sha256: str = None
     producer: str = None
     source: str = "metadata"      # "metadata" or "inferred"
+    projection: int = None        # width P of the projection head (rrm.projection), None for none
 
     def build(self):
         return rrmd_models.build(self.arch, self.in_channels, self.height, self.width,
-                                 self.num_classes, self.width_mult, self.mean, self.std)
+                                 self.num_classes, self.width_mult, self.mean, self.std,
+                                 projection=self.projection)
 
     def describe(self):
         mean = ",".join(f32_str(v) for v in self.mean or [0.0] * self.in_channels)
         std = ",".join(f32_str(v) for v in self.std or [1.0] * self.in_channels)
+        head = f"projection {self.projection}  " if self.projection is not None else ""
         return (f"arch {self.arch}  width {decimal_str(self.width_mult)}  input "
-                f"{self.in_channels}x{self.height}x{self.width}  classes {self.num_classes}  "
+                f"{self.in_channels}x{self.height}x{self.width}  classes {self.num_classes}  {head}"
                 f"dataset {self.dataset or '?'}  mean {mean}  std {std}  threat_model "
                 f"{self.threat_model}  trained_by {self.trained_by or '?'}  ({self.source})")
 
@@ -142,7 +146,7 @@ def spec_metadata(spec, fmt_pt=True):
     }
     if fmt_pt:
         meta["format"] = "pt"
-    for key, value in (("rrm.trained_by", spec.trained_by), ("rrm.seed", spec.seed),
+    for key, value in (("rrm.projection", spec.projection), ("rrm.trained_by", spec.trained_by), ("rrm.seed", spec.seed),
                        ("rrm.teacher_sha256", spec.teacher_sha256), ("rrm.producer", spec.producer)):
         if value is not None:
             meta[key] = str(value)
@@ -222,8 +226,14 @@ def parse_metadata(meta):
     sha = meta.get("rrm.teacher_sha256")
     if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha):
         raise CheckpointError(f"rrm.teacher_sha256 {sha!r}: expected 64 hex digits")
+    projection = meta.get("rrm.projection")
+    if projection is not None:  # absent = no projection head; present, it must be a usable width
+        if not re.fullmatch(r"\d+", projection) or not 1 <= int(projection) <= MAX_PROJECTION:
+            raise CheckpointError(f"rrm.projection {projection!r}: expected an integer from 1 to "
+                                  f"{MAX_PROJECTION} (the projection head's width), or no key for none")
+        projection = int(projection)
     spec = ModelSpec(arch, c, h, w, k, width, mean, std, dataset, threat, trained_by, seed, sha,
-                     meta.get("rrm.producer"), "metadata")
+                     meta.get("rrm.producer"), "metadata", projection)
     return spec, warnings
 
 
@@ -519,8 +529,15 @@ def infer_spec(tensors, input_shape=None):
     Image size cannot always be recovered: mlp needs C*H*W (assumed square, 1 or 3 channels),
     cnn-small H//4 and W//4 (assumed square, H = 4*(H//4)); the convolutional networks' tensors do
     not depend on it (32x32 is assumed). Pass input_shape=(C, H, W) to override. mean/std are
-    0/1 (they are not in a state_dict)."""
+    0/1 (they are not in a state_dict). A `projection.weight` [P, D] (an RRM student's projection
+    head, the same for every architecture) gives the projection width P."""
     got = {k: tuple(v.shape) for k, v in tensors.items()}
+    projection = None
+    if "projection.weight" in got:
+        if len(got["projection.weight"]) != 2 or not 1 <= got["projection.weight"][0] <= MAX_PROJECTION:
+            raise CheckpointError(f"projection.weight has shape {list(got['projection.weight'])}; "
+                                  "a projection head is a [P, D] matrix")
+        projection = got["projection.weight"][0]
     fits = []
     for arch, (anchor, base, cin_key, head) in _ANCHORS.items():
         if anchor not in got or head not in got or len(got[head]) != 2:
@@ -549,7 +566,7 @@ def infer_spec(tensors, input_shape=None):
         if k < 2 or c < 1:
             continue
         for i, width_mult in enumerate(_width_candidates(got[anchor][0], base)):
-            spec = ModelSpec(arch, c, h, w, k, width_mult, source="inferred")
+            spec = ModelSpec(arch, c, h, w, k, width_mult, source="inferred", projection=projection)
             try:
                 shapes = _shapes(spec)
             except Exception:

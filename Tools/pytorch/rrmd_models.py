@@ -7,12 +7,18 @@ uses in its checkpoints (design.md section 3): `conv1.weight`, `layers.0.bn1.run
 Every model
   * starts with `normalize` (per-channel `(x - mean) / std`; mean/std are non-persistent buffers, so
     they are not in the state_dict), takes inputs [N, C, H, W] in [0, 1];
-  * has `representation(x)` returning the representation (the vector fed to the final Linear) and
-    `forward(x, return_representation=False)` returning logits, or `(logits, representation)`.
+  * has `body(x)` returning the architecture's own features [N, D], `representation(x)` returning
+    the representation (the vector fed to the final Linear) and
+    `forward(x, return_representation=False)` returning logits, or `(logits, representation)`;
+  * optionally (`projection=P`) has a projection head `projection = nn.Linear(D, P, bias=False)`
+    between body and classifier, as an RRM student whose width differs from its teacher's has
+    (design.md section 1): representation = projection(body(x)), classifier nn.Linear(P, K).
+    Without it there is no `projection` module and the state_dict is unchanged.
 
 Widths: `ch(c) = max(1, round(c * width_mult))` with Python's `round` (ties to even).
 
-Build a model with `build(arch, in_channels, height, width, num_classes, width_mult, mean, std)`.
+Build a model with `build(arch, in_channels, height, width, num_classes, width_mult, mean, std,
+projection)`.
 """
 import torch
 import torch.nn as nn
@@ -39,9 +45,26 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """Shared forward(): subclasses define `representation(x)` and the name of their final Linear."""
+    """Shared head and forward(): subclasses define `body(x)`, the name of their final Linear
+    (`head`), and call `attach_head` last in __init__."""
 
     head = "fc"
+
+    def attach_head(self, width, num_classes, projection):
+        """Optional projection, then the classifier. Called where each model used to create its
+        final Linear, so that without a projection the parameters are drawn from the RNG in the
+        same order as before (the golden fixtures depend on it)."""
+        self.projection = None
+        if projection is not None:
+            if not 1 <= projection <= 65536:
+                raise ValueError(f"projection width {projection} outside 1..65536")
+            self.projection = nn.Linear(width, projection, bias=False)
+            width = projection
+        setattr(self, self.head, nn.Linear(width, num_classes))
+
+    def representation(self, x):
+        z = self.body(x)
+        return z if self.projection is None else self.projection(z)
 
     def forward(self, x, return_representation=False):
         rep = self.representation(x)
@@ -51,14 +74,14 @@ class Classifier(nn.Module):
 
 # ----------------------------------------------------------------------------- mlp
 class MLP(Classifier):
-    def __init__(self, c, h, w, num_classes, ch, mean, std):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.fc1 = nn.Linear(c * h * w, ch(256))
         self.fc2 = nn.Linear(ch(256), ch(256))
-        self.fc = nn.Linear(ch(256), num_classes)
+        self.attach_head(ch(256), num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = self.normalize(x).flatten(1)
         x = F.relu(self.fc1(x))
         return F.relu(self.fc2(x))
@@ -66,7 +89,7 @@ class MLP(Classifier):
 
 # ----------------------------------------------------------------------------- cnn-small
 class CNNSmall(Classifier):
-    def __init__(self, c, h, w, num_classes, ch, mean, std):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(c, ch(32), 3, padding=1, bias=False)
@@ -74,9 +97,9 @@ class CNNSmall(Classifier):
         self.conv2 = nn.Conv2d(ch(32), ch(64), 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(ch(64))
         self.fc1 = nn.Linear(ch(64) * (h // 4) * (w // 4), ch(128))
-        self.fc = nn.Linear(ch(128), num_classes)
+        self.attach_head(ch(128), num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = self.normalize(x)
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
@@ -107,7 +130,7 @@ class BasicBlockA(nn.Module):
 
 
 class ResNet20(Classifier):
-    def __init__(self, c, h, w, num_classes, ch, mean, std, n=3):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None, n=3):
         super().__init__()
         self.normalize = Normalize(mean, std)
         widths = [ch(16), ch(32), ch(64)]
@@ -119,9 +142,9 @@ class ResNet20(Classifier):
                 blocks.append(BasicBlockA(cin, cout, 2 if (i > 0 and j == 0) else 1))
                 cin = cout
         self.layers = nn.Sequential(*blocks)
-        self.fc = nn.Linear(cin, num_classes)
+        self.attach_head(cin, num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = F.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layers(x)
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
@@ -148,7 +171,7 @@ class BasicBlockB(nn.Module):
 
 
 class ResNet18(Classifier):
-    def __init__(self, c, h, w, num_classes, ch, mean, std):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(c, ch(64), 3, 1, 1, bias=False)
@@ -159,9 +182,9 @@ class ResNet18(Classifier):
             stage = nn.Sequential(BasicBlockB(cin, cout, stride), BasicBlockB(cout, cout, 1))
             setattr(self, f"layer{i + 1}", stage)
             cin = cout
-        self.fc = nn.Linear(cin, num_classes)
+        self.attach_head(cin, num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = F.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
@@ -174,7 +197,7 @@ VGG11_CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 class VGG11(Classifier):
     head = "classifier"
 
-    def __init__(self, c, h, w, num_classes, ch, mean, std):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         layers, cin = [], c
@@ -191,9 +214,9 @@ class VGG11(Classifier):
                 layers += [nn.Conv2d(cin, ch(v), 3, padding=1), nn.BatchNorm2d(ch(v)), nn.ReLU(inplace=True)]
                 cin = ch(v)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(cin, num_classes)
+        self.attach_head(cin, num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = self.features(self.normalize(x))
         return F.adaptive_avg_pool2d(x, 1).flatten(1)
 
@@ -228,7 +251,7 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(Classifier):
-    def __init__(self, c, h, w, num_classes, ch, mean, std):
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
         super().__init__()
         self.normalize = Normalize(mean, std)
         self.conv1 = nn.Conv2d(c, ch(32), 3, 1, 1, bias=False)
@@ -241,9 +264,9 @@ class MobileNetV2(Classifier):
         self.layers = nn.Sequential(*blocks)
         self.conv2 = nn.Conv2d(cin, ch(1280), 1, bias=False)
         self.bn2 = nn.BatchNorm2d(ch(1280))
-        self.fc = nn.Linear(ch(1280), num_classes)
+        self.attach_head(ch(1280), num_classes, projection)
 
-    def representation(self, x):
+    def body(self, x):
         x = F.relu(self.bn1(self.conv1(self.normalize(x))))
         x = self.layers(x)
         x = F.relu(self.bn2(self.conv2(x)))
@@ -269,10 +292,12 @@ def per_channel(values, default, c):
     return values
 
 
-def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=None, std=None):
-    """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1]."""
+def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=None, std=None, projection=None):
+    """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1];
+    `projection` (an int P, or None) adds the projection head `projection.weight` [P, D]."""
     if arch not in _CLASSES:
         raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
     mean = per_channel(mean, 0.0, in_channels)
     std = per_channel(std, 1.0, in_channels)
-    return _CLASSES[arch](in_channels, height, width, num_classes, make_ch(width_mult), mean, std)
+    return _CLASSES[arch](in_channels, height, width, num_classes, make_ch(width_mult), mean, std,
+                          projection=projection)

@@ -2,8 +2,9 @@ import Attacks
 import Models
 import TensorCore
 
-/// What a training step fits the model to: the clean batch, or adversarial examples made from
-/// it against the current model (the way teachers and adversarial baselines are trained).
+/// What a training step fits the model to: the clean batch, adversarial examples made from it
+/// against the current model (the way teachers and adversarial baselines are trained), or a
+/// frozen teacher's representation of the clean batch (RRM, the way students are distilled).
 public enum TrainingObjective: Equatable, Sendable {
     /// Cross-entropy on the clean, augmented batch.
     case natural
@@ -12,6 +13,8 @@ public enum TrainingObjective: Equatable, Sendable {
     /// Fast adversarial training (Wong et al. 2020): FGSM from a uniform random start in the
     /// L-inf ball, step `stepSize` (1.25 epsilon in the paper), clipped back to the ball.
     case fgsmRS(epsilon: Float, stepSize: Float)
+    /// Robust Representation Matching against the trainer's teacher: no adversarial examples.
+    case rrm(RRMLoss)
 
     /// The name written into checkpoint metadata as `rrm.trained_by`.
     public var methodName: String {
@@ -19,13 +22,15 @@ public enum TrainingObjective: Equatable, Sendable {
         case .natural: return "natural"
         case .pgdAT: return "pgd-at"
         case .fgsmRS: return "fgsm-rs"
+        case .rrm: return "rrm"
         }
     }
 
-    /// The `rrm.threat_model` value a model trained this way is meant to withstand.
+    /// The `rrm.threat_model` value a model trained this way is meant to withstand (an RRM
+    /// student inherits its teacher's, which the objective does not know).
     public var threatModel: String {
         switch self {
-        case .natural: return "none"
+        case .natural, .rrm: return "none"
         case .pgdAT(let c): return "\(c.norm.rawValue):\(c.epsilon)"
         case .fgsmRS(let eps, _): return "linf:\(eps)"
         }
@@ -38,6 +43,7 @@ public enum TrainingObjective: Equatable, Sendable {
         case .pgdAT(let c):
             return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
         case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
+        case .rrm(let l): return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)"
         }
     }
 
@@ -45,7 +51,7 @@ public enum TrainingObjective: Equatable, Sendable {
     /// step from a random start, which is exactly Wong et al.'s FGSM-RS.
     var attackConfig: PGDConfig? {
         switch self {
-        case .natural: return nil
+        case .natural, .rrm: return nil
         case .pgdAT(let c): return PGDConfig(norm: c.norm, epsilon: c.epsilon, stepSize: c.stepSize, iterations: c.iterations,
                                              restarts: 1, randomStart: c.randomStart)
         case let .fgsmRS(eps, step): return PGDConfig(norm: .linf, epsilon: eps, stepSize: step, iterations: 1, restarts: 1, randomStart: true)
@@ -65,6 +71,8 @@ public enum TrainingObjective: Equatable, Sendable {
     func problem() -> String? {
         switch self {
         case .natural: return nil
+        case .rrm(let l):
+            return l.xentWeight >= 0 && l.xentWeight.isFinite ? nil : "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)"
         case .pgdAT(let c):
             if !(c.epsilon > 0) { return "adversarial epsilon must be positive, got \(c.epsilon)" }
             if c.iterations < 1 { return "PGD-AT needs at least one attack step, got \(c.iterations)" }

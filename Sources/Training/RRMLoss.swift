@@ -1,0 +1,43 @@
+import NN
+import TensorCore
+
+/// The Robust Representation Matching objective (design.md §1):
+/// `xentWeight * CE(student logits, y) + featureLoss(student representation, teacher representation)`.
+/// The teacher's representation is a constant: only the student receives gradients.
+public struct RRMLoss: Equatable, Sendable {
+    /// Weight of the cross-entropy term (`lambda`; the paper's CIFAR-10 L-inf value is 0.005).
+    public var xentWeight: Float
+    /// How representations are compared (cosine in the paper's CIFAR-10 runs).
+    public var featureLoss: FeatureLoss
+
+    /// The objective with the paper's CIFAR-10 L-inf defaults.
+    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine) {
+        self.xentWeight = xentWeight; self.featureLoss = featureLoss
+    }
+
+    /// The loss and its parts for one batch, with the gradients to feed `Network.backward`.
+    public struct Result {
+        /// The whole objective.
+        public var value: Float
+        /// Mean cross-entropy (unweighted) and the feature loss.
+        public var crossEntropy, feature: Float
+        /// dLoss/dLogits `[N, K]` (already scaled by `xentWeight`).
+        public var logitsGradient: Tensor
+        /// dLoss/dRepresentation `[N, D]` of the student.
+        public var representationGradient: Tensor
+    }
+
+    /// Evaluates the objective for student logits `[N, K]`, labels `[N]`, student representation
+    /// `[N, D]` and the frozen teacher's representation `[N, D]`.
+    public func evaluate(logits: Tensor, labels: [Int32], student: Tensor, teacher: Tensor) -> Result {
+        precondition(student.shape == teacher.shape,
+                     "RRMLoss: student representation \(student.shape) and teacher representation \(teacher.shape) differ; a student needs a projection to the teacher's width")
+        let ce = softmaxCrossEntropy(logits: logits, labels: labels)
+        let fl = featureLoss.evaluate(student: student, teacher: teacher)
+        var dLogits = ce.gradient
+        let n = dLogits.count, w = xentWeight
+        dLogits.withUnsafeMutablePointer { p in for i in 0..<n { p[i] *= w } }
+        return Result(value: w * ce.value + fl.value, crossEntropy: ce.value, feature: fl.value,
+                      logitsGradient: dLogits, representationGradient: fl.studentGradient)
+    }
+}

@@ -1,0 +1,93 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import TensorCore
+import Training
+import XCTest
+
+/// A run stopped at any step boundary, saved, and continued by a fresh trainer in the same
+/// process ends with the same weights, bit for bit, as an uninterrupted run.
+final class ResumeTests: XCTestCase {
+    /// Every weight and buffer, with BatchNorm's step counters as floats.
+    private func weights(_ m: Network) -> [Float] {
+        m.stateTensors().flatMap { entry -> [Float] in
+            switch entry.tensor {
+            case .float32(let t): return t.array
+            case .int64(_, let v): return v.map(Float.init)
+            case .raw: return []
+            }
+        }
+    }
+
+    private func statePath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-state-\(UUID()).safetensors.zst").path
+    }
+
+    /// Runs `settings` uninterrupted, then again stopped after each of `stops` (global step
+    /// counts) and resumed from the saved file by new trainer and model objects.
+    private func checkResume(_ settings: TrainingSettings, stops: [Int], teacher: Network? = nil) throws {
+        let data = try digits()
+        let reference = try digitsModel("cnn-small", data.train, seed: settings.seed)
+        let full = Trainer(model: reference, settings: settings, teacher: teacher).run(train: data.train, test: data.test)
+
+        let path = statePath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var done = 0, summary: TrainingSummary?
+        for stop in stops + [Int.max] {
+            // Resumed segments start from another initialisation, which proves every weight
+            // comes from the state file.
+            let resuming = FileManager.default.fileExists(atPath: path)
+            let model = try digitsModel("cnn-small", data.train, seed: settings.seed + (resuming ? 100 : 0))
+            let trainer = Trainer(model: model, settings: settings, teacher: teacher)
+            if resuming { try trainer.restoreState(from: path) }
+            summary = trainer.run(train: data.train, test: data.test, shouldStop: { done >= stop }, epochEnd: { _ in }) { _ in done += 1 }
+            if summary == nil {
+                try trainer.saveState(to: path)
+            } else {
+                let (a, b) = (weights(model), weights(reference))
+                XCTAssertEqual(a.count, b.count)
+                let differing = zip(a, b).filter { $0 != $1 }.count
+                XCTAssertEqual(differing, 0, "\(differing) of \(a.count) values differ after stops at \(stops) from an uninterrupted run")
+            }
+        }
+        XCTAssertEqual(summary?.epochs.map(\.loss), full.epochs.map(\.loss))
+        XCTAssertEqual(summary?.test, full.test)
+    }
+
+    func testNaturalRunResumesExactly() throws {
+        // 1,500 images, batch 50: 30 steps an epoch; stop mid-epoch, at an epoch boundary, and again.
+        try checkResume(TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 4), stops: [7, 30, 61])
+    }
+
+    func testAdversarialRunResumesExactly() throws {
+        try checkResume(TrainingSettings(epochs: 2, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 6,
+                                         objective: .fgsmRS(epsilon: 0.1, stepSize: 0.125)), stops: [13])
+    }
+
+    func testRRMRunResumesExactly() throws {
+        let data = try digits()
+        let teacher = try digitsModel("cnn-small", data.train, seed: 50)
+        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, seed: 50))
+            .run(train: data.train, test: data.test)
+        try checkResume(TrainingSettings(epochs: 2, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 8,
+                                         objective: .rrm(RRMLoss())), stops: [17], teacher: teacher)
+    }
+
+    /// A state file from a run with other settings is refused, naming both runs.
+    func testOtherRunsStateIsRefused() throws {
+        let data = try digits()
+        let path = statePath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let settings = TrainingSettings(epochs: 1, batchSize: 50, seed: 1)
+        let a = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1), settings: settings)
+        try a.saveState(to: path)
+        var other = settings
+        other.learningRate = 0.2
+        let b = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1), settings: other)
+        XCTAssertThrowsError(try b.restoreState(from: path)) { error in
+            guard case TrainingStateError.otherRun = error else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("delete it"))
+        }
+    }
+}
