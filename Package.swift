@@ -16,12 +16,15 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
-        // C shims (Debian: libopenblas-dev, zlib1g-dev, libzstd-dev).
+        // C shims (Debian: libopenblas-dev, zlib1g-dev, libzstd-dev, libinotifytools0-dev, libsystemd-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
+        .systemLibrary(name: "CInotifyTools", path: "Sources/CInotifyTools"),
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd"),
 
         // Compute core.
         .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimised),
@@ -40,11 +43,18 @@ let package = Package(
             dependencies: ["Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels"],
             swiftSettings: optimised),
 
+        // The daemon: the spool state machine (no ML) and the service around the job pipeline.
+        .target(name: "Spool", dependencies: ["Checkpoint"]),
+        .target(
+            name: "Service",
+            dependencies: ["Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "Kernels", "CInotifyTools", "CSystemd",
+                           .product(name: "TOMLKit", package: "TOMLKit")]),
+
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
+                "Service", "Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -57,6 +67,8 @@ let package = Package(
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "Data"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool", "Checkpoint"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]

@@ -3,7 +3,7 @@
 # Used by test.sh and run.sh so a fresh Debian 12 machine with Swift needs nothing else.
 set -euo pipefail
 
-packages=(libopenblas-dev zlib1g-dev libzstd-dev dataset-fashion-mnist)
+packages=(libopenblas-dev zlib1g-dev libzstd-dev libinotifytools0-dev libsystemd-dev systemd dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,1 @@
+// The daemon: spool watcher, job runner, configuration, systemd notification and journald.
