@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import Models
 import NN
+import Service
 import Training
 
 /// `rrmd distill`: Robust Representation Matching from a robust teacher into a student of
@@ -41,6 +42,7 @@ struct DistillCommand: ParsableCommand {
     @Option(help: "Resumable state file (default: OUT.state; removed when the student is saved).") var state: String?
     @Option(help: "Report directory (default: OUT without its extension, plus .report).") var report: String?
     @Flag(name: .customLong("no-evaluate"), help: "Skip the robustness evaluation.") var noEvaluate = false
+    @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
     @OptionGroup var evaluation: EvaluationOptions
 
     func run() throws {
@@ -51,11 +53,7 @@ struct DistillCommand: ParsableCommand {
         let tmeta = teacherModel.metadata
         let datasetName = dataset ?? tmeta.dataset
         let data = try DatasetCatalog.load(datasetName, directory: dataDir, limit: limit)
-        guard data.train.imageShape == tmeta.config.inputShape, data.train.numClasses == tmeta.config.numClasses else {
-            throw CommandFailure("teacher \(teacher) takes \(tmeta.config.inputShape) images and \(tmeta.config.numClasses) classes, but \(datasetName) has \(data.train.imageShape) and \(data.train.numClasses); distil on the teacher's dataset (\(tmeta.dataset))")
-        }
-        let teacherSHA = try SHA256.hex(contentsOfFile: teacher)
-        let studentNet = try makeStudent(teacher: teacherModel.network)
+        if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) { throw CommandFailure("\(teacher): \(problem)") }
         let settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
@@ -68,54 +66,42 @@ struct DistillCommand: ParsableCommand {
             reporter.line("warning: the teacher's metadata declares no threat model (rrm.threat_model = \(tmeta.threatModel)); RRM transfers only the robustness the teacher has")
         }
 
-        let statePath = state ?? out + ".state"
-        let trainer = Trainer(model: studentNet, settings: settings, teacher: teacherModel.network)
+        let request = DistillationRequest(
+            teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher), student: student,
+            width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state", outPath: out,
+            producer: "rrmd \(RRMDVersion.string)")
         StopSignal.install()
-        if FileManager.default.fileExists(atPath: statePath) {
-            try trainer.restoreState(from: statePath)
-            reporter.line("resuming from \(statePath) at epoch \(trainer.position.epoch + 1), step \(trainer.position.step)")
+        reporter.line("distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")
+        let finished = try Distiller.run(request, shouldStop: { StopSignal.requested }, resumed: { p in
+            reporter.line("resuming from \(request.statePath) at epoch \(p.epoch + 1), step \(p.step)")
+        }) { p in
+            reporter.training(p, batchSize: batchSize)
         }
-        let projection = studentNet.config.projection.map { ", projection \($0)" } ?? ""
-        reporter.line("distilling \(student)\(projection) (\(studentNet.parameterCount) parameters) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")
-        let finished = try trainer.run(train: data.train, test: data.test, shouldStop: { StopSignal.requested },
-                                       epochEnd: { try $0.saveState(to: statePath) }) { p in
-            let label = "epoch \(p.epoch + 1)/\(p.epochs)"
-            if p.epochDone {
-                reporter.line(String(format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
-                                     label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
-            } else {
-                reporter.update(label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(batchSize),
-                                unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
-            }
-        }
-        guard let summary = finished else {
-            try trainer.saveState(to: statePath)
-            reporter.line("stopped at epoch \(trainer.position.epoch + 1), step \(trainer.position.step); state saved in \(statePath); run the same command to continue")
+        guard let result = finished else {
+            reporter.line("stopped; state saved in \(request.statePath); run the same command to continue")
             throw ExitCode(130)
         }
-        let recipe = "\(settings.objective.summary) from \(tmeta.architecture) \(teacherSHA.prefix(12)); sgd lr=\(lr) momentum=0.9 wd=0.0005 cosine, \(epochs) epochs, batch \(batchSize)"
-        let metadata = ModelMetadata(model: studentNet, dataset: data.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
-                                     training: recipe, seed: seed, teacherSHA256: teacherSHA, producer: "rrmd \(RRMDVersion.string)")
-        try SafeTensors(studentNet.stateTensors(), metadata: metadata.dictionary)
-            .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
-        try? FileManager.default.removeItem(atPath: statePath)
-        reporter.line(String(format: "student test accuracy %.2f%% after %.1f s of training; saved %@", 100 * summary.test.accuracy, summary.seconds, out))
+        let (studentNet, metadata, summary) = (result.student, result.metadata, result.summary)
+        let projection = studentNet.config.projection.map { " (projection \(studentNet.bodyWidth) -> \($0))" } ?? ""
+        reporter.line(String(format: "student test accuracy %.2f%% after %.1f s of training%@; saved %@", 100 * summary.test.accuracy,
+                             summary.seconds, projection, out))
+        var robust: Double?
         if !noEvaluate {
-            _ = try runEvaluation(network: studentNet, path: out, metadata: metadata, test: data.test, settings: evalSettings,
-                                  reportDirectory: report ?? Self.defaultReportDirectory(for: out), reporter: reporter)
+            robust = try runEvaluation(network: studentNet, path: out, metadata: metadata, test: data.test, settings: evalSettings,
+                                       reportDirectory: report ?? Self.defaultReportDirectory(for: out), reporter: reporter)
+                .worstCase.robustAccuracy
         }
-    }
-
-    /// The student network: the teacher's input geometry, classes and normalisation, and a
-    /// projection to the teacher's representation width when its own differs.
-    private func makeStudent(teacher: Network) throws -> Network {
-        var config = teacher.config
-        config.widthMultiplier = width
-        config.projection = nil
-        let natural = try ModelRegistry.make(student, config: config, seed: seed)
-        if natural.representationWidth == teacher.representationWidth { return natural }
-        config.projection = teacher.representationWidth
-        return try ModelRegistry.make(student, config: config, seed: seed)
+        if json {
+            var object: [String: Any] = [
+                "student": student, "width": width, "teacher": teacher, "teacher_sha256": request.teacherSHA256, "dataset": datasetName,
+                "epochs": epochs, "seed": seed, "threads": Compute.threads, "objective": settings.objective.summary,
+                "projection": studentNet.config.projection ?? 0, "test_accuracy": summary.test.accuracy, "seconds": summary.seconds,
+                "train_loss": summary.epochs.map(\.loss), "parameters": studentNet.parameterCount, "out": out,
+            ]
+            object["robust_accuracy"] = robust
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
     }
 
     /// `dir/name.safetensors.zst` -> `dir/name.report`.

@@ -1,4 +1,5 @@
 import Foundation
+import Training
 
 /// Progress on stderr: a redrawn bar with rate and ETA on a terminal, plain lines otherwise
 /// (journald, pipes, CI logs), at most one plain line per `plainInterval` seconds.
@@ -25,6 +26,18 @@ final class ProgressReporter {
         } else if Date().timeIntervalSince(lastPlain) >= plainInterval {
             lastPlain = Date()
             line("\(label) \(done)/\(total), \(Self.rate(rate)) \(unit)/s, ETA \(Self.clock(remaining)), \(detail)")
+        }
+    }
+
+    /// Shows a training step as a bar, and an epoch's end as a line of its own.
+    func training(_ p: TrainingProgress, batchSize: Int) {
+        let label = "epoch \(p.epoch + 1)/\(p.epochs)"
+        if p.epochDone {
+            line(String(format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
+                        label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
+        } else {
+            update(label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(batchSize),
+                   unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
         }
     }
 

@@ -72,14 +72,7 @@ struct TrainCommand: ParsableCommand {
         }
         let finished = try trainer.run(train: data.train, test: data.test, shouldStop: { StopSignal.requested },
                                        epochEnd: { t in if let state { try t.saveState(to: state) } }) { p in
-            let label = "epoch \(p.epoch + 1)/\(p.epochs)"
-            if p.epochDone {
-                reporter.line(String(format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
-                                     label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
-            } else {
-                reporter.update(label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(settings.batchSize),
-                                unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
-            }
+            reporter.training(p, batchSize: settings.batchSize)
         }
         guard let summary = finished else {
             if let state { try trainer.saveState(to: state) }

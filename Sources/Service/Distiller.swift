@@ -1,0 +1,98 @@
+import Checkpoint
+import Data
+import Foundation
+import Models
+import NN
+import Training
+
+/// One student to distil: everything `Distiller.run` needs, from the command line or a spool job.
+public struct DistillationRequest {
+    /// The teacher as loaded, the path it came from and the SHA-256 of its bytes.
+    public var teacher: LoadedModel
+    public var teacherPath: String
+    public var teacherSHA256: String
+    /// Registry architecture and width multiplier of the student.
+    public var student: String
+    public var width: Double
+    /// Training and test split of the teacher's dataset.
+    public var train: Dataset
+    public var test: Dataset
+    /// Optimiser, schedule, epochs, seed; the objective must be `.rrm`.
+    public var settings: TrainingSettings
+    /// Resumable state (saved at epoch ends and on stop; removed once the student is saved).
+    public var statePath: String
+    /// The student checkpoint to write, and its zstd level when the name ends in `.zst`.
+    public var outPath: String
+    public var zstdLevel: Int
+    /// What goes into the checkpoint's `rrm.producer`.
+    public var producer: String
+
+    /// A request; see the properties.
+    public init(teacher: LoadedModel, teacherPath: String, teacherSHA256: String, student: String, width: Double,
+                train: Dataset, test: Dataset, settings: TrainingSettings, statePath: String, outPath: String,
+                zstdLevel: Int = SafeTensors.Compression.defaultZstdLevel, producer: String) {
+        self.teacher = teacher; self.teacherPath = teacherPath; self.teacherSHA256 = teacherSHA256
+        self.student = student; self.width = width; self.train = train; self.test = test; self.settings = settings
+        self.statePath = statePath; self.outPath = outPath; self.zstdLevel = zstdLevel; self.producer = producer
+    }
+}
+
+/// What a finished distillation produced.
+public struct DistillationResult {
+    /// The trained student (in memory, ready to evaluate) and the metadata saved with it.
+    public var student: Network
+    public var metadata: ModelMetadata
+    /// The run's summary (test accuracy, per-epoch loss, wall time over every session).
+    public var summary: TrainingSummary
+}
+
+/// Robust Representation Matching from a request to a saved student: the shared core of
+/// `rrmd distill` and the daemon's jobs.
+public enum Distiller {
+    /// Problems that make a teacher and dataset unusable together, as a sentence saying what to do.
+    public static func compatibilityProblem(teacher: ModelMetadata, train: Dataset) -> String? {
+        if train.imageShape != teacher.config.inputShape || train.numClasses != teacher.config.numClasses {
+            return "the teacher takes \(teacher.config.inputShape) images and \(teacher.config.numClasses) classes, but \(train.name) has \(train.imageShape) and \(train.numClasses); distil on the teacher's dataset (\(teacher.dataset))"
+        }
+        return nil
+    }
+
+    /// The student network: the teacher's input geometry, classes and normalisation, and a
+    /// projection to the teacher's representation width when its own differs.
+    public static func makeStudent(_ arch: String, width: Double, teacher: Network, seed: UInt64) throws -> Network {
+        var config = teacher.config
+        config.widthMultiplier = width
+        config.projection = nil
+        let own = try ModelRegistry.representationWidth(arch, config: config)
+        if own != teacher.representationWidth { config.projection = teacher.representationWidth }
+        return try ModelRegistry.make(arch, config: config, seed: seed)
+    }
+
+    /// Trains the student (continuing from `statePath` when it exists) and saves it with its
+    /// metadata. Returns nil when `shouldStop` ended the run early; the state is then saved.
+    public static func run(_ r: DistillationRequest, shouldStop: () -> Bool = { false },
+                           resumed: (TrainingPosition) -> Void = { _ in },
+                           progress: (TrainingProgress) -> Void = { _ in }) throws -> DistillationResult? {
+        guard case .rrm = r.settings.objective else { preconditionFailure("Distiller: the objective must be RRM, got \(r.settings.objective.methodName)") }
+        let student = try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed)
+        let trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
+        if FileManager.default.fileExists(atPath: r.statePath) {
+            try trainer.restoreState(from: r.statePath)
+            resumed(trainer.position)
+        }
+        guard let summary = try trainer.run(train: r.train, test: r.test, shouldStop: shouldStop,
+                                            epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress) else {
+            try trainer.saveState(to: r.statePath)
+            return nil
+        }
+        let tmeta = r.teacher.metadata
+        let s = r.settings
+        let recipe = "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), \(s.epochs) epochs, batch \(s.batchSize)"
+        let metadata = ModelMetadata(model: student, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
+                                     training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
+        try SafeTensors(student.stateTensors(), metadata: metadata.dictionary)
+            .write(toFile: r.outPath, compression: r.outPath.hasSuffix(".zst") ? .zstd(level: r.zstdLevel) : .none)
+        try? FileManager.default.removeItem(atPath: r.statePath)
+        return DistillationResult(student: student, metadata: metadata, summary: summary)
+    }
+}
