@@ -10,12 +10,17 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
-total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
+# XCTest's last line: "Executed N tests, with [S tests skipped and] F failures ...".
+summary=$(grep -E "Executed [0-9]+ tests?, with " "$log" | tail -n 1 || true)
 if [ -z "$summary" ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-echo "$((total - failed)) passed, $failed failed"
+total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+skipped=0
+if grep -qE "[0-9]+ tests? skipped" <<<"$summary"; then
+  skipped=$(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")
+fi
+echo "$((total - failed - skipped)) passed, $skipped skipped, $failed failed"
 exit "$status"

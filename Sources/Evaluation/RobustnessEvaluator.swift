@@ -14,6 +14,12 @@ public struct RobustnessProgress: Sendable {
     public var done, total: Int
 }
 
+/// Thrown by `RobustnessEvaluator.evaluate` when its `shouldStop` asked it to stop (a daemon
+/// shutting down); nothing is written, and a later evaluation starts over.
+public struct EvaluationStopped: Error, CustomStringConvertible {
+    public var description: String { "the evaluation was stopped before it finished" }
+}
+
 /// A model to evaluate and the facts about its file that go into the report.
 public struct EvaluatedModel {
     /// The network, in inference mode throughout.
@@ -36,9 +42,11 @@ public struct EvaluatedModel {
 /// per-class accuracy, then the gradient-masking checks. Deterministic for a seed and thread count.
 public enum RobustnessEvaluator {
     /// Runs the protocol on `test` (its first `settings.samples` images) and returns the report.
-    /// Settings must have passed `settings.problem(numClasses:)`.
-    public static func evaluate(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings,
-                                rrmdVersion: String, progress: (RobustnessProgress) -> Void = { _ in }) -> RobustnessReport {
+    /// Settings must have passed `settings.problem(numClasses:)`. `shouldStop` is asked between
+    /// batches; when it answers true the evaluation throws `EvaluationStopped`.
+    public static func evaluate(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, rrmdVersion: String,
+                                shouldStop: () -> Bool = { false },
+                                progress: (RobustnessProgress) -> Void = { _ in }) throws -> RobustnessReport {
         precondition(settings.problem(numClasses: test.numClasses) == nil, "RobustnessEvaluator: \(settings.problem(numClasses: test.numClasses)!)")
         let net = model.network
         precondition(test.imageShape == net.config.inputShape,
@@ -49,7 +57,8 @@ public enum RobustnessEvaluator {
 
         // Clean pass.
         var cleanCorrect = [Bool](repeating: false, count: n)  // [N]
-        forEachBatch(n, settings.batchSize) { range in
+        try forEachBatch(n, settings.batchSize) { range in
+            if shouldStop() { throw EvaluationStopped() }
             let x = data.images.gather(rows: range)  // [B, C, H, W]
             let predictions = evaluateAttackLoss(net, x, labels: Array(data.labels[range])).predictions
             for (j, i) in range.enumerated() { cleanCorrect[i] = predictions[j] == data.labels[i] }
@@ -66,8 +75,8 @@ public enum RobustnessEvaluator {
             let t0 = Date()
             var fooled = 0
             var worstExcess = 0.0
-            run(name, on: correctIndices, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
-                settings: settings, net: net, stream: UInt64(a + 1), phase: name, progress: progress) { index, success, excess in
+            try run(name, on: correctIndices, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
+                settings: settings, net: net, stream: UInt64(a + 1), phase: name, shouldStop: shouldStop, progress: progress) { index, success, excess in
                 if success { fooled += 1; robust[index] = false }
                 worstExcess = max(worstExcess, excess)
             }
@@ -88,8 +97,8 @@ public enum RobustnessEvaluator {
             for (s, eps) in settings.sweepEpsilons(dimension: net.config.inputShape.reduce(1, *)).enumerated() {
                 var correct = subset.count
                 if eps > 0 {
-                    run("apgd-ce", on: subset, data: data, epsilon: eps, iterations: settings.sweepIterations, settings: settings,
-                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps), progress: progress) { _, success, _ in
+                    try run("apgd-ce", on: subset, data: data, epsilon: eps, iterations: settings.sweepIterations, settings: settings,
+                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps), shouldStop: shouldStop, progress: progress) { _, success, _ in
                         if success { correct -= 1 }
                     }
                 }
@@ -106,8 +115,8 @@ public enum RobustnessEvaluator {
             var points: [RobustnessReport.IterationsPoint] = []
             for iterations in settings.checkIterations {
                 var correct = subset.count
-                run("apgd-ce", on: subset, data: data, epsilon: settings.epsilon, iterations: iterations, settings: settings,
-                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", progress: progress) { _, success, _ in
+                try run("apgd-ce", on: subset, data: data, epsilon: settings.epsilon, iterations: iterations, settings: settings,
+                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", shouldStop: shouldStop, progress: progress) { _, success, _ in
                     if success { correct -= 1 }
                 }
                 points.append(.init(iterations: iterations, accuracy: fraction(correct, m)))
@@ -152,12 +161,13 @@ public enum RobustnessEvaluator {
     /// (0 when it is inside the ball and [0, 1]). Each batch draws from its own random stream, so
     /// results do not depend on batch order.
     private static func run(_ name: String, on indices: [Int], data: Dataset, epsilon: Double, iterations: Int,
-                            settings: RobustnessSettings, net: Network, stream: UInt64, phase: String,
-                            progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void) {
+                            settings: RobustnessSettings, net: Network, stream: UInt64, phase: String, shouldStop: () -> Bool,
+                            progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void) throws {
         let base = RNG(seed: settings.seed).fork(stream)
         var batchIndex: UInt64 = 0
         progress(RobustnessProgress(phase: phase, done: 0, total: indices.count))
-        forEachBatch(indices.count, settings.batchSize) { range in
+        try forEachBatch(indices.count, settings.batchSize) { range in
+            if shouldStop() { throw EvaluationStopped() }
             let chosen = Array(indices[range])
             let x = data.images.gather(rows: chosen)  // [B, C, H, W]
             let labels = chosen.map { data.labels[$0] }
@@ -233,11 +243,11 @@ public enum RobustnessEvaluator {
     }
 
     /// Calls `body` with consecutive ranges of at most `size` covering 0..<count.
-    static func forEachBatch(_ count: Int, _ size: Int, _ body: (Range<Int>) -> Void) {
+    static func forEachBatch(_ count: Int, _ size: Int, _ body: (Range<Int>) throws -> Void) rethrows {
         var lo = 0
         while lo < count {
             let hi = min(lo + size, count)
-            body(lo..<hi)
+            try body(lo..<hi)
             lo = hi
         }
     }

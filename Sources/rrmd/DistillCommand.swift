@@ -70,9 +70,9 @@ struct DistillCommand: ParsableCommand {
             teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher), student: student,
             width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state", outPath: out,
             producer: "rrmd \(RRMDVersion.string)")
-        StopSignal.install()
+        ProcessSignals.installStopHandlers()
         reporter.line("distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")
-        let finished = try Distiller.run(request, shouldStop: { StopSignal.requested }, resumed: { p in
+        let finished = try Distiller.run(request, shouldStop: { ProcessSignals.stopRequested }, resumed: { p in
             reporter.line("resuming from \(request.statePath) at epoch \(p.epoch + 1), step \(p.step)")
         }) { p in
             reporter.training(p, batchSize: batchSize)

@@ -15,7 +15,7 @@ func runEvaluation(network: Network, path: String, metadata: ModelMetadata, test
     let n = min(settings.samples ?? test.count, test.count)
     reporter.line("evaluating \(metadata.architecture) (\(metadata.trainedBy ?? "unknown training"), threat model \(metadata.threatModel)) on \(n) \(test.name) test images: \(settings.norm.rawValue) epsilon \(settings.epsilonText), \(settings.attacks.joined(separator: ", ")), \(settings.iterations) iterations, \(Compute.threads) threads")
     var phase = "", phaseStart = Date()
-    let result = RobustnessEvaluator.evaluate(evaluated, test: test, settings: settings, rrmdVersion: RRMDVersion.string) { p in
+    let result = try RobustnessEvaluator.evaluate(evaluated, test: test, settings: settings, rrmdVersion: RRMDVersion.string) { p in
         if p.phase != phase { phase = p.phase; phaseStart = Date() }
         let elapsed = Date().timeIntervalSince(phaseStart)
         // A rate over a few milliseconds is noise; show none until there is something to measure.

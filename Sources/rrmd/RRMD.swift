@@ -7,7 +7,7 @@ struct RRMD: ParsableCommand {
         commandName: "rrmd",
         abstract: "Distil adversarially robust students from robust teachers (Robust Representation Matching).",
         version: RRMDVersion.string,
-        subcommands: [TrainCommand.self, DistillCommand.self, EvaluateCommand.self, BenchCommand.self, InspectCommand.self, PredictCommand.self])
+        subcommands: [ServeCommand.self, SubmitCommand.self, StatusCommand.self, TrainCommand.self, DistillCommand.self, EvaluateCommand.self, BenchCommand.self, InspectCommand.self, PredictCommand.self])
 }
 
 /// The version written into checkpoints and reports.

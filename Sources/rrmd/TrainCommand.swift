@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import Models
 import NN
+import Service
 import Training
 
 /// `rrmd train`: natural or adversarial training of a registry architecture on a dataset.
@@ -64,13 +65,13 @@ struct TrainCommand: ParsableCommand {
         reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary), \(Compute.threads) threads")
         let trainer = Trainer(model: model, settings: settings)
         if let state {
-            StopSignal.install()
+            ProcessSignals.installStopHandlers()
             if FileManager.default.fileExists(atPath: state) {
                 try trainer.restoreState(from: state)
                 reporter.line("resuming from \(state) at epoch \(trainer.position.epoch + 1), step \(trainer.position.step)")
             }
         }
-        let finished = try trainer.run(train: data.train, test: data.test, shouldStop: { StopSignal.requested },
+        let finished = try trainer.run(train: data.train, test: data.test, shouldStop: { ProcessSignals.stopRequested },
                                        epochEnd: { t in if let state { try t.saveState(to: state) } }) { p in
             reporter.training(p, batchSize: settings.batchSize)
         }

@@ -31,7 +31,7 @@ final class RobustnessEvaluatorTests: XCTestCase {
         let (net, test) = DigitsModel.shared
         let model = EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
                                    metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
-        return RobustnessEvaluator.evaluate(model, test: test, settings: s ?? settings, rrmdVersion: "test")
+        return try! RobustnessEvaluator.evaluate(model, test: test, settings: s ?? settings, rrmdVersion: "test")
     }
 
     /// The numbers hang together: clean accuracy is the network's own, each attack only removes

@@ -1,0 +1,222 @@
+import Checkpoint
+import Data
+import Evaluation
+import Foundation
+import Kernels
+import Models
+import Spool
+import Training
+
+/// How a job ended (or did not).
+public enum JobOutcome: Equatable, Sendable {
+    /// Published to done/<job>.
+    case done
+    /// Moved to failed/<job> with error.json.
+    case failed
+    /// Identical to a job already done; reported, not redone.
+    case duplicate
+    /// A stop was requested; the job stays in work/ with its state saved.
+    case stopped
+    /// A transient error (disk full, permission, dataset missing); the job stays in work/ and is
+    /// retried later.
+    case retryLater(String)
+}
+
+/// Runs one claimed job: checks the teacher, distils one student per configured architecture,
+/// evaluates each, writes the reports and publishes. Every long step saves state, so the job
+/// can be stopped at a step boundary and resumed by a later process.
+public final class JobRunner {
+    /// The configuration the job runs under.
+    public let config: ServiceConfig
+    let spool: Spool
+    let log: EventLog
+    let notifier: SystemdNotifier
+    /// Called whenever the job's status changes; the daemon writes status.json and STATUS=.
+    let onStatus: (SpoolStatus.CurrentJob) -> Void
+    /// Asked at every step boundary.
+    let shouldStop: () -> Bool
+
+    /// A runner; `onStatus` reports progress (throttling is the caller's business).
+    public init(config: ServiceConfig, spool: Spool, log: EventLog, notifier: SystemdNotifier,
+                shouldStop: @escaping () -> Bool, onStatus: @escaping (SpoolStatus.CurrentJob) -> Void) {
+        self.config = config; self.spool = spool; self.log = log; self.notifier = notifier
+        self.shouldStop = shouldStop; self.onStatus = onStatus
+    }
+
+    /// A problem with the teacher itself: the job goes to failed/ with this explanation.
+    struct BadTeacher: Error {
+        var kind, what, whatToDo: String
+    }
+
+    /// Processes `job` to one of the outcomes; never throws, so one bad job cannot stop the daemon.
+    public func run(_ job: ClaimedJob) -> JobOutcome {
+        let name = job.record.originalName
+        var status = SpoolStatus.CurrentJob(id: job.id, teacher: name, phase: .claimed)
+        onStatus(status)
+        do {
+            if let existing = try spool.findDone(sha256: job.record.sha256), existing != job.id {
+                try spool.rejectDuplicate(job, of: existing)
+                log.log(event: "duplicate", priority: .notice, message: "\(name) is identical to job \(existing); not redone",
+                        fields: ["job": job.id.rawValue, "original": existing.rawValue, "sha256": job.record.sha256])
+                return .duplicate
+            }
+            let teacher = try loadTeacher(job)
+            let tmeta = teacher.metadata
+            guard let threat = ThreatModel(tmeta.threatModel) else { throw BadTeacher(kind: "bad-metadata", what: "threat model '\(tmeta.threatModel)' is not understood", whatToDo: "set rrm.threat_model to none, linf:<eps> or l2:<eps>") }
+            guard let location = config.datasets[tmeta.dataset] else {
+                throw BadTeacher(kind: "unknown-dataset", what: "the teacher was trained on '\(tmeta.dataset)', which this daemon's configuration does not list",
+                                 whatToDo: "add [datasets.\(tmeta.dataset)] with its path to the configuration, or submit a teacher of a configured dataset (\(config.datasets.keys.sorted().joined(separator: ", ")))")
+            }
+            let data: (train: Dataset, test: Dataset)
+            do { data = try DatasetCatalog.load(tmeta.dataset, directory: location.path, limit: config.rrm.limit) }
+            catch { return .retryLater("dataset \(tmeta.dataset) at \(location.path) cannot be loaded: \(error)") }
+            if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) {
+                throw BadTeacher(kind: "incompatible", what: problem, whatToDo: "submit a teacher trained on the configured \(tmeta.dataset) data")
+            }
+            let evalSettings = config.evaluation.robustnessSettings(
+                norm: threat.norm == .l2 ? .l2 : .linf, teacherEpsilon: threat.norm == nil ? 8.0 / 255 : threat.epsilon,
+                teacherEpsilonText: threat.norm == nil ? "8/255" : "\(threat.epsilon)", seed: config.rrm.seed)
+            if let problem = evalSettings.problem(numClasses: data.test.numClasses) {
+                throw BadTeacher(kind: "incompatible", what: "cannot evaluate students of this teacher: \(problem)", whatToDo: "adjust [evaluation] in the configuration")
+            }
+
+            var students: [JobReport.Student] = []
+            for arch in config.students.architectures {
+                status.arch = arch
+                guard let student = try distilAndEvaluate(job, arch: arch, teacher: teacher, data: data, evalSettings: evalSettings, status: &status) else {
+                    return .stopped
+                }
+                students.append(student)
+            }
+            status.phase = .publishing
+            onStatus(status)
+            let report = JobReport(
+                job: job.id.rawValue,
+                teacher: .init(name: name, sha256: job.record.sha256, arch: tmeta.architecture, dataset: tmeta.dataset,
+                               threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy),
+                threat: "\(evalSettings.norm.rawValue) epsilon \(evalSettings.epsilonText)", students: students,
+                created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDService.version)
+            try report.write(to: job.output)
+            let done = try spool.publish(job)
+            log.log(event: "done", message: "job \(job.id) published in \(done.path)", fields: ["job": job.id.rawValue, "path": done.path])
+            return .done
+        } catch let bad as BadTeacher {
+            return failJob(job, kind: bad.kind, what: bad.what, whatToDo: bad.whatToDo)
+        } catch let error as SpoolError where error.isTransient {
+            return .retryLater("\(error)")
+        } catch is EvaluationStopped {
+            return .stopped
+        } catch let error as CheckpointError {
+            return failJob(job, kind: "bad-checkpoint", what: "\(error)", whatToDo: "submit a valid safetensors (.safetensors or .safetensors.zst) checkpoint; `rrmd inspect FILE` shows what is wrong")
+        } catch let error as ModelLoadError {
+            return failJob(job, kind: "bad-teacher", what: "\(error)", whatToDo: "submit a checkpoint of a registry architecture with rrm.* metadata (docs/checkpoints.md); `rrmd inspect FILE` shows what rrmd sees")
+        } catch let error as ModelMetadataError {
+            return failJob(job, kind: "bad-metadata", what: "\(error)", whatToDo: "fix the teacher's __metadata__ as docs/checkpoints.md describes")
+        } catch {
+            let errno = (error as NSError).domain == NSPOSIXErrorDomain ? Int32((error as NSError).code) : nil
+            if let errno, SpoolError.isTransient(errno: errno) { return .retryLater("\(error)") }
+            return failJob(job, kind: "error", what: "\(error)", whatToDo: "see the journal for the job (journalctl -u rrmd RRMD_JOB=\(job.id)); resubmit once the cause is fixed")
+        }
+    }
+
+    /// Reads and checks the teacher; every problem becomes a `BadTeacher` or a typed load error.
+    private func loadTeacher(_ job: ClaimedJob) throws -> LoadedModel {
+        if job.record.size == 0 { throw BadTeacher(kind: "empty", what: "the file is empty", whatToDo: "submit the teacher checkpoint itself; was the copy interrupted?") }
+        if job.record.size > UInt64(config.service.maxTeacherBytes) {
+            throw BadTeacher(kind: "too-large", what: "the file is \(job.record.size) bytes, above the limit of \(config.service.maxTeacherBytes)",
+                             whatToDo: "raise [service] max_teacher_bytes if this teacher is genuine")
+        }
+        return try ModelLoader.load(path: job.teacher.path)
+    }
+
+    /// Distils and evaluates one student, reusing what an earlier attempt finished; nil when stopped.
+    private func distilAndEvaluate(_ job: ClaimedJob, arch: String, teacher: LoadedModel, data: (train: Dataset, test: Dataset),
+                                   evalSettings: RobustnessSettings, status: inout SpoolStatus.CurrentJob) throws -> JobReport.Student? {
+        let fm = FileManager.default
+        let studentsDir = job.output.appendingPathComponent("students"), reportDir = job.output.appendingPathComponent("reports/\(arch)")
+        try fm.createDirectory(at: studentsDir, withIntermediateDirectories: true)
+        let checkpoint = studentsDir.appendingPathComponent("\(arch).safetensors.zst")
+        let statePath = job.directory.appendingPathComponent("state-\(arch).safetensors.zst").path
+        let timesPath = job.directory.appendingPathComponent("train-seconds-\(arch)").path
+        var settings = config.rrm.trainingSettings()
+        settings.cropPadding = max(data.train.height, data.train.width) / 8
+
+        let student: Network
+        let trainingSeconds: Double
+        if fm.fileExists(atPath: checkpoint.path) {
+            // An earlier attempt finished this student; only its evaluation is missing.
+            student = try ModelLoader.load(path: checkpoint.path).network
+            trainingSeconds = (try? String(contentsOfFile: timesPath, encoding: .utf8)).flatMap { Double($0) } ?? 0
+        } else {
+            status.phase = .training
+            let epochs = settings.epochs
+            let request = DistillationRequest(
+                teacher: teacher, teacherPath: job.teacher.path, teacherSHA256: job.record.sha256, student: arch,
+                width: config.students.width, train: data.train, test: data.test, settings: settings, statePath: statePath,
+                outPath: checkpoint.path, zstdLevel: config.zstdLevel, producer: "rrmd \(RRMDService.version)")
+            log.log(event: "training", message: "job \(job.id): distilling \(arch) from \(teacher.metadata.architecture)",
+                    fields: ["job": job.id.rawValue, "arch": arch, "epochs": "\(epochs)"])
+            let result = try Distiller.run(request, shouldStop: shouldStop, resumed: { [log] p in
+                log.log(event: "resume", message: "job \(job.id): \(arch) resumes at epoch \(p.epoch + 1), step \(p.step)",
+                        fields: ["job": job.id.rawValue, "arch": arch, "epoch": "\(p.epoch + 1)"])
+            }) { p in
+                // Progress is made, so the watchdog may be fed.
+                _ = self.notifier.watchdog()
+                var s = status
+                s.epoch = p.epoch + 1; s.epochs = p.epochs; s.step = p.step; s.steps = p.stepsPerEpoch
+                s.accuracy = p.testAccuracy ?? p.accuracy
+                let stepsLeft = Double((p.epochs - p.epoch) * p.stepsPerEpoch - p.step)
+                s.etaSeconds = p.imagesPerSecond > 0 ? stepsLeft * Double(settings.batchSize) / p.imagesPerSecond : nil
+                self.onStatus(s)
+                if p.epochDone {
+                    self.log.log(event: "epoch", message: String(format: "job %@: %@ epoch %d/%d, test accuracy %.4f", job.id.rawValue, arch, p.epoch + 1, p.epochs, p.testAccuracy ?? 0),
+                                 fields: ["job": job.id.rawValue, "arch": arch, "epoch": "\(p.epoch + 1)", "test_acc": String(format: "%.4f", p.testAccuracy ?? 0)])
+                }
+            }
+            guard let result else { return nil }
+            student = result.student
+            trainingSeconds = result.summary.seconds
+            try? writeAtomically(Array("\(trainingSeconds)".utf8), toFile: timesPath)
+        }
+
+        status.phase = .evaluating
+        status.epoch = nil; status.step = nil; status.steps = nil; status.etaSeconds = nil
+        onStatus(status)
+        let meta = try ModelLoader.load(path: checkpoint.path).metadata
+        let evaluated = EvaluatedModel(network: student, path: "students/\(arch).safetensors.zst",
+                                       sha256: try SHA256.hex(contentsOfFile: checkpoint.path), metadata: meta)
+        let report = try RobustnessEvaluator.evaluate(evaluated, test: data.test, settings: evalSettings, rrmdVersion: RRMDService.version,
+                                                      shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
+        _ = try ReportWriter.write(report, to: reportDir)
+        let passed = report.checks.allSatisfy(\.passed)
+        log.log(event: "report", priority: passed ? .info : .warning,
+                message: String(format: "job %@: %@ clean %.4f robust %.4f at %@ %@%@", job.id.rawValue, arch, report.clean.accuracy,
+                                report.worstCase.robustAccuracy, evalSettings.norm.rawValue, evalSettings.epsilonText,
+                                passed ? "" : " (gradient-masking checks failed)"),
+                fields: ["job": job.id.rawValue, "arch": arch, "clean_acc": String(format: "%.4f", report.clean.accuracy),
+                         "robust_acc": String(format: "%.4f", report.worstCase.robustAccuracy), "epsilon": evalSettings.epsilonText,
+                         "norm": evalSettings.norm.rawValue, "checks_passed": passed ? "1" : "0"])
+        return JobReport.Student(arch: arch, width: config.students.width, projection: student.config.projection,
+                                 checkpoint: "students/\(arch).safetensors.zst", report: "reports/\(arch)/report.md",
+                                 cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
+                                 trainingSeconds: trainingSeconds, evaluationSeconds: report.timing.totalSeconds, checksPassed: passed)
+    }
+
+    /// Moves the job to failed/ with the explanation and logs it; a spool error here is retried.
+    private func failJob(_ job: ClaimedJob, kind: String, what: String, whatToDo: String) -> JobOutcome {
+        do {
+            try spool.fail(job, error: SpoolFailure(kind: kind, what: what, whereText: job.record.originalName, whatToDo: whatToDo))
+        } catch {
+            return .retryLater("could not move job \(job.id) to failed/: \(error)")
+        }
+        log.log(event: "failed", priority: .error, message: "job \(job.id) (\(job.record.originalName)) failed: \(what); \(whatToDo)",
+                fields: ["job": job.id.rawValue, "kind": kind])
+        return .failed
+    }
+}
+
+/// Facts about the service build.
+public enum RRMDService {
+    /// The version written into checkpoints and reports.
+    public static let version = "0.1.0"
+}

@@ -1,1 +1,0 @@
-// The daemon: spool watcher, job runner, configuration, systemd notification and journald.
