@@ -109,8 +109,10 @@ public final class Daemon {
         let runner = JobRunner(config: config, spool: spool, log: log, notifier: notifier,
                                shouldStop: { ProcessSignals.stopRequested }) { [weak self] current in
             guard let self else { return }
+            // A new phase or student is news worth sending at once; epochs and steps can wait.
+            let changed = self.status.current?.phase != current.phase || self.status.current?.arch != current.arch
             self.status.current = current
-            self.publishStatus()
+            self.publishStatus(force: changed)
         }
         let outcome = runner.run(entry.job)
         switch outcome {
