@@ -64,6 +64,14 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(loaded, ServiceConfig(spool: "/var/spool/rrmd", file: path))
     }
 
+    /// The checkout's quick configuration (the README's main job) is valid and serves ./Spool.
+    func testCheckoutConfigurationServesTheCheckoutSpool() throws {
+        let loaded = try ServiceConfig.load(path: checkout + "/Config/checkout.toml")
+        XCTAssertEqual(loaded.spool, URL(fileURLWithPath: checkout + "/Spool").standardizedFileURL.path)
+        XCTAssertEqual(loaded.students.architectures, ["mlp", "resnet20"])
+        XCTAssertNotNil(loaded.rrm.limit)
+    }
+
     func testFullFile() throws {
         let c = try parse("""
             spool = "/srv/rrmd-spool"
