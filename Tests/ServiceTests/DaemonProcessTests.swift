@@ -256,6 +256,22 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertEqual(jobs(in: "done"), [job])
     }
 
+    /// The same teacher twice: one job is done, the other is reported as its duplicate, not redone.
+    func testIdenticalResubmissionIsReportedNotRedone() throws {
+        let cfg = try config()
+        let teacher = try teacherFile()
+        let first = try rrmd(["submit", "--config", cfg, teacher]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(try rrmd(["serve", "--config", cfg, "--once"]).status, 0)
+        let second = try rrmd(["submit", "--config", cfg, teacher]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try rrmd(["serve", "--config", cfg, "--once"])
+        XCTAssertEqual(jobs(in: "done"), [first])
+        XCTAssertEqual(jobs(in: "failed"), [second])
+        let error = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(second)/error.json"))) as! [String: Any]
+        XCTAssertEqual(error["kind"] as? String, "duplicate")
+        XCTAssertTrue((error["what"] as? String ?? "").contains(first))
+        XCTAssertFalse(served.output.contains(" training "), "the duplicate was trained again: \(served.output)")
+    }
+
     /// Twenty submissions at once: each is processed exactly once.
     func testTwentySubmissionsAtOnce() throws {
         let cfg = try config()
