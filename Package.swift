@@ -25,9 +25,10 @@ let package = Package(
         .systemLibrary(name: "CZstd", path: "Sources/CZstd"),
         .systemLibrary(name: "CInotifyTools", path: "Sources/CInotifyTools"),
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd"),
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // Compute core.
-        .target(name: "Kernels", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], swiftSettings: optimised),
         .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimised),
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore"], swiftSettings: optimised),

@@ -177,6 +177,7 @@ public enum RobustnessEvaluator {
                                 settings: settings, numClasses: data.numClasses, rng: &rng)
             let excess = budgetExcess(result.adversarial, x, norm: settings.norm, epsilon: epsilon)
             for (j, i) in chosen.enumerated() { visit(i, result.success[j], excess[j]) }
+            Compute.releaseFreeMemory()
             progress(RobustnessProgress(phase: phase, done: range.upperBound, total: indices.count))
         }
     }

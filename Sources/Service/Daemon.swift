@@ -15,12 +15,33 @@ public final class Daemon {
     private let wake = DispatchSemaphore(value: 0)
     private var status: SpoolStatus
     private var lastStatusWrite = Date.distantPast
+    /// What was last written to status.json (without `updated`), so an unchanged status is not
+    /// flushed to disk every few seconds while idle.
+    private var lastWrittenStatus: SpoolStatus?
     private var lastPing = Date.distantPast
     /// Jobs in work/ waiting for their turn, in id (= arrival) order, with the earliest time each
     /// may be retried and its current backoff.
     private var pending: [(job: ClaimedJob, notBefore: Date, backoff: Double)] = []
+    /// The job being run, if any (it stays in `pending` until it ends, but is not queued).
+    private var running: JobID?
     /// Set in a one-shot run when a job must wait for a retry: the run ends, the job stays in work/.
     private var waitingOnRetry = false
+    /// incoming/ entries whose claim failed, with when to try again and the next wait. A failed
+    /// claim puts the file back into incoming/, which inotify reports as a new arrival; without a
+    /// pause per entry the loop would retry (and log) as fast as it can for as long as the cause
+    /// lasts (a full disk, an unreadable file). Keyed by name; size and arrival time tell a file
+    /// put back from a new file of the same name, which is tried at once.
+    private var claimRetry: [String: (size: UInt64, arrived: Date, notBefore: Date, backoff: Double)] = [:]
+    /// Scan problems already logged and when: the same problem is repeated only every
+    /// `retry_max_seconds`, not at every scan.
+    private var reportedProblems: [String: Date] = [:]
+    /// When incoming/ was last scanned.
+    private var lastScan = Date.distantPast
+    /// Whether STOPPING=1 has been sent.
+    private var stopAnnounced = false
+
+    /// Scans of incoming/ are at least this far apart, however many wake-ups arrive.
+    static let minimumScanInterval: TimeInterval = 1
 
     /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given).
     public init(config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog()) {
@@ -43,6 +64,7 @@ public final class Daemon {
         for problem in recovery.problems { log.log(event: "recovery", priority: .warning, message: "\(problem)") }
         pending = recovery.resumable.map { ($0, Date.distantPast, Double(config.service.retryInitialSeconds)) }
         if !pending.isEmpty { log.log(event: "recovery", message: "resuming \(pending.count) job(s): \(pending.map(\.job.id.rawValue).joined(separator: ", "))") }
+        status.queue = queuedIDs()
 
         let watcher = SpoolWatcher(directory: spool.layout.incoming.path, rescanInterval: TimeInterval(config.service.rescanSeconds),
                                    onFile: { [wake] _ in wake.signal() }, onRescan: { [wake] _ in wake.signal() },
@@ -54,60 +76,131 @@ public final class Daemon {
                 fields: ["spool": config.spool])
         publishStatus(force: true)
 
+        // incoming/ is scanned when the watcher reports something (an arrival or its own rescan),
+        // after each job, when a failed claim is due again, and every rescan_seconds in case the
+        // watcher is not watching; never more often than once a second.
+        var scanDue = true
         while !ProcessSignals.stopRequested {
             if ProcessSignals.takeReloadRequest() { reload() }
-            claimIncoming()
+            if scanDue || scanOverdue(), Date().timeIntervalSince(lastScan) >= Self.minimumScanInterval {
+                scanDue = false
+                claimIncoming()
+            }
             if let index = pending.firstIndex(where: { $0.notBefore <= Date() }) {
                 runJob(at: index)
+                scanDue = true  // teachers may have arrived meanwhile
                 continue
             }
-            if once && (pending.isEmpty || waitingOnRetry) { break }
+            if once && !scanDue && (pending.isEmpty || waitingOnRetry) { break }
             status.state = .idle; status.current = nil
             publishStatus()
             pingWatchdog()
-            _ = wake.wait(timeout: .now() + 1)
+            if wake.wait(timeout: .now() + 1) == .success {
+                // One scan answers every wake-up that has piled up (e.g. during a long job).
+                while wake.wait(timeout: .now()) == .success {}
+                scanDue = true
+            }
         }
-        status.state = .stopping
-        publishStatus(force: true)
-        _ = notifier.stopping(status: "stopping")
-        log.log(event: "stopping", message: ProcessSignals.stopRequested ? "stop requested; state saved" : "queue empty (--once)")
+        announceStopping()
+        let waiting = pending.count
+        let reason: String
+        if ProcessSignals.stopRequested {
+            reason = "stop requested; state saved"
+        } else if waiting > 0 {
+            reason = "--once: \(waiting) job(s) left in work/ waiting for a retry (\(pending.map(\.job.id.rawValue).joined(separator: ", "))); the next start resumes them"
+        } else {
+            reason = "queue empty (--once)"
+        }
+        log.log(event: "stopping", message: reason)
+    }
+
+    /// Whether a scan is due without a wake-up: the periodic safety net, or a failed claim whose
+    /// pause is over.
+    private func scanOverdue() -> Bool {
+        let now = Date()
+        if now.timeIntervalSince(lastScan) >= Double(config.service.rescanSeconds) { return true }
+        return claimRetry.values.contains { $0.notBefore <= now }
     }
 
     /// Claims everything waiting in incoming/, in arrival order, onto the end of the queue.
     private func claimIncoming() {
+        lastScan = Date()
+        let scan: IncomingScan
         do {
-            let scan = try spool.scanIncoming()
-            for refused in scan.refused {
-                log.log(event: "refused", priority: .error, message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
-                        fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
-                status.remember(.init(job: refused.job, outcome: .failed, time: Date(), summary: refused.failure.what))
-            }
-            for problem in scan.problems { log.log(event: "scan", priority: .warning, message: "\(problem)") }
-            for entry in scan.entries {
-                do {
-                    guard let job = try spool.claim(entry) else { continue }
-                    log.log(event: "claimed", message: "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 \(job.record.sha256.prefix(12)))",
-                            fields: ["job": job.id.rawValue, "sha256": job.record.sha256])
-                    pending.append((job, Date.distantPast, Double(config.service.retryInitialSeconds)))
-                } catch SpoolError.refused(let refused) {
-                    log.log(event: "refused", priority: .error, message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
-                            fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
-                } catch {
-                    log.log(event: "claim", priority: .warning, message: "cannot claim \(entry.name) yet: \(error)")
-                }
-            }
-            status.queue = pending.map { $0.job.id.rawValue }
+            scan = try spool.scanIncoming()
         } catch {
-            log.log(event: "scan", priority: .warning, message: "cannot scan \(spool.layout.incoming.path): \(error)")
+            reportProblems(["cannot scan \(spool.layout.incoming.path): \(error)"])
+            return
         }
+        for refused in scan.refused { logRefused(refused) }
+        reportProblems(scan.problems.map { "\($0)" })
+        // Forget pauses of entries that are gone (claimed by hand, removed).
+        let present = Set(scan.entries.map(\.name))
+        claimRetry = claimRetry.filter { present.contains($0.key) }
+        for entry in scan.entries {
+            var backoff = Double(config.service.retryInitialSeconds)
+            if let retry = claimRetry[entry.name], retry.size == entry.size, retry.arrived == entry.arrived {
+                if retry.notBefore > Date() { continue }
+                backoff = retry.backoff
+            }
+            do {
+                claimRetry[entry.name] = nil
+                guard let job = try spool.claim(entry) else { continue }
+                log.log(event: "claimed", message: "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 \(job.record.sha256.prefix(12)))",
+                        fields: ["job": job.id.rawValue, "sha256": job.record.sha256])
+                pending.append((job, Date.distantPast, Double(config.service.retryInitialSeconds)))
+            } catch SpoolError.refused(let refused) {
+                logRefused(refused)
+            } catch {
+                let wait = min(backoff, Double(config.service.retryMaxSeconds))
+                claimRetry[entry.name] = (entry.size, entry.arrived, Date().addingTimeInterval(wait), min(wait * 2, Double(config.service.retryMaxSeconds)))
+                log.log(event: "claim", priority: .warning, message: "cannot claim \(entry.name) yet (next try in \(Int(wait)) s): \(error)")
+            }
+        }
+        status.queue = queuedIDs()
+    }
+
+    /// Logs a special file moved to failed/ unopened and remembers it among the recent jobs.
+    private func logRefused(_ refused: RefusedEntry) {
+        log.log(event: "refused", priority: .error, message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
+                fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
+        status.remember(.init(job: refused.job, outcome: .failed, time: Date(), summary: refused.failure.what))
+    }
+
+    /// Logs each problem that is new or was last logged over `retry_max_seconds` ago; problems
+    /// that went away are forgotten, so they are logged again if they come back.
+    private func reportProblems(_ problems: [String]) {
+        let now = Date(), repeatAfter = Double(config.service.retryMaxSeconds)
+        var kept: [String: Date] = [:]
+        for problem in problems {
+            if let last = reportedProblems[problem], now.timeIntervalSince(last) < repeatAfter {
+                kept[problem] = last
+                continue
+            }
+            log.log(event: "scan", priority: .warning, message: problem)
+            kept[problem] = now
+        }
+        reportedProblems = kept
+    }
+
+    /// The ids of the jobs waiting their turn (not the one running).
+    private func queuedIDs() -> [String] {
+        pending.filter { $0.job.id != running }.map { $0.job.id.rawValue }
     }
 
     /// Runs the pending job at `index` and files its outcome.
     private func runJob(at index: Int) {
         let entry = pending[index]
+        running = entry.job.id
         status.state = .working
+        status.queue = queuedIDs()
         let runner = JobRunner(config: config, spool: spool, log: log, notifier: notifier,
-                               shouldStop: { ProcessSignals.stopRequested }) { [weak self] current in
+                               shouldStop: { [weak self] in
+                                   guard ProcessSignals.stopRequested else { return false }
+                                   // Say so at once: saving the state may take a while.
+                                   self?.announceStopping()
+                                   return true
+                               }) { [weak self] current in
             guard let self else { return }
             // A new phase or student is news worth sending at once; epochs and steps can wait.
             let changed = self.status.current?.phase != current.phase || self.status.current?.arch != current.arch
@@ -115,6 +208,7 @@ public final class Daemon {
             self.publishStatus(force: changed)
         }
         let outcome = runner.run(entry.job)
+        running = nil
         switch outcome {
         case .done, .failed, .duplicate:
             pending.remove(at: index)
@@ -122,6 +216,10 @@ public final class Daemon {
             var summary = "\(entry.job.record.originalName): \(kind.rawValue)"
             if kind != .done, let record = try? spool.failure(of: entry.job.id) { summary += ": \(record.failure.what)" }
             status.remember(.init(job: entry.job.id, outcome: kind, time: Date(), summary: summary))
+        case .vanished:
+            pending.remove(at: index)
+            status.remember(.init(job: entry.job.id, outcome: .failed, time: Date(),
+                                  summary: "\(entry.job.record.originalName): removed from work/ by hand; dropped"))
         case .stopped:
             break
         case .retryLater(let reason):
@@ -134,7 +232,8 @@ public final class Daemon {
             if once { waitingOnRetry = true }
         }
         status.current = nil
-        status.queue = pending.map { $0.job.id.rawValue }
+        status.queue = queuedIDs()
+        if !stopAnnounced { status.state = .idle }
         publishStatus(force: true)
     }
 
@@ -150,6 +249,9 @@ public final class Daemon {
             if fresh.spool != config.spool {
                 log.log(event: "reload", priority: .warning, message: "the new configuration moves the spool to \(fresh.spool); that takes a restart, so the spool stays \(config.spool)")
             }
+            if fresh.service.rescanSeconds != config.service.rescanSeconds {
+                log.log(event: "reload", priority: .warning, message: "service.rescan_seconds = \(fresh.service.rescanSeconds) takes effect for the watcher only after a restart; it rescans every \(config.service.rescanSeconds) s until then")
+            }
             var kept = fresh
             kept.spool = config.spool
             config = kept
@@ -158,22 +260,39 @@ public final class Daemon {
         } catch {
             log.log(event: "reload", priority: .error, message: "new configuration rejected, keeping the old one: \(error)")
         }
-        _ = notifier.ready(status: "ready")
+        _ = notifier.ready(status: statusText())
     }
 
-    /// Writes status.json and STATUS= (at most every 2 s unless forced).
-    private func publishStatus(force: Bool = false) {
-        guard force || Date().timeIntervalSince(lastStatusWrite) >= 2 else { return }
-        lastStatusWrite = Date()
-        try? spool.writeStatus(status)
+    /// Tells systemd and status.json that rrmd is stopping (once).
+    private func announceStopping() {
+        guard !stopAnnounced else { return }
+        stopAnnounced = true
+        status.state = .stopping
+        publishStatus(force: true)
+        _ = notifier.stopping(status: statusText())
+    }
+
+    /// The STATUS= line: state, current job, phase, epoch, queue.
+    private func statusText() -> String {
         var text = "\(status.state.rawValue)"
         if let c = status.current {
             text += ": job \(c.id) \(c.arch ?? "") \(c.phase.rawValue)"
             if let e = c.epoch, let n = c.epochs { text += " epoch \(e)/\(n)" }
-            if let a = c.accuracy { text += String(format: " accuracy %.3f", a) }
+            if let a = c.accuracy, a.isFinite { text += String(format: " accuracy %.3f", a) }
         }
-        text += "; \(pending.count) queued"
-        _ = notifier.status(text)
+        text += "; \(status.queue.count) queued"
+        return text
+    }
+
+    /// Writes status.json and STATUS= (at most every 2 s unless forced; an unchanged status only
+    /// once a minute, to keep `updated` fresh without flushing the disk every few seconds).
+    private func publishStatus(force: Bool = false) {
+        let age = Date().timeIntervalSince(lastStatusWrite)
+        guard force || age >= (status == lastWrittenStatus ? 60 : 2) else { return }
+        lastStatusWrite = Date()
+        lastWrittenStatus = status
+        try? spool.writeStatus(status)
+        _ = notifier.status(statusText())
     }
 
     /// Feeds the watchdog while idle: the loop itself is the progress.

@@ -70,15 +70,27 @@ public enum Distiller {
 
     /// Trains the student (continuing from `statePath` when it exists) and saves it with its
     /// metadata. Returns nil when `shouldStop` ended the run early; the state is then saved.
+    /// A state file from a run with other settings is an error, unless `discardForeignState`
+    /// (the daemon after its configuration changed), which reports it through `discarded` and
+    /// starts the student afresh.
     public static func run(_ r: DistillationRequest, shouldStop: () -> Bool = { false },
+                           discardForeignState: Bool = false, discarded: (String) -> Void = { _ in },
                            resumed: (TrainingPosition) -> Void = { _ in },
                            progress: (TrainingProgress) -> Void = { _ in }) throws -> DistillationResult? {
         guard case .rrm = r.settings.objective else { preconditionFailure("Distiller: the objective must be RRM, got \(r.settings.objective.methodName)") }
         let student = try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed)
-        let trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
+        var trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
         if FileManager.default.fileExists(atPath: r.statePath) {
-            try trainer.restoreState(from: r.statePath)
-            resumed(trainer.position)
+            do {
+                try trainer.restoreState(from: r.statePath)
+                resumed(trainer.position)
+            } catch let error as TrainingStateError where discardForeignState {
+                discarded("\(error)")
+                try FileManager.default.removeItem(atPath: r.statePath)
+                // restoreState may have loaded weights before refusing; start from a clean student.
+                trainer = Trainer(model: try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed),
+                                  settings: r.settings, teacher: r.teacher.network)
+            }
         }
         guard let summary = try trainer.run(train: r.train, test: r.test, shouldStop: shouldStop,
                                             epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress) else {
@@ -88,11 +100,11 @@ public enum Distiller {
         let tmeta = r.teacher.metadata
         let s = r.settings
         let recipe = "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), \(s.epochs) epochs, batch \(s.batchSize)"
-        let metadata = ModelMetadata(model: student, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
+        let metadata = ModelMetadata(model: trainer.model, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
                                      training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
-        try SafeTensors(student.stateTensors(), metadata: metadata.dictionary)
+        try SafeTensors(trainer.model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: r.outPath, compression: r.outPath.hasSuffix(".zst") ? .zstd(level: r.zstdLevel) : .none)
         try? FileManager.default.removeItem(atPath: r.statePath)
-        return DistillationResult(student: student, metadata: metadata, summary: summary)
+        return DistillationResult(student: trainer.model, metadata: metadata, summary: summary)
     }
 }

@@ -59,6 +59,8 @@ public struct JobReport: Codable, Equatable, Sendable {
     /// The report for people.
     public func markdown() -> String {
         func pct(_ x: Double) -> String { String(format: "%.2f%%", 100 * x) }
+        // Int(_:) traps on NaN and infinity; a report must never bring the daemon down.
+        func seconds(_ x: Double) -> String { x.isFinite && abs(x) < 1e15 ? "\(Int(x)) s" : "–" }
         var lines = [
             "# rrmd job \(job)", "",
             "Teacher `\(teacher.name)`: \(teacher.arch) on \(teacher.dataset), \(teacher.trainedBy ?? "unknown training"), threat model \(teacher.threatModel), SHA-256 `\(teacher.sha256)`.",
@@ -68,7 +70,7 @@ public struct JobReport: Codable, Equatable, Sendable {
             "|---|--:|--:|--:|--:|---|---|",
         ]
         for s in students {
-            lines.append("| \(s.arch) ×\(s.width)\(s.projection.map { ", projection \($0)" } ?? "") | \(pct(s.cleanAccuracy)) | \(pct(s.robustAccuracy)) | \(Int(s.trainingSeconds)) s | \(Int(s.evaluationSeconds)) s | \(s.checksPassed ? "pass" : "**FAILED**") | [\(s.report)](\(s.report)) |")
+            lines.append("| \(s.arch) ×\(s.width)\(s.projection.map { ", projection \($0)" } ?? "") | \(pct(s.cleanAccuracy)) | \(pct(s.robustAccuracy)) | \(seconds(s.trainingSeconds)) | \(seconds(s.evaluationSeconds)) | \(s.checksPassed ? "pass" : "**FAILED**") | [\(s.report)](\(s.report)) |")
         }
         lines += ["", "Created \(created) by rrmd \(rrmdVersion).", ""]
         return lines.joined(separator: "\n")

@@ -20,6 +20,8 @@ public enum JobOutcome: Equatable, Sendable {
     /// A transient error (disk full, permission, dataset missing); the job stays in work/ and is
     /// retried later.
     case retryLater(String)
+    /// The job's work directory is gone (removed by hand): there is nothing left to run or fail.
+    case vanished
 }
 
 /// Runs one claimed job: checks the teacher, distils one student per configured architecture,
@@ -54,6 +56,7 @@ public final class JobRunner {
         var status = SpoolStatus.CurrentJob(id: job.id, teacher: name, phase: .claimed)
         onStatus(status)
         do {
+            if let outcome = try finishCommitted(job) { return outcome }
             if let existing = try spool.findDone(sha256: job.record.sha256), existing != job.id {
                 try spool.rejectDuplicate(job, of: existing)
                 log.log(event: "duplicate", priority: .notice, message: "\(name) is identical to job \(existing); not redone",
@@ -98,35 +101,112 @@ public final class JobRunner {
                 created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDService.version)
             try report.write(to: job.output)
             let done = try spool.publish(job)
-            log.log(event: "done", message: "job \(job.id) published in \(done.path)", fields: ["job": job.id.rawValue, "path": done.path])
+            log.log(event: "done", priority: .notice, message: "job \(job.id) published in \(done.path)", fields: ["job": job.id.rawValue, "path": done.path])
             return .done
         } catch let bad as BadTeacher {
             return failJob(job, kind: bad.kind, what: bad.what, whatToDo: bad.whatToDo)
-        } catch let error as SpoolError where error.isTransient {
-            return .retryLater("\(error)")
         } catch is EvaluationStopped {
             return .stopped
-        } catch let error as CheckpointError {
-            return failJob(job, kind: "bad-checkpoint", what: "\(error)", whatToDo: "submit a valid safetensors (.safetensors or .safetensors.zst) checkpoint; `rrmd inspect FILE` shows what is wrong")
-        } catch let error as ModelLoadError {
-            return failJob(job, kind: "bad-teacher", what: "\(error)", whatToDo: "submit a checkpoint of a registry architecture with rrm.* metadata (docs/checkpoints.md); `rrmd inspect FILE` shows what rrmd sees")
-        } catch let error as ModelMetadataError {
-            return failJob(job, kind: "bad-metadata", what: "\(error)", whatToDo: "fix the teacher's __metadata__ as docs/checkpoints.md describes")
         } catch {
-            let errno = (error as NSError).domain == NSPOSIXErrorDomain ? Int32((error as NSError).code) : nil
-            if let errno, SpoolError.isTransient(errno: errno) { return .retryLater("\(error)") }
+            // Disk full, permissions, an I/O error: wherever it happened (the teacher, the
+            // training state, a student, a report, the spool), the job waits in work/ and is retried.
+            if Self.transientErrno(of: error) != nil { return .retryLater("\(error)") }
             return failJob(job, kind: "error", what: "\(error)", whatToDo: "see the journal for the job (journalctl -u rrmd RRMD_JOB=\(job.id)); resubmit once the cause is fixed")
         }
     }
 
-    /// Reads and checks the teacher; every problem becomes a `BadTeacher` or a typed load error.
+    /// Finishes a job an earlier attempt took past a commit point and returns its outcome, or nil
+    /// when there is none and the job is to run. An attempt that met a transient error after the
+    /// commit point (an fsync or rename that failed) left the teacher in `out/` (publication) or
+    /// `fail/error.json` (failure); running the job again would find no teacher and fail it.
+    private func finishCommitted(_ job: ClaimedJob) throws -> JobOutcome? {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: spool.layout.doneDirectory(job.id).path) {
+            // Published; only the tidying failed, which recovery finishes at the next start.
+            log.log(event: "done", message: "job \(job.id) was published by an earlier attempt", fields: ["job": job.id.rawValue, "path": spool.layout.doneDirectory(job.id).path])
+            return .done
+        }
+        if fm.fileExists(atPath: spool.layout.failedDirectory(job.id).path) {
+            let kind = (try? spool.failure(of: job.id))?.failure.kind ?? "error"
+            log.log(event: "failed", priority: .error, message: "job \(job.id) (\(job.record.originalName)) was moved to failed/ by an earlier attempt; see \(spool.layout.failedDirectory(job.id).path)/error.json",
+                    fields: ["job": job.id.rawValue, "kind": kind])
+            return .failed
+        }
+        guard fm.fileExists(atPath: job.directory.path) else {
+            log.log(event: "dropped", priority: .warning, message: "job \(job.id) (\(job.record.originalName)) is no longer in work/ (removed by hand?); dropped from the queue",
+                    fields: ["job": job.id.rawValue])
+            return .vanished
+        }
+        if !fm.fileExists(atPath: job.teacher.path), fm.fileExists(atPath: job.output.appendingPathComponent(job.record.teacher).path) {
+            let done = try spool.publish(job)
+            log.log(event: "done", message: "job \(job.id) published in \(done.path)", fields: ["job": job.id.rawValue, "path": done.path])
+            return .done
+        }
+        let staged = job.directory.appendingPathComponent("fail/error.json")
+        if let bytes = fm.contents(atPath: staged.path) {
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .iso8601
+            if let record = try? decoder.decode(FailureRecord.self, from: bytes) {
+                let f = record.failure
+                return failJob(job, kind: f.kind, what: f.what, whatToDo: f.whatToDo, whereText: f.whereText)
+            }
+        }
+        return nil
+    }
+
+    /// The errno of `error` when it is a failed system call that may succeed later (the spool's
+    /// list: disk full, quota, permissions, read-only, I/O error, ...), else nil. Looks through
+    /// the error types the job meets: the spool's, the checkpoint writer's and Foundation's.
+    static func transientErrno(of error: Error) -> Int32? {
+        var code: Int32?
+        if let e = error as? SpoolError {
+            code = e.errno
+        } else if let e = error as? CheckpointError, case let .io(_, _, c) = e {
+            code = c
+        } else {
+            code = posixCode(error as NSError)
+        }
+        guard let code, SpoolError.isTransient(errno: code) else { return nil }
+        return code
+    }
+
+    private static func posixCode(_ error: NSError) -> Int32? {
+        if error.domain == NSPOSIXErrorDomain { return Int32(error.code) }
+        // On Linux the underlying error may be stored as a Swift error rather than an NSError.
+        if let underlying = error.userInfo[NSUnderlyingErrorKey] as? Error, let code = posixCode(underlying as NSError) { return code }
+        guard error.domain == NSCocoaErrorDomain else { return nil }
+        switch CocoaError.Code(rawValue: error.code) {
+        case .fileWriteOutOfSpace: return ENOSPC
+        case .fileWriteNoPermission, .fileReadNoPermission: return EACCES
+        case .fileWriteVolumeReadOnly: return EROFS
+        default: return nil
+        }
+    }
+
+    /// Reads and checks the teacher; every problem with the file becomes a `BadTeacher`, while a
+    /// transient failure to read it (permissions, an I/O error, too many open files) is rethrown
+    /// to be retried.
     private func loadTeacher(_ job: ClaimedJob) throws -> LoadedModel {
         if job.record.size == 0 { throw BadTeacher(kind: "empty", what: "the file is empty", whatToDo: "submit the teacher checkpoint itself; was the copy interrupted?") }
         if job.record.size > UInt64(config.service.maxTeacherBytes) {
             throw BadTeacher(kind: "too-large", what: "the file is \(job.record.size) bytes, above the limit of \(config.service.maxTeacherBytes)",
                              whatToDo: "raise [service] max_teacher_bytes if this teacher is genuine")
         }
-        return try ModelLoader.load(path: job.teacher.path)
+        guard FileManager.default.fileExists(atPath: job.teacher.path) else {
+            throw BadTeacher(kind: SpoolFailure.missingTeacherKind, what: "the teacher is missing from the job's work directory (removed by hand?), so the job cannot run",
+                             whatToDo: "submit the teacher again")
+        }
+        do {
+            return try ModelLoader.load(path: job.teacher.path)
+        } catch where Self.transientErrno(of: error) != nil {
+            throw error
+        } catch let error as CheckpointError {
+            throw BadTeacher(kind: "bad-checkpoint", what: "\(error)", whatToDo: "submit a valid safetensors (.safetensors or .safetensors.zst) checkpoint; `rrmd inspect FILE` shows what is wrong")
+        } catch let error as ModelLoadError {
+            throw BadTeacher(kind: "bad-teacher", what: "\(error)", whatToDo: "submit a checkpoint of a registry architecture with rrm.* metadata (docs/checkpoints.md); `rrmd inspect FILE` shows what rrmd sees")
+        } catch let error as ModelMetadataError {
+            throw BadTeacher(kind: "bad-metadata", what: "\(error)", whatToDo: "fix the teacher's __metadata__ as docs/checkpoints.md describes")
+        }
     }
 
     /// Distils and evaluates one student, reusing what an earlier attempt finished; nil when stopped.
@@ -146,7 +226,8 @@ public final class JobRunner {
         if fm.fileExists(atPath: checkpoint.path) {
             // An earlier attempt finished this student; only its evaluation is missing.
             student = try ModelLoader.load(path: checkpoint.path).network
-            trainingSeconds = (try? String(contentsOfFile: timesPath, encoding: .utf8)).flatMap { Double($0) } ?? 0
+            // A number rrmd wrote itself, but read like any file: nothing in it may crash the report.
+            trainingSeconds = (try? String(contentsOfFile: timesPath, encoding: .utf8)).flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 0
         } else {
             status.phase = .training
             let epochs = settings.epochs
@@ -156,7 +237,12 @@ public final class JobRunner {
                 outPath: checkpoint.path, zstdLevel: config.zstdLevel, producer: "rrmd \(RRMDService.version)")
             log.log(event: "training", message: "job \(job.id): distilling \(arch) from \(teacher.metadata.architecture)",
                     fields: ["job": job.id.rawValue, "arch": arch, "epochs": "\(epochs)"])
-            let result = try Distiller.run(request, shouldStop: shouldStop, resumed: { [log] p in
+            // A state saved under other [rrm] settings (the configuration changed since) cannot
+            // be continued; the student starts over rather than failing a good teacher.
+            let result = try Distiller.run(request, shouldStop: shouldStop, discardForeignState: true, discarded: { [log] reason in
+                log.log(event: "restart", priority: .notice, message: "job \(job.id): \(arch) starts over: \(reason)",
+                        fields: ["job": job.id.rawValue, "arch": arch])
+            }, resumed: { [log] p in
                 log.log(event: "resume", message: "job \(job.id): \(arch) resumes at epoch \(p.epoch + 1), step \(p.step)",
                         fields: ["job": job.id.rawValue, "arch": arch, "epoch": "\(p.epoch + 1)"])
             }) { p in
@@ -189,7 +275,7 @@ public final class JobRunner {
                                                       shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
         _ = try ReportWriter.write(report, to: reportDir)
         let passed = report.checks.allSatisfy(\.passed)
-        log.log(event: "report", priority: passed ? .info : .warning,
+        log.log(event: "report", priority: passed ? .notice : .warning,
                 message: String(format: "job %@: %@ clean %.4f robust %.4f at %@ %@%@", job.id.rawValue, arch, report.clean.accuracy,
                                 report.worstCase.robustAccuracy, evalSettings.norm.rawValue, evalSettings.epsilonText,
                                 passed ? "" : " (gradient-masking checks failed)"),
@@ -203,9 +289,9 @@ public final class JobRunner {
     }
 
     /// Moves the job to failed/ with the explanation and logs it; a spool error here is retried.
-    private func failJob(_ job: ClaimedJob, kind: String, what: String, whatToDo: String) -> JobOutcome {
+    private func failJob(_ job: ClaimedJob, kind: String, what: String, whatToDo: String, whereText: String? = nil) -> JobOutcome {
         do {
-            try spool.fail(job, error: SpoolFailure(kind: kind, what: what, whereText: job.record.originalName, whatToDo: whatToDo))
+            try spool.fail(job, error: SpoolFailure(kind: kind, what: what, whereText: whereText ?? job.record.originalName, whatToDo: whatToDo))
         } catch {
             return .retryLater("could not move job \(job.id) to failed/: \(error)")
         }

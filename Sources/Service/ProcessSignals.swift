@@ -4,31 +4,46 @@ import Foundation
 /// request (save state, exit) and a reload request (re-read the configuration between jobs).
 /// Handlers only set a word, which is all a signal handler may safely do.
 public enum ProcessSignals {
-    nonisolated(unsafe) private static var stopFlag: sig_atomic_t = 0
-    nonisolated(unsafe) private static var reloadFlag: sig_atomic_t = 0
+    // The words live in memory of their own, reached through constant pointers: a handler then
+    // touches neither a lazily initialised global (whose first use would run swift_once inside
+    // the handler) nor a Swift variable under exclusivity checking (a handler interrupting a read
+    // of the same variable on its thread would be reported as a conflicting access and trap).
+    // Both pointers are created by `install…` before any handler can run.
+    private static let stopFlag: UnsafeMutablePointer<sig_atomic_t> = {
+        let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
+    private static let reloadFlag: UnsafeMutablePointer<sig_atomic_t> = {
+        let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
 
     /// Whether SIGTERM or SIGINT arrived.
-    public static var stopRequested: Bool { stopFlag != 0 }
+    public static var stopRequested: Bool { stopFlag.pointee != 0 }
 
     /// Whether SIGHUP arrived since the last `takeReloadRequest()`.
     public static func takeReloadRequest() -> Bool {
-        guard reloadFlag != 0 else { return false }
-        reloadFlag = 0
+        guard reloadFlag.pointee != 0 else { return false }
+        reloadFlag.pointee = 0
         return true
     }
 
     /// Routes SIGTERM and SIGINT to the stop flag; a second SIGINT kills as usual (the handler
     /// restores the default action), so an impatient Ctrl-C still works.
     public static func installStopHandlers() {
-        signal(SIGTERM) { _ in ProcessSignals.stopFlag = 1 }
+        _ = stopFlag  // initialised here, not in a handler
+        signal(SIGTERM) { _ in ProcessSignals.stopFlag.pointee = 1 }
         signal(SIGINT) { s in
-            ProcessSignals.stopFlag = 1
+            ProcessSignals.stopFlag.pointee = 1
             signal(s, SIG_DFL)
         }
     }
 
     /// Routes SIGHUP to the reload flag.
     public static func installReloadHandler() {
-        signal(SIGHUP) { _ in ProcessSignals.reloadFlag = 1 }
+        _ = reloadFlag
+        signal(SIGHUP) { _ in ProcessSignals.reloadFlag.pointee = 1 }
     }
 }

@@ -1,4 +1,5 @@
 import Data
+import Kernels
 import Foundation
 import Models
 import NN
@@ -121,6 +122,7 @@ public final class Trainer {
                 learningRate: schedule.rate(at: (position.epoch + 1) * stepsPerEpoch - 1),
                 imagesPerSecond: rate, testAccuracy: testResult.accuracy, epochDone: true))
             position.startEpoch(position.epoch + 1)
+            Compute.releaseFreeMemory()
             // Bank the elapsed time before saving, so the state file carries it.
             position.elapsedSeconds += Date().timeIntervalSince(sessionStart)
             sessionStart = Date()

@@ -6,11 +6,13 @@ import Spool
 /// Where the service commands find their configuration: `--config`, else the built-in defaults
 /// for a source checkout (spool `./Spool`).
 struct ServiceOptions: ParsableArguments {
-    @Option(help: "Configuration file (default: built-in defaults with the spool in ./Spool; the system unit uses /etc/rrmd/rrmd.toml).") var config: String?
+    @Option(help: "Configuration file (default: /etc/rrmd/rrmd.toml if it exists, else built-in defaults with the spool in ./Spool).") var config: String?
 
-    /// The configuration, validated.
+    /// The configuration, validated: `--config`, else the installed system file when there is
+    /// one (so `rrmd submit` on a server reaches the daemon's spool), else the checkout defaults.
     func load() throws -> ServiceConfig {
         if let config { return try ServiceConfig.load(path: config) }
+        if FileManager.default.fileExists(atPath: ServiceConfig.systemPath) { return try ServiceConfig.load(path: ServiceConfig.systemPath) }
         return ServiceConfig.default(forCheckout: FileManager.default.currentDirectoryPath)
     }
 }
@@ -74,7 +76,9 @@ struct StatusCommand: ParsableCommand {
         print("spool \(config.spool)")
         if let s = status {
             let age = Int(Date().timeIntervalSince(s.updated))
-            let alive = kill(s.pid, 0) == 0
+            // EPERM: the process exists but belongs to another user (the daemon runs as rrmd,
+            // operators as themselves), so it is running.
+            let alive = kill(s.pid, 0) == 0 || errno == EPERM
             print("daemon: \(s.state.rawValue) (pid \(s.pid)\(alive ? "" : ", not running"), updated \(age) s ago)")
             if let c = s.current {
                 var line = "current: job \(c.id) (\(c.teacher)) \(c.arch ?? "") \(c.phase.rawValue)"

@@ -2,6 +2,8 @@ import Checkpoint
 import Data
 import Foundation
 import Models
+@testable import Service
+import Spool
 import Training
 import XCTest
 
@@ -42,7 +44,8 @@ final class DaemonProcessTests: XCTestCase {
     }
 
     /// Writes a configuration for a spool under the test's directory and returns its path.
-    private func config(name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool") throws -> String {
+    private func config(name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
+                        service: String = "rescan_seconds = 2") throws -> String {
         let text = """
             spool = "\(root.appendingPathComponent(spool).path)"
             threads = 2
@@ -64,7 +67,7 @@ final class DaemonProcessTests: XCTestCase {
             sweep_samples = 20
             check_samples = 20
             [service]
-            rescan_seconds = 2
+            \(service)
             """
         let path = root.appendingPathComponent(name).path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -179,6 +182,10 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertTrue(messages.contains { $0.contains("STOPPING=1") }, "\(messages)")
         let ready = messages.firstIndex { $0.contains("READY=1") }!, stopping = messages.lastIndex { $0.contains("STOPPING=1") }!
         XCTAssertLessThan(ready, stopping)
+        // The job being run is not counted as queued: it was the only one.
+        let working = messages.filter { $0.contains("STATUS=working") }
+        XCTAssertFalse(working.isEmpty, "\(messages)")
+        XCTAssertTrue(working.allSatisfy { $0.contains("; 0 queued") }, "\(working)")
     }
 
     /// kill -9 in the middle of training, then a restart: the job completes, and its student is
@@ -326,6 +333,196 @@ final class DaemonProcessTests: XCTestCase {
                 XCTAssertFalse((error[key] as? String ?? "").isEmpty, "\(job) error.json lacks \(key)")
             }
         }
+    }
+}
+
+// MARK: - Regressions found in review
+
+extension DaemonProcessTests {
+    /// Runs `body` with `path` made immutable (chattr +i: even root cannot create entries in it),
+    /// and always makes it mutable again. Skips when the filesystem does not support it.
+    private func withImmutable(_ path: String, _ body: () throws -> Void) throws {
+        func chattr(_ flag: String) -> Int32 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+            p.arguments = [flag, path]
+            p.standardError = FileHandle.nullDevice
+            guard (try? p.run()) != nil else { return -1 }
+            p.waitUntilExit()
+            return p.terminationStatus
+        }
+        guard chattr("+i") == 0 else { throw XCTSkip("chattr +i is not available here") }
+        defer { _ = chattr("-i") }
+        try body()
+    }
+
+    private func occurrences(of text: String, in log: URL) -> Int {
+        String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).components(separatedBy: text).count - 1
+    }
+
+    /// A file in incoming/ that the scan cannot use is reported once, not at every turn of the
+    /// main loop (it used to rescan and warn every second).
+    func testAScanProblemIsLoggedOnceNotEverySecond() throws {
+        let cfg = try config(service: "rescan_seconds = 60")
+        let incoming = root.appendingPathComponent("spool/incoming")
+        try FileManager.default.createDirectory(at: incoming, withIntermediateDirectories: true)
+        // A name that is not UTF-8, created with raw bytes.
+        var path = Array(incoming.path.utf8).map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0x2F), CChar(bitPattern: 0xFF)]
+        path += Array(".safetensors".utf8).map { CChar(bitPattern: $0) } + [0]
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        close(fd)
+        let served = try start(["serve", "--config", cfg])
+        usleep(3_500_000)
+        kill(served.process.processIdentifier, SIGTERM)
+        served.process.waitUntilExit()
+        let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+        XCTAssertEqual(occurrences(of: "cannot open it; rename it", in: served.log), 1, log)
+    }
+
+    /// A claim that fails (here: work/ cannot take a new directory) waits retry_initial_seconds
+    /// before it is tried again, instead of being retried and logged at every turn of the loop.
+    func testAFailedClaimWaitsBeforeItIsRetried() throws {
+        let cfg = try config(service: "rescan_seconds = 60")
+        _ = try rrmd(["submit", "--config", cfg, try teacherFile()])
+        try withImmutable(root.appendingPathComponent("spool/work").path) {
+            let served = try start(["serve", "--config", cfg])
+            usleep(3_500_000)
+            kill(served.process.processIdentifier, SIGTERM)
+            served.process.waitUntilExit()
+            let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+            XCTAssertEqual(occurrences(of: "cannot claim", in: served.log), 1, log)
+            XCTAssertTrue(log.contains("next try in 30 s"), log)
+        }
+        XCTAssertEqual(jobs(in: "incoming").count, 1)
+        XCTAssertTrue(jobs(in: "failed").isEmpty)
+    }
+
+    /// A student that cannot be written (a full disk, permissions; here an immutable directory)
+    /// is a transient error: the job waits in work/ and is published once the cause is gone. It
+    /// used to be failed as a "bad-checkpoint", blaming the teacher.
+    func testAStudentThatCannotBeWrittenIsRetriedNotFailed() throws {
+        let cfg = try config(students: ["cnn-small"], epochs: 30, service: "rescan_seconds = 60\nretry_initial_seconds = 1")
+        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try start(["serve", "--config", cfg])
+        defer { if served.process.isRunning { served.process.terminate(); served.process.waitUntilExit() } }
+        let students = root.appendingPathComponent("spool/work/\(job)/out/students").path
+        var deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: students) && Date() < deadline && served.process.isRunning { usleep(2_000) }
+        try withImmutable(students) {
+            deadline = Date().addingTimeInterval(60)
+            while occurrences(of: " retry ", in: served.log) == 0 && Date() < deadline && served.process.isRunning { usleep(20_000) }
+            let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+            XCTAssertTrue(log.contains("will be retried"), log)
+            XCTAssertTrue(jobs(in: "failed").isEmpty, log)
+            XCTAssertEqual(jobs(in: "work"), [job], log)
+        }
+        deadline = Date().addingTimeInterval(60)
+        while jobs(in: "done").isEmpty && Date() < deadline && served.process.isRunning { usleep(20_000) }
+        let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+        XCTAssertEqual(jobs(in: "done"), [job], log)
+        XCTAssertTrue(jobs(in: "failed").isEmpty, log)
+    }
+
+    /// The errors a job meets are classified by their errno wherever they come from.
+    func testTransientErrorsAreRecognisedInEveryErrorType() throws {
+        XCTAssertEqual(JobRunner.transientErrno(of: CheckpointError.io(operation: "write", path: "/x", errno: ENOSPC)), ENOSPC)
+        XCTAssertEqual(JobRunner.transientErrno(of: SpoolError.system(operation: "rename", path: "/x", errno: EIO)), EIO)
+        XCTAssertEqual(JobRunner.transientErrno(of: CocoaError(.fileWriteOutOfSpace)), ENOSPC)
+        XCTAssertEqual(JobRunner.transientErrno(of: NSError(domain: NSCocoaErrorDomain, code: CocoaError.fileWriteUnknown.rawValue,
+                                                            userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EDQUOT))])), EDQUOT)
+        XCTAssertNil(JobRunner.transientErrno(of: CheckpointError.io(operation: "open", path: "/x", errno: ENOENT)))
+        XCTAssertNil(JobRunner.transientErrno(of: CheckpointError.truncated(source: "/x", size: 3)))
+        XCTAssertNil(JobRunner.transientErrno(of: SpoolError.missing(path: "/x", reason: "gone")))
+        // What Foundation really throws when a directory cannot be created.
+        let parent = root.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+        try withImmutable(parent.path) {
+            XCTAssertThrowsError(try FileManager.default.createDirectory(at: parent.appendingPathComponent("students"), withIntermediateDirectories: true)) {
+                XCTAssertEqual(JobRunner.transientErrno(of: $0), EPERM, "\($0)")
+            }
+        }
+    }
+
+    /// A claimed job and a runner for it, in this process, for the cases a real daemon reaches
+    /// only through a failing fsync or rename.
+    private func claimedJob() throws -> (spool: Spool, job: ClaimedJob, runner: JobRunner, log: URL) {
+        let cfg = try ServiceConfig.load(path: try config())
+        let spool = Spool(root: URL(fileURLWithPath: cfg.spool, isDirectory: true))
+        try spool.layout.create()
+        try FileManager.default.copyItem(atPath: try teacherFile(), toPath: spool.layout.incoming.appendingPathComponent("teacher.safetensors").path)
+        let entry = try XCTUnwrap(try spool.scanIncoming().entries.first)
+        let job = try XCTUnwrap(try spool.claim(entry))
+        let logURL = root.appendingPathComponent("runner.log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: logURL)
+        addTeardownBlock { try? handle.close() }
+        let runner = JobRunner(config: cfg, spool: spool, log: EventLog(destination: .fileDescriptor(handle.fileDescriptor)),
+                               notifier: SystemdNotifier(), shouldStop: { false }, onStatus: { _ in })
+        return (spool, job, runner, logURL)
+    }
+
+    /// An attempt that got past publish's commit point (the teacher is in out/) is finished on
+    /// the next attempt; it used to find no teacher and fail the job.
+    func testARetriedJobFinishesAPublicationThatWasCommitted() throws {
+        let (spool, job, runner, _) = try claimedJob()
+        try FileManager.default.createDirectory(at: job.output, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: job.output.appendingPathComponent("report.json"))
+        try FileManager.default.moveItem(at: job.teacher, to: job.output.appendingPathComponent(job.record.teacher))
+        XCTAssertEqual(runner.run(job), .done)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool.layout.doneDirectory(job.id).appendingPathComponent(job.record.teacher).path))
+        XCTAssertTrue(jobs(in: "failed").isEmpty)
+    }
+
+    /// An attempt that committed a failure (fail/error.json) is finished with that failure; it
+    /// used to be replaced by "bad-checkpoint: no such file", or the job was run again.
+    func testARetriedJobFinishesAFailureThatWasCommitted() throws {
+        let (spool, job, runner, _) = try claimedJob()
+        let staging = job.directory.appendingPathComponent("fail")
+        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        let failure = SpoolFailure(kind: "diverged", what: "the loss became NaN", whereText: "teacher.safetensors", whatToDo: "lower the learning rate")
+        try encoder.encode(FailureRecord(job: job.id, failure: failure, time: Date())).write(to: staging.appendingPathComponent("error.json"))
+        try FileManager.default.moveItem(at: job.teacher, to: staging.appendingPathComponent(job.record.teacher))
+        XCTAssertEqual(runner.run(job), .failed)
+        XCTAssertEqual(try spool.failure(of: job.id)?.failure, failure)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: spool.layout.failedDirectory(job.id).appendingPathComponent(job.record.teacher).path))
+    }
+
+    /// A job whose work directory was removed by hand is dropped, not retried forever.
+    func testAJobRemovedFromWorkIsDropped() throws {
+        let (_, job, runner, log) = try claimedJob()
+        try FileManager.default.removeItem(at: job.directory)
+        XCTAssertEqual(runner.run(job), .vanished)
+        XCTAssertEqual(occurrences(of: " dropped job=", in: log), 1)
+    }
+
+    /// `rrmd status` run by an operator reports a daemon of another user as running (kill(pid, 0)
+    /// answers EPERM for it); it used to say "not running".
+    func testStatusSeesADaemonOfAnotherUserAsRunning() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to run `rrmd status` as another user")
+        }
+        let cfg = try config()
+        let spool = Spool(root: root.appendingPathComponent("spool"))
+        for dir in [spool.layout.root, spool.layout.tmp, spool.layout.incoming, spool.layout.work, spool.layout.done, spool.layout.failed] {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        }
+        // This process (root) plays the daemon.
+        try spool.writeStatus(SpoolStatus(state: .idle, pid: getpid()))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Self.binary, "status", "--config", cfg]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, output)
+        XCTAssertTrue(output.contains("daemon: idle (pid \(getpid()), updated"), output)
+        XCTAssertFalse(output.contains("not running"), output)
     }
 }
 
