@@ -43,6 +43,10 @@ public final class Daemon {
     /// Scans of incoming/ are at least this far apart, however many wake-ups arrive.
     static let minimumScanInterval: TimeInterval = 1
 
+    /// Starts of one job (counted by the spool at every recovery, clean stops included) after
+    /// which it is failed as the likely cause of the restarts.
+    static let maxAttempts = 10
+
     /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given).
     public init(config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog()) {
         self.config = config; self.configPath = configPath; self.once = once; self.log = log
@@ -62,7 +66,27 @@ public final class Daemon {
         let recovery = try spool.recover()
         for note in recovery.notes { log.log(event: "recovery", message: note) }
         for problem in recovery.problems { log.log(event: "recovery", priority: .warning, message: "\(problem)") }
-        pending = recovery.resumable.map { ($0, Date.distantPast, Double(config.service.retryInitialSeconds)) }
+        var resumable: [ClaimedJob] = []
+        for job in recovery.resumable {
+            // A job the daemon has started this many times without finishing is most likely what
+            // keeps killing it (out of memory, a crash); failing it breaks the restart loop before
+            // systemd's start limit takes the whole service down.
+            if job.record.attempts > Self.maxAttempts {
+                let failure = SpoolFailure(kind: "crashed", what: "rrmd was restarted \(job.record.attempts) times during this job without finishing it",
+                                           whereText: job.record.originalName,
+                                           whatToDo: "look for crashes or out-of-memory kills in `journalctl -u rrmd RRMD_JOB=\(job.id)`; resubmit once the cause is fixed")
+                do {
+                    try spool.fail(job, error: failure)
+                    log.log(event: "failed", priority: .error, message: "job \(job.id): \(failure.what)", fields: ["job": job.id.rawValue, "kind": failure.kind])
+                } catch {
+                    log.log(event: "recovery", priority: .warning, message: "cannot fail job \(job.id): \(error)")
+                    resumable.append(job)
+                }
+                continue
+            }
+            resumable.append(job)
+        }
+        pending = resumable.map { ($0, Date.distantPast, Double(config.service.retryInitialSeconds)) }
         if !pending.isEmpty { log.log(event: "recovery", message: "resuming \(pending.count) job(s): \(pending.map(\.job.id.rawValue).joined(separator: ", "))") }
         status.queue = queuedIDs()
 
@@ -145,6 +169,15 @@ public final class Daemon {
             }
             do {
                 claimRetry[entry.name] = nil
+                // Too large to be a teacher this daemon accepts: refused before it is read (a claim
+                // hashes the whole file, which for a huge file would stall the loop and the watchdog).
+                if entry.size > UInt64(config.service.maxTeacherBytes) {
+                    let failure = SpoolFailure(kind: "too-large", what: "the file is \(entry.size) bytes, above the limit of \(config.service.maxTeacherBytes)",
+                                               whereText: entry.originalName,
+                                               whatToDo: "raise [service] max_teacher_bytes if this teacher is genuine, then resubmit it")
+                    if let refused = try spool.refuse(entry, failure: failure) { logRefused(refused) }
+                    continue
+                }
                 guard let job = try spool.claim(entry) else { continue }
                 log.log(event: "claimed", message: "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 \(job.record.sha256.prefix(12)))",
                         fields: ["job": job.id.rawValue, "sha256": job.record.sha256])

@@ -52,10 +52,22 @@ extension Spool {
     /// `work/<job>/` (exactly like a claim), then through the ordinary failure path, so a crash
     /// half-way leaves states `recover()` already handles. Nil when the entry vanished.
     func refuse(name: String, kind: FS.Kind) throws -> RefusedEntry? {
+        // readlink reads the link itself; it never touches what the link points to.
+        let linkTarget = kind == .symlink ? Self.readLink(incomingPath + "/" + name) : nil
+        return try refuse(name: name, failure: SpoolFailure.specialFile(name: name, kind: kind, linkTarget: linkTarget))
+    }
+
+    /// Moves `entry` to `failed/<job>/` with `failure` without opening or reading it, e.g. a
+    /// file larger than the daemon accepts, which is not worth hashing. Nil when it vanished.
+    public func refuse(_ entry: IncomingEntry, failure: SpoolFailure) throws -> RefusedEntry? {
+        try refuse(name: entry.name, failure: failure)
+    }
+
+    /// The shared path of the refusals: rename into `work/<job>/` exactly like a claim, then the
+    /// ordinary failure path, so a crash half-way leaves states `recover()` already handles.
+    private func refuse(name: String, failure: SpoolFailure) throws -> RefusedEntry? {
         let (preferred, _) = SpoolNames.parseIncoming(name)
         let from = incomingPath + "/" + name
-        // readlink reads the link itself; it never touches what the link points to.
-        let linkTarget = kind == .symlink ? Self.readLink(from) : nil
         let job = try takeWorkDirectory(preferring: preferred)
         let directory = workPath(job)
         do {
@@ -65,7 +77,6 @@ extension Spool {
             if case .system(_, _, ENOENT)? = error as? SpoolError { return nil }
             throw error
         }
-        let failure = SpoolFailure.specialFile(name: name, kind: kind, linkTarget: linkTarget)
         do {
             try FS.syncDirectories(incomingPath, directory)
             try fail(job: job, failure: failure)

@@ -279,6 +279,41 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertFalse(served.output.contains(" training "), "the duplicate was trained again: \(served.output)")
     }
 
+    /// A file above max_teacher_bytes is refused without being read, and the daemon goes on.
+    func testOversizedTeacherIsRefusedUnread() throws {
+        let cfg = try config(service: "rescan_seconds = 2\nmax_teacher_bytes = 1048576")
+        let big = root.appendingPathComponent("big.safetensors")
+        try Data(repeating: 7, count: 1_500_000).write(to: big)
+        let job = try rrmd(["submit", "--config", cfg, big.path]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try rrmd(["serve", "--config", cfg, "--once"])
+        XCTAssertEqual(served.status, 0, served.output)
+        XCTAssertEqual(jobs(in: "failed"), [job], served.output)
+        let error = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(job)/error.json"))) as! [String: Any]
+        XCTAssertEqual(error["kind"] as? String, "too-large")
+        XCTAssertFalse(served.output.contains(" claimed "), "an oversized file must not be claimed (hashed): \(served.output)")
+    }
+
+    /// A job the daemon keeps restarting during is failed as the likely cause, not retried forever.
+    func testAJobThatKeepsKillingTheDaemonIsFailed() throws {
+        let cfg = try config(students: ["cnn-small"], epochs: 30)
+        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let first = try start(["serve", "--config", cfg])
+        let record = root.appendingPathComponent("spool/work/\(job)/job.json")
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: record.path) && Date() < deadline { usleep(5_000) }
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        // As if it had been killed ten times already.
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: record)) as! [String: Any]
+        json["attempts"] = 10
+        try JSONSerialization.data(withJSONObject: json).write(to: record)
+        let served = try rrmd(["serve", "--config", cfg, "--once"])
+        XCTAssertEqual(served.status, 0, served.output)
+        XCTAssertEqual(jobs(in: "failed"), [job], served.output)
+        let error = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(job)/error.json"))) as! [String: Any]
+        XCTAssertEqual(error["kind"] as? String, "crashed")
+    }
+
     /// Twenty submissions at once: each is processed exactly once.
     func testTwentySubmissionsAtOnce() throws {
         let cfg = try config()
