@@ -82,6 +82,19 @@ final class RobustnessEvaluatorTests: XCTestCase {
         XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: dir.appendingPathComponent("report.json"))), r)
     }
 
+    /// A stop request ends the evaluation at the next batch with `EvaluationStopped`.
+    func testStopsWhenAsked() {
+        let (net, test) = DigitsModel.shared
+        let model = EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
+                                   metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
+        var batches = 0
+        XCTAssertThrowsError(try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
+                                                              shouldStop: { batches += 1; return batches > 3 })) { error in
+            XCTAssertTrue(error is EvaluationStopped, "\(error)")
+        }
+        XCTAssertEqual(batches, 4, "it must stop at the first batch after the request")
+    }
+
     /// Bad settings are refused with a reason.
     func testSettingsProblems() {
         XCTAssertNil(settings.problem(numClasses: 10))
