@@ -67,7 +67,8 @@ public enum RobustnessEvaluator {
         let cleanSeconds = Date().timeIntervalSince(start)
         let correctIndices = (0..<n).filter { cleanCorrect[$0] }
 
-        // Every attack on every clean-correct image; an image is robust only if no attack fools it.
+        // Every attack on every clean-correct image (or, in a cascade, on the images every earlier
+        // attack left standing); an image is robust only if no attack fools it.
         var robust = cleanCorrect  // [N], the worst case so far
         var attackRecords: [RobustnessReport.Attack] = []
         var budgetViolations: [String] = []
@@ -75,15 +76,18 @@ public enum RobustnessEvaluator {
             let t0 = Date()
             var fooled = 0
             var worstExcess = 0.0
-            try run(name, on: correctIndices, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
+            let targets = settings.cascade ? (0..<n).filter { robust[$0] } : correctIndices
+            try run(name, on: targets, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
                 settings: settings, net: net, stream: UInt64(a + 1), phase: name, shouldStop: shouldStop, progress: progress) { index, success, excess in
                 if success { fooled += 1; robust[index] = false }
                 worstExcess = max(worstExcess, excess)
             }
             if worstExcess > 1e-5 { budgetViolations.append(String(format: "%@ exceeded the budget by %.2g", name, worstExcess)) }
-            let correct = correctIndices.count - fooled
+            let correct = targets.count - fooled
+            var recordSettings = attackSettings(name, settings, numClasses: data.numClasses)
+            if settings.cascade { recordSettings["cascade"] = "true (attacked only the images the attacks before it left correct; accuracy is cumulative)" }
             attackRecords.append(RobustnessReport.Attack(
-                name: name, settings: attackSettings(name, settings, numClasses: data.numClasses),
+                name: name, settings: recordSettings,
                 robustAccuracy: fraction(correct, n), correct: correct, seconds: Date().timeIntervalSince(t0)))
         }
         let robustCount = robust.lazy.filter { $0 }.count

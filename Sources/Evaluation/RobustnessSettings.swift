@@ -35,17 +35,22 @@ public struct RobustnessSettings: Equatable, Sendable {
     public var checkIterations: [Int]
     /// Seed of every random start.
     public var seed: UInt64
+    /// Run each attack only on the images the attacks before it left correct, as AutoAttack
+    /// does: the worst case is as strong (only the random starts differ, as batches form
+    /// differently) and much cheaper, but each attack's own accuracy becomes
+    /// cumulative (and the targeted-vs-untargeted masking check loses its meaning).
+    public var cascade: Bool
 
     /// Settings with the defaults of `rrmd evaluate`.
     public init(norm: ThreatNorm = .linf, epsilon: Double = 8.0 / 255, epsilonText: String = "8/255",
                 attacks: [String] = ["apgd-ce", "apgd-t"], samples: Int? = nil, batchSize: Int = 200,
                 iterations: Int = 100, restarts: Int = 1, targetClasses: Int = 9,
                 sweepSamples: Int = 1000, sweepIterations: Int = 20,
-                checkSamples: Int = 500, checkIterations: [Int] = [5, 10, 25, 50, 100], seed: UInt64 = 0) {
+                checkSamples: Int = 500, checkIterations: [Int] = [5, 10, 25, 50, 100], seed: UInt64 = 0, cascade: Bool = false) {
         self.norm = norm; self.epsilon = epsilon; self.epsilonText = epsilonText; self.attacks = attacks
         self.samples = samples; self.batchSize = batchSize; self.iterations = iterations; self.restarts = restarts
         self.targetClasses = targetClasses; self.sweepSamples = sweepSamples; self.sweepIterations = sweepIterations
-        self.checkSamples = checkSamples; self.checkIterations = checkIterations; self.seed = seed
+        self.checkSamples = checkSamples; self.checkIterations = checkIterations; self.seed = seed; self.cascade = cascade
     }
 
     /// The sweep's radii: fractions and multiples of epsilon, then one radius large enough that

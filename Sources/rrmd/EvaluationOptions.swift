@@ -16,6 +16,7 @@ struct EvaluationOptions: ParsableArguments {
     @Option(name: .customLong("check-samples"), help: "Images in the iterations check (0: no check).") var checkSamples = 500
     @Option(name: .customLong("attack-batch"), help: "Images attacked together.") var attackBatch = 200
     @Option(name: .customLong("attack-seed"), help: "Seed of the attacks' random starts.") var attackSeed: UInt64 = 0
+    @Flag(help: "Attack only what the previous attacks left correct (AutoAttack's way): an equally strong worst case, much faster, but per-attack accuracies become cumulative.") var cascade = false
 
     /// The settings these options describe, falling back to the model's own threat model.
     func settings(threat: ThreatModel?) throws -> RobustnessSettings {
@@ -31,6 +32,6 @@ struct EvaluationOptions: ParsableArguments {
             norm: threatNorm, epsilon: eps, epsilonText: epsText,
             attacks: attacks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
             samples: samples, batchSize: attackBatch, iterations: iterations, restarts: restarts, targetClasses: targetClasses,
-            sweepSamples: sweepSamples, checkSamples: checkSamples, seed: attackSeed)
+            sweepSamples: sweepSamples, checkSamples: checkSamples, seed: attackSeed, cascade: cascade)
     }
 }

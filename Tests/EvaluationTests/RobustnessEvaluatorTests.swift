@@ -82,6 +82,20 @@ final class RobustnessEvaluatorTests: XCTestCase {
         XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: dir.appendingPathComponent("report.json"))), r)
     }
 
+    /// A cascade reaches the same worst case (up to the random starts, which depend on how the
+    /// images fall into batches) while each later attack sees only the survivors.
+    func testCascadeGivesTheSameWorstCase() {
+        var s = settings
+        s.sweepSamples = 0; s.checkSamples = 0
+        let full = evaluate(s)
+        s.cascade = true
+        let cascaded = evaluate(s)
+        XCTAssertLessThanOrEqual(abs(cascaded.worstCase.correct - full.worstCase.correct), 2)
+        XCTAssertEqual(cascaded.attacks.last!.correct, cascaded.worstCase.correct, "cumulative accuracy ends at the worst case")
+        XCTAssertEqual(cascaded.attacks.first!.correct, full.attacks.first!.correct, "the first attack sees every correct image either way")
+        XCTAssertTrue(cascaded.attacks.allSatisfy { $0.settings["cascade"] != nil })
+    }
+
     /// A stop request ends the evaluation at the next batch with `EvaluationStopped`.
     func testStopsWhenAsked() {
         let (net, test) = DigitsModel.shared
