@@ -7,40 +7,6 @@ import TensorCore
 import Training
 import XCTest
 
-/// The digits set shipped with the Data tests' fixtures (1,500 train / 297 test, 8x8).
-private func digits() throws -> (train: Dataset, test: Dataset) {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
-    return try DatasetCatalog.load("digits", directory: dir)
-}
-
-/// One small mlp trained naturally on digits, shared by every test so the suite trains once.
-private enum Fixture {
-    static let model: (network: Network, test: Dataset) = {
-        let data = try! digits()
-        let stats = data.train.channelStatistics()
-        let network = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
-                                                                          widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: 7)
-        let settings = TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 7)
-        _ = Trainer(model: network, settings: settings).run(train: data.train, test: data.test)
-        return (network, data.test)
-    }()
-}
-
-/// Largest |x_adv - x| and each example's L2 distance, in Double.
-private func distances(_ adv: Tensor, _ x: Tensor) -> (linf: Double, l2: [Double], inBox: Bool) {
-    let a = adv.array, b = x.array, n = x.dim(0), d = x.count / n
-    var linf = 0.0, l2 = [Double](repeating: 0, count: n)
-    for e in 0..<n {
-        for i in 0..<d {
-            let delta = Double(a[e * d + i]) - Double(b[e * d + i])
-            linf = max(linf, abs(delta)); l2[e] += delta * delta
-        }
-        l2[e] = l2[e].squareRoot()
-    }
-    return (linf, l2, a.allSatisfy { $0 >= 0 && $0 <= 1 })
-}
-
 final class AttacksTests: XCTestCase {
     let linfEps: Float = 0.1, l2Eps: Float = 1.0
 
