@@ -222,10 +222,13 @@ public final class JobRunner {
         settings.cropPadding = max(data.train.height, data.train.width) / 8
 
         let student: Network
+        let metadata: ModelMetadata
         let trainingSeconds: Double
         if fm.fileExists(atPath: checkpoint.path) {
             // An earlier attempt finished this student; only its evaluation is missing.
-            student = try ModelLoader.load(path: checkpoint.path).network
+            let saved = try ModelLoader.load(path: checkpoint.path)
+            student = saved.network
+            metadata = saved.metadata
             // A number rrmd wrote itself, but read like any file: nothing in it may crash the report.
             trainingSeconds = (try? String(contentsOfFile: timesPath, encoding: .utf8)).flatMap { Double($0) }.flatMap { $0.isFinite && $0 >= 0 ? $0 : nil } ?? 0
         } else {
@@ -261,6 +264,7 @@ public final class JobRunner {
             }
             guard let result else { return nil }
             student = result.student
+            metadata = result.metadata
             trainingSeconds = result.summary.seconds
             try? writeAtomically(Array("\(trainingSeconds)".utf8), toFile: timesPath)
         }
@@ -268,9 +272,8 @@ public final class JobRunner {
         status.phase = .evaluating
         status.epoch = nil; status.step = nil; status.steps = nil; status.etaSeconds = nil
         onStatus(status)
-        let meta = try ModelLoader.load(path: checkpoint.path).metadata
         let evaluated = EvaluatedModel(network: student, path: "students/\(arch).safetensors.zst",
-                                       sha256: try SHA256.hex(contentsOfFile: checkpoint.path), metadata: meta)
+                                       sha256: try SHA256.hex(contentsOfFile: checkpoint.path), metadata: metadata)
         let report = try RobustnessEvaluator.evaluate(evaluated, test: data.test, settings: evalSettings, rrmdVersion: RRMDService.version,
                                                       shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
         _ = try ReportWriter.write(report, to: reportDir)
