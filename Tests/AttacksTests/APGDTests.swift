@@ -256,23 +256,12 @@ final class APGDTests: XCTestCase {
     /// Attacking leaves the network as it was: weights, BatchNorm statistics and parameter gradients.
     func testAPGDDoesNotChangeTheNetwork() {
         let (net, test) = Fixture.model
-        func snapshot() -> [[Float]] {
-            var out: [[Float]] = []
-            net.visitState(prefix: "") { _, entry in
-                switch entry {
-                case .parameter(let p): out.append(p.value.array); out.append(p.grad.array)
-                case .buffer(let b): out.append(b.value.array)
-                case .counter: break
-                }
-            }
-            return out
-        }
-        let before = snapshot()
+        let before = stateSnapshot(net)
         let x = test.slice(0..<32)
         var rng = RNG(seed: 4)
         _ = APGD.attack(net, x: x.images, labels: x.labels, config: APGDConfig(norm: .l2, epsilon: l2Eps, iterations: 3, loss: .dlr), rng: &rng)
         _ = APGD.attack(net, x: x.images, labels: x.labels,
                         config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: 3, loss: .targetedDLR, targetClasses: 2), rng: &rng)
-        XCTAssertEqual(snapshot(), before)
+        XCTAssertEqual(stateSnapshot(net), before)
     }
 }

@@ -155,22 +155,11 @@ final class AttacksTests: XCTestCase {
     /// Attacking leaves the network as it was: weights, BatchNorm statistics and parameter gradients.
     func testAttackDoesNotChangeTheNetwork() {
         let (net, test) = Fixture.model
-        func snapshot() -> [[Float]] {
-            var out: [[Float]] = []
-            net.visitState(prefix: "") { _, entry in
-                switch entry {
-                case .parameter(let p): out.append(p.value.array); out.append(p.grad.array)
-                case .buffer(let b): out.append(b.value.array)
-                case .counter: break
-                }
-            }
-            return out
-        }
-        let before = snapshot()
+        let before = stateSnapshot(net)
         let x = test.slice(0..<32)
         var rng = RNG(seed: 4)
         _ = FGSM.attack(net, x: x.images, labels: x.labels, epsilon: linfEps)
         _ = PGD.attack(net, x: x.images, labels: x.labels, config: .standard(norm: .l2, epsilon: l2Eps, iterations: 2), rng: &rng)
-        XCTAssertEqual(snapshot(), before)
+        XCTAssertEqual(stateSnapshot(net), before)
     }
 }

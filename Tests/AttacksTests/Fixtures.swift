@@ -1,6 +1,7 @@
 import Data
 import Foundation
 import Models
+import NN
 import TensorCore
 import Training
 
@@ -36,4 +37,17 @@ func distances(_ adv: Tensor, _ x: Tensor) -> (linf: Double, l2: [Double], inBox
         l2[e] = l2[e].squareRoot()
     }
     return (linf, l2, a.allSatisfy { $0 >= 0 && $0 <= 1 })
+}
+
+/// Every weight, gradient and buffer of `net`, to show that an attack left the network as it was.
+func stateSnapshot(_ net: Network) -> [[Float]] {
+    var out: [[Float]] = []
+    net.visitState(prefix: "") { _, entry in
+        switch entry {
+        case .parameter(let p): out.append(p.value.array); out.append(p.grad.array)
+        case .buffer(let b): out.append(b.value.array)
+        case .counter: break
+        }
+    }
+    return out
 }
