@@ -28,10 +28,12 @@ public enum Compute {
         _ = mallopt(M_ARENA_MAX, 2)
     }
 
-    /// Returns freed heap memory to the system. Long loops call it between large units of work
-    /// (an attack batch, an epoch): it costs a few milliseconds and keeps resident memory near
-    /// what is live instead of the high-water mark of every arena.
+    /// Returns freed memory to the system: the buffers `BufferPool` keeps for reuse and malloc's
+    /// free heap. Long loops call it between large units of work (an attack batch, an epoch): it
+    /// costs a few milliseconds plus re-faulting the next step's buffers, and keeps resident
+    /// memory near what is live instead of the high-water mark of every arena.
     public static func releaseFreeMemory() {
+        BufferPool.drain()
         _ = malloc_trim(0)
     }
 

@@ -1,3 +1,5 @@
+import Kernels
+
 /// Owns one 64-byte-aligned Float32 allocation; `Tensor` shares it copy-on-write.
 public final class TensorStorage {
     /// The first element.
@@ -8,11 +10,11 @@ public final class TensorStorage {
     /// Allocates `count` uninitialised elements.
     init(uninitialized count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        base = BufferPool.take(count)
     }
 
-    deinit { UnsafeMutableRawPointer(base).deallocate() }
+    // Large buffers go back to the pool for the next tensor of the same size (see `BufferPool`).
+    deinit { BufferPool.recycle(base, count: count) }
 
     @usableFromInline func copy() -> TensorStorage {
         let s = TensorStorage(uninitialized: count)
