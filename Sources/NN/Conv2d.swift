@@ -5,7 +5,8 @@ import TensorCore
 /// bias `[Cout]`, stride, zero padding and groups (depthwise when groups == Cin == Cout).
 ///
 /// Each image is one GEMM per group on its im2col columns (1x1 stride-1 convolutions use the
-/// image itself); images are spread over the cores with OpenBLAS single-threaded.
+/// image itself); images are spread over the cores with OpenBLAS single-threaded. The input
+/// gradient of a stride-1 window is computed the same way, as a convolution of dy.
 public final class Conv2d: Layer {
     /// Channel counts, window and grouping.
     public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int
@@ -93,6 +94,32 @@ public final class Conv2d: Layer {
         return out
     }
 
+    /// True when dL/dx is itself a stride-1 convolution of dy (with the window flipped and the
+    /// channel roles swapped), so it can be one im2col + GEMM like the forward pass instead of a
+    /// GEMM into a 9x-larger column matrix folded back by `col2im`.
+    var inputGradientIsConvolution: Bool {
+        stride == 1 && !isPointwise && padding <= kernelH - 1 && padding <= kernelW - 1
+    }
+
+    /// `W'[g][ci, co, a, b] = W[g*coutG + co, ci, kh-1-a, kw-1-b]`: the flipped, channel-swapped
+    /// weights of the input-gradient convolution, group by group.
+    func flippedWeights() -> [Float] {
+        let cinG = inChannels / groups, coutG = outChannels / groups, kk = kernelH * kernelW
+        var out = [Float](repeating: 0, count: weight.value.count)
+        weight.value.withUnsafePointer { wp in
+            for gi in 0..<groups {
+                for co in 0..<coutG {
+                    for ci in 0..<cinG {
+                        let src = wp + ((gi * coutG + co) * cinG + ci) * kk
+                        let dst = (gi * cinG + ci) * coutG * kk + co * kk
+                        for t in 0..<kk { out[dst + t] = src[kk - 1 - t] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("Conv2d: backward called before forward") }
         let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
@@ -101,39 +128,55 @@ public final class Conv2d: Layer {
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
         let wCount = weight.value.count
         let pointwise = isPointwise
+        // dL/dx as a convolution of dy: window flipped, padding kernel-1-padding, output [H, W].
+        let transposed = inputGradientIsConvolution
+        let gT = transposed
+            ? ConvGeometry(channels: coutG, height: g.outH, width: g.outW, kernelH: kernelH, kernelW: kernelW,
+                           padH: kernelH - 1 - padding, padW: kernelW - 1 - padding)
+            : g
+        let flipped = transposed ? flippedWeights() : []
+        let colCount = max(k * ohw, gT.colRows * gT.colCols)
         var dx = Tensor(uninitializedShape: x.shape)
         var chunksUsed = 0
         dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     weight.value.withUnsafePointer { wp in
-                        chunksUsed = Compute.parallelChunks(n) { worker, images in
-                            let col = Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
-                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
-                            dW?.update(repeating: 0, count: wCount)
-                            for i in images {
-                                for gi in 0..<groups {
-                                    let src = xp + (i * inChannels + gi * cinG) * inPlane
-                                    let dsrc = dxp + (i * inChannels + gi * cinG) * inPlane
-                                    let dyg = dyp + (i * outChannels + gi * coutG) * ohw
-                                    let wg = wp + gi * coutG * k
-                                    if let dW {
-                                        let cols: UnsafePointer<Float>
-                                        if pointwise { cols = src } else { im2col(src, g, col); cols = UnsafePointer(col) }
-                                        // dW_g += dY_g [coutG, ohw] x cols^T [ohw, k]
-                                        gemm(transA: false, transB: true, m: coutG, n: k, k: ohw,
-                                             alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
-                                             beta: 1, c: dW + gi * coutG * k, ldc: k)
-                                    }
-                                    if pointwise {
-                                        gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
-                                             alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
-                                    } else {
-                                        // dcol = W_g^T [k, coutG] x dY_g [coutG, ohw], folded back onto dx.
-                                        gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
-                                             alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: col, ldc: ohw)
-                                        dsrc.update(repeating: 0, count: cinG * inPlane)
-                                        col2im(col, g, dsrc)
+                        flipped.withUnsafeBufferPointer { fp in
+                            chunksUsed = Compute.parallelChunks(n) { worker, images in
+                                let col = Scratch.buffer(worker: worker, slot: 0, count: colCount)
+                                let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                                dW?.update(repeating: 0, count: wCount)
+                                for i in images {
+                                    for gi in 0..<groups {
+                                        let src = xp + (i * inChannels + gi * cinG) * inPlane
+                                        let dsrc = dxp + (i * inChannels + gi * cinG) * inPlane
+                                        let dyg = dyp + (i * outChannels + gi * coutG) * ohw
+                                        let wg = wp + gi * coutG * k
+                                        if let dW {
+                                            let cols: UnsafePointer<Float>
+                                            if pointwise { cols = src } else { im2col(src, g, col); cols = UnsafePointer(col) }
+                                            // dW_g += dY_g [coutG, ohw] x cols^T [ohw, k]
+                                            gemm(transA: false, transB: true, m: coutG, n: k, k: ohw,
+                                                 alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
+                                                 beta: 1, c: dW + gi * coutG * k, ldc: k)
+                                        }
+                                        if pointwise {
+                                            gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                                 alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
+                                        } else if transposed {
+                                            // dx_g [cinG, H*W] = W'_g [cinG, coutG*kh*kw] x im2col(dY_g).
+                                            im2col(dyg, gT, col)
+                                            gemm(transA: false, transB: false, m: cinG, n: inPlane, k: gT.colRows,
+                                                 alpha: 1, a: fp.baseAddress! + gi * cinG * gT.colRows, lda: gT.colRows,
+                                                 b: col, ldb: inPlane, beta: 0, c: dsrc, ldc: inPlane)
+                                        } else {
+                                            // dcol = W_g^T [k, coutG] x dY_g [coutG, ohw], folded back onto dx.
+                                            gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                                 alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: col, ldc: ohw)
+                                            dsrc.update(repeating: 0, count: cinG * inPlane)
+                                            col2im(col, g, dsrc)
+                                        }
                                     }
                                 }
                             }

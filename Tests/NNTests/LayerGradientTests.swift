@@ -15,6 +15,12 @@ final class LayerGradientTests: XCTestCase {
             (4, 4, 3, 1, 1, 4, false, (5, 5)),    // depthwise
             (4, 6, 3, 2, 0, 2, true, (6, 7)),     // grouped, no padding
             (3, 2, 1, 2, 0, 1, false, (5, 5)),    // 1x1 strided (not the pointwise path)
+            // Stride-1 windows take dx as a flipped convolution of dy; padding beyond kernel-1
+            // does not fit that form and folds columns back with col2im.
+            (3, 5, 3, 1, 0, 1, false, (6, 5)),    // no padding: dy padded by 2
+            (2, 3, 3, 1, 2, 1, true, (4, 5)),     // padding = kernel - 1: dy not padded
+            (2, 2, 3, 1, 3, 1, false, (4, 4)),    // padding > kernel - 1: col2im
+            (4, 6, 5, 1, 2, 2, true, (6, 6)),     // 5x5 grouped
         ]
         for c in cases {
             let conv = Conv2d(c.cin, c.cout, kernel: c.k, stride: c.s, padding: c.p, groups: c.g, bias: c.bias, rng: &rng)
