@@ -65,11 +65,13 @@ public func im2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: Unsa
                 for y in rows {
                     let out = dst + y * ow
                     let src = plane + (y * g.strideH - g.padH + ki) * g.width
-                    if cols.lowerBound > 0 { out.update(repeating: 0, count: cols.lowerBound) }
-                    if cols.upperBound < ow { (out + cols.upperBound).update(repeating: 0, count: ow - cols.upperBound) }
+                    // Rows are short (32 floats or fewer in these networks) and the padding a
+                    // tap or two: plain loops, not memset/memmove calls.
+                    for o in 0..<cols.lowerBound { out[o] = 0 }
+                    for o in cols.upperBound..<ow { out[o] = 0 }
                     let x0 = cols.lowerBound * g.strideW - g.padW + kj
                     if g.strideW == 1 {
-                        (out + cols.lowerBound).update(from: src + x0, count: cols.count)
+                        Vector.copy(src + x0, out + cols.lowerBound, cols.count)
                     } else {
                         var x = x0
                         for o in cols { out[o] = src[x]; x += g.strideW }

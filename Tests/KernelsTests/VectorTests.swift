@@ -13,6 +13,7 @@ final class VectorTests: XCTestCase {
             let a = data(n, 1), b = data(n, 2)
             var out = [Float](repeating: .nan, count: n)
             Vector.add(a, b, &out, n); XCTAssertEqual(out, VectorReference.add(a, b))
+            out = [Float](repeating: .nan, count: n); Vector.copy(a, &out, n); XCTAssertEqual(out, a)
             var y = b; Vector.axpy(0.3, a, &y, n); XCTAssertEqual(y, VectorReference.axpy(0.3, a, b))
             var s = a; Vector.scale(&s, -1.5, n); XCTAssertEqual(s, VectorReference.scale(a, -1.5))
             Vector.relu(a, &out, n); XCTAssertEqual(out, VectorReference.relu(a))
