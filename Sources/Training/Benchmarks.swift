@@ -18,9 +18,13 @@ public enum Benchmarks {
         public var forwardFLOPsPerImage: Int
         /// Raw measurements.
         public var measurement: BenchMeasurement
+        /// Peak resident bytes of the whole process while the workload ran (model, data and
+        /// runtime included), when the kernel reports it.
+        public var peakResidentBytes: Int?
 
         enum CodingKeys: String, CodingKey {
             case imagesPerSecond = "images_per_s", gflops, forwardFLOPsPerImage = "fwd_flops_per_image", measurement
+            case peakResidentBytes = "peak_rss_bytes"
         }
     }
 
@@ -56,8 +60,16 @@ public enum Benchmarks {
         return (x, (0..<batch).map { _ in Int32(rng.below(10)) })
     }
 
-    /// Runs workload `name` with `timer`.
+    /// Runs workload `name` with `timer`, recording the process's peak resident memory while
+    /// it runs (everything cached before it is released first).
     public static func run(_ name: String, timer: BenchTimer) throws -> Result {
+        PeakMemory.reset()
+        var result = try measure(name, timer: timer)
+        result.peakResidentBytes = PeakMemory.peakResidentBytes()
+        return result
+    }
+
+    static func measure(_ name: String, timer: BenchTimer) throws -> Result {
         let (x, y) = randomBatch(seed: 0)
         if name == "rrm_step" { return try rrmStep(x: x, y: y, timer: timer) }
         let model: Network

@@ -38,8 +38,9 @@ struct BenchCommand: ParsableCommand {
             let r = try Benchmarks.run(name, timer: timer)
             results[name] = r
             if !json {
-                print(String(format: "%-18@ %9.1f images/s %7.1f GFLOP/s (%.0f%% of sgemm)  other cores %@",
+                print(String(format: "%-18@ %9.1f images/s %7.1f GFLOP/s (%.0f%% of sgemm)  peak RSS %5.0f MiB  other cores %@",
                              name as NSString, r.imagesPerSecond, r.gflops, 100 * r.gflops / sgemm,
+                             Double(r.peakResidentBytes ?? 0) / 1_048_576,
                              r.measurement.otherCores.map { String(format: "%.2f", $0) }.joined(separator: " ") as NSString))
             }
         }
@@ -50,6 +51,7 @@ struct BenchCommand: ParsableCommand {
                     "images_per_s": r.imagesPerSecond, "gflops": r.gflops, "fwd_flops_per_image": r.forwardFLOPsPerImage,
                     "images_per_s_all": r.measurement.all, "other_cores_all": r.measurement.otherCores,
                     "iters_per_measurement": r.measurement.iterations,
+                    "peak_rss_bytes": r.peakResidentBytes ?? NSNull(),
                 ]
             }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
