@@ -109,10 +109,11 @@ public enum Vector {
         return total
     }
 
-    /// Sum and sum of squared deviations from `shift` of `x[0..<n]`, in one pass.
-    /// Shifting by a value near the mean keeps the variance accurate in Float.
+    /// `sum(x - shift)` and `sum((x - shift)^2)` over `x[0..<n]`, in one pass. With a shift near
+    /// the mean (BatchNorm uses a sample of the channel) the variance `squares/n - (sum/n)^2`
+    /// stays accurate without a second pass for the mean.
     @inlinable
-    public static func sumAndShiftedSquares(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> (sum: Float, squares: Float) {
+    public static func shiftedMoments(_ x: UnsafePointer<Float>, _ n: Int, shift: Float) -> (sum: Float, squares: Float) {
         let vs = V(repeating: shift)
         var s = V(), q = V()
         var i = 0
@@ -124,7 +125,23 @@ public enum Vector {
         }
         var ts = s.sum(), tq = q.sum()
         while i < n { let d = x[i] - shift; ts += d; tq += d * d; i += 1 }
-        return (ts + Float(n) * shift, tq)
+        return (ts, tq)
+    }
+
+    /// `sum(a)` and `sum(a * b)` in one pass over both (BatchNorm's backward needs both).
+    @inlinable
+    public static func sumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> (sum: Float, dot: Float) {
+        var s = V(), d = V()
+        var i = 0
+        while i + width <= n {
+            let va = load(a, i)
+            s += va
+            d.addProduct(va, load(b, i))
+            i += width
+        }
+        var ts = s.sum(), td = d.sum()
+        while i < n { ts += a[i]; td += a[i] * b[i]; i += 1 }
+        return (ts, td)
     }
 
     /// `out[i] = x[i] * a + b` (an affine map with scalar coefficients); `out` may alias `x`.
@@ -164,12 +181,14 @@ public enum VectorReference {
     public static func sum(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) } }
     /// Twin of `Vector.dot`.
     public static func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
-    /// Twin of `Vector.sumAndShiftedSquares` (the shift does not change the exact result).
-    public static func sumAndSquares(_ x: [Float], shift: Float) -> (sum: Double, squares: Double) {
-        let s = x.reduce(0.0) { $0 + Double($1) }
+    /// Twin of `Vector.shiftedMoments`.
+    public static func shiftedMoments(_ x: [Float], shift: Float) -> (sum: Double, squares: Double) {
+        let s = x.reduce(0.0) { $0 + (Double($1) - Double(shift)) }
         let q = x.reduce(0.0) { $0 + (Double($1) - Double(shift)) * (Double($1) - Double(shift)) }
         return (s, q)
     }
+    /// Twin of `Vector.sumAndDot`.
+    public static func sumAndDot(_ a: [Float], _ b: [Float]) -> (sum: Double, dot: Double) { (sum(a), dot(a, b)) }
     /// Twin of `Vector.affine`.
     public static func affine(_ x: [Float], _ a: Float, _ b: Float) -> [Float] { x.map { $0 * a + b } }
     /// Twin of `Vector.maximum`.

@@ -61,13 +61,17 @@ public final class BatchNorm2d: Layer {
                     batchVar.withUnsafeMutableBufferPointer { varp in
                         Compute.parallelFor(c) { range in
                             for ch in range {
-                                var s = 0.0
-                                for i in 0..<n { s += Double(Vector.sum(xp + (i * c + ch) * plane, plane)) }
-                                let mu = Float(s / Double(m))
-                                var q = 0.0
-                                for i in 0..<n { q += Double(Vector.sumAndShiftedSquares(xp + (i * c + ch) * plane, plane, shift: mu).squares) }
-                                meanp[ch] = mu
-                                varp[ch] = Float(q / Double(m))
+                                // One pass: moments about the channel's first value, which is
+                                // close enough to the mean that the variance keeps its digits.
+                                let shift = xp[ch * plane]
+                                var s = 0.0, q = 0.0
+                                for i in 0..<n {
+                                    let part = Vector.shiftedMoments(xp + (i * c + ch) * plane, plane, shift: shift)
+                                    s += Double(part.sum); q += Double(part.squares)
+                                }
+                                let d = s / Double(m)
+                                meanp[ch] = Float(Double(shift) + d)
+                                varp[ch] = Float(max(0, q / Double(m) - d * d))
                             }
                         }
                     }
@@ -128,8 +132,8 @@ public final class BatchNorm2d: Layer {
                                     var s = 0.0, sx = 0.0
                                     for i in 0..<n {
                                         let off = (i * c + ch) * plane
-                                        s += Double(Vector.sum(dyp + off, plane))
-                                        sx += Double(Vector.dot(dyp + off, xp + off, plane))
+                                        let part = Vector.sumAndDot(dyp + off, xp + off, plane)
+                                        s += Double(part.sum); sx += Double(part.dot)
                                     }
                                     let sd = Float(s), sdxh = inv[ch] * (Float(sx) - mu[ch] * Float(s))
                                     sdy[ch] = sd

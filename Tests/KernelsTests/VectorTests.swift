@@ -30,10 +30,14 @@ final class VectorTests: XCTestCase {
             let a = data(n, 3), b = data(n, 4)
             XCTAssertEqual(Double(Vector.sum(a, n)), VectorReference.sum(a), accuracy: 1e-4 * Double(max(n, 1)))
             XCTAssertEqual(Double(Vector.dot(a, b, n)), VectorReference.dot(a, b), accuracy: 1e-4 * Double(max(n, 1)))
-            let (s, q) = Vector.sumAndShiftedSquares(a, n, shift: 0.5)
-            let (rs, rq) = VectorReference.sumAndSquares(a, shift: 0.5)
+            let (s, q) = Vector.shiftedMoments(a, n, shift: 0.5)
+            let (rs, rq) = VectorReference.shiftedMoments(a, shift: 0.5)
             XCTAssertEqual(Double(s), rs, accuracy: 1e-4 * Double(max(n, 1)))
             XCTAssertEqual(Double(q), rq, accuracy: 1e-4 * Double(max(n, 1)))
+            let (ds, dd) = Vector.sumAndDot(a, b, n)
+            let (rds, rdd) = VectorReference.sumAndDot(a, b)
+            XCTAssertEqual(Double(ds), rds, accuracy: 1e-4 * Double(max(n, 1)))
+            XCTAssertEqual(Double(dd), rdd, accuracy: 1e-4 * Double(max(n, 1)))
             XCTAssertEqual(Vector.maximum(a, n), VectorReference.maximum(a))
         }
     }
