@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
         }
         let timer = BenchTimer(repeats: repeats, minSeconds: minSeconds)
         let sgemm = Benchmarks.sgemmGFLOPS()
-        if !json { print(String(format: "OpenBLAS sgemm 2048^3, %d threads: %.1f GFLOP/s", threads, sgemm)) }
+        if !json { print(String(format: "OpenBLAS (%@ kernel) sgemm 2048^3, %d threads: %.1f GFLOP/s", BLASKernel.coreName as NSString, threads, sgemm)) }
         var results: [String: Benchmarks.Result] = [:]
         for name in names {
             let r = try Benchmarks.run(name, timer: timer)
@@ -45,7 +45,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         if json {
-            var object: [String: Any] = ["sgemm_gflops": sgemm, "threads": threads, "batch": Benchmarks.batch]
+            var object: [String: Any] = ["sgemm_gflops": sgemm, "threads": threads, "batch": Benchmarks.batch,
+                                         "openblas_core": BLASKernel.coreName]
             for (k, r) in results {
                 object[k] = [
                     "images_per_s": r.imagesPerSecond, "gflops": r.gflops, "fwd_flops_per_image": r.forwardFLOPsPerImage,
