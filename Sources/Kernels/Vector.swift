@@ -37,6 +37,26 @@ public enum Vector {
         while i < n { out[i] = a[i] + b[i]; i += 1 }
     }
 
+    /// `out[i] = max(a[i] + b[i], 0)`: a residual sum and its ReLU in one pass; `out` may alias
+    /// `a` or `b`.
+    @inlinable
+    public static func addRelu(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0)
+        var i = 0
+        while i + width <= n { store(pointwiseMax(load(a, i) + load(b, i), zero), out, i); i += width }
+        while i < n { out[i] = Swift.max(a[i] + b[i], 0); i += 1 }
+    }
+
+    /// `out[i] = max(a * x[i] + b, 0)`: an affine map (inference BatchNorm) and its ReLU in one pass.
+    @inlinable
+    public static func affineRelu(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: a), vb = V(repeating: b), zero = V(repeating: 0)
+        var i = 0
+        // The same arithmetic as `affine` (multiply, then add), so fusing changes no bits.
+        while i + width <= n { store(pointwiseMax(load(x, i) * va + vb, zero), out, i); i += width }
+        while i < n { out[i] = Swift.max(x[i] * a + b, 0); i += 1 }
+    }
+
     /// `y[i] += alpha * x[i]`.
     @inlinable
     public static func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -175,6 +195,10 @@ public enum VectorReference {
     public static func scale(_ x: [Float], _ alpha: Float) -> [Float] { x.map { $0 * alpha } }
     /// Twin of `Vector.relu`.
     public static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
+    /// Twin of `Vector.addRelu`.
+    public static func addRelu(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { Swift.max($0 + $1, 0) } }
+    /// Twin of `Vector.affineRelu`.
+    public static func affineRelu(_ x: [Float], _ a: Float, _ b: Float) -> [Float] { x.map { Swift.max($0 * a + b, 0) } }
     /// Twin of `Vector.reluBackward`.
     public static func reluBackward(_ y: [Float], _ dy: [Float]) -> [Float] { zip(y, dy).map { $0 > 0 ? $1 : 0 } }
     /// Twin of `Vector.sum`.

@@ -22,6 +22,10 @@ public final class ReLU: Layer {
         return y
     }
 
+    /// Records `y` as this layer's output when a neighbour computed the ReLU in its own pass
+    /// (a residual sum, an inference BatchNorm), so `backward` works as after `forward`.
+    func adopt(output y: Tensor) { output = y }
+
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU: backward called before forward") }
         dy.expectShape(y.shape, "ReLU.backward")

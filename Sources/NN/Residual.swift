@@ -36,8 +36,18 @@ public final class Residual: Layer {
         let skip = shortcut?.forward(x, mode: mode) ?? x
         precondition(sum.shape == skip.shape, "Residual: branch shapes differ: main \(sum.shape), shortcut \(skip.shape)")
         let n = sum.count
-        sum.withUnsafeMutablePointer { sp in skip.withUnsafePointer { Vector.add(sp, $0, sp, n) } }
-        return activation?.forward(sum, mode: mode) ?? sum
+        let relu = activation != nil
+        // The sum and its ReLU in one pass over the (large, cold) activations, split over cores.
+        sum.withUnsafeMutablePointer { sp in
+            skip.withUnsafePointer { kp in
+                Compute.parallelFor(n, minChunk: 1 << 15) { r in
+                    let a = sp + r.lowerBound, b = kp + r.lowerBound
+                    if relu { Vector.addRelu(a, b, a, r.count) } else { Vector.add(a, b, a, r.count) }
+                }
+            }
+        }
+        activation?.adopt(output: sum)
+        return sum
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
@@ -45,7 +55,11 @@ public final class Residual: Layer {
         var dx = main.backward(dSum, parameterGradients: parameterGradients)
         let dSkip = shortcut?.backward(dSum, parameterGradients: parameterGradients) ?? dSum
         let n = dx.count
-        dx.withUnsafeMutablePointer { dp in dSkip.withUnsafePointer { Vector.add(dp, $0, dp, n) } }
+        dx.withUnsafeMutablePointer { dp in
+            dSkip.withUnsafePointer { kp in
+                Compute.parallelFor(n, minChunk: 1 << 15) { r in Vector.add(dp + r.lowerBound, kp + r.lowerBound, dp + r.lowerBound, r.count) }
+            }
+        }
         return dx
     }
 }

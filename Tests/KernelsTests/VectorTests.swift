@@ -17,6 +17,8 @@ final class VectorTests: XCTestCase {
             var y = b; Vector.axpy(0.3, a, &y, n); XCTAssertEqual(y, VectorReference.axpy(0.3, a, b))
             var s = a; Vector.scale(&s, -1.5, n); XCTAssertEqual(s, VectorReference.scale(a, -1.5))
             Vector.relu(a, &out, n); XCTAssertEqual(out, VectorReference.relu(a))
+            Vector.addRelu(a, b, &out, n); XCTAssertEqual(out, VectorReference.addRelu(a, b))
+            Vector.affineRelu(a, 0.5, -0.25, &out, n); XCTAssertEqual(out, VectorReference.affineRelu(a, 0.5, -0.25))
             Vector.reluBackward(a, b, &out, n); XCTAssertEqual(out, VectorReference.reluBackward(a, b))
             Vector.affine(a, 0.5, -2, &out, n); XCTAssertEqual(out, VectorReference.affine(a, 0.5, -2))
             Vector.combine(a, 0.5, b, -1.25, 0.75, &out, n)
