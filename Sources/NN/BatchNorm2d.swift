@@ -96,20 +96,48 @@ public final class BatchNorm2d: Layer {
             }
         }
         // y = x * a + b with a = gamma * invstd, b = beta - mean * a.
-        let gamma = weight.value.array, beta = bias.value.array
-        let mu = mean, inv = invStd
+        let (scale, shift) = affine(mean: mean, invStd: invStd)
         out.withUnsafeMutablePointer { op in
             x.withUnsafePointer { xp in
                 Compute.parallelFor(n * c) { planes in
                     for p in planes {
                         let ch = p % c
-                        let a = gamma[ch] * inv[ch]
-                        Vector.affine(xp + p * plane, a, beta[ch] - mu[ch] * a, op + p * plane, plane)
+                        Vector.affine(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
                     }
                 }
             }
         }
         return out
+    }
+
+    /// The inference-mode map `y = scale[c] * x + shift[c]` (running statistics), which a
+    /// convolution before this layer can apply to each image while it is still in cache.
+    func inferenceAffine() -> (scale: [Float], shift: [Float]) {
+        let rv = runningVar.value.array
+        return affine(mean: runningMean.value.array, invStd: rv.map { 1 / ($0 + epsilon).squareRoot() })
+    }
+
+    /// `scale = gamma * invStd`, `shift = beta - mean * scale`: the one place both the layer's
+    /// own forward and a fused neighbour compute them, so the two agree to the bit.
+    private func affine(mean: [Float], invStd: [Float]) -> (scale: [Float], shift: [Float]) {
+        let gamma = weight.value.array, beta = bias.value.array
+        var scale = [Float](repeating: 0, count: channels), shift = scale
+        for ch in 0..<channels {
+            scale[ch] = gamma[ch] * invStd[ch]
+            shift[ch] = beta[ch] - mean[ch] * scale[ch]
+        }
+        return (scale, shift)
+    }
+
+    /// Records `x` as the input of an inference-mode forward that a neighbour computed (see
+    /// `inferenceAffine`), so `backward` works exactly as after `forward(x, mode: .inference)`.
+    func adoptInference(input x: Tensor) {
+        precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
+        input = x
+        lastMode = .inference
+        let rm = runningMean.value.array, rv = runningVar.value.array
+        mean = rm
+        invStd = rv.map { 1 / ($0 + epsilon).squareRoot() }
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {

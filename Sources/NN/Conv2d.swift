@@ -57,6 +57,13 @@ public final class Conv2d: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        forward(x, epilogue: nil)
+    }
+
+    /// The convolution; `epilogue(image, output)` runs on each image's finished output planes
+    /// `[Cout, OH*OW]` (bias added) on the worker that computed them, while they are still in
+    /// cache. Images are disjoint, so epilogues may write per-image results without locking.
+    func forward(_ x: Tensor, epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) -> Tensor {
         expectRank(x, 4, "Conv2d")
         precondition(x.dim(1) == inChannels, "Conv2d: expected \(inChannels) input channels, got shape \(x.shape)")
         input = x
@@ -65,28 +72,27 @@ public final class Conv2d: Layer {
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
         var out = Tensor(uninitializedShape: [n, outChannels, g.outH, g.outW])
         let pointwise = isPointwise
+        let biasValues = bias?.value.array
         out.withUnsafeMutablePointer { op in
             x.withUnsafePointer { xp in
                 weight.value.withUnsafePointer { wp in
                     _ = Compute.parallelChunks(n) { worker, images in
                         let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
                         for i in images {
+                            let image = op + i * outChannels * ohw
                             for gi in 0..<groups {
                                 let src = xp + (i * inChannels + gi * cinG) * inPlane
                                 let cols: UnsafePointer<Float>
                                 if let col { im2col(src, g, col); cols = UnsafePointer(col) } else { cols = src }
                                 gemm(transA: false, transB: false, m: coutG, n: ohw, k: k,
                                      alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
-                                     beta: 0, c: op + (i * outChannels + gi * coutG) * ohw, ldc: ohw)
+                                     beta: 0, c: image + gi * coutG * ohw, ldc: ohw)
                             }
+                            if let biasValues {
+                                for c in 0..<outChannels { Vector.addScalar(image + c * ohw, biasValues[c], ohw) }
+                            }
+                            epilogue?(i, image)
                         }
-                    }
-                }
-            }
-            if let bias {
-                bias.value.withUnsafePointer { bp in
-                    Compute.parallelFor(n * outChannels) { planes in
-                        for p in planes { Vector.addScalar(op + p * ohw, bp[p % outChannels], ohw) }
                     }
                 }
             }

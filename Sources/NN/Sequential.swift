@@ -1,3 +1,4 @@
+import Kernels
 import TensorCore
 
 /// Layers applied in order; children are named like the entries of a PyTorch module
@@ -16,11 +17,52 @@ public final class Sequential: Layer {
         children = layers.enumerated().map { (name: String($0.offset), layer: $0.element) }
     }
 
-    /// Runs every child in order.
+    /// Runs every child in order. In inference mode a convolution followed by a BatchNorm (and
+    /// a ReLU) runs as one: the normalisation and ReLU are applied to each image's output
+    /// while the convolution still has it in cache, instead of two more passes over the whole
+    /// activation. Each layer keeps what its own forward would have kept, so `backward` is
+    /// unchanged.
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         var h = x
-        for c in children { h = c.layer.forward(h, mode: mode) }
+        var i = 0
+        while i < children.count {
+            if mode == .inference, i + 1 < children.count,
+               let conv = children[i].layer as? Conv2d, let bn = children[i + 1].layer as? BatchNorm2d {
+                let relu = i + 2 < children.count ? children[i + 2].layer as? ReLU : nil
+                h = Self.convBatchNorm(h, conv, bn, relu)
+                i += relu == nil ? 2 : 3
+                continue
+            }
+            h = children[i].layer.forward(h, mode: mode)
+            i += 1
+        }
         return h
+    }
+
+    /// `relu(bn(conv(x)))` in inference mode, fused per image (see `forward`).
+    static func convBatchNorm(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
+        precondition(conv.outChannels == bn.channels,
+                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        let (scale, shift) = bn.inferenceAffine()
+        let outShape = conv.outputShape(for: x.shape)
+        let c = outShape[1], plane = outShape[2] * outShape[3]
+        var y = Tensor(uninitializedShape: outShape)
+        let applyRelu = relu != nil
+        let convOut = y.withUnsafeMutablePointer { yp in
+            conv.forward(x) { image, planes in
+                let dst = yp + image * c * plane
+                for ch in 0..<c {
+                    if applyRelu {
+                        Vector.affineRelu(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
+                    } else {
+                        Vector.affine(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
+                    }
+                }
+            }
+        }
+        bn.adoptInference(input: convOut)
+        relu?.adopt(output: y)
+        return y
     }
 
     /// Runs every child's backward in reverse order.
