@@ -29,6 +29,41 @@ public enum Vector {
         while i < n { dst[i] = src[i]; i += 1 }
     }
 
+    /// `sumAndDot(d, x)` where `d[i] = y[i] > 0 ? dy[i] : 0` (a ReLU's backward, with output
+    /// `y`, fused into the reduction), with the same arithmetic so the result is bit-identical.
+    @inlinable
+    public static func maskedSumAndDot(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                                       _ n: Int) -> (sum: Float, dot: Float) {
+        let zero = V(repeating: 0)
+        var s = V(), d = V()
+        var i = 0
+        while i + width <= n {
+            let va = zero.replacing(with: load(dy, i), where: load(y, i) .> zero)
+            s += va
+            d.addProduct(va, load(x, i))
+            i += width
+        }
+        var ts = s.sum(), td = d.sum()
+        while i < n { let a: Float = y[i] > 0 ? dy[i] : 0; ts += a; td += a * x[i]; i += 1 }
+        return (ts, td)
+    }
+
+    /// `combine(d, a, x, b, c)` where `d[i] = y[i] > 0 ? dy[i] : 0`, bit-identical to masking
+    /// first.
+    @inlinable
+    public static func maskedCombine(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>,
+                                     _ b: Float, _ c: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0)
+        let va = V(repeating: a), vb = V(repeating: b), vc = V(repeating: c)
+        var i = 0
+        while i + width <= n {
+            let d = zero.replacing(with: load(dy, i), where: load(y, i) .> zero)
+            store(d * va + load(x, i) * vb + vc, out, i)
+            i += width
+        }
+        while i < n { let d: Float = y[i] > 0 ? dy[i] : 0; out[i] = a * d + b * x[i] + c; i += 1 }
+    }
+
     /// `out[i] = a[i] + b[i]`; `out` may alias `a` or `b`.
     @inlinable
     public static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {

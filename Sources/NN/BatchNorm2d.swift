@@ -46,63 +46,96 @@ public final class BatchNorm2d: Layer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         expectRank(x, 4, "BatchNorm2d")
         precondition(x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
-        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
-        let m = n * plane
-        input = x
-        lastMode = mode
-        mean = [Float](repeating: 0, count: c)
-        invStd = [Float](repeating: 0, count: c)
-        var out = Tensor(uninitializedShape: x.shape)
         if mode == .training {
-            precondition(m > 1, "BatchNorm2d: training needs more than one value per channel, got shape \(x.shape)")
-            var batchVar = [Float](repeating: 0, count: c)
+            let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+            var moments = [Float](repeating: 0, count: 2 * n * c)
             x.withUnsafePointer { xp in
-                mean.withUnsafeMutableBufferPointer { meanp in
-                    batchVar.withUnsafeMutableBufferPointer { varp in
-                        Compute.parallelFor(c) { range in
-                            for ch in range {
-                                // One pass: moments about the channel's first value, which is
-                                // close enough to the mean that the variance keeps its digits.
-                                let shift = xp[ch * plane]
-                                var s = 0.0, q = 0.0
-                                for i in 0..<n {
-                                    let part = Vector.shiftedMoments(xp + (i * c + ch) * plane, plane, shift: shift)
-                                    s += Double(part.sum); q += Double(part.squares)
-                                }
-                                let d = s / Double(m)
-                                meanp[ch] = Float(Double(shift) + d)
-                                varp[ch] = Float(max(0, q / Double(m) - d * d))
-                            }
+                moments.withUnsafeMutableBufferPointer { mp in
+                    Compute.parallelFor(n * c) { planes in
+                        for p in planes {
+                            let part = Self.planeMoments(xp + p * plane, plane)
+                            mp[2 * p] = part.sum; mp[2 * p + 1] = part.squares
                         }
                     }
                 }
             }
-            for ch in 0..<c { invStd[ch] = 1 / (batchVar[ch] + epsilon).squareRoot() }
-            let unbias = Float(m) / Float(m - 1)
-            runningMean.value.withUnsafeMutablePointer { rm in
-                runningVar.value.withUnsafeMutablePointer { rv in
-                    for ch in 0..<c {
-                        rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch]
-                        rv[ch] = (1 - momentum) * rv[ch] + momentum * batchVar[ch] * unbias
-                    }
-                }
-            }
-            batchesTracked.value += 1
-        } else {
-            let rm = runningMean.value.array, rv = runningVar.value.array
+            return forwardTraining(x, moments: moments, relu: false)
+        }
+        adoptInference(input: x)
+        return normalize(x, relu: false)
+    }
+
+    /// One plane's contribution to the batch statistics: `Vector.shiftedMoments` about the
+    /// plane's own first value, which is close enough to its values that one pass keeps the
+    /// variance's digits. A convolution before this layer calls it on each output plane while
+    /// the plane is in cache.
+    @inline(__always)
+    static func planeMoments(_ plane: UnsafePointer<Float>, _ count: Int) -> (sum: Float, squares: Float) {
+        Vector.shiftedMoments(plane, count, shift: plane[0])
+    }
+
+    /// The training-mode forward given each plane's `planeMoments` (`moments[2p]`, `[2p+1]` for
+    /// plane `p = image * C + channel` of `x`). Folds them per channel in image order, in
+    /// Double, moving each to a common shift (so the result depends on neither the thread
+    /// that computed a plane nor any state), updates the running statistics, and normalises,
+    /// with a ReLU after it when `relu` is true.
+    func forwardTraining(_ x: Tensor, moments: [Float], relu: Bool) -> Tensor {
+        precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
+        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        let m = n * plane
+        precondition(m > 1, "BatchNorm2d: training needs more than one value per channel, got shape \(x.shape)")
+        input = x
+        lastMode = .training
+        mean = [Float](repeating: 0, count: c)
+        invStd = [Float](repeating: 0, count: c)
+        var batchVar = [Float](repeating: 0, count: c)
+        x.withUnsafePointer { xp in
             for ch in 0..<c {
-                mean[ch] = rm[ch]
-                invStd[ch] = 1 / (rv[ch] + epsilon).squareRoot()
+                // About the first plane's shift: sum(x - S) = s + np*d, sum((x - S)^2) = q + 2*d*s + np*d^2
+                // for a plane with moments (s, q) about its own shift S + d.
+                let common = Double(xp[ch * plane]), np = Double(plane)
+                var sum = 0.0, squares = 0.0
+                for i in 0..<n {
+                    let p = i * c + ch
+                    let d = Double(xp[p * plane]) - common
+                    let s = Double(moments[2 * p]), q = Double(moments[2 * p + 1])
+                    sum += s + np * d
+                    squares += q + 2 * d * s + np * d * d
+                }
+                let d = sum / Double(m)
+                mean[ch] = Float(common + d)
+                batchVar[ch] = Float(max(0, squares / Double(m) - d * d))
+                invStd[ch] = 1 / (batchVar[ch] + epsilon).squareRoot()
             }
         }
-        // y = x * a + b with a = gamma * invstd, b = beta - mean * a.
+        let unbias = Float(m) / Float(m - 1)
+        runningMean.value.withUnsafeMutablePointer { rm in
+            runningVar.value.withUnsafeMutablePointer { rv in
+                for ch in 0..<c {
+                    rm[ch] = (1 - momentum) * rm[ch] + momentum * mean[ch]
+                    rv[ch] = (1 - momentum) * rv[ch] + momentum * batchVar[ch] * unbias
+                }
+            }
+        }
+        batchesTracked.value += 1
+        return normalize(x, relu: relu)
+    }
+
+    /// `y = scale[c] * x + shift[c]` with the statistics of the last forward, then a ReLU if asked.
+    private func normalize(_ x: Tensor, relu: Bool) -> Tensor {
+        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
         let (scale, shift) = affine(mean: mean, invStd: invStd)
+        var out = Tensor(uninitializedShape: x.shape)
         out.withUnsafeMutablePointer { op in
             x.withUnsafePointer { xp in
                 Compute.parallelFor(n * c) { planes in
                     for p in planes {
                         let ch = p % c
-                        Vector.affine(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
+                        if relu {
+                            Vector.affineRelu(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
+                        } else {
+                            Vector.affine(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
+                        }
                     }
                 }
             }
@@ -141,41 +174,59 @@ public final class BatchNorm2d: Layer {
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        backward(dy, reluOutput: nil, parameterGradients: parameterGradients)
+    }
+
+    /// The backward of this layer and, when `reluOutput` is given, of the ReLU after it whose
+    /// output that was: `dy` is masked by `reluOutput > 0` as it is read, instead of in a pass
+    /// of its own. The result is bit-identical to `ReLU.backward` followed by `backward`.
+    func backward(_ dy: Tensor, reluOutput: Tensor?, parameterGradients: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("BatchNorm2d: backward called before forward") }
         dy.expectShape(x.shape, "BatchNorm2d.backward")
+        reluOutput?.expectShape(x.shape, "BatchNorm2d.backward (ReLU output)")
         let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
         let m = Float(n * plane)
         let gamma = weight.value.array, mu = mean, inv = invStd
         let training = lastMode == .training
+        let mask = reluOutput ?? dy  // unused when reluOutput is nil
+        let masked = reluOutput != nil
         // Per channel: sum(dy) and sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
         var sumDy = [Float](repeating: 0, count: c), sumDyXhat = [Float](repeating: 0, count: c)
         var dx = Tensor(uninitializedShape: x.shape)
         dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
-                    sumDy.withUnsafeMutableBufferPointer { sdy in
-                        sumDyXhat.withUnsafeMutableBufferPointer { sdx in
-                            Compute.parallelFor(c) { range in
-                                for ch in range {
-                                    var s = 0.0, sx = 0.0
-                                    for i in 0..<n {
-                                        let off = (i * c + ch) * plane
-                                        let part = Vector.sumAndDot(dyp + off, xp + off, plane)
-                                        s += Double(part.sum); sx += Double(part.dot)
-                                    }
-                                    let sd = Float(s), sdxh = inv[ch] * (Float(sx) - mu[ch] * Float(s))
-                                    sdy[ch] = sd
-                                    sdx[ch] = sdxh
-                                    // dx = k1 * dy + k2 * x + k3
-                                    let k1 = gamma[ch] * inv[ch]
-                                    var k2: Float = 0, k3: Float = 0
-                                    if training {
-                                        k2 = -k1 * inv[ch] * sdxh / m
-                                        k3 = -k1 * sd / m - mu[ch] * k2
-                                    }
-                                    for i in 0..<n {
-                                        let off = (i * c + ch) * plane
-                                        Vector.combine(dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
+                    mask.withUnsafePointer { yp in
+                        sumDy.withUnsafeMutableBufferPointer { sdy in
+                            sumDyXhat.withUnsafeMutableBufferPointer { sdx in
+                                Compute.parallelFor(c) { range in
+                                    for ch in range {
+                                        var s = 0.0, sx = 0.0
+                                        for i in 0..<n {
+                                            let off = (i * c + ch) * plane
+                                            let part = masked
+                                                ? Vector.maskedSumAndDot(yp + off, dyp + off, xp + off, plane)
+                                                : Vector.sumAndDot(dyp + off, xp + off, plane)
+                                            s += Double(part.sum); sx += Double(part.dot)
+                                        }
+                                        let sd = Float(s), sdxh = inv[ch] * (Float(sx) - mu[ch] * Float(s))
+                                        sdy[ch] = sd
+                                        sdx[ch] = sdxh
+                                        // dx = k1 * dy + k2 * x + k3
+                                        let k1 = gamma[ch] * inv[ch]
+                                        var k2: Float = 0, k3: Float = 0
+                                        if training {
+                                            k2 = -k1 * inv[ch] * sdxh / m
+                                            k3 = -k1 * sd / m - mu[ch] * k2
+                                        }
+                                        for i in 0..<n {
+                                            let off = (i * c + ch) * plane
+                                            if masked {
+                                                Vector.maskedCombine(yp + off, dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
+                                            } else {
+                                                Vector.combine(dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
+                                            }
+                                        }
                                     }
                                 }
                             }

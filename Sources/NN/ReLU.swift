@@ -26,6 +26,9 @@ public final class ReLU: Layer {
     /// (a residual sum, an inference BatchNorm), so `backward` works as after `forward`.
     func adopt(output y: Tensor) { output = y }
 
+    /// The output of the last forward, which the BatchNorm before it masks its gradient by.
+    var lastOutput: Tensor? { output }
+
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU: backward called before forward") }
         dy.expectShape(y.shape, "ReLU.backward")

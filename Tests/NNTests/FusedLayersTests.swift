@@ -1,0 +1,71 @@
+import NN
+import TensorCore
+import XCTest
+
+/// `Sequential` runs conv → BatchNorm (→ ReLU) fused, in both modes, and BatchNorm → ReLU
+/// fused in backward. It must give the same bits as running the layers one by one (outputs,
+/// gradients, running statistics), and leave every layer ready for `backward` exactly as its
+/// own forward would. (Each layer's own gradients are checked against finite
+/// differences in LayerGradientTests, and a residual block through the fused path there too.)
+final class FusedLayersTests: XCTestCase {
+    /// conv-bn-relu, conv(bias)-bn, and a conv-bn at the end; BatchNorm states far from identity.
+    func makeStack(_ rng: inout RNG) -> [(String, Layer)] {
+        let layers: [(String, Layer)] = [
+            ("conv1", Conv2d(3, 5, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn1", BatchNorm2d(5)), ("relu1", ReLU()),
+            ("conv2", Conv2d(5, 4, kernel: 3, stride: 2, padding: 1, bias: true, rng: &rng)), ("bn2", BatchNorm2d(4)),
+            ("pool", AvgPool2d(kernel: 1)),
+            ("conv3", Conv2d(4, 6, kernel: 1, bias: false, rng: &rng)), ("bn3", BatchNorm2d(6)),
+        ]
+        for case let bn as BatchNorm2d in layers.map({ $0.1 }) {
+            let c = bn.channels
+            bn.weight.value = Tensor.uniform(shape: [c], bound: 1.5, rng: &rng)
+            bn.bias.value = Tensor.normal(shape: [c], std: 0.5, rng: &rng)
+            bn.runningMean.value = Tensor.normal(shape: [c], std: 0.3, rng: &rng)
+            bn.runningVar.value = Tensor(shape: [c], data: (0..<c).map { 0.5 + Float($0) * 0.3 })
+        }
+        return layers
+    }
+
+    func testFusedMatchesLayerByLayerInBothModes() {
+        for mode in [Mode.training, .inference] {
+            // Two identical stacks: layer by layer changes BatchNorm's running statistics too.
+            var rng = RNG(seed: 31)
+            let plain = makeStack(&rng)
+            rng = RNG(seed: 31)
+            let stack = makeStack(&rng)
+            let fused = Sequential(stack)
+            let x = Tensor.normal(shape: [4, 3, 7, 6], std: 1, rng: &rng)
+            let r = Tensor.normal(shape: fused.outputShape(for: x.shape), std: 1, rng: &rng)
+
+            // Layer by layer: each child's own forward and backward.
+            var h = x
+            for (_, layer) in plain { h = layer.forward(h, mode: mode) }
+            var g = r
+            for (_, layer) in plain.reversed() { g = layer.backward(g, parameterGradients: true) }
+            let plainSequential = Sequential(plain)
+
+            // The same through Sequential's fused paths.
+            let y = fused.forward(x, mode: mode)
+            XCTAssertEqual(y.array, h.array, "\(mode): fused forward changes bits")
+            let dx = fused.backward(r, parameterGradients: true)
+            XCTAssertEqual(dx.array, g.array, "\(mode): input gradient")
+            var expected: [String: [Float]] = [:]
+            plainSequential.visitState(prefix: "") { name, entry in expected[name] = Self.values(entry) }
+            fused.visitState(prefix: "") { name, entry in
+                XCTAssertEqual(Self.values(entry), expected[name], "\(mode): \(name)")
+            }
+            for ((name, p), (_, q)) in zip(fused.namedParameters(), plainSequential.namedParameters()) {
+                XCTAssertEqual(p.grad.array, q.grad.array, "\(mode): \(name).grad")
+            }
+        }
+    }
+
+    /// Values of a state entry (parameters, running statistics, counters) for comparison.
+    static func values(_ entry: StateEntry) -> [Float] {
+        switch entry {
+        case .parameter(let p): return p.value.array
+        case .buffer(let b): return b.value.array
+        case .counter(let c): return [Float(c.value)]
+        }
+    }
+}
