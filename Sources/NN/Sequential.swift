@@ -30,7 +30,7 @@ public final class Sequential: Layer {
         while i < children.count {
             if i + 1 < children.count, let conv = children[i].layer as? Conv2d, let bn = children[i + 1].layer as? BatchNorm2d {
                 let relu = i + 2 < children.count ? children[i + 2].layer as? ReLU : nil
-                h = mode == .inference ? Self.convBatchNorm(h, conv, bn, relu) : Self.trainingConvBatchNorm(h, conv, bn, relu)
+                h = mode == .inference ? ConvBatchNorm.inference(h, conv, bn, relu) : ConvBatchNorm.training(h, conv, bn, relu)
                 i += relu == nil ? 2 : 3
                 continue
             }
@@ -38,29 +38,6 @@ public final class Sequential: Layer {
             i += 1
         }
         return h
-    }
-
-    /// `relu(bn(conv(x)))` in training mode: the convolution hands each image's planes to
-    /// `BatchNorm2d.planeMoments` while they are in cache, so BatchNorm needs no statistics pass.
-    static func trainingConvBatchNorm(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
-        precondition(conv.outChannels == bn.channels,
-                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
-        let outShape = conv.outputShape(for: x.shape)
-        let c = outShape[1], plane = outShape[2] * outShape[3]
-        var moments = [Float](repeating: 0, count: 2 * outShape[0] * c)
-        let convOut = moments.withUnsafeMutableBufferPointer { buffer in
-            let mp = buffer.baseAddress!
-            return conv.forward(x) { image, planes in
-                for ch in 0..<c {
-                    let part = BatchNorm2d.planeMoments(planes + ch * plane, plane)
-                    mp[2 * (image * c + ch)] = part.sum
-                    mp[2 * (image * c + ch) + 1] = part.squares
-                }
-            }
-        }
-        let y = bn.forwardTraining(convOut, moments: moments, relu: relu != nil)
-        relu?.adopt(output: y)
-        return y
     }
 
     /// Runs every child's backward in reverse order; a BatchNorm followed by a ReLU takes the
@@ -79,32 +56,6 @@ public final class Sequential: Layer {
             j -= 1
         }
         return g
-    }
-
-    /// `relu(bn(conv(x)))` in inference mode, fused per image (see `forward`).
-    static func convBatchNorm(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
-        precondition(conv.outChannels == bn.channels,
-                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
-        let (scale, shift) = bn.inferenceAffine()
-        let outShape = conv.outputShape(for: x.shape)
-        let c = outShape[1], plane = outShape[2] * outShape[3]
-        var y = Tensor(uninitializedShape: outShape)
-        let applyRelu = relu != nil
-        let convOut = y.withUnsafeMutablePointer { yp in
-            conv.forward(x) { image, planes in
-                let dst = yp + image * c * plane
-                for ch in 0..<c {
-                    if applyRelu {
-                        Vector.affineRelu(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
-                    } else {
-                        Vector.affine(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
-                    }
-                }
-            }
-        }
-        bn.adoptInference(input: convOut)
-        relu?.adopt(output: y)
-        return y
     }
 
     /// Visits children with `prefix + name + "."`.

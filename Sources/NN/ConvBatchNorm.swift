@@ -1,0 +1,57 @@
+import Kernels
+import TensorCore
+
+/// Convolution → BatchNorm (→ ReLU) as one step: the per-image work BatchNorm and ReLU need is
+/// done in the convolution's epilogue, on each image's output while it is in cache.
+/// `Sequential.forward` uses it for every such run of children; each layer is left with what
+/// its own forward would have recorded.
+enum ConvBatchNorm {
+    /// `relu(bn(conv(x)))` in inference mode, fused per image (see `Sequential.forward`).
+    static func inference(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
+        precondition(conv.outChannels == bn.channels,
+                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        let (scale, shift) = bn.inferenceAffine()
+        let outShape = conv.outputShape(for: x.shape)
+        let c = outShape[1], plane = outShape[2] * outShape[3]
+        var y = Tensor(uninitializedShape: outShape)
+        let applyRelu = relu != nil
+        let convOut = y.withUnsafeMutablePointer { yp in
+            conv.forward(x) { image, planes in
+                let dst = yp + image * c * plane
+                for ch in 0..<c {
+                    if applyRelu {
+                        Vector.affineRelu(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
+                    } else {
+                        Vector.affine(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
+                    }
+                }
+            }
+        }
+        bn.adoptInference(input: convOut)
+        relu?.adopt(output: y)
+        return y
+    }
+
+    /// `relu(bn(conv(x)))` in training mode: the convolution hands each image's planes to
+    /// `BatchNorm2d.planeMoments` while they are in cache, so BatchNorm needs no statistics pass.
+    static func training(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
+        precondition(conv.outChannels == bn.channels,
+                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        let outShape = conv.outputShape(for: x.shape)
+        let c = outShape[1], plane = outShape[2] * outShape[3]
+        var moments = [Float](repeating: 0, count: 2 * outShape[0] * c)
+        let convOut = moments.withUnsafeMutableBufferPointer { buffer in
+            let mp = buffer.baseAddress!
+            return conv.forward(x) { image, planes in
+                for ch in 0..<c {
+                    let part = BatchNorm2d.planeMoments(planes + ch * plane, plane)
+                    mp[2 * (image * c + ch)] = part.sum
+                    mp[2 * (image * c + ch) + 1] = part.squares
+                }
+            }
+        }
+        let y = bn.forwardTraining(convOut, moments: moments, relu: relu != nil)
+        relu?.adopt(output: y)
+        return y
+    }
+}
