@@ -1,4 +1,3 @@
-import Kernels
 import TensorCore
 
 /// Layers applied in order; children are named like the entries of a PyTorch module
