@@ -146,8 +146,12 @@ public final class BatchNorm2d: Layer {
     /// The inference-mode map `y = scale[c] * x + shift[c]` (running statistics), which a
     /// convolution before this layer can apply to each image while it is still in cache.
     func inferenceAffine() -> (scale: [Float], shift: [Float]) {
-        let rv = runningVar.value.array
-        return affine(mean: runningMean.value.array, invStd: rv.map { 1 / ($0 + epsilon).squareRoot() })
+        affine(mean: runningMean.value.array, invStd: runningInvStd())
+    }
+
+    /// `1 / sqrt(running_var + eps)`, the inference-mode scale before gamma.
+    private func runningInvStd() -> [Float] {
+        runningVar.value.array.map { 1 / ($0 + epsilon).squareRoot() }
     }
 
     /// `scale = gamma * invStd`, `shift = beta - mean * scale`: the one place both the layer's
@@ -168,9 +172,8 @@ public final class BatchNorm2d: Layer {
         precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
         input = x
         lastMode = .inference
-        let rm = runningMean.value.array, rv = runningVar.value.array
-        mean = rm
-        invStd = rv.map { 1 / ($0 + epsilon).squareRoot() }
+        mean = runningMean.value.array
+        invStd = runningInvStd()
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
