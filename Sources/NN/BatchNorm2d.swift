@@ -191,6 +191,7 @@ public final class BatchNorm2d: Layer {
         let m = Float(n * plane)
         let gamma = weight.value.array, mu = mean, inv = invStd
         let training = lastMode == .training
+        let needsSums = training || parameterGradients
         let mask = reluOutput ?? dy  // unused when reluOutput is nil
         let masked = reluOutput != nil
         // Per channel: sum(dy) and sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
@@ -205,7 +206,10 @@ public final class BatchNorm2d: Layer {
                                 Compute.parallelFor(c) { range in
                                     for ch in range {
                                         var s = 0.0, sx = 0.0
-                                        for i in 0..<n {
+                                        // The sums feed only the training-mode terms and the
+                                        // parameter gradients: an attack's backward (inference,
+                                        // input gradient only) skips that pass over dy and x.
+                                        for i in 0..<(needsSums ? n : 0) {
                                             let off = (i * c + ch) * plane
                                             let part = masked
                                                 ? Vector.maskedSumAndDot(yp + off, dyp + off, xp + off, plane)
