@@ -8,11 +8,8 @@ import TensorCore
 enum ConvBatchNorm {
     /// `relu(bn(conv(x)))` in inference mode, fused per image (see `Sequential.forward`).
     static func inference(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
-        precondition(conv.outChannels == bn.channels,
-                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        let (outShape, c, plane) = outputGeometry(x, conv, bn)
         let (scale, shift) = bn.inferenceAffine()
-        let outShape = conv.outputShape(for: x.shape)
-        let c = outShape[1], plane = outShape[2] * outShape[3]
         var y = Tensor(uninitializedShape: outShape)
         let applyRelu = relu != nil
         let convOut = y.withUnsafeMutablePointer { yp in
@@ -35,10 +32,7 @@ enum ConvBatchNorm {
     /// `relu(bn(conv(x)))` in training mode: the convolution hands each image's planes to
     /// `BatchNorm2d.planeMoments` while they are in cache, so BatchNorm needs no statistics pass.
     static func training(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
-        precondition(conv.outChannels == bn.channels,
-                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
-        let outShape = conv.outputShape(for: x.shape)
-        let c = outShape[1], plane = outShape[2] * outShape[3]
+        let (outShape, c, plane) = outputGeometry(x, conv, bn)
         var moments = [Float](repeating: 0, count: 2 * outShape[0] * c)
         let convOut = moments.withUnsafeMutableBufferPointer { buffer in
             let mp = buffer.baseAddress!
@@ -53,5 +47,14 @@ enum ConvBatchNorm {
         let y = bn.forwardTraining(convOut, moments: moments, relu: relu != nil)
         relu?.adopt(output: y)
         return y
+    }
+
+    /// The convolution's output shape, channels and plane size, after checking that the
+    /// BatchNorm takes that many channels.
+    private static func outputGeometry(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d) -> (shape: [Int], channels: Int, plane: Int) {
+        precondition(conv.outChannels == bn.channels,
+                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        let shape = conv.outputShape(for: x.shape)
+        return (shape, shape[1], shape[2] * shape[3])
     }
 }
