@@ -8,6 +8,10 @@ import PackageDescription
 /// FMA) is the baseline of every machine this project runs on; SIMD16 code compiles to it.
 let optimised: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "haswell"])]
 
+/// Kernels that need AVX-512 (SIMD16 in one zmm register) live in their own target compiled for
+/// it; `Kernels` calls them only after checking the CPU, so the binary still runs on AVX2 alone.
+let avx512: [SwiftSetting] = [.unsafeFlags(["-O", "-target-cpu", "skylake-avx512"])]
+
 let package = Package(
     name: "rrmd",
     platforms: [.macOS(.v14)],
@@ -28,7 +32,8 @@ let package = Package(
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
 
         // Compute core.
-        .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc"], swiftSettings: optimised),
+        .target(name: "KernelsAVX512", swiftSettings: avx512),
+        .target(name: "Kernels", dependencies: ["CBLAS", "CMalloc", "KernelsAVX512"], swiftSettings: optimised),
         .target(name: "TensorCore", dependencies: ["Kernels"], swiftSettings: optimised),
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore"], swiftSettings: optimised),

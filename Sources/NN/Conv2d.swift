@@ -6,7 +6,9 @@ import TensorCore
 ///
 /// Each image is one GEMM per group on its im2col columns (1x1 stride-1 convolutions use the
 /// image itself); images are spread over the cores with OpenBLAS single-threaded. The input
-/// gradient of a stride-1 window is computed the same way, as a convolution of dy.
+/// gradient of a stride-1 window is computed the same way, as a convolution of dy. 3x3,
+/// stride-1, padding-1 windows without groups (most of a ResNet) run on `DirectConv3x3`
+/// instead, forward and input gradient, where the CPU has AVX-512.
 public final class Conv2d: Layer {
     /// Channel counts, window and grouping.
     public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int
@@ -38,6 +40,17 @@ public final class Conv2d: Layer {
 
     /// True when the input itself is the column matrix (1x1, stride 1, no padding).
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 }
+
+    /// The direct kernel for an `h x w` input, when this layer's window is one it computes and
+    /// the CPU can run it; nil means the im2col + GEMM path.
+    func directPlan(_ h: Int, _ w: Int) -> DirectConv3x3? {
+        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 1, padding == 1, groups == 1 else { return nil }
+        return DirectConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
+    }
+
+    /// Whether 3x3 windows use `DirectConv3x3` (default: when the CPU can). Tests switch it off
+    /// to compare against the im2col + GEMM path; set it only while no convolution is running.
+    public nonisolated(unsafe) static var useDirectKernel = DirectConv3x3.isAvailable
 
     /// `[N, Cout, OH, OW]`.
     public func outputShape(for shape: [Int]) -> [Int] {
@@ -71,6 +84,10 @@ public final class Conv2d: Layer {
         let cinG = inChannels / groups, coutG = outChannels / groups
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
         var out = Tensor(uninitializedShape: [n, outChannels, g.outH, g.outW])
+        if let plan = directPlan(x.dim(2), x.dim(3)) {
+            forwardDirect(x, plan, &out, epilogue)
+            return out
+        }
         let pointwise = isPointwise
         let biasValues = bias?.value.array
         out.withUnsafeMutablePointer { op in
@@ -98,6 +115,34 @@ public final class Conv2d: Layer {
             }
         }
         return out
+    }
+
+    /// `forward` on the direct kernel: each image padded, convolved and unpadded on one worker.
+    private func forwardDirect(_ x: Tensor, _ plan: DirectConv3x3, _ out: inout Tensor,
+                               _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+        let packed = weight.value.withUnsafePointer { plan.packForward($0) }
+        let biasValues = bias?.value.array ?? []
+        let inImage = x.dim(1) * x.dim(2) * x.dim(3), outImage = plan.outChannels * plan.height * plan.width
+        out.withUnsafeMutablePointer { op in
+            x.withUnsafePointer { xp in
+                packed.withUnsafeBufferPointer { wp in
+                    biasValues.withUnsafeBufferPointer { biasBuffer in
+                        let bp = bias == nil ? nil : biasBuffer.baseAddress
+                        _ = Compute.parallelChunks(x.dim(0)) { worker, images in
+                            let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
+                            let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
+                            for i in images {
+                                let image = op + i * outImage
+                                plan.pad(xp + i * inImage, padded)
+                                plan.run(padded, wp.baseAddress!, result)
+                                plan.unpad(result, bias: bp, image)
+                                epilogue?(i, image)
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// True when dL/dx is itself a stride-1 convolution of dy (with the window flipped and the
@@ -140,7 +185,12 @@ public final class Conv2d: Layer {
             ? ConvGeometry(channels: coutG, height: g.outH, width: g.outW, kernelH: kernelH, kernelW: kernelW,
                            padH: kernelH - 1 - padding, padW: kernelW - 1 - padding)
             : g
-        let flipped = transposed ? flippedWeights() : []
+        // The direct kernel computes the same input-gradient convolution without im2col.
+        let direct = directPlan(x.dim(2), x.dim(3)).map {
+            DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: $0.height, width: $0.width)
+        }
+        let directWeights = direct.map { plan in weight.value.withUnsafePointer { plan.packInputGradient($0) } } ?? []
+        let flipped = transposed && direct == nil ? flippedWeights() : []
         let colCount = max(k * ohw, gT.colRows * gT.colCols)
         var dx = Tensor(uninitializedShape: x.shape)
         var chunksUsed = 0
@@ -149,8 +199,11 @@ public final class Conv2d: Layer {
                 dy.withUnsafePointer { dyp in
                     weight.value.withUnsafePointer { wp in
                         flipped.withUnsafeBufferPointer { fp in
+                          directWeights.withUnsafeBufferPointer { dwp in
                             chunksUsed = Compute.parallelChunks(n) { worker, images in
                                 let col = Scratch.buffer(worker: worker, slot: 0, count: colCount)
+                                let padded = direct.map { Scratch.buffer(worker: worker, slot: 2, count: $0.paddedInputCount) }
+                                let result = direct.map { Scratch.buffer(worker: worker, slot: 3, count: $0.paddedOutputCount) }
                                 let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
                                 dW?.update(repeating: 0, count: wCount)
                                 for i in images {
@@ -167,7 +220,11 @@ public final class Conv2d: Layer {
                                                  alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
                                                  beta: 1, c: dW + gi * coutG * k, ldc: k)
                                         }
-                                        if pointwise {
+                                        if let direct, let padded, let result {
+                                            direct.pad(dyg, padded)
+                                            direct.run(padded, dwp.baseAddress!, result)
+                                            direct.unpad(result, bias: nil, dsrc)
+                                        } else if pointwise {
                                             gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
                                                  alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
                                         } else if transposed {
@@ -186,6 +243,7 @@ public final class Conv2d: Layer {
                                     }
                                 }
                             }
+                          }
                         }
                     }
                 }

@@ -21,6 +21,9 @@ final class LayerGradientTests: XCTestCase {
             (2, 3, 3, 1, 2, 1, true, (4, 5)),     // padding = kernel - 1: dy not padded
             (2, 2, 3, 1, 3, 1, false, (4, 4)),    // padding > kernel - 1: col2im
             (4, 6, 5, 1, 2, 2, true, (6, 6)),     // 5x5 grouped
+            // 3x3, stride 1, padding 1 runs on DirectConv3x3 where the CPU has AVX-512 (the
+            // first case too): output channels that do not fill a tile, rows wider than 16.
+            (9, 10, 3, 1, 1, 1, false, (3, 20)),
         ]
         for c in cases {
             let conv = Conv2d(c.cin, c.cout, kernel: c.k, stride: c.s, padding: c.p, groups: c.g, bias: c.bias, rng: &rng)

@@ -1,0 +1,123 @@
+import Foundation
+import KernelsAVX512
+
+/// 3x3, stride-1, padding-1 convolution of one image computed directly (`conv3x3Tiles`), with
+/// no im2col matrix and no GEMM packing: the narrow layers of ResNet-20 (16-64 channels) spent
+/// as long unfolding and packing as multiplying. Needs AVX-512; `isAvailable` says whether this
+/// CPU has it and the operator has not switched it off (`RRMD_DIRECT_CONV=0`).
+///
+/// An image goes through three steps on one worker: `pad` copies it into the padded-flat layout
+/// the kernel reads, `run` computes every output channel, `unpad` drops the two columns per row
+/// that the layout computes in excess and adds the bias.
+public struct DirectConv3x3: Sendable {
+    /// Input and output channels, and the image's height and width.
+    public let inChannels, outChannels, height, width: Int
+
+    /// True when this CPU can run the kernel and `RRMD_DIRECT_CONV` is not `0`.
+    public static let isAvailable: Bool = {
+        if let setting = ProcessInfo.processInfo.environment["RRMD_DIRECT_CONV"], setting == "0" { return false }
+        return supportsAVX512(BLASKernel.cpuInfo())
+    }()
+
+    /// True when `/proc/cpuinfo` text lists every AVX-512 subset the kernel module is compiled for.
+    public static func supportsAVX512(_ cpuinfo: String) -> Bool {
+        let flags = Set((BLASKernel.firstProcessor(cpuinfo)["flags"] ?? "").split(separator: " "))
+        return ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"].allSatisfy { flags.contains(Substring($0)) }
+    }
+
+    /// A convolution of `inChannels` planes of `height x width` into `outChannels` planes.
+    public init(inChannels: Int, outChannels: Int, height: Int, width: Int) {
+        precondition(inChannels > 0 && outChannels > 0 && height > 0 && width > 0,
+                     "DirectConv3x3: \(inChannels)->\(outChannels) channels of \(height)x\(width) is empty")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.height = height; self.width = width
+    }
+
+    /// Padded row length: one zero column on each side.
+    var rowStride: Int { width + 2 }
+    /// One padded input plane: a zero row above and below.
+    var planeStride: Int { (height + 2) * rowStride }
+    /// Tiles per output channel: the `height * rowStride` flat positions rounded up.
+    var tiles: Int { (height * rowStride + conv3x3TileWidth - 1) / conv3x3TileWidth }
+    /// Floats per padded output channel.
+    var outputStride: Int { tiles * conv3x3TileWidth }
+    /// Output channels rounded up to whole tiles; the extra ones have zero weights.
+    var blocks: Int { (outChannels + conv3x3TileChannels - 1) / conv3x3TileChannels }
+
+    /// Floats `pad` writes: the padded planes plus the zeros the last tile reads past them.
+    public var paddedInputCount: Int { (inChannels - 1) * planeStride + outputStride + 2 * rowStride + 2 }
+    /// Floats `run` writes.
+    public var paddedOutputCount: Int { blocks * conv3x3TileChannels * outputStride }
+    /// Floats `packWeights` returns.
+    public var packedWeightCount: Int { blocks * inChannels * 9 * conv3x3TileChannels }
+
+    /// Weights in the kernel's order, `[block][ci][tap][8]`, from `weight(co, ci, tap)` with
+    /// tap = ky * 3 + kx; output channels past `outChannels` get zeros.
+    public func packWeights(_ weight: (_ co: Int, _ ci: Int, _ tap: Int) -> Float) -> [Float] {
+        var packed = [Float](repeating: 0, count: packedWeightCount)
+        let lanes = conv3x3TileChannels
+        for co in 0..<outChannels {
+            let block = co / lanes, lane = co % lanes
+            for ci in 0..<inChannels {
+                for tap in 0..<9 { packed[((block * inChannels + ci) * 9 + tap) * lanes + lane] = weight(co, ci, tap) }
+            }
+        }
+        return packed
+    }
+
+    /// Packed weights of `W [Cout, Cin, 3, 3]` for the forward convolution.
+    public func packForward(_ w: UnsafePointer<Float>) -> [Float] {
+        packWeights { co, ci, tap in w[(co * inChannels + ci) * 9 + tap] }
+    }
+
+    /// Packed weights of the input-gradient convolution of a layer whose forward weights are
+    /// `W [inChannels', outChannels', 3, 3]` with this plan's channel roles swapped: the gradient
+    /// takes the forward's output channels as input and the window flipped.
+    public func packInputGradient(_ w: UnsafePointer<Float>) -> [Float] {
+        packWeights { co, ci, tap in w[(ci * outChannels + co) * 9 + (8 - tap)] }
+    }
+
+    /// Copies one image `[inChannels, height, width]` into the padded-flat layout, writing every
+    /// float of `dst[0..<paddedInputCount]` (borders and tail are zero).
+    public func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        let rs = rowStride, hw = height * width
+        dst.update(repeating: 0, count: rs + 1)
+        for c in 0..<inChannels {
+            let plane = dst + c * planeStride
+            for y in 0..<height {
+                let row = plane + (y + 1) * rs
+                Vector.copy(src + c * hw + y * width, row + 1, width)
+                // The right border of this row and the left border of the next are adjacent.
+                row[width + 1] = 0; row[width + 2] = 0
+            }
+            // The rest of the bottom border row and the next plane's top border row.
+            let after = plane + (height + 1) * rs + 1
+            let end = c + 1 < inChannels ? plane + planeStride + rs + 1 : dst + paddedInputCount
+            after.update(repeating: 0, count: end - after)
+        }
+    }
+
+    /// Every output channel of one padded image into `dst[0..<paddedOutputCount]`.
+    public func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
+                    _ dst: UnsafeMutablePointer<Float>) {
+        conv3x3Tiles(input: paddedInput, channels: inChannels, planeStride: planeStride, rowStride: rowStride,
+                     weights: packedWeights, blocks: blocks, output: dst, outputStride: outputStride, tiles: tiles)
+    }
+
+    /// Writes the `[outChannels, height, width]` image from `run`'s output, adding `bias[c]`.
+    public func unpad(_ src: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>) {
+        let hw = height * width
+        for c in 0..<outChannels {
+            let plane = src + c * outputStride, out = dst + c * hw
+            if let bias {
+                let b = bias[c]
+                for y in 0..<height {
+                    let s = plane + y * rowStride, d = out + y * width
+                    for x in 0..<width { d[x] = s[x] + b }
+                }
+            } else {
+                for y in 0..<height { Vector.copy(plane + y * rowStride, out + y * width, width) }
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+import Kernels
+import XCTest
+
+/// `DirectConv3x3` against a plain six-loop convolution, for shapes that exercise every edge of
+/// the padded-flat layout: 1-pixel images, widths that are not multiples of 16, output channels
+/// that do not fill a tile, one input channel, and the input-gradient weight order.
+final class DirectConv3x3Tests: XCTestCase {
+    let shapes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
+        (1, 1, 1, 1), (3, 16, 32, 32), (16, 16, 8, 8), (5, 13, 7, 9), (64, 64, 8, 8),
+        (2, 8, 3, 17), (16, 3, 5, 5), (1, 9, 16, 16), (7, 24, 2, 50),
+    ]
+
+    override func setUpWithError() throws {
+        try XCTSkipUnless(DirectConv3x3.supportsAVX512(String(decoding: FileManager.default.contents(atPath: "/proc/cpuinfo") ?? Data(), as: UTF8.self)),
+                          "this CPU has no AVX-512; the direct kernel is never used here")
+    }
+
+    /// out[co][y][x] = bias[co] + sum w(co, ci, ky, kx) * in[ci][y + ky - 1][x + kx - 1].
+    func reference(_ input: [Float], _ s: (cin: Int, cout: Int, h: Int, w: Int), bias: [Float]?,
+                   weight: (Int, Int, Int) -> Float) -> (out: [Float], magnitude: [Float]) {
+        var out = [Float](repeating: 0, count: s.cout * s.h * s.w), mag = out
+        for co in 0..<s.cout {
+            for y in 0..<s.h {
+                for x in 0..<s.w {
+                    var sum = Double(bias?[co] ?? 0), abs = Double(Swift.abs(bias?[co] ?? 0))
+                    for ci in 0..<s.cin {
+                        for ky in 0..<3 {
+                            for kx in 0..<3 {
+                                let iy = y + ky - 1, ix = x + kx - 1
+                                guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
+                                let term = Double(weight(co, ci, ky * 3 + kx)) * Double(input[(ci * s.h + iy) * s.w + ix])
+                                sum += term; abs += Swift.abs(term)
+                            }
+                        }
+                    }
+                    out[(co * s.h + y) * s.w + x] = Float(sum); mag[(co * s.h + y) * s.w + x] = Float(abs)
+                }
+            }
+        }
+        return (out, mag)
+    }
+
+    /// Runs pad, run and unpad the way `Conv2d` does, on buffers pre-filled with NaN so a float
+    /// the kernel reads without `pad` having written it shows up in the result.
+    func direct(_ plan: DirectConv3x3, _ input: [Float], _ packed: [Float], bias: [Float]?) -> [Float] {
+        var padded = [Float](repeating: .nan, count: plan.paddedInputCount)
+        var result = [Float](repeating: .nan, count: plan.paddedOutputCount)
+        var out = [Float](repeating: .nan, count: plan.outChannels * plan.height * plan.width)
+        plan.pad(input, &padded)
+        plan.run(padded, packed, &result)
+        if let bias { plan.unpad(result, bias: bias, &out) } else { plan.unpad(result, bias: nil, &out) }
+        return out
+    }
+
+    func values(_ n: Int, seed: Int) -> [Float] {
+        (0..<n).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
+    }
+
+    func assertClose(_ got: [Float], _ want: (out: [Float], magnitude: [Float]), _ what: String) {
+        XCTAssertEqual(got.count, want.out.count)
+        for i in got.indices {
+            // Sums in a different order: a few ulps of the sum of absolute terms.
+            let tol = 4 * Float.ulpOfOne * (want.magnitude[i] + 1)
+            if !(abs(got[i] - want.out[i]) <= tol) {
+                XCTFail("\(what): element \(i) is \(got[i]), expected \(want.out[i]) ± \(tol)")
+                return
+            }
+        }
+    }
+
+    func testForwardMatchesPlainConvolution() {
+        for s in shapes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            let input = values(s.cin * s.h * s.w, seed: 1), w = values(s.cout * s.cin * 9, seed: 2)
+            let bias = values(s.cout, seed: 3)
+            let packed = w.withUnsafeBufferPointer { plan.packForward($0.baseAddress!) }
+            let weight = { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }
+            assertClose(direct(plan, input, packed, bias: bias), reference(input, s, bias: bias, weight: weight), "\(s) with bias")
+            assertClose(direct(plan, input, packed, bias: nil), reference(input, s, bias: nil, weight: weight), "\(s)")
+        }
+    }
+
+    /// The input gradient of a layer `W [cout', cin', 3, 3]` is this convolution of dy with
+    /// cin = cout', cout = cin' and the window flipped.
+    func testInputGradientWeightsAreFlippedAndTransposed() {
+        for s in shapes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            let forwardWeights = values(s.cin * s.cout * 9, seed: 4)  // [cin][cout][3][3]
+            let dy = values(s.cin * s.h * s.w, seed: 5)
+            let packed = forwardWeights.withUnsafeBufferPointer { plan.packInputGradient($0.baseAddress!) }
+            let want = reference(dy, s, bias: nil) { co, ci, tap in forwardWeights[(ci * s.cout + co) * 9 + (8 - tap)] }
+            assertClose(direct(plan, dy, packed, bias: nil), want, "\(s)")
+        }
+    }
+
+    func testPadWritesEveryFloatItCovers() {
+        for s in shapes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            var padded = [Float](repeating: .nan, count: plan.paddedInputCount)
+            plan.pad(values(s.cin * s.h * s.w, seed: 6), &padded)
+            XCTAssertFalse(padded.contains { $0.isNaN }, "\(s)")
+            XCTAssertEqual(padded.filter { $0 != 0 }.count, values(s.cin * s.h * s.w, seed: 6).filter { $0 != 0 }.count, "\(s)")
+        }
+    }
+
+    func testCPUCheckNeedsEveryAVX512Subset() {
+        let full = "processor\t: 0\nflags\t\t: fpu avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl\n"
+        XCTAssertTrue(DirectConv3x3.supportsAVX512(full))
+        XCTAssertFalse(DirectConv3x3.supportsAVX512(full.replacingOccurrences(of: " avx512bw", with: "")))
+        XCTAssertFalse(DirectConv3x3.supportsAVX512("processor\t: 0\nflags\t\t: fpu avx2 fma\n"))
+        XCTAssertFalse(DirectConv3x3.supportsAVX512(""))
+    }
+}
