@@ -7,7 +7,7 @@ public enum Scratch {
     /// Maximum worker index + 1 the pool serves.
     public static let maxWorkers = 64
     /// Independent buffers each worker may hold at once.
-    public static let slotsPerWorker = 4
+    public static let slotsPerWorker = 6
 
     private final class Slot {
         var pointer: UnsafeMutablePointer<Float>?

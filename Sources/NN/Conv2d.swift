@@ -41,13 +41,6 @@ public final class Conv2d: Layer {
     /// True when the input itself is the column matrix (1x1, stride 1, no padding).
     var isPointwise: Bool { kernelH == 1 && kernelW == 1 && stride == 1 && padding == 0 }
 
-    /// The direct kernel for an `h x w` input, when this layer's window is one it computes and
-    /// the CPU can run it; nil means the im2col + GEMM path.
-    func directPlan(_ h: Int, _ w: Int) -> DirectConv3x3? {
-        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 1, padding == 1, groups == 1 else { return nil }
-        return DirectConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
-    }
-
     /// Whether 3x3 windows use `DirectConv3x3` (default: when the CPU can). Tests switch it off
     /// to compare against the im2col + GEMM path; set it only while no convolution is running.
     public nonisolated(unsafe) static var useDirectKernel = DirectConv3x3.isAvailable
@@ -117,34 +110,6 @@ public final class Conv2d: Layer {
         return out
     }
 
-    /// `forward` on the direct kernel: each image padded, convolved and unpadded on one worker.
-    private func forwardDirect(_ x: Tensor, _ plan: DirectConv3x3, _ out: inout Tensor,
-                               _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
-        let packed = weight.value.withUnsafePointer { plan.packForward($0) }
-        let biasValues = bias?.value.array ?? []
-        let inImage = x.dim(1) * x.dim(2) * x.dim(3), outImage = plan.outChannels * plan.height * plan.width
-        out.withUnsafeMutablePointer { op in
-            x.withUnsafePointer { xp in
-                packed.withUnsafeBufferPointer { wp in
-                    biasValues.withUnsafeBufferPointer { biasBuffer in
-                        let bp = bias == nil ? nil : biasBuffer.baseAddress
-                        _ = Compute.parallelChunks(x.dim(0)) { worker, images in
-                            let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
-                            let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
-                            for i in images {
-                                let image = op + i * outImage
-                                plan.pad(xp + i * inImage, padded)
-                                plan.run(padded, wp.baseAddress!, result)
-                                plan.unpad(result, bias: bp, image)
-                                epilogue?(i, image)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// True when dL/dx is itself a stride-1 convolution of dy (with the window flipped and the
     /// channel roles swapped), so it can be one im2col + GEMM like the forward pass instead of a
     /// GEMM into a 9x-larger column matrix folded back by `col2im`.
@@ -178,6 +143,13 @@ public final class Conv2d: Layer {
         let cinG = inChannels / groups, coutG = outChannels / groups
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
         let wCount = weight.value.count
+        var dx = Tensor(uninitializedShape: x.shape)
+        var chunksUsed = 0
+        if let plan = directPlan(x.dim(2), x.dim(3)) {
+            chunksUsed = backwardDirect(x, dy, plan, &dx, parameterGradients: parameterGradients)
+            finishParameterGradients(dy, chunks: chunksUsed, parameterGradients: parameterGradients)
+            return dx
+        }
         let pointwise = isPointwise
         // dL/dx as a convolution of dy: window flipped, padding kernel-1-padding, output [H, W].
         let transposed = inputGradientIsConvolution
@@ -185,25 +157,15 @@ public final class Conv2d: Layer {
             ? ConvGeometry(channels: coutG, height: g.outH, width: g.outW, kernelH: kernelH, kernelW: kernelW,
                            padH: kernelH - 1 - padding, padW: kernelW - 1 - padding)
             : g
-        // The direct kernel computes the same input-gradient convolution without im2col.
-        let direct = directPlan(x.dim(2), x.dim(3)).map {
-            DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: $0.height, width: $0.width)
-        }
-        let directWeights = direct.map { plan in weight.value.withUnsafePointer { plan.packInputGradient($0) } } ?? []
-        let flipped = transposed && direct == nil ? flippedWeights() : []
+        let flipped = transposed ? flippedWeights() : []
         let colCount = max(k * ohw, gT.colRows * gT.colCols)
-        var dx = Tensor(uninitializedShape: x.shape)
-        var chunksUsed = 0
         dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     weight.value.withUnsafePointer { wp in
                         flipped.withUnsafeBufferPointer { fp in
-                          directWeights.withUnsafeBufferPointer { dwp in
                             chunksUsed = Compute.parallelChunks(n) { worker, images in
                                 let col = Scratch.buffer(worker: worker, slot: 0, count: colCount)
-                                let padded = direct.map { Scratch.buffer(worker: worker, slot: 2, count: $0.paddedInputCount) }
-                                let result = direct.map { Scratch.buffer(worker: worker, slot: 3, count: $0.paddedOutputCount) }
                                 let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
                                 dW?.update(repeating: 0, count: wCount)
                                 for i in images {
@@ -220,11 +182,7 @@ public final class Conv2d: Layer {
                                                  alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
                                                  beta: 1, c: dW + gi * coutG * k, ldc: k)
                                         }
-                                        if let direct, let padded, let result {
-                                            direct.pad(dyg, padded)
-                                            direct.run(padded, dwp.baseAddress!, result)
-                                            direct.unpad(result, bias: nil, dsrc)
-                                        } else if pointwise {
+                                        if pointwise {
                                             gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
                                                  alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
                                         } else if transposed {
@@ -243,27 +201,32 @@ public final class Conv2d: Layer {
                                     }
                                 }
                             }
-                          }
                         }
                     }
                 }
             }
         }
-        if parameterGradients {
-            // Reduce the per-worker partial sums in a fixed order, so results do not depend on timing.
-            weight.grad.withUnsafeMutablePointer { gp in
-                for w in 0..<chunksUsed { Vector.add(gp, Scratch.buffer(worker: w, slot: 1, count: wCount), gp, wCount) }
-            }
-            if let bias {
-                bias.grad.withUnsafeMutablePointer { bp in
-                    dy.withUnsafePointer { dyp in
-                        for i in 0..<n {
-                            for c in 0..<outChannels { bp[c] += Vector.sum(dyp + (i * outChannels + c) * ohw, ohw) }
-                        }
-                    }
-                }
-            }
-        }
+        finishParameterGradients(dy, chunks: chunksUsed, parameterGradients: parameterGradients)
         return dx
+    }
+
+    /// Adds the per-worker weight-gradient partial sums (scratch slot 1 of the first `chunks`
+    /// workers) to `weight.grad` in a fixed order, so results do not depend on timing, and dy's
+    /// sums to `bias.grad`.
+    func finishParameterGradients(_ dy: Tensor, chunks: Int, parameterGradients: Bool) {
+        guard parameterGradients else { return }
+        let wCount = weight.value.count, n = dy.dim(0), ohw = dy.dim(2) * dy.dim(3)
+        weight.grad.withUnsafeMutablePointer { gp in
+            for w in 0..<chunks { Vector.add(gp, Scratch.buffer(worker: w, slot: 1, count: wCount), gp, wCount) }
+        }
+        if let bias {
+            bias.grad.withUnsafeMutablePointer { bp in
+                dy.withUnsafePointer { dyp in
+                    for i in 0..<n {
+                        for c in 0..<outChannels { bp[c] += Vector.sum(dyp + (i * outChannels + c) * ohw, ohw) }
+                    }
+                }
+            }
+        }
     }
 }

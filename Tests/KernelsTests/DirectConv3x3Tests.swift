@@ -93,6 +93,46 @@ final class DirectConv3x3Tests: XCTestCase {
         }
     }
 
+    /// dW[co][ci][tap] = sum over images and pixels of dy[co][y][x] * in[ci][y + ky - 1][x + kx - 1],
+    /// for groups of one and several images (the streams then hold images back to back).
+    func testWeightGradientMatchesPlainSum() {
+        for s in shapes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            for images in [1, 3] {
+                let input = values(images * s.cin * s.h * s.w, seed: 7), dy = values(images * s.cout * s.h * s.w, seed: 8)
+                var want = [Float](repeating: 0, count: s.cout * s.cin * 9), magnitude = want
+                for b in 0..<images {
+                    for co in 0..<s.cout {
+                        for ci in 0..<s.cin {
+                            for tap in 0..<9 {
+                                var sum = 0.0, abs = 0.0
+                                for y in 0..<s.h {
+                                    for x in 0..<s.w {
+                                        let iy = y + tap / 3 - 1, ix = x + tap % 3 - 1
+                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
+                                        let term = Double(dy[((b * s.cout + co) * s.h + y) * s.w + x])
+                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
+                                        sum += term; abs += Swift.abs(term)
+                                    }
+                                }
+                                want[(co * s.cin + ci) * 9 + tap] += Float(sum)
+                                magnitude[(co * s.cin + ci) * 9 + tap] += Float(abs)
+                            }
+                        }
+                    }
+                }
+                var inputs = [Float](repeating: .nan, count: plan.streamCount(images: images, channels: s.cin))
+                var grads = [Float](repeating: .nan, count: plan.streamCount(images: images, channels: s.cout))
+                plan.padInputStreams(input, images: images, &inputs)
+                plan.padGradientStreams(dy, images: images, &grads)
+                XCTAssertFalse(inputs.contains { $0.isNaN } || grads.contains { $0.isNaN }, "\(s): a stream float left unwritten")
+                var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
+                plan.accumulateWeightGradient(inputs: inputs, gradients: grads, images: images, into: &dW)
+                assertClose(dW, (want.map { $0 + 1 }, magnitude), "\(s) x \(images) images")
+            }
+        }
+    }
+
     func testPadWritesEveryFloatItCovers() {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)

@@ -1,0 +1,84 @@
+import Kernels
+import TensorCore
+
+/// `Conv2d` on `DirectConv3x3` (3x3, stride 1, padding 1, no groups, AVX-512): forward, input
+/// gradient and weight gradient without im2col or GEMM packing.
+extension Conv2d {
+    /// The direct kernel for an `h x w` input, when this layer's window is one it computes and
+    /// `useDirectKernel` is on; nil means the im2col + GEMM path.
+    func directPlan(_ h: Int, _ w: Int) -> DirectConv3x3? {
+        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 1, padding == 1, groups == 1 else { return nil }
+        return DirectConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
+    }
+
+    /// `forward` on the direct kernel: each image padded, convolved and unpadded on one worker.
+    func forwardDirect(_ x: Tensor, _ plan: DirectConv3x3, _ out: inout Tensor,
+                               _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+        let packed = weight.value.withUnsafePointer { plan.packForward($0) }
+        let biasValues = bias?.value.array ?? []
+        let inImage = x.dim(1) * x.dim(2) * x.dim(3), outImage = plan.outChannels * plan.height * plan.width
+        out.withUnsafeMutablePointer { op in
+            x.withUnsafePointer { xp in
+                packed.withUnsafeBufferPointer { wp in
+                    biasValues.withUnsafeBufferPointer { biasBuffer in
+                        let bp = bias == nil ? nil : biasBuffer.baseAddress
+                        _ = Compute.parallelChunks(x.dim(0)) { worker, images in
+                            let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
+                            let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
+                            for i in images {
+                                let image = op + i * outImage
+                                plan.pad(xp + i * inImage, padded)
+                                plan.run(padded, wp.baseAddress!, result)
+                                plan.unpad(result, bias: bp, image)
+                                epilogue?(i, image)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dL/dx into `dx` and, with `parameterGradients`, each worker's dL/dW into its scratch slot 1
+    /// (which `finishParameterGradients` sums); returns the number of workers used.
+    ///
+    /// dL/dx of a stride-1 window is the convolution of dy with the window flipped and the
+    /// channel roles swapped, so it runs on the same kernel. dL/dW goes a group of images at a
+    /// time through `accumulateWeightGradient`.
+    func backwardDirect(_ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
+                        parameterGradients: Bool) -> Int {
+        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
+        let packed = weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) }
+        let wCount = weight.value.count, plane = plan.height * plan.width
+        let group = min(plan.weightGradientGroup, x.dim(0))
+        return dx.withUnsafeMutablePointer { dxp in
+            x.withUnsafePointer { xp in
+                dy.withUnsafePointer { dyp in
+                    packed.withUnsafeBufferPointer { wp in
+                        Compute.parallelChunks(x.dim(0)) { worker, images in
+                            if parameterGradients {
+                                let dW = Scratch.buffer(worker: worker, slot: 1, count: wCount)
+                                dW.update(repeating: 0, count: wCount)
+                                let inputs = Scratch.buffer(worker: worker, slot: 4, count: plan.streamCount(images: group, channels: inChannels))
+                                let grads = Scratch.buffer(worker: worker, slot: 5, count: plan.streamCount(images: group, channels: outChannels))
+                                for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                                    let count = min(group, images.upperBound - first)
+                                    plan.padInputStreams(xp + first * inChannels * plane, images: count, inputs)
+                                    plan.padGradientStreams(dyp + first * outChannels * plane, images: count, grads)
+                                    plan.accumulateWeightGradient(inputs: inputs, gradients: grads, images: count, into: dW)
+                                }
+                            }
+                            let padded = Scratch.buffer(worker: worker, slot: 2, count: gradientPlan.paddedInputCount)
+                            let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
+                            for i in images {
+                                gradientPlan.pad(dyp + i * outChannels * plane, padded)
+                                gradientPlan.run(padded, wp.baseAddress!, result)
+                                gradientPlan.unpad(result, bias: nil, dxp + i * inChannels * plane)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
