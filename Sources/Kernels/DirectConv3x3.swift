@@ -1,6 +1,23 @@
 import Foundation
 import KernelsAVX512
 
+/// A convolution of one image computed as "pad into the kernel's layout, run, unpad": what
+/// `Conv2d` needs to drive `DirectConv3x3` and `StridedConv3x3` the same way.
+public protocol PaddedConvolution: Sendable {
+    /// Floats `pad` writes and `run` reads.
+    var paddedInputCount: Int { get }
+    /// Floats `run` writes and `unpad` reads.
+    var paddedOutputCount: Int { get }
+    /// Weights `W [Cout, Cin, 3, 3]` in the order `run` reads them.
+    func packForward(_ w: UnsafePointer<Float>) -> [Float]
+    /// One image `[Cin, H, W]` into the kernel's layout.
+    func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    /// Every output channel of one padded image.
+    func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    /// The `[Cout, OH, OW]` image from `run`'s output, plus `bias[c]` when given.
+    func unpad(_ src: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>)
+}
+
 /// 3x3, stride-1, padding-1 convolution of one image computed directly (`conv3x3Tiles`), with
 /// no im2col matrix and no GEMM packing: the narrow layers of ResNet-20 (16-64 channels) spent
 /// as long unfolding and packing as multiplying. Needs AVX-512; `isAvailable` says whether this
@@ -9,7 +26,7 @@ import KernelsAVX512
 /// An image goes through three steps on one worker: `pad` copies it into the padded-flat layout
 /// the kernel reads, `run` computes every output channel, `unpad` drops the two columns per row
 /// that the layout computes in excess and adds the bias.
-public struct DirectConv3x3: Sendable {
+public struct DirectConv3x3: PaddedConvolution {
     /// Input and output channels, and the image's height and width.
     public let inChannels, outChannels, height, width: Int
 

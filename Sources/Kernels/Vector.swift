@@ -110,6 +110,29 @@ public enum Vector {
         while i < n { x[i] *= alpha; i += 1 }
     }
 
+    /// `out[i] = alpha * x[i]`; `out` may alias `x`.
+    @inlinable
+    public static func scale(_ x: UnsafePointer<Float>, _ alpha: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: alpha)
+        var i = 0
+        while i + width <= n { store(load(x, i) * va, out, i); i += width }
+        while i < n { out[i] = alpha * x[i]; i += 1 }
+    }
+
+    /// `out[i] = y[i] > 0 ? a * dy[i] : 0`: a ReLU's backward (from its output `y`) followed by
+    /// a scale, in one pass.
+    @inlinable
+    public static func maskedScale(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ a: Float,
+                                   _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0), va = V(repeating: a)
+        var i = 0
+        while i + width <= n {
+            store(zero.replacing(with: load(dy, i), where: load(y, i) .> zero) * va, out, i)
+            i += width
+        }
+        while i < n { out[i] = (y[i] > 0 ? dy[i] : 0) * a; i += 1 }
+    }
+
     /// `out[i] = Swift.max(x[i], 0)`; `out` may alias `x`.
     @inlinable
     public static func relu(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -228,6 +251,8 @@ public enum VectorReference {
     public static func axpy(_ alpha: Float, _ x: [Float], _ y: [Float]) -> [Float] { zip(x, y).map { $1 + alpha * $0 } }
     /// Twin of `Vector.scale`.
     public static func scale(_ x: [Float], _ alpha: Float) -> [Float] { x.map { $0 * alpha } }
+    /// Twin of `Vector.maskedScale`.
+    public static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] { zip(y, dy).map { ($0 > 0 ? $1 : 0) * a } }
     /// Twin of `Vector.relu`.
     public static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
     /// Twin of `Vector.addRelu`.

@@ -18,7 +18,11 @@ public final class BatchNorm2d: Layer {
     /// Number of training batches seen (`num_batches_tracked`).
     public let batchesTracked: Counter
 
-    private var input: Tensor?          // [N, C, H, W] of the last forward
+    private var input: Tensor?          // [N, C, H, W] of the last forward, unless fused away
+    private var inputShape: [Int] = []  // its shape, always
+    /// Recomputes an input that a fused inference forward did not keep (`adoptInference(shape:
+    /// recompute:)`); only parameter gradients in inference mode need it.
+    private var recomputeInput: (() -> Tensor)?
     private var mean: [Float] = []      // [C] statistics used by the last forward
     private var invStd: [Float] = []    // [C]
     private var lastMode: Mode = .inference
@@ -84,7 +88,7 @@ public final class BatchNorm2d: Layer {
         let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
         let m = n * plane
         precondition(m > 1, "BatchNorm2d: training needs more than one value per channel, got shape \(x.shape)")
-        input = x
+        input = x; inputShape = x.shape; recomputeInput = nil
         lastMode = .training
         mean = [Float](repeating: 0, count: c)
         invStd = [Float](repeating: 0, count: c)
@@ -170,7 +174,20 @@ public final class BatchNorm2d: Layer {
     /// `inferenceAffine`), so `backward` works exactly as after `forward(x, mode: .inference)`.
     func adoptInference(input x: Tensor) {
         precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
-        input = x
+        input = x; inputShape = x.shape; recomputeInput = nil
+        adoptInferenceStatistics()
+    }
+
+    /// As `adoptInference(input:)` for a fused forward that did not keep its input of `shape`:
+    /// the input-gradient backward (an attack's) does not read it, and a parameter-gradient
+    /// backward gets it from `recompute`, which must return exactly what the input was.
+    func adoptInference(shape: [Int], recompute: @escaping () -> Tensor) {
+        precondition(shape.count == 4 && shape[1] == channels, "BatchNorm2d: expected \(channels) channels, got shape \(shape)")
+        input = nil; inputShape = shape; recomputeInput = recompute
+        adoptInferenceStatistics()
+    }
+
+    private func adoptInferenceStatistics() {
         lastMode = .inference
         mean = runningMean.value.array
         invStd = runningInvStd()
@@ -184,19 +201,25 @@ public final class BatchNorm2d: Layer {
     /// output that was: `dy` is masked by `reluOutput > 0` as it is read, instead of in a pass
     /// of its own. The result is bit-identical to `ReLU.backward` followed by `backward`.
     func backward(_ dy: Tensor, reluOutput: Tensor?, parameterGradients: Bool) -> Tensor {
-        guard let x = input else { preconditionFailure("BatchNorm2d: backward called before forward") }
-        dy.expectShape(x.shape, "BatchNorm2d.backward")
-        reluOutput?.expectShape(x.shape, "BatchNorm2d.backward (ReLU output)")
-        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        let shape = inputShape
+        precondition(!shape.isEmpty, "BatchNorm2d: backward called before forward")
+        dy.expectShape(shape, "BatchNorm2d.backward")
+        reluOutput?.expectShape(shape, "BatchNorm2d.backward (ReLU output)")
+        let n = shape[0], plane = shape[2] * shape[3], c = channels
         let m = Float(n * plane)
         let gamma = weight.value.array, mu = mean, inv = invStd
         let training = lastMode == .training
         let needsSums = training || parameterGradients
+        // x feeds only the sums and the training-mode terms; an inference-mode input gradient
+        // (an attack's) is `gamma * invstd * dy` and reads neither.
+        guard let x = needsSums ? (input ?? recomputeInput?()) : dy else {
+            preconditionFailure("BatchNorm2d: backward called before forward")
+        }
         let mask = reluOutput ?? dy  // unused when reluOutput is nil
         let masked = reluOutput != nil
         // Per channel: sum(dy) and sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
         var sumDy = [Float](repeating: 0, count: c), sumDyXhat = [Float](repeating: 0, count: c)
-        var dx = Tensor(uninitializedShape: x.shape)
+        var dx = Tensor(uninitializedShape: shape)
         dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
@@ -228,10 +251,15 @@ public final class BatchNorm2d: Layer {
                                         }
                                         for i in 0..<n {
                                             let off = (i * c + ch) * plane
-                                            if masked {
+                                            switch (masked, training) {
+                                            case (true, true):
                                                 Vector.maskedCombine(yp + off, dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
-                                            } else {
+                                            case (false, true):
                                                 Vector.combine(dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
+                                            case (true, false):
+                                                Vector.maskedScale(yp + off, dyp + off, k1, dxp + off, plane)
+                                            case (false, false):
+                                                Vector.scale(dyp + off, k1, dxp + off, plane)
                                             }
                                         }
                                     }

@@ -11,27 +11,34 @@ extension Conv2d {
         return DirectConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
     }
 
-    /// `forward` on the direct kernel: each image padded, convolved and unpadded on one worker.
-    func forwardDirect(_ x: Tensor, _ plan: DirectConv3x3, _ out: inout Tensor,
-                               _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+    /// The kernel for this layer's forward pass over an `h x w` input: `directPlan`, or
+    /// `StridedConv3x3` for 3x3 stride-2 padding-1 windows (whose backward stays on im2col + GEMM).
+    func forwardPlan(_ h: Int, _ w: Int) -> (any PaddedConvolution)? {
+        if let plan = directPlan(h, w) { return plan }
+        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 2, padding == 1, groups == 1 else { return nil }
+        return StridedConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
+    }
+
+    /// `forward` on a direct kernel: each image padded, convolved and unpadded on one worker,
+    /// into `out` or, when it is nil, into scratch (see `outputImage`).
+    func forwardDirect<Plan: PaddedConvolution>(_ x: Tensor, _ plan: Plan, into out: UnsafeMutablePointer<Float>?,
+                                                outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
         let packed = weight.value.withUnsafePointer { plan.packForward($0) }
         let biasValues = bias?.value.array ?? []
-        let inImage = x.dim(1) * x.dim(2) * x.dim(3), outImage = plan.outChannels * plan.height * plan.width
-        out.withUnsafeMutablePointer { op in
-            x.withUnsafePointer { xp in
-                packed.withUnsafeBufferPointer { wp in
-                    biasValues.withUnsafeBufferPointer { biasBuffer in
-                        let bp = bias == nil ? nil : biasBuffer.baseAddress
-                        _ = Compute.parallelChunks(x.dim(0)) { worker, images in
-                            let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
-                            let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
-                            for i in images {
-                                let image = op + i * outImage
-                                plan.pad(xp + i * inImage, padded)
-                                plan.run(padded, wp.baseAddress!, result)
-                                plan.unpad(result, bias: bp, image)
-                                epilogue?(i, image)
-                            }
+        let inImage = x.dim(1) * x.dim(2) * x.dim(3)
+        x.withUnsafePointer { xp in
+            packed.withUnsafeBufferPointer { wp in
+                biasValues.withUnsafeBufferPointer { biasBuffer in
+                    let bp = bias == nil ? nil : biasBuffer.baseAddress
+                    _ = Compute.parallelChunks(x.dim(0)) { worker, images in
+                        let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
+                        let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
+                        for i in images {
+                            let image = outputImage(out, i, worker: worker, count: outImage)
+                            plan.pad(xp + i * inImage, padded)
+                            plan.run(padded, wp.baseAddress!, result)
+                            plan.unpad(result, bias: bp, image)
+                            epilogue?(i, image)
                         }
                     }
                 }

@@ -8,7 +8,8 @@ import TensorCore
 /// image itself); images are spread over the cores with OpenBLAS single-threaded. The input
 /// gradient of a stride-1 window is computed the same way, as a convolution of dy. 3x3,
 /// stride-1, padding-1 windows without groups (most of a ResNet) run on `DirectConv3x3`
-/// instead, forward and input gradient, where the CPU has AVX-512.
+/// instead (forward, input and weight gradient) where the CPU has AVX-512, and 3x3 stride-2
+/// windows run their forward pass on `StridedConv3x3`.
 public final class Conv2d: Layer {
     /// Channel counts, window and grouping.
     public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int
@@ -70,44 +71,62 @@ public final class Conv2d: Layer {
     /// `[Cout, OH*OW]` (bias added) on the worker that computed them, while they are still in
     /// cache. Images are disjoint, so epilogues may write per-image results without locking.
     func forward(_ x: Tensor, epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) -> Tensor {
+        var out = Tensor(uninitializedShape: outputShape(for: x.shape))
+        out.withUnsafeMutablePointer { convolve(x, into: $0, epilogue: epilogue) }
+        return out
+    }
+
+    /// The convolution with each image's output planes in per-worker scratch, handed to
+    /// `epilogue` and then dropped: for a caller that needs only what the epilogue makes of them
+    /// (an inference-mode BatchNorm + ReLU), which saves writing and re-reading a whole tensor.
+    func forwardDiscardingOutput(_ x: Tensor, epilogue: @escaping (Int, UnsafeMutablePointer<Float>) -> Void) {
+        convolve(x, into: nil, epilogue: epilogue)
+    }
+
+    /// Where image `i`'s output planes go: `out` when given, else worker scratch (slot 4).
+    @inline(__always)
+    func outputImage(_ out: UnsafeMutablePointer<Float>?, _ i: Int, worker: Int, count: Int) -> UnsafeMutablePointer<Float> {
+        if let out { return out + i * count }
+        return Scratch.buffer(worker: worker, slot: 4, count: count)
+    }
+
+    /// `forward` into `out` (`[N, Cout, OH, OW]`), or into scratch when `out` is nil.
+    private func convolve(_ x: Tensor, into out: UnsafeMutablePointer<Float>?,
+                          epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
         expectRank(x, 4, "Conv2d")
         precondition(x.dim(1) == inChannels, "Conv2d: expected \(inChannels) input channels, got shape \(x.shape)")
         input = x
         let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
         let cinG = inChannels / groups, coutG = outChannels / groups
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
-        var out = Tensor(uninitializedShape: [n, outChannels, g.outH, g.outW])
-        if let plan = directPlan(x.dim(2), x.dim(3)) {
-            forwardDirect(x, plan, &out, epilogue)
-            return out
+        if let plan = forwardPlan(x.dim(2), x.dim(3)) {
+            forwardDirect(x, plan, into: out, outImage: outChannels * ohw, epilogue)
+            return
         }
         let pointwise = isPointwise
         let biasValues = bias?.value.array
-        out.withUnsafeMutablePointer { op in
-            x.withUnsafePointer { xp in
-                weight.value.withUnsafePointer { wp in
-                    _ = Compute.parallelChunks(n) { worker, images in
-                        let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
-                        for i in images {
-                            let image = op + i * outChannels * ohw
-                            for gi in 0..<groups {
-                                let src = xp + (i * inChannels + gi * cinG) * inPlane
-                                let cols: UnsafePointer<Float>
-                                if let col { im2col(src, g, col); cols = UnsafePointer(col) } else { cols = src }
-                                gemm(transA: false, transB: false, m: coutG, n: ohw, k: k,
-                                     alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
-                                     beta: 0, c: image + gi * coutG * ohw, ldc: ohw)
-                            }
-                            if let biasValues {
-                                for c in 0..<outChannels { Vector.addScalar(image + c * ohw, biasValues[c], ohw) }
-                            }
-                            epilogue?(i, image)
+        x.withUnsafePointer { xp in
+            weight.value.withUnsafePointer { wp in
+                _ = Compute.parallelChunks(n) { worker, images in
+                    let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
+                    for i in images {
+                        let image = outputImage(out, i, worker: worker, count: outChannels * ohw)
+                        for gi in 0..<groups {
+                            let src = xp + (i * inChannels + gi * cinG) * inPlane
+                            let cols: UnsafePointer<Float>
+                            if let col { im2col(src, g, col); cols = UnsafePointer(col) } else { cols = src }
+                            gemm(transA: false, transB: false, m: coutG, n: ohw, k: k,
+                                 alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
+                                 beta: 0, c: image + gi * coutG * ohw, ldc: ohw)
                         }
+                        if let biasValues {
+                            for c in 0..<outChannels { Vector.addScalar(image + c * ohw, biasValues[c], ohw) }
+                        }
+                        epilogue?(i, image)
                     }
                 }
             }
         }
-        return out
     }
 
     /// True when dL/dx is itself a stride-1 convolution of dy (with the window flipped and the

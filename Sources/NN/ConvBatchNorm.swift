@@ -12,8 +12,11 @@ enum ConvBatchNorm {
         let (scale, shift) = bn.inferenceAffine()
         var y = Tensor(uninitializedShape: outShape)
         let applyRelu = relu != nil
-        let convOut = y.withUnsafeMutablePointer { yp in
-            conv.forward(x) { image, planes in
+        // The convolution's own output stays in scratch: BatchNorm's inference backward does not
+        // read it, and the rare backward that does (parameter gradients in inference mode) gets
+        // it by running the convolution again on the same input.
+        y.withUnsafeMutablePointer { yp in
+            conv.forwardDiscardingOutput(x) { image, planes in
                 let dst = yp + image * c * plane
                 for ch in 0..<c {
                     if applyRelu {
@@ -24,7 +27,7 @@ enum ConvBatchNorm {
                 }
             }
         }
-        bn.adoptInference(input: convOut)
+        bn.adoptInference(shape: outShape) { [conv] in conv.forward(x, epilogue: nil) }
         relu?.adopt(output: y)
         return y
     }

@@ -2,7 +2,7 @@ import NN
 import TensorCore
 import XCTest
 
-/// `Conv2d` on the direct 3x3 kernel against the same layer on im2col + GEMM: outputs, input
+/// `Conv2d` on the direct 3x3 kernels against the same layer on im2col + GEMM: outputs, input
 /// gradients and weight gradients agree to rounding, for a ResNet-sized batch. (Each path is
 /// also checked against finite differences in LayerGradientTests and against PyTorch in the
 /// model goldens.)
@@ -32,10 +32,12 @@ final class DirectConvolutionTests: XCTestCase {
 
     func testDirectKernelMatchesGEMMPath() {
         var rng = RNG(seed: 77)
-        for (cin, cout, hw, bias) in [(3, 16, 32, true), (16, 32, 16, false), (64, 64, 8, false), (5, 7, 9, true)] {
-            let conv = Conv2d(cin, cout, kernel: 3, padding: 1, bias: bias, rng: &rng)
+        // Stride 1 runs forward and backward on the direct kernels, stride 2 its forward.
+        for (cin, cout, hw, stride, bias) in [(3, 16, 32, 1, true), (16, 32, 16, 1, false), (64, 64, 8, 1, false),
+                                              (5, 7, 9, 1, true), (16, 32, 32, 2, false), (5, 7, 9, 2, true)] {
+            let conv = Conv2d(cin, cout, kernel: 3, stride: stride, padding: 1, bias: bias, rng: &rng)
             let x = Tensor.normal(shape: [6, cin, hw, hw], std: 1, rng: &rng)
-            let dy = Tensor.normal(shape: [6, cout, hw, hw], std: 1, rng: &rng)
+            let dy = Tensor.normal(shape: conv.outputShape(for: x.shape), std: 1, rng: &rng)
             let gemm = run(conv, x, dy, direct: false)
             let direct = run(conv, x, dy, direct: true)
             assertClose(direct.y, gemm.y, "\(cin)->\(cout) \(hw)x\(hw) output")

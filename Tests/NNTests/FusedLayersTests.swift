@@ -57,6 +57,12 @@ final class FusedLayersTests: XCTestCase {
             for ((name, p), (_, q)) in zip(fused.namedParameters(), plainSequential.namedParameters()) {
                 XCTAssertEqual(p.grad.array, q.grad.array, "\(mode): \(name).grad")
             }
+            if mode == .inference {
+                // An attack's backward: input gradient only. The fused forward kept no
+                // convolution output for BatchNorm, and this backward must not need it.
+                _ = fused.forward(x, mode: mode)
+                XCTAssertEqual(fused.backward(r, parameterGradients: false).array, g.array, "inference: input gradient only")
+            }
         }
     }
 
