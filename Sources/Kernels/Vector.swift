@@ -82,6 +82,23 @@ public enum Vector {
         while i < n { out[i] = Swift.max(a[i] + b[i], 0); i += 1 }
     }
 
+    /// `out[i] = max((x[i] * a + b) + s[i], 0)` (or without the max when `relu` is false): an
+    /// inference BatchNorm, a residual sum and its ReLU in one pass, with the same arithmetic
+    /// as `affine` followed by `addRelu` (or `add`), so the result is bit-identical.
+    @inlinable
+    public static func affineAdd(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ s: UnsafePointer<Float>, relu: Bool,
+                                 _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let va = V(repeating: a), vb = V(repeating: b), zero = V(repeating: 0)
+        var i = 0
+        if relu {
+            while i + width <= n { store(pointwiseMax((load(x, i) * va + vb) + load(s, i), zero), out, i); i += width }
+            while i < n { out[i] = Swift.max((x[i] * a + b) + s[i], 0); i += 1 }
+        } else {
+            while i + width <= n { store((load(x, i) * va + vb) + load(s, i), out, i); i += width }
+            while i < n { out[i] = (x[i] * a + b) + s[i]; i += 1 }
+        }
+    }
+
     /// `out[i] = max(a * x[i] + b, 0)`: an affine map (inference BatchNorm) and its ReLU in one pass.
     @inlinable
     public static func affineRelu(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -255,6 +272,10 @@ public enum VectorReference {
     public static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] { zip(y, dy).map { ($0 > 0 ? $1 : 0) * a } }
     /// Twin of `Vector.relu`.
     public static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
+    /// Twin of `Vector.affineAdd`.
+    public static func affineAdd(_ x: [Float], _ a: Float, _ b: Float, _ s: [Float], relu: Bool) -> [Float] {
+        zip(x, s).map { relu ? Swift.max(($0 * a + b) + $1, 0) : ($0 * a + b) + $1 }
+    }
     /// Twin of `Vector.addRelu`.
     public static func addRelu(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { Swift.max($0 + $1, 0) } }
     /// Twin of `Vector.affineRelu`.

@@ -7,25 +7,37 @@ import TensorCore
 /// its own forward would have recorded.
 enum ConvBatchNorm {
     /// `relu(bn(conv(x)))` in inference mode, fused per image (see `Sequential.forward`).
-    static func inference(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
+    /// With `residual`, the block's sum is fused in too: the result is `act(bn(conv(x)) +
+    /// residual)`, where `act` is a ReLU when `reluAfterSum` (and `relu` must be nil).
+    static func inference(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?,
+                          residual: Tensor? = nil, reluAfterSum: Bool = false) -> Tensor {
         let (outShape, c, plane) = outputGeometry(x, conv, bn)
+        precondition(residual == nil || (relu == nil && residual!.shape == outShape),
+                     "ConvBatchNorm: a residual of shape \(residual?.shape ?? []) does not fit \(outShape)")
+        let skip = residual ?? Tensor(shape: [0])
         let (scale, shift) = bn.inferenceAffine()
         var y = Tensor(uninitializedShape: outShape)
         let applyRelu = relu != nil
         // The convolution's own output stays in scratch: BatchNorm's inference backward does not
         // read it, and the rare backward that does (parameter gradients in inference mode) gets
         // it by running the convolution again on the same input.
+        let fuseSum = residual != nil
         y.withUnsafeMutablePointer { yp in
+          skip.withUnsafePointer { sp in
             conv.forwardDiscardingOutput(x) { image, planes in
                 let dst = yp + image * c * plane
                 for ch in 0..<c {
-                    if applyRelu {
+                    if fuseSum {
+                        Vector.affineAdd(planes + ch * plane, scale[ch], shift[ch], sp + (image * c + ch) * plane,
+                                         relu: reluAfterSum, dst + ch * plane, plane)
+                    } else if applyRelu {
                         Vector.affineRelu(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
                     } else {
                         Vector.affine(planes + ch * plane, scale[ch], shift[ch], dst + ch * plane, plane)
                     }
                 }
             }
+          }
         }
         bn.adoptInference(shape: outShape) { [conv] in conv.forward(x, epilogue: nil) }
         relu?.adopt(output: y)

@@ -32,8 +32,13 @@ public final class Residual: Layer {
     }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        var sum = main.forward(x, mode: mode)
         let skip = shortcut?.forward(x, mode: mode) ?? x
+        // Inference: the sum and its ReLU go into the last convolution's epilogue.
+        if mode == .inference, let fused = main.forwardInference(x, addingResidual: skip, reluAfterSum: activation != nil) {
+            activation?.adopt(output: fused)
+            return fused
+        }
+        var sum = main.forward(x, mode: mode)
         precondition(sum.shape == skip.shape, "Residual: branch shapes differ: main \(sum.shape), shortcut \(skip.shape)")
         let n = sum.count
         let relu = activation != nil
@@ -91,15 +96,21 @@ public final class ChannelPadShortcut: Layer {
         inputShape = x.shape
         let o = outputShape(for: x.shape)
         let (cin, h, w, oh, ow) = (x.dim(1), x.dim(2), x.dim(3), o[2], o[3])
-        var y = Tensor(shape: o)
-        let s = stride, pb = padBefore
+        var y = Tensor(uninitializedShape: o)
+        let s = stride, pb = padBefore, plane = oh * ow
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
-                for n in 0..<o[0] {
-                    for c in 0..<cin {
-                        let src = xp + (n * cin + c) * h * w
-                        let dst = yp + (n * o[1] + c + pb) * oh * ow
-                        for oy in 0..<oh { for ox in 0..<ow { dst[oy * ow + ox] = src[oy * s * w + ox * s] } }
+                // Images are independent: split them over the cores, each written exactly once.
+                Compute.parallelFor(o[0]) { images in
+                    for n in images {
+                        let image = yp + n * o[1] * plane
+                        image.update(repeating: 0, count: pb * plane)
+                        (image + (pb + cin) * plane).update(repeating: 0, count: (o[1] - pb - cin) * plane)
+                        for c in 0..<cin {
+                            let src = xp + (n * cin + c) * h * w
+                            let dst = image + (c + pb) * plane
+                            for oy in 0..<oh { for ox in 0..<ow { dst[oy * ow + ox] = src[oy * s * w + ox * s] } }
+                        }
                     }
                 }
             }

@@ -39,6 +39,19 @@ public final class Sequential: Layer {
         return h
     }
 
+    /// `act(forward(x) + residual)` in inference mode when the last children are a convolution
+    /// and a BatchNorm, with the sum (and `act`, a ReLU when `reluAfterSum`) in the
+    /// convolution's epilogue; nil otherwise, having run nothing. Bit-identical to the forward
+    /// followed by the sum (FusedLayersTests).
+    func forwardInference(_ x: Tensor, addingResidual residual: Tensor, reluAfterSum: Bool) -> Tensor? {
+        let n = children.count
+        guard n >= 2, let conv = children[n - 2].layer as? Conv2d, let bn = children[n - 1].layer as? BatchNorm2d,
+              residual.shape == outputShape(for: x.shape) else { return nil }
+        let head = Sequential(Array(children[..<(n - 2)]).map { ($0.name, $0.layer) })
+        let h = head.forward(x, mode: .inference)
+        return ConvBatchNorm.inference(h, conv, bn, nil, residual: residual, reluAfterSum: reluAfterSum)
+    }
+
     /// Runs every child's backward in reverse order; a BatchNorm followed by a ReLU takes the
     /// ReLU's backward into its own passes (bit-identical, one pass over the activation fewer).
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {

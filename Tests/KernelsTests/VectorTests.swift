@@ -23,6 +23,10 @@ final class VectorTests: XCTestCase {
             Vector.affineRelu(a, 0.5, -0.25, &out, n); XCTAssertEqual(out, VectorReference.affineRelu(a, 0.5, -0.25))
             Vector.reluBackward(a, b, &out, n); XCTAssertEqual(out, VectorReference.reluBackward(a, b))
             Vector.affine(a, 0.5, -2, &out, n); XCTAssertEqual(out, VectorReference.affine(a, 0.5, -2))
+            for relu in [true, false] {
+                Vector.affineAdd(a, 0.5, -0.25, b, relu: relu, &out, n)
+                XCTAssertEqual(out, VectorReference.affineAdd(a, 0.5, -0.25, b, relu: relu))
+            }
             Vector.combine(a, 0.5, b, -1.25, 0.75, &out, n)
             for (u, v) in zip(out, VectorReference.combine(a, 0.5, b, -1.25, 0.75)) { XCTAssertEqual(u, v, accuracy: 1e-6) }
             var t = a; Vector.addScalar(&t, 0.25, n); XCTAssertEqual(t, VectorReference.addScalar(a, 0.25))

@@ -75,3 +75,61 @@ final class FusedLayersTests: XCTestCase {
         }
     }
 }
+
+/// A residual block in inference mode puts its sum and ReLU into the last convolution's
+/// epilogue; outputs and gradients must be the bits of running every layer on its own.
+final class FusedResidualTests: XCTestCase {
+    func makeBlock(_ rng: inout RNG, downsample: Bool) -> (Residual, [Layer], Layer?) {
+        let (cin, cout, s) = downsample ? (4, 8, 2) : (6, 6, 1)
+        let layers: [Layer] = [
+            Conv2d(cin, cout, kernel: 3, stride: s, padding: 1, bias: false, rng: &rng), BatchNorm2d(cout), ReLU(),
+            Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(cout),
+        ]
+        for case let bn as BatchNorm2d in layers {
+            bn.weight.value = Tensor.uniform(shape: [cout], bound: 1.5, rng: &rng)
+            bn.bias.value = Tensor.normal(shape: [cout], std: 0.5, rng: &rng)
+            bn.runningMean.value = Tensor.normal(shape: [cout], std: 0.3, rng: &rng)
+            bn.runningVar.value = Tensor(shape: [cout], data: (0..<cout).map { 0.5 + Float($0) * 0.2 })
+        }
+        let shortcut: Layer? = downsample ? ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: 2) : nil
+        let main = Sequential(zip(["conv1", "bn1", "relu", "conv2", "bn2"], layers).map { ($0, $1) })
+        return (Residual(main: main, shortcut: shortcut, reluAfterSum: true), layers, shortcut)
+    }
+
+    func testInferenceBlockMatchesLayerByLayer() {
+        for downsample in [false, true] {
+            var rng = RNG(seed: 41)
+            let (block, layers, shortcut) = makeBlock(&rng, downsample: downsample)
+            let x = Tensor.normal(shape: [3, downsample ? 4 : 6, 8, 6], std: 1, rng: &rng)
+            let r = Tensor.normal(shape: block.outputShape(for: x.shape), std: 1, rng: &rng)
+
+            // Layer by layer, every layer on its own.
+            var h = x
+            for layer in layers { h = layer.forward(h, mode: .inference) }
+            let skip = shortcut?.forward(x, mode: .inference) ?? x
+            let sum = zip(h.array, skip.array).map { Swift.max($0 + $1, 0) }
+            let dSum = Tensor(shape: r.shape, data: zip(sum, r.array).map { $0 > 0 ? $1 : 0 })
+            var g = dSum
+            for layer in layers.reversed() { g = layer.backward(g, parameterGradients: true) }
+            let dSkip = shortcut?.backward(dSum, parameterGradients: true) ?? dSum
+            let dx = zip(g.array, dSkip.array).map { $0 + $1 }
+            let plainGrads = layers.flatMap { layer -> [[Float]] in
+                var grads: [[Float]] = []
+                layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
+                return grads
+            }
+
+            // Fused, on a fresh copy of the block.
+            rng = RNG(seed: 41)
+            let (fused, fusedLayers, _) = makeBlock(&rng, downsample: downsample)
+            XCTAssertEqual(fused.forward(x, mode: .inference).array, sum, "downsample \(downsample): output")
+            XCTAssertEqual(fused.backward(r, parameterGradients: true).array, dx, "downsample \(downsample): input gradient")
+            let fusedGrads = fusedLayers.flatMap { layer -> [[Float]] in
+                var grads: [[Float]] = []
+                layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
+                return grads
+            }
+            XCTAssertEqual(fusedGrads, plainGrads, "downsample \(downsample): parameter gradients")
+        }
+    }
+}
