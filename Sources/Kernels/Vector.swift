@@ -127,6 +127,18 @@ public enum Vector {
         while i < n { x[i] *= alpha; i += 1 }
     }
 
+    /// `acc[i] += y[i] > 0 ? dy[i] : 0`: a ReLU's backward (from its output `y`) added into a sum.
+    @inlinable
+    public static func maskedAdd(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ acc: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0)
+        var i = 0
+        while i + width <= n {
+            store(load(acc, i) + zero.replacing(with: load(dy, i), where: load(y, i) .> zero), acc, i)
+            i += width
+        }
+        while i < n { acc[i] += y[i] > 0 ? dy[i] : 0; i += 1 }
+    }
+
     /// `out[i] = alpha * x[i]`; `out` may alias `x`.
     @inlinable
     public static func scale(_ x: UnsafePointer<Float>, _ alpha: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -268,6 +280,10 @@ public enum VectorReference {
     public static func axpy(_ alpha: Float, _ x: [Float], _ y: [Float]) -> [Float] { zip(x, y).map { $1 + alpha * $0 } }
     /// Twin of `Vector.scale`.
     public static func scale(_ x: [Float], _ alpha: Float) -> [Float] { x.map { $0 * alpha } }
+    /// Twin of `Vector.maskedAdd`.
+    public static func maskedAdd(_ y: [Float], _ dy: [Float], _ acc: [Float]) -> [Float] {
+        (0..<acc.count).map { acc[$0] + (y[$0] > 0 ? dy[$0] : 0) }
+    }
     /// Twin of `Vector.maskedScale`.
     public static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] { zip(y, dy).map { ($0 > 0 ? $1 : 0) * a } }
     /// Twin of `Vector.relu`.

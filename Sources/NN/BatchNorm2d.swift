@@ -83,7 +83,10 @@ public final class BatchNorm2d: Layer {
     /// Double, moving each to a common shift (so the result depends on neither the thread
     /// that computed a plane nor any state), updates the running statistics, and normalises,
     /// with a ReLU after it when `relu` is true.
-    func forwardTraining(_ x: Tensor, moments: [Float], relu: Bool) -> Tensor {
+    /// With `residual`, returns `act(bn(x) + residual)` instead (`act` a ReLU when
+    /// `reluAfterSum`, and `relu` must be false): a residual block's sum in the same pass.
+    func forwardTraining(_ x: Tensor, moments: [Float], relu: Bool,
+                         residual: Tensor? = nil, reluAfterSum: Bool = false) -> Tensor {
         precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
         let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
         let m = n * plane
@@ -122,20 +125,30 @@ public final class BatchNorm2d: Layer {
             }
         }
         batchesTracked.value += 1
-        return normalize(x, relu: relu)
+        return normalize(x, relu: relu, residual: residual, reluAfterSum: reluAfterSum)
     }
 
     /// `y = scale[c] * x + shift[c]` with the statistics of the last forward, then a ReLU if asked.
-    private func normalize(_ x: Tensor, relu: Bool) -> Tensor {
+    /// With `residual`: `act(y + residual)` in the same pass (`Vector.affineAdd`, bit-identical
+    /// to the sum as a pass of its own).
+    private func normalize(_ x: Tensor, relu: Bool, residual: Tensor? = nil, reluAfterSum: Bool = false) -> Tensor {
         let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        precondition(residual == nil || (!relu && residual!.shape == x.shape),
+                     "BatchNorm2d: a residual of shape \(residual?.shape ?? []) does not fit \(x.shape)")
         let (scale, shift) = affine(mean: mean, invStd: invStd)
+        let skip = residual ?? Tensor(shape: [0])
+        let fuseSum = residual != nil
         var out = Tensor(uninitializedShape: x.shape)
         out.withUnsafeMutablePointer { op in
+          skip.withUnsafePointer { sp in
             x.withUnsafePointer { xp in
                 Compute.parallelFor(n * c) { planes in
                     for p in planes {
                         let ch = p % c
-                        if relu {
+                        if fuseSum {
+                            Vector.affineAdd(xp + p * plane, scale[ch], shift[ch], sp + p * plane, relu: reluAfterSum,
+                                             op + p * plane, plane)
+                        } else if relu {
                             Vector.affineRelu(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
                         } else {
                             Vector.affine(xp + p * plane, scale[ch], shift[ch], op + p * plane, plane)
@@ -143,6 +156,7 @@ public final class BatchNorm2d: Layer {
                     }
                 }
             }
+          }
         }
         return out
     }

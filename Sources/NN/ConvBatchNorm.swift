@@ -46,7 +46,9 @@ enum ConvBatchNorm {
 
     /// `relu(bn(conv(x)))` in training mode: the convolution hands each image's planes to
     /// `BatchNorm2d.planeMoments` while they are in cache, so BatchNorm needs no statistics pass.
-    static func training(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?) -> Tensor {
+    /// With `residual`, returns `act(bn(conv(x)) + residual)` as `inference` does.
+    static func training(_ x: Tensor, _ conv: Conv2d, _ bn: BatchNorm2d, _ relu: ReLU?,
+                         residual: Tensor? = nil, reluAfterSum: Bool = false) -> Tensor {
         let (outShape, c, plane) = outputGeometry(x, conv, bn)
         var moments = [Float](repeating: 0, count: 2 * outShape[0] * c)
         let convOut = moments.withUnsafeMutableBufferPointer { buffer in
@@ -59,7 +61,7 @@ enum ConvBatchNorm {
                 }
             }
         }
-        let y = bn.forwardTraining(convOut, moments: moments, relu: relu != nil)
+        let y = bn.forwardTraining(convOut, moments: moments, relu: relu != nil, residual: residual, reluAfterSum: reluAfterSum)
         relu?.adopt(output: y)
         return y
     }

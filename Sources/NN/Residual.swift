@@ -33,8 +33,8 @@ public final class Residual: Layer {
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         let skip = shortcut?.forward(x, mode: mode) ?? x
-        // Inference: the sum and its ReLU go into the last convolution's epilogue.
-        if mode == .inference, let fused = main.forwardInference(x, addingResidual: skip, reluAfterSum: activation != nil) {
+        // The sum and its ReLU go into the last conv -> BatchNorm's last pass when there is one.
+        if let fused = main.forward(x, mode: mode, addingResidual: skip, reluAfterSum: activation != nil) {
             activation?.adopt(output: fused)
             return fused
         }
@@ -56,6 +56,22 @@ public final class Residual: Layer {
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        // An identity shortcut after a ReLU: the ReLU's gradient is folded into the branch's last
+        // BatchNorm and into the final sum, instead of a pass of its own (bit-identical).
+        if shortcut == nil, let y = activation?.lastOutput,
+           var dx = main.backward(dy, maskedBy: y, parameterGradients: parameterGradients) {
+            let count = dx.count
+            dx.withUnsafeMutablePointer { dp in
+                y.withUnsafePointer { yp in
+                    dy.withUnsafePointer { gp in
+                        Compute.parallelFor(count, minChunk: 1 << 15) { r in
+                            Vector.maskedAdd(yp + r.lowerBound, gp + r.lowerBound, dp + r.lowerBound, r.count)
+                        }
+                    }
+                }
+            }
+            return dx
+        }
         let dSum = activation?.backward(dy, parameterGradients: parameterGradients) ?? dy
         var dx = main.backward(dSum, parameterGradients: parameterGradients)
         let dSkip = shortcut?.backward(dSum, parameterGradients: parameterGradients) ?? dSum

@@ -39,24 +39,42 @@ public final class Sequential: Layer {
         return h
     }
 
-    /// `act(forward(x) + residual)` in inference mode when the last children are a convolution
-    /// and a BatchNorm, with the sum (and `act`, a ReLU when `reluAfterSum`) in the
-    /// convolution's epilogue; nil otherwise, having run nothing. Bit-identical to the forward
-    /// followed by the sum (FusedLayersTests).
-    func forwardInference(_ x: Tensor, addingResidual residual: Tensor, reluAfterSum: Bool) -> Tensor? {
+    /// `act(forward(x) + residual)` when the last children are a convolution and a BatchNorm,
+    /// with the sum (and `act`, a ReLU when `reluAfterSum`) fused into their last pass: the
+    /// convolution's epilogue in inference mode, BatchNorm's normalisation in training mode.
+    /// Nil otherwise, having run nothing. Bit-identical to the forward followed by the sum
+    /// (FusedResidualTests).
+    func forward(_ x: Tensor, mode: Mode, addingResidual residual: Tensor, reluAfterSum: Bool) -> Tensor? {
         let n = children.count
         guard n >= 2, let conv = children[n - 2].layer as? Conv2d, let bn = children[n - 1].layer as? BatchNorm2d,
               residual.shape == outputShape(for: x.shape) else { return nil }
         let head = Sequential(Array(children[..<(n - 2)]).map { ($0.name, $0.layer) })
-        let h = head.forward(x, mode: .inference)
-        return ConvBatchNorm.inference(h, conv, bn, nil, residual: residual, reluAfterSum: reluAfterSum)
+        let h = head.forward(x, mode: mode)
+        return mode == .inference
+            ? ConvBatchNorm.inference(h, conv, bn, nil, residual: residual, reluAfterSum: reluAfterSum)
+            : ConvBatchNorm.training(h, conv, bn, nil, residual: residual, reluAfterSum: reluAfterSum)
     }
 
     /// Runs every child's backward in reverse order; a BatchNorm followed by a ReLU takes the
     /// ReLU's backward into its own passes (bit-identical, one pass over the activation fewer).
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
+        backward(dy, through: children.count - 1, parameterGradients: parameterGradients)
+    }
+
+    /// The backward of this sequence followed by a ReLU whose output was `reluOutput`, when the
+    /// last child is a BatchNorm: it masks `dy` as it reads it (see `BatchNorm2d.backward(_:
+    /// reluOutput:parameterGradients:)`), so the ReLU's gradient is never written out. Nil
+    /// otherwise, having run nothing.
+    func backward(_ dy: Tensor, maskedBy reluOutput: Tensor, parameterGradients: Bool) -> Tensor? {
+        guard let bn = children.last?.layer as? BatchNorm2d else { return nil }
+        let g = bn.backward(dy, reluOutput: reluOutput, parameterGradients: parameterGradients)
+        return backward(g, through: children.count - 2, parameterGradients: parameterGradients)
+    }
+
+    /// Backward through children `0...last`, in reverse.
+    private func backward(_ dy: Tensor, through last: Int, parameterGradients: Bool) -> Tensor {
         var g = dy
-        var j = children.count - 1
+        var j = last
         while j >= 0 {
             if j >= 1, let relu = children[j].layer as? ReLU, let bn = children[j - 1].layer as? BatchNorm2d,
                let y = relu.lastOutput {

@@ -17,6 +17,7 @@ final class VectorTests: XCTestCase {
             var y = b; Vector.axpy(0.3, a, &y, n); XCTAssertEqual(y, VectorReference.axpy(0.3, a, b))
             var s = a; Vector.scale(&s, -1.5, n); XCTAssertEqual(s, VectorReference.scale(a, -1.5))
             Vector.scale(a, -1.5, &out, n); XCTAssertEqual(out, VectorReference.scale(a, -1.5))
+            var m = b; Vector.maskedAdd(a, b, &m, n); XCTAssertEqual(m, VectorReference.maskedAdd(a, b, b))
             Vector.maskedScale(a, b, 0.75, &out, n); XCTAssertEqual(out, VectorReference.maskedScale(a, b, 0.75))
             Vector.relu(a, &out, n); XCTAssertEqual(out, VectorReference.relu(a))
             Vector.addRelu(a, b, &out, n); XCTAssertEqual(out, VectorReference.addRelu(a, b))

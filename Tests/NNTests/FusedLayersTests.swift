@@ -76,8 +76,9 @@ final class FusedLayersTests: XCTestCase {
     }
 }
 
-/// A residual block in inference mode puts its sum and ReLU into the last convolution's
-/// epilogue; outputs and gradients must be the bits of running every layer on its own.
+/// A residual block puts its sum and ReLU into the last conv -> BatchNorm's last pass (the
+/// convolution's epilogue in inference, BatchNorm's normalisation in training); outputs,
+/// gradients and running statistics must be the bits of running every layer on its own.
 final class FusedResidualTests: XCTestCase {
     func makeBlock(_ rng: inout RNG, downsample: Bool) -> (Residual, [Layer], Layer?) {
         let (cin, cout, s) = downsample ? (4, 8, 2) : (6, 6, 1)
@@ -96,8 +97,9 @@ final class FusedResidualTests: XCTestCase {
         return (Residual(main: main, shortcut: shortcut, reluAfterSum: true), layers, shortcut)
     }
 
-    func testInferenceBlockMatchesLayerByLayer() {
-        for downsample in [false, true] {
+    func testBlockMatchesLayerByLayerInBothModes() {
+        for mode in [Mode.inference, .training] {
+          for downsample in [false, true] {
             var rng = RNG(seed: 41)
             let (block, layers, shortcut) = makeBlock(&rng, downsample: downsample)
             let x = Tensor.normal(shape: [3, downsample ? 4 : 6, 8, 6], std: 1, rng: &rng)
@@ -105,8 +107,8 @@ final class FusedResidualTests: XCTestCase {
 
             // Layer by layer, every layer on its own.
             var h = x
-            for layer in layers { h = layer.forward(h, mode: .inference) }
-            let skip = shortcut?.forward(x, mode: .inference) ?? x
+            for layer in layers { h = layer.forward(h, mode: mode) }
+            let skip = shortcut?.forward(x, mode: mode) ?? x
             let sum = zip(h.array, skip.array).map { Swift.max($0 + $1, 0) }
             let dSum = Tensor(shape: r.shape, data: zip(sum, r.array).map { $0 > 0 ? $1 : 0 })
             var g = dSum
@@ -122,14 +124,22 @@ final class FusedResidualTests: XCTestCase {
             // Fused, on a fresh copy of the block.
             rng = RNG(seed: 41)
             let (fused, fusedLayers, _) = makeBlock(&rng, downsample: downsample)
-            XCTAssertEqual(fused.forward(x, mode: .inference).array, sum, "downsample \(downsample): output")
-            XCTAssertEqual(fused.backward(r, parameterGradients: true).array, dx, "downsample \(downsample): input gradient")
+            let what = "\(mode), downsample \(downsample)"
+            XCTAssertEqual(fused.forward(x, mode: mode).array, sum, "\(what): output")
+            XCTAssertEqual(fused.backward(r, parameterGradients: true).array, dx, "\(what): input gradient")
             let fusedGrads = fusedLayers.flatMap { layer -> [[Float]] in
                 var grads: [[Float]] = []
                 layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
                 return grads
             }
-            XCTAssertEqual(fusedGrads, plainGrads, "downsample \(downsample): parameter gradients")
+            XCTAssertEqual(fusedGrads, plainGrads, "\(what): parameter gradients")
+            for (a, b) in zip(fusedLayers, layers) {
+                if let a = a as? BatchNorm2d, let b = b as? BatchNorm2d {
+                    XCTAssertEqual(a.runningMean.value.array, b.runningMean.value.array, "\(what): running mean")
+                    XCTAssertEqual(a.runningVar.value.array, b.runningVar.value.array, "\(what): running variance")
+                }
+            }
+          }
         }
     }
 }
