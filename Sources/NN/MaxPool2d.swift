@@ -24,6 +24,10 @@ public final class MaxPool2d: Layer {
         var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1), oh, ow])
         if argmax.count != y.count { argmax = [Int32](repeating: 0, count: y.count) }
         let (k, s, p) = (window.kernel, window.stride, window.padding)
+        if k == 2 && s == 2 && p == 0 {
+            forward2x2(x, &y)
+            return y
+        }
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
                 argmax.withUnsafeMutableBufferPointer { am in
@@ -55,6 +59,42 @@ public final class MaxPool2d: Layer {
             }
         }
         return y
+    }
+
+    /// The 2x2, stride-2 window (VGG's), without the general loop's bounds checks: the same
+    /// candidates in the same order under the same rule, so the same winners.
+    private func forward2x2(_ x: Tensor, _ y: inout Tensor) {
+        let planes = x.dim(0) * x.dim(1), h = x.dim(2), w = x.dim(3), oh = y.dim(2), ow = y.dim(3)
+        y.withUnsafeMutablePointer { yp in
+            x.withUnsafePointer { xp in
+                argmax.withUnsafeMutableBufferPointer { am in
+                    Compute.parallelFor(planes) { range in
+                        for pl in range {
+                            let src = xp + pl * h * w
+                            for oy in 0..<oh {
+                                let top = 2 * oy * w, bottom = top + w
+                                for ox in 0..<ow {
+                                    let i0 = top + 2 * ox
+                                    var best = src[i0], index = i0
+                                    // First maximum wins; a NaN ends its row's scan and wins
+                                    // unless a later row has a NaN too (the general loop's rule).
+                                    if !best.isNaN, src[i0 + 1] > best || src[i0 + 1].isNaN { best = src[i0 + 1]; index = i0 + 1 }
+                                    let i2 = bottom + 2 * ox
+                                    let c = src[i2]
+                                    if c > best || c.isNaN {
+                                        best = c; index = i2
+                                    }
+                                    if !c.isNaN, src[i2 + 1] > best || src[i2 + 1].isNaN { best = src[i2 + 1]; index = i2 + 1 }
+                                    let o = (pl * oh + oy) * ow + ox
+                                    yp[o] = best
+                                    am[o] = Int32(index)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {

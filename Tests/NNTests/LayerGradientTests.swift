@@ -101,3 +101,41 @@ final class LayerGradientTests: XCTestCase {
         for m in modes { GradientCheck().check(blockA, input: xa, mode: m) }
     }
 }
+
+/// The 2x2 stride-2 max pool's own loop against the plain rule (first maximum in row-major
+/// order wins; a NaN wins its row and is only replaced by a NaN in a later row), including
+/// ties, NaNs and odd sizes, and its backward routing every gradient to the winner.
+final class MaxPoolWindowTests: XCTestCase {
+    func testTwoByTwoMatchesPlainRule() {
+        let h = 5, w = 7
+        var values: [Float] = (0..<(2 * h * w)).map { Float(($0 * 7) % 5) }  // many ties
+        values[3] = .nan; values[w + 8] = .nan; values[2 * w + 2] = .nan; values[3 * w + 2] = .nan
+        let x = Tensor(shape: [1, 2, h, w], data: values)
+        let pool = MaxPool2d(kernel: 2)
+        let y = pool.forward(x, mode: .inference)
+        XCTAssertEqual(y.shape, [1, 2, 2, 3])
+        var expectedIndex: [Int] = []
+        for c in 0..<2 {
+            for oy in 0..<2 {
+                for ox in 0..<3 {
+                    var best = -Float.infinity, index = -1
+                    rows: for ky in 0..<2 {
+                        for kx in 0..<2 {
+                            let i = c * h * w + (2 * oy + ky) * w + 2 * ox + kx
+                            let v = values[i]
+                            if index < 0 || v > best || v.isNaN { best = v; index = i; if v.isNaN { continue rows } }
+                        }
+                    }
+                    let got = y.array[(c * 2 + oy) * 3 + ox]
+                    XCTAssertTrue(got == best || (got.isNaN && best.isNaN), "(\(c), \(oy), \(ox)): \(got) vs \(best)")
+                    expectedIndex.append(index)
+                }
+            }
+        }
+        let dy = Tensor(shape: y.shape, data: (0..<y.count).map { Float($0 + 1) })
+        let dx = pool.backward(dy, parameterGradients: false).array
+        var expected = [Float](repeating: 0, count: values.count)
+        for (o, i) in expectedIndex.enumerated() { expected[i] += Float(o + 1) }
+        XCTAssertEqual(dx, expected)
+    }
+}
