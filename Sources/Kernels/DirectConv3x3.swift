@@ -97,14 +97,43 @@ public struct DirectConv3x3: PaddedConvolution {
     /// Copies one image `[inChannels, height, width]` into the padded-flat layout, writing every
     /// float of `dst[0..<paddedInputCount]` (borders and tail are zero).
     public func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
-        let rs = rowStride, hw = height * width
+        let hw = height * width
+        for c in 0..<inChannels {
+            for y in 0..<height { Vector.copy(src + c * hw + y * width, rowStart(dst, c, y), width) }
+        }
+        zeroBorders(dst)
+    }
+
+    /// `pad` of `(mask > 0 ? dy : 0) * factors[c]` (`Vector.maskedScale`, so the same bits): an
+    /// inference BatchNorm's input gradient after a ReLU, computed as this convolution's input
+    /// gradient reads it instead of in a pass of its own.
+    public func padMaskedScaled(_ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, factors: UnsafePointer<Float>,
+                                _ dst: UnsafeMutablePointer<Float>) {
+        let hw = height * width
+        for c in 0..<inChannels {
+            for y in 0..<height {
+                let offset = c * hw + y * width
+                Vector.maskedScale(mask + offset, dy + offset, factors[c], rowStart(dst, c, y), width)
+            }
+        }
+        zeroBorders(dst)
+    }
+
+    /// Where image row `y` of channel `c` starts in the padded-flat layout.
+    @inline(__always)
+    private func rowStart(_ dst: UnsafeMutablePointer<Float>, _ c: Int, _ y: Int) -> UnsafeMutablePointer<Float> {
+        dst + c * planeStride + (y + 1) * rowStride + 1
+    }
+
+    /// Writes every zero of the padded-flat layout: the borders around each plane and the tail.
+    private func zeroBorders(_ dst: UnsafeMutablePointer<Float>) {
+        let rs = rowStride
         dst.update(repeating: 0, count: rs + 1)
         for c in 0..<inChannels {
             let plane = dst + c * planeStride
             for y in 0..<height {
-                let row = plane + (y + 1) * rs
-                Vector.copy(src + c * hw + y * width, row + 1, width)
                 // The right border of this row and the left border of the next are adjacent.
+                let row = plane + (y + 1) * rs
                 row[width + 1] = 0; row[width + 2] = 0
             }
             // The rest of the bottom border row and the next plane's top border row.

@@ -211,6 +211,16 @@ public final class BatchNorm2d: Layer {
         backward(dy, reluOutput: nil, parameterGradients: parameterGradients)
     }
 
+    /// After an inference-mode forward, the per-channel factor `gamma * invstd` that is this
+    /// layer's whole input gradient without parameter gradients (`dx = factor * dy`); nil after
+    /// a training-mode forward or before any. A convolution before this layer applies it (and
+    /// a ReLU's mask) while it reads dy, bit-identically to `backward`.
+    func inferenceGradientFactor() -> [Float]? {
+        guard lastMode == .inference, !inputShape.isEmpty else { return nil }
+        let gamma = weight.value.array
+        return (0..<channels).map { gamma[$0] * invStd[$0] }
+    }
+
     /// The backward of this layer and, when `reluOutput` is given, of the ReLU after it whose
     /// output that was: `dy` is masked by `reluOutput > 0` as it is read, instead of in a pass
     /// of its own. The result is bit-identical to `ReLU.backward` followed by `backward`.

@@ -12,9 +12,14 @@ extension Conv2d {
     }
 
     /// The kernel for this layer's forward pass over an `h x w` input: `directPlan`, or
-    /// `StridedConv3x3` for 3x3 stride-2 padding-1 windows (whose backward stays on im2col + GEMM).
+    /// `stridedPlan`.
     func forwardPlan(_ h: Int, _ w: Int) -> (any PaddedConvolution)? {
-        if let plan = directPlan(h, w) { return plan }
+        directPlan(h, w) ?? stridedPlan(h, w)
+    }
+
+    /// `StridedConv3x3` for 3x3, stride-2, padding-1 windows without groups (forward and input
+    /// gradient; the weight gradient stays on im2col + GEMM).
+    func stridedPlan(_ h: Int, _ w: Int) -> StridedConv3x3? {
         guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 2, padding == 1, groups == 1 else { return nil }
         return StridedConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
     }
@@ -87,5 +92,78 @@ extension Conv2d {
                 }
             }
         }
+    }
+
+    /// The backward of a stride-2 layer: dL/dx on the tiles, phase by phase
+    /// (`StridedConv3x3.inputGradient`), and with `parameterGradients` each worker's dL/dW
+    /// (im2col + GEMM) into its scratch slot 1; returns the number of workers used.
+    func backwardStrided(_ x: Tensor, _ dy: Tensor, _ plan: StridedConv3x3, _ dx: inout Tensor,
+                         parameterGradients: Bool) -> Int {
+        let weights = weight.value.withUnsafePointer { plan.packInputGradient($0) }
+        let offsets = plan.inputGradientOffsets()
+        let g = geometry(x.dim(2), x.dim(3))
+        let k = g.colRows, ohw = g.colCols, wCount = weight.value.count
+        let inImage = inChannels * plan.height * plan.width, outImage = outChannels * ohw
+        return dx.withUnsafeMutablePointer { dxp in
+            x.withUnsafePointer { xp in
+                dy.withUnsafePointer { dyp in
+                    Compute.parallelChunks(x.dim(0)) { worker, images in
+                        let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                        dW?.update(repeating: 0, count: wCount)
+                        let col = Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
+                        let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedGradientCount)
+                        let result = Scratch.buffer(worker: worker, slot: 3, count: plan.phaseResultCount)
+                        for i in images {
+                            if let dW {
+                                // dW += dY [Cout, OH*OW] x im2col(x)^T [OH*OW, Cin*9]
+                                im2col(xp + i * inImage, g, col)
+                                gemm(transA: false, transB: true, m: outChannels, n: k, k: ohw,
+                                     alpha: 1, a: dyp + i * outImage, lda: ohw, b: col, ldb: ohw,
+                                     beta: 1, c: dW, ldc: k)
+                            }
+                            plan.padGradient(dyp + i * outImage, padded)
+                            plan.inputGradient(padded, weights: weights, offsets: offsets, scratch: result, dxp + i * inImage)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// dL/dx with no parameter gradients, where this layer is followed by an inference-mode
+    /// BatchNorm with gradient factors `factors` (`BatchNorm2d.inferenceGradientFactor`) and
+    /// then a ReLU with output `mask`: the BatchNorm's and ReLU's backward are applied as dy is
+    /// padded for the kernel, so neither writes a tensor. Bit-identical to running the three
+    /// backwards in turn. Nil, having done nothing, when this layer is not on `directPlan`.
+    func inputGradient(maskedScaled dy: Tensor, mask: Tensor, factors: [Float]) -> Tensor? {
+        guard let x = inputShapeOfLastForward, let plan = directPlan(x[2], x[3]) else { return nil }
+        dy.expectShape([x[0], outChannels, x[2], x[3]], "Conv2d.backward")
+        mask.expectShape(dy.shape, "Conv2d.backward (ReLU output)")
+        precondition(factors.count == outChannels, "Conv2d: \(factors.count) BatchNorm factors for \(outChannels) channels")
+        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
+        let packed = weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) }
+        let plane = plan.height * plan.width
+        var dx = Tensor(uninitializedShape: x)
+        dx.withUnsafeMutablePointer { dxp in
+            dy.withUnsafePointer { dyp in
+                mask.withUnsafePointer { mp in
+                    factors.withUnsafeBufferPointer { fp in
+                        packed.withUnsafeBufferPointer { wp in
+                            _ = Compute.parallelChunks(x[0]) { worker, images in
+                                let padded = Scratch.buffer(worker: worker, slot: 2, count: gradientPlan.paddedInputCount)
+                                let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
+                                for i in images {
+                                    let off = i * outChannels * plane
+                                    gradientPlan.padMaskedScaled(dyp + off, mask: mp + off, factors: fp.baseAddress!, padded)
+                                    gradientPlan.run(padded, wp.baseAddress!, result)
+                                    gradientPlan.unpad(result, bias: nil, dxp + i * inChannels * plane)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
     }
 }

@@ -9,7 +9,7 @@ import TensorCore
 /// gradient of a stride-1 window is computed the same way, as a convolution of dy. 3x3,
 /// stride-1, padding-1 windows without groups (most of a ResNet) run on `DirectConv3x3`
 /// instead (forward, input and weight gradient) where the CPU has AVX-512, and 3x3 stride-2
-/// windows run their forward pass on `StridedConv3x3`.
+/// windows their forward pass and input gradient on `StridedConv3x3`.
 public final class Conv2d: Layer {
     /// Channel counts, window and grouping.
     public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int
@@ -18,6 +18,9 @@ public final class Conv2d: Layer {
     /// `[Cout]`, or nil for `bias=False`.
     public let bias: Parameter?
     private var input: Tensor?  // [N, Cin, H, W] of the last forward
+
+    /// The shape of the last forward's input, or nil before any.
+    var inputShapeOfLastForward: [Int]? { input?.shape }
 
     /// A convolution initialised like PyTorch's default (uniform, bound 1/sqrt(fan-in)).
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -166,6 +169,11 @@ public final class Conv2d: Layer {
         var chunksUsed = 0
         if let plan = directPlan(x.dim(2), x.dim(3)) {
             chunksUsed = backwardDirect(x, dy, plan, &dx, parameterGradients: parameterGradients)
+            finishParameterGradients(dy, chunks: chunksUsed, parameterGradients: parameterGradients)
+            return dx
+        }
+        if let plan = stridedPlan(x.dim(2), x.dim(3)) {
+            chunksUsed = backwardStrided(x, dy, plan, &dx, parameterGradients: parameterGradients)
             finishParameterGradients(dy, chunks: chunksUsed, parameterGradients: parameterGradients)
             return dx
         }

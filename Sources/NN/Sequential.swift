@@ -56,7 +56,8 @@ public final class Sequential: Layer {
     }
 
     /// Runs every child's backward in reverse order; a BatchNorm followed by a ReLU takes the
-    /// ReLU's backward into its own passes (bit-identical, one pass over the activation fewer).
+    /// ReLU's backward into its own passes (bit-identical, one pass over the activation fewer),
+    /// and in an attack's backward both go into the convolution before them.
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         backward(dy, through: children.count - 1, parameterGradients: parameterGradients)
     }
@@ -66,9 +67,26 @@ public final class Sequential: Layer {
     /// reluOutput:parameterGradients:)`), so the ReLU's gradient is never written out. Nil
     /// otherwise, having run nothing.
     func backward(_ dy: Tensor, maskedBy reluOutput: Tensor, parameterGradients: Bool) -> Tensor? {
-        guard let bn = children.last?.layer as? BatchNorm2d else { return nil }
-        let g = bn.backward(dy, reluOutput: reluOutput, parameterGradients: parameterGradients)
-        return backward(g, through: children.count - 2, parameterGradients: parameterGradients)
+        guard children.last?.layer is BatchNorm2d else { return nil }
+        let (g, next) = maskedBatchNormBackward(dy, at: children.count - 1, reluOutput: reluOutput,
+                                                parameterGradients: parameterGradients)
+        return backward(g, through: next, parameterGradients: parameterGradients)
+    }
+
+    /// The backward of the BatchNorm at `index` followed by a ReLU with output `y`; in an
+    /// attack's backward (inference mode, no parameter gradients) after a convolution, that
+    /// convolution's too, with BatchNorm and ReLU applied as it reads dy
+    /// (`Conv2d.inputGradient(maskedScaled:mask:factors:)`). Returns the gradient and the index
+    /// of the next child to run backward.
+    private func maskedBatchNormBackward(_ dy: Tensor, at index: Int, reluOutput y: Tensor,
+                                         parameterGradients: Bool) -> (Tensor, next: Int) {
+        let bn = children[index].layer as! BatchNorm2d
+        if !parameterGradients, index >= 1, let conv = children[index - 1].layer as? Conv2d,
+           let factors = bn.inferenceGradientFactor(),
+           let dx = conv.inputGradient(maskedScaled: dy, mask: y, factors: factors) {
+            return (dx, index - 2)
+        }
+        return (bn.backward(dy, reluOutput: y, parameterGradients: parameterGradients), index - 1)
     }
 
     /// Backward through children `0...last`, in reverse.
@@ -76,10 +94,9 @@ public final class Sequential: Layer {
         var g = dy
         var j = last
         while j >= 0 {
-            if j >= 1, let relu = children[j].layer as? ReLU, let bn = children[j - 1].layer as? BatchNorm2d,
+            if j >= 1, let relu = children[j].layer as? ReLU, children[j - 1].layer is BatchNorm2d,
                let y = relu.lastOutput {
-                g = bn.backward(g, reluOutput: y, parameterGradients: parameterGradients)
-                j -= 2
+                (g, j) = maskedBatchNormBackward(g, at: j - 1, reluOutput: y, parameterGradients: parameterGradients)
                 continue
             }
             g = children[j].layer.backward(g, parameterGradients: parameterGradients)

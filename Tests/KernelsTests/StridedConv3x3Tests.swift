@@ -54,4 +54,46 @@ final class StridedConv3x3Tests: XCTestCase {
             }
         }
     }
+
+    /// dx[ci][p][q] = sum over (co, y, x, ky, kx) with 2y + ky - 1 = p and 2x + kx - 1 = q of
+    /// W[co][ci][ky][kx] * dy[co][y][x], the adjoint of the forward above.
+    func testInputGradientMatchesPlainAdjoint() {
+        for s in shapes {
+            let plan = StridedConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            let oh = plan.outHeight, ow = plan.outWidth
+            let dy = (0..<(s.cout * oh * ow)).map { Float(sin(Double($0) * 0.41 + 1.1)) }
+            let w = (0..<(s.cout * s.cin * 9)).map { Float(cos(Double($0) * 0.29 + 0.2)) }
+            var want = [Double](repeating: 0, count: s.cin * s.h * s.w), magnitude = want
+            for co in 0..<s.cout {
+                for ci in 0..<s.cin {
+                    for y in 0..<oh {
+                        for x in 0..<ow {
+                            for ky in 0..<3 {
+                                for kx in 0..<3 {
+                                    let p = 2 * y + ky - 1, q = 2 * x + kx - 1
+                                    guard p >= 0, p < s.h, q >= 0, q < s.w else { continue }
+                                    let term = Double(w[(co * s.cin + ci) * 9 + ky * 3 + kx]) * Double(dy[(co * oh + y) * ow + x])
+                                    want[(ci * s.h + p) * s.w + q] += term; magnitude[(ci * s.h + p) * s.w + q] += abs(term)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            var padded = [Float](repeating: .nan, count: plan.paddedGradientCount)
+            var scratch = [Float](repeating: .nan, count: plan.phaseResultCount)
+            var dx = [Float](repeating: .nan, count: s.cin * s.h * s.w)
+            plan.padGradient(dy, &padded)
+            XCTAssertFalse(padded.contains { $0.isNaN }, "\(s): padGradient left a float unwritten")
+            let weights = w.withUnsafeBufferPointer { plan.packInputGradient($0.baseAddress!) }
+            plan.inputGradient(padded, weights: weights, offsets: plan.inputGradientOffsets(), scratch: &scratch, &dx)
+            for i in dx.indices {
+                let tol = 4 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
+                if !(abs(dx[i] - Float(want[i])) <= tol) {
+                    XCTFail("\(s): dx[\(i)] is \(dx[i]), expected \(want[i]) ± \(tol)")
+                    break
+                }
+            }
+        }
+    }
 }

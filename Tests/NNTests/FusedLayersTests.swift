@@ -133,6 +133,11 @@ final class FusedResidualTests: XCTestCase {
                 return grads
             }
             XCTAssertEqual(fusedGrads, plainGrads, "\(what): parameter gradients")
+            if mode == .inference {
+                // An attack's backward: BatchNorm and ReLU folded into each convolution's input gradient.
+                _ = fused.forward(x, mode: mode)
+                XCTAssertEqual(fused.backward(r, parameterGradients: false).array, dx, "\(what): input gradient only")
+            }
             for (a, b) in zip(fusedLayers, layers) {
                 if let a = a as? BatchNorm2d, let b = b as? BatchNorm2d {
                     XCTAssertEqual(a.runningMean.value.array, b.runningMean.value.array, "\(what): running mean")
