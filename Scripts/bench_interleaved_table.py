@@ -6,20 +6,15 @@ import os
 import statistics
 import sys
 
+from bench_workloads import ROWS
+
 out = sys.argv[1]
 mine = [json.loads(l) for l in open(os.path.join(out, "rrmd.jsonl")) if l.strip()]
 peers = [json.loads(l) for l in open(os.path.join(out, "peers.jsonl")) if l.strip()]
 rounds = sorted({r["round"] for r in mine})
 layout = "channels-last" if any(p.get("channels_last") for p in peers) else "NCHW"
 
-# rrmd key -> (peer bench, peer keys; the faster counts)
-rows = [
-    ("ResNet-20 train", "resnet20_train", "resnet20", ["train"]),
-    ("ResNet-20 inference", "resnet20_infer", "resnet20", ["infer"]),
-    ("VGG-style train", "vgg_small_train", "vgg_small", ["train"]),
-    ("RRM step", "rrm_step", "rrm_step", ["rrm_step"]),
-    ("PGD-10 (faster of loop, torchattacks)", "pgd10", "pgd10_resnet20", ["pgd_manual", "pgd_torchattacks"]),
-]
+rows = ROWS
 
 
 def rrmd_rate(key, rnd):

@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from bench_workloads import ROWS
+
 out = sys.argv[1]
 rrmd_runs = [json.load(open(os.path.join(out, f))) for f in ("rrmd-1.json", "rrmd-2.json") if os.path.exists(os.path.join(out, f))]
 peers = [json.loads(line) for line in open(os.path.join(out, "peers.jsonl")) if line.strip()]
@@ -18,14 +20,7 @@ def peer(bench, layout_cl, key):
     return None
 
 
-# rrmd key -> (peer bench, [peer keys]; the faster of several keys counts)
-rows = [
-    ("ResNet-20 train", "resnet20_train", "resnet20", ["train"]),
-    ("ResNet-20 inference", "resnet20_infer", "resnet20", ["infer"]),
-    ("VGG-style train", "vgg_small_train", "vgg_small", ["train"]),
-    ("RRM step", "rrm_step", "rrm_step", ["rrm_step"]),
-    ("PGD-10 (faster of loop, torchattacks)", "pgd10", "pgd10_resnet20", ["pgd_manual", "pgd_torchattacks"]),
-]
+rows = ROWS
 print(f"sgemm 2048^3: " + ", ".join(f"{r['sgemm_gflops']:.0f}" for r in rrmd_runs) + " GFLOP/s (rrmd runs)")
 print("| workload | rrmd runs | rrmd mean | PyTorch NCHW | PyTorch channels-last | rrmd / NCHW | rrmd / channels-last |")
 print("|---|--:|--:|--:|--:|--:|--:|")

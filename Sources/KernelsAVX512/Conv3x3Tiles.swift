@@ -2,17 +2,6 @@
 // becomes one zmm register. Nothing here may run unless the CPU has those extensions; the
 // `Kernels` target checks before calling in.
 
-/// One 16-lane load from any address (the padded rows are not 64-byte aligned).
-@inline(__always)
-private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always)
-private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
 /// The 48 consecutive outputs of one channel a tile computes, as three registers.
 private struct TileRow {
     var a = SIMD16<Float>(), b = SIMD16<Float>(), c = SIMD16<Float>()

@@ -11,9 +11,9 @@ private struct TapSums {
     @inline(__always)
     mutating func add(_ d: SIMD16<Float>, _ x: UnsafePointer<Float>, _ rowStride: Int) {
         let r1 = x + rowStride, r2 = x + 2 * rowStride
-        t0.addProduct(d, load(x)); t1.addProduct(d, load(x + 1)); t2.addProduct(d, load(x + 2))
-        t3.addProduct(d, load(r1)); t4.addProduct(d, load(r1 + 1)); t5.addProduct(d, load(r1 + 2))
-        t6.addProduct(d, load(r2)); t7.addProduct(d, load(r2 + 1)); t8.addProduct(d, load(r2 + 2))
+        t0.addProduct(d, load16(x)); t1.addProduct(d, load16(x + 1)); t2.addProduct(d, load16(x + 2))
+        t3.addProduct(d, load16(r1)); t4.addProduct(d, load16(r1 + 1)); t5.addProduct(d, load16(r1 + 2))
+        t6.addProduct(d, load16(r2)); t7.addProduct(d, load16(r2 + 1)); t8.addProduct(d, load16(r2 + 2))
     }
 
     /// Adds each tap's total to `out[0..<9]`, lanes summed in a fixed tree order.
@@ -23,11 +23,6 @@ private struct TapSums {
         out[3] += total(t3); out[4] += total(t4); out[5] += total(t5)
         out[6] += total(t6); out[7] += total(t7); out[8] += total(t8)
     }
-}
-
-@inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
 @inline(__always)
@@ -61,8 +56,8 @@ public func conv3x3WeightGradient(inputs: UnsafePointer<Float>, inChannels: Int,
             let d0 = gradients + co * streamStride, d1 = gradients + second * streamStride
             var j = 0
             while j < length {
-                a.add(load(d0 + j), x + j, rowStride)
-                b.add(load(d1 + j), x + j, rowStride)
+                a.add(load16(d0 + j), x + j, rowStride)
+                b.add(load16(d1 + j), x + j, rowStride)
                 j += 16
             }
             a.addTotals(weightGradient + (co * inChannels + ci) * 9)

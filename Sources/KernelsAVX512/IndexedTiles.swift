@@ -1,16 +1,6 @@
 // Compiled for AVX-512 like the rest of this target; called only after `Kernels` has checked
 // the CPU.
 
-@inline(__always)
-private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
-@inline(__always)
-private func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
 /// `conv3x3Tiles` with the reduction's input streams listed instead of implied: step `r` of the
 /// reduction reads the 48 floats at `input + tile start + offsets[r]` and multiplies them by the
 /// eight weights `weights[block][r][0..<8]`. Any window, stride or layout whose output positions

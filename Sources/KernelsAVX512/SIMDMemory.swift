@@ -1,0 +1,13 @@
+// Compiled for AVX-512 like the rest of this target.
+
+/// One 16-lane load from any address (the kernels' streams are not 64-byte aligned).
+@inline(__always)
+func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+}
+
+/// One 16-lane store to any address.
+@inline(__always)
+func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+}
