@@ -51,6 +51,13 @@ extension Conv2d {
         }
     }
 
+    /// The input-gradient convolution of a layer on `plan` (channel roles swapped) and its
+    /// packed weights (window flipped).
+    private func inputGradientPlan(_ plan: DirectConv3x3) -> (plan: DirectConv3x3, weights: [Float]) {
+        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
+        return (gradientPlan, weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) })
+    }
+
     /// dL/dx into `dx` and, with `parameterGradients`, each worker's dL/dW into its scratch slot 1
     /// (which `finishParameterGradients` sums); returns the number of workers used.
     ///
@@ -59,8 +66,7 @@ extension Conv2d {
     /// time through `accumulateWeightGradient`.
     func backwardDirect(_ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
                         parameterGradients: Bool) -> Int {
-        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
-        let packed = weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) }
+        let (gradientPlan, packed) = inputGradientPlan(plan)
         let wCount = weight.value.count, plane = plan.height * plan.width
         let group = min(plan.weightGradientGroup, x.dim(0))
         return dx.withUnsafeMutablePointer { dxp in
@@ -140,8 +146,7 @@ extension Conv2d {
         dy.expectShape([x[0], outChannels, x[2], x[3]], "Conv2d.backward")
         mask.expectShape(dy.shape, "Conv2d.backward (ReLU output)")
         precondition(factors.count == outChannels, "Conv2d: \(factors.count) BatchNorm factors for \(outChannels) channels")
-        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
-        let packed = weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) }
+        let (gradientPlan, packed) = inputGradientPlan(plan)
         let plane = plan.height * plan.width
         var dx = Tensor(uninitializedShape: x)
         dx.withUnsafeMutablePointer { dxp in
