@@ -52,8 +52,10 @@ public struct DirectConv3x3: PaddedConvolution {
 
     /// Padded row length: one zero column on each side.
     var rowStride: Int { width + 2 }
-    /// One padded input plane: a zero row above and below.
-    var planeStride: Int { (height + 2) * rowStride }
+    /// One padded input plane: a zero row above and below, rounded up to whole 64-byte lines so
+    /// that every plane of an aligned buffer starts aligned (the weight gradient's loads of its
+    /// first tap then never straddle two lines).
+    var planeStride: Int { ((height + 2) * rowStride + 15) / 16 * 16 }
     /// Tiles per output channel: the `height * rowStride` flat positions rounded up.
     var tiles: Int { (height * rowStride + conv3x3TileWidth - 1) / conv3x3TileWidth }
     /// Floats per padded output channel.

@@ -31,34 +31,57 @@ private func total(_ v: SIMD16<Float>) -> Float {
     return (b[0] + b[1]) + (b[2] + b[3])
 }
 
-/// Adds the weight gradient of a 3x3, stride-1, padding-1 convolution over a group of images to
+/// Where one operand of `conv3x3WeightGradient` lives: `images` images `imageStride` floats
+/// apart, each with its channels `planeStride` floats apart.
+public struct PlaneStreams {
+    /// Channel 0 of image 0.
+    public let base: UnsafePointer<Float>
+    /// Floats between consecutive images.
+    public let imageStride: Int
+
+    /// Streams starting at `base`, one image every `imageStride` floats.
+    public init(_ base: UnsafePointer<Float>, imageStride: Int) {
+        self.base = base; self.imageStride = imageStride
+    }
+}
+
+/// Adds the weight gradient of a 3x3, stride-1, padding-1 convolution over `images` images to
 /// `weightGradient [outChannels][inChannels][9]`:
-/// `dW[co][ci][ky*3+kx] += sum_j gradients[co][j] * inputs[ci][j + ky*rowStride + kx]`.
+/// `dW[co][ci][ky*3+kx] += sum_b sum_j gradients[b][co][j] * inputs[b][ci][j + ky*rowStride + kx]`
+/// for `j` in `0..<positions`.
 ///
-/// Both operands are channel streams `streamStride` floats apart, in the padded-flat layout of
-/// `conv3x3Tiles`: `inputs` hold the zero-bordered input images one after another, `gradients`
-/// hold dL/dy at the output positions of the same layout, with zeros wherever a position is not
-/// an output pixel, so those positions add nothing. Each pair of output channels keeps 18
-/// accumulators in registers over the whole stream (`length` positions, a multiple of 16), and
-/// `inputs` must be readable `2 * rowStride + 2` floats past it.
-public func conv3x3WeightGradient(inputs: UnsafePointer<Float>, inChannels: Int,
-                                  gradients: UnsafePointer<Float>, outChannels: Int,
-                                  streamStride: Int, length: Int, rowStride: Int,
+/// Both operands are in the padded-flat layout of `conv3x3Tiles` (channels `planeStride` apart):
+/// `inputs` hold zero-bordered input images, `gradients` dL/dy at the output positions
+/// `j = y * rowStride + x`, with zeros wherever `x >= W`, so those positions add nothing. Each
+/// pair of output channels keeps 18 accumulators in registers over every image, and the last
+/// partial 16-lane step of an image masks off the gradient lanes past `positions` (so what lies
+/// there is never added). Inputs must be readable and finite `2 * rowStride + 17` floats past
+/// each image's `positions`.
+public func conv3x3WeightGradient(inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
+                                  images: Int, planeStride: Int, positions: Int, rowStride: Int,
                                   weightGradient: UnsafeMutablePointer<Float>) {
-    precondition(length % 16 == 0, "conv3x3WeightGradient: length \(length) is not a multiple of 16")
+    let full = positions / 16 * 16, rest = positions - full
+    let keep = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< SIMD16<Int32>(repeating: Int32(rest))
     for ci in 0..<inChannels {
-        let x = inputs + ci * streamStride
         var co = 0
         while co < outChannels {
             // An odd last channel runs as a pair with itself; only its first half is kept.
             let second = co + 1 < outChannels ? co + 1 : co
             var a = TapSums(), b = TapSums()
-            let d0 = gradients + co * streamStride, d1 = gradients + second * streamStride
-            var j = 0
-            while j < length {
-                a.add(load16(d0 + j), x + j, rowStride)
-                b.add(load16(d1 + j), x + j, rowStride)
-                j += 16
+            for image in 0..<images {
+                let x = inputs.base + image * inputs.imageStride + ci * planeStride
+                let d = gradients.base + image * gradients.imageStride
+                let d0 = d + co * planeStride, d1 = d + second * planeStride
+                var j = 0
+                while j < full {
+                    a.add(load16(d0 + j), x + j, rowStride)
+                    b.add(load16(d1 + j), x + j, rowStride)
+                    j += 16
+                }
+                if rest > 0 {
+                    a.add(load16(d0 + j).replacing(with: 0, where: .!keep), x + j, rowStride)
+                    b.add(load16(d1 + j).replacing(with: 0, where: .!keep), x + j, rowStride)
+                }
             }
             a.addTotals(weightGradient + (co * inChannels + ci) * 9)
             if second != co { b.addTotals(weightGradient + (second * inChannels + ci) * 9) }

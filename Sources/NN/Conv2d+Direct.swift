@@ -54,7 +54,7 @@ extension Conv2d {
     /// The input-gradient convolution of a layer on `plan` (channel roles swapped) and its
     /// packed weights (window flipped).
     private func inputGradientPlan(_ plan: DirectConv3x3) -> (plan: DirectConv3x3, weights: [Float]) {
-        let gradientPlan = DirectConv3x3(inChannels: outChannels, outChannels: inChannels, height: plan.height, width: plan.width)
+        let gradientPlan = plan.inputGradientPlan
         return (gradientPlan, weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) })
     }
 
@@ -62,36 +62,42 @@ extension Conv2d {
     /// (which `finishParameterGradients` sums); returns the number of workers used.
     ///
     /// dL/dx of a stride-1 window is the convolution of dy with the window flipped and the
-    /// channel roles swapped, so it runs on the same kernel. dL/dW goes a group of images at a
-    /// time through `accumulateWeightGradient`.
+    /// channel roles swapped, so it runs on the same kernel. Images go a group at a time: each
+    /// one's dy is padded once, and that padding feeds both the weight gradient of the group
+    /// (`accumulateWeightGradient`, which also reads the group's inputs padded as the forward
+    /// pass pads them) and each image's input-gradient convolution.
     func backwardDirect(_ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
                         parameterGradients: Bool) -> Int {
         let (gradientPlan, packed) = inputGradientPlan(plan)
         let wCount = weight.value.count, plane = plan.height * plan.width
         let group = min(plan.weightGradientGroup, x.dim(0))
+        let inputCount = plan.paddedImageStride, gradientCount = gradientPlan.paddedImageStride
+        let lead = gradientPlan.gradientLead
         return dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     packed.withUnsafeBufferPointer { wp in
                         Compute.parallelChunks(x.dim(0)) { worker, images in
-                            if parameterGradients {
-                                let dW = Scratch.buffer(worker: worker, slot: 1, count: wCount)
-                                dW.update(repeating: 0, count: wCount)
-                                let inputs = Scratch.buffer(worker: worker, slot: 4, count: plan.streamCount(images: group, channels: inChannels))
-                                let grads = Scratch.buffer(worker: worker, slot: 5, count: plan.streamCount(images: group, channels: outChannels))
-                                for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
-                                    let count = min(group, images.upperBound - first)
-                                    plan.padInputStreams(xp + first * inChannels * plane, images: count, inputs)
-                                    plan.padGradientStreams(dyp + first * outChannels * plane, images: count, grads)
-                                    plan.accumulateWeightGradient(inputs: inputs, gradients: grads, images: count, into: dW)
-                                }
-                            }
-                            let padded = Scratch.buffer(worker: worker, slot: 2, count: gradientPlan.paddedInputCount)
+                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                            dW?.update(repeating: 0, count: wCount)
+                            let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
+                            let grads = Scratch.buffer(worker: worker, slot: 5, count: lead + group * gradientCount) + lead
                             let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
-                            for i in images {
-                                gradientPlan.pad(dyp + i * outChannels * plane, padded)
-                                gradientPlan.run(padded, wp.baseAddress!, result)
-                                gradientPlan.unpad(result, bias: nil, dxp + i * inChannels * plane)
+                            for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                                let count = min(group, images.upperBound - first)
+                                for b in 0..<count {
+                                    gradientPlan.pad(dyp + (first + b) * outChannels * plane, grads + b * gradientCount)
+                                }
+                                if let dW, let inputs {
+                                    for b in 0..<count { plan.pad(xp + (first + b) * inChannels * plane, inputs + b * inputCount) }
+                                    plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
+                                                                  paddedGradients: grads, gradientStride: gradientCount,
+                                                                  images: count, into: dW)
+                                }
+                                for b in 0..<count {
+                                    gradientPlan.run(grads + b * gradientCount, wp.baseAddress!, result)
+                                    gradientPlan.unpad(result, bias: nil, dxp + (first + b) * inChannels * plane)
+                                }
                             }
                         }
                     }

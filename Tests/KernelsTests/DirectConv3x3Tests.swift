@@ -94,7 +94,7 @@ final class DirectConv3x3Tests: XCTestCase {
     }
 
     /// dW[co][ci][tap] = sum over images and pixels of dy[co][y][x] * in[ci][y + ky - 1][x + kx - 1],
-    /// for groups of one and several images (the streams then hold images back to back).
+    /// for groups of one and several images.
     func testWeightGradientMatchesPlainSum() {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
@@ -121,13 +121,23 @@ final class DirectConv3x3Tests: XCTestCase {
                         }
                     }
                 }
-                var inputs = [Float](repeating: .nan, count: plan.streamCount(images: images, channels: s.cin))
-                var grads = [Float](repeating: .nan, count: plan.streamCount(images: images, channels: s.cout))
-                plan.padInputStreams(input, images: images, &inputs)
-                plan.padGradientStreams(dy, images: images, &grads)
-                XCTAssertFalse(inputs.contains { $0.isNaN } || grads.contains { $0.isNaN }, "\(s): a stream float left unwritten")
+                // Each image padded as the forward and input-gradient passes pad it, in buffers
+                // with a gap of NaN between images: the kernel must not read the gaps.
+                let gradientPlan = plan.inputGradientPlan
+                let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
+                var inputs = [Float](repeating: .nan, count: images * inputStride)
+                var grads = [Float](repeating: .nan, count: images * gradientStride)
+                for b in 0..<images {
+                    input.withUnsafeBufferPointer { src in
+                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * s.h * s.w, $0.baseAddress! + b * inputStride) }
+                    }
+                    dy.withUnsafeBufferPointer { src in
+                        grads.withUnsafeMutableBufferPointer { gradientPlan.pad(src.baseAddress! + b * s.cout * s.h * s.w, $0.baseAddress! + b * gradientStride) }
+                    }
+                }
                 var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
-                plan.accumulateWeightGradient(inputs: inputs, gradients: grads, images: images, into: &dW)
+                plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride,
+                                              paddedGradients: grads, gradientStride: gradientStride, images: images, into: &dW)
                 assertClose(dW, (want.map { $0 + 1 }, magnitude), "\(s) x \(images) images")
             }
         }
