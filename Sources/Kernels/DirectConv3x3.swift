@@ -24,7 +24,7 @@ public protocol PaddedConvolution: Sendable {
 /// CPU has it and the operator has not switched it off (`RRMD_DIRECT_CONV=0`).
 ///
 /// An image goes through three steps on one worker: `pad` copies it into the padded-flat layout
-/// the kernel reads, `run` computes every output channel, `unpad` drops the two columns per row
+/// the kernel reads, `run` computes every output channel, `unpad` drops the column per row
 /// that the layout computes in excess and adds the bias.
 public struct DirectConv3x3: PaddedConvolution {
     /// Input and output channels, and the image's height and width.
@@ -50,8 +50,9 @@ public struct DirectConv3x3: PaddedConvolution {
         self.height = height; self.width = width
     }
 
-    /// Padded row length: one zero column on each side.
-    var rowStride: Int { width + 2 }
+    /// Padded row length: one zero column in front of each row, which is also the zero the row
+    /// before reads past its right edge (one discarded output column per row instead of two).
+    var rowStride: Int { width + 1 }
     /// One padded input plane: a zero row above and below, rounded up to whole 64-byte lines so
     /// that every plane of an aligned buffer starts aligned (the weight gradient's loads of its
     /// first tap then never straddle two lines).
@@ -133,13 +134,12 @@ public struct DirectConv3x3: PaddedConvolution {
         dst.update(repeating: 0, count: rs + 1)
         for c in 0..<inChannels {
             let plane = dst + c * planeStride
-            for y in 0..<height {
-                // The right border of this row and the left border of the next are adjacent.
-                let row = plane + (y + 1) * rs
-                row[width + 1] = 0; row[width + 2] = 0
-            }
-            // The rest of the bottom border row and the next plane's top border row.
-            let after = plane + (height + 1) * rs + 1
+            // The zero in front of each image row after the first, which is also the right
+            // border of the row before it.
+            for y in 1..<height { plane[(y + 1) * rs] = 0 }
+            // The bottom border row (also the last image row's right border), the gap up to the
+            // next plane, its top border row and the zero in front of its first image row.
+            let after = plane + (height + 1) * rs
             let end = c + 1 < inChannels ? plane + planeStride + rs + 1 : dst + paddedInputCount
             after.update(repeating: 0, count: end - after)
         }
