@@ -57,10 +57,9 @@ public struct DirectConv3x3: PaddedConvolution {
     /// that every plane of an aligned buffer starts aligned (the weight gradient's loads of its
     /// first tap then never straddle two lines).
     var planeStride: Int { ((height + 2) * rowStride + 15) / 16 * 16 }
-    /// Tiles per output channel: the `height * rowStride` flat positions rounded up.
-    var tiles: Int { (height * rowStride + conv3x3TileWidth - 1) / conv3x3TileWidth }
-    /// Floats per padded output channel.
-    var outputStride: Int { tiles * conv3x3TileWidth }
+    /// Floats per padded output channel: the `height * rowStride` flat positions rounded up to
+    /// whole 16-lane registers, as the tiles write them.
+    var outputStride: Int { (height * rowStride + 15) / 16 * 16 }
     /// Output channels rounded up to whole tiles; the extra ones have zero weights.
     var blocks: Int { (outChannels + conv3x3TileChannels - 1) / conv3x3TileChannels }
 
@@ -149,7 +148,7 @@ public struct DirectConv3x3: PaddedConvolution {
     public func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
                     _ dst: UnsafeMutablePointer<Float>) {
         conv3x3Tiles(input: paddedInput, channels: inChannels, planeStride: planeStride, rowStride: rowStride,
-                     weights: packedWeights, blocks: blocks, output: dst, outputStride: outputStride, tiles: tiles)
+                     weights: packedWeights, blocks: blocks, output: dst, outputStride: outputStride, positions: height * rowStride)
     }
 
     /// Writes the `[outChannels, height, width]` image from `run`'s output, adding `bias[c]`.

@@ -84,7 +84,7 @@ extension StridedConv3x3 {
             weights[phase].withUnsafeBufferPointer { wp in
                 offsets[phase].withUnsafeBufferPointer { op in
                     indexedTiles(input: paddedDy, offsets: op.baseAddress!, steps: op.count, weights: wp.baseAddress!,
-                                 blocks: gradientBlocks, output: scratch, outputStride: stride, tiles: gradientTiles)
+                                 blocks: gradientBlocks, output: scratch, outputStride: stride, positions: phaseStride)
                 }
             }
             // Padded row P = 2u + a is image row P - 1; likewise for columns.

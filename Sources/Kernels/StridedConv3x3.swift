@@ -111,7 +111,7 @@ public struct StridedConv3x3: PaddedConvolution {
                     _ dst: UnsafeMutablePointer<Float>) {
         offsets.withUnsafeBufferPointer { list in
             indexedTiles(input: paddedInput, offsets: list.baseAddress!, steps: inChannels * 9, weights: packedWeights,
-                         blocks: blocks, output: dst, outputStride: outputStride, tiles: tiles)
+                         blocks: blocks, output: dst, outputStride: outputStride, positions: outHeight * rowStride)
         }
     }
 
