@@ -36,9 +36,11 @@ extension DirectConv3x3 {
                                          paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
                                          into dW: UnsafeMutablePointer<Float>) {
         // Output position j of the forward layout is padded position j + rowStride + 1.
-        conv3x3WeightGradient(inputs: PlaneStreams(paddedInputs, imageStride: inputStride), inChannels: inChannels,
-                              gradients: PlaneStreams(paddedGradients + rowStride + 1, imageStride: gradientStride),
-                              outChannels: outChannels, images: images, planeStride: planeStride,
+        conv3x3WeightGradient(inputs: PlaneStreams(paddedInputs, imageStride: inputStride, channelStride: planeStride),
+                              inChannels: inChannels,
+                              gradients: PlaneStreams(paddedGradients + rowStride + 1, imageStride: gradientStride,
+                                                      channelStride: planeStride),
+                              outChannels: outChannels, images: images,
                               positions: height * rowStride, rowStride: rowStride, weightGradient: dW)
     }
 }

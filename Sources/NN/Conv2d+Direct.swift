@@ -17,8 +17,7 @@ extension Conv2d {
         directPlan(h, w) ?? stridedPlan(h, w)
     }
 
-    /// `StridedConv3x3` for 3x3, stride-2, padding-1 windows without groups (forward and input
-    /// gradient; the weight gradient stays on im2col + GEMM).
+    /// `StridedConv3x3` for 3x3, stride-2, padding-1 windows without groups.
     func stridedPlan(_ h: Int, _ w: Int) -> StridedConv3x3? {
         guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 2, padding == 1, groups == 1 else { return nil }
         return StridedConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
@@ -106,35 +105,40 @@ extension Conv2d {
         }
     }
 
-    /// The backward of a stride-2 layer: dL/dx on the tiles, phase by phase
-    /// (`StridedConv3x3.inputGradient`), and with `parameterGradients` each worker's dL/dW
-    /// (im2col + GEMM) into its scratch slot 1; returns the number of workers used.
+    /// The backward of a stride-2 layer on the tiles: images go a group at a time, each one's dy
+    /// bordered once (`padGradient`) for both the group's weight gradient (with the inputs split
+    /// into phases as the forward pass splits them) and each image's input gradient, phase by
+    /// phase (`StridedConv3x3.inputGradient`). Each worker's dL/dW goes into its scratch slot 1;
+    /// returns the number of workers used.
     func backwardStrided(_ x: Tensor, _ dy: Tensor, _ plan: StridedConv3x3, _ dx: inout Tensor,
                          parameterGradients: Bool) -> Int {
         let weights = weight.value.withUnsafePointer { plan.packInputGradient($0) }
         let offsets = plan.inputGradientOffsets()
-        let g = geometry(x.dim(2), x.dim(3))
-        let k = g.colRows, ohw = g.colCols, wCount = weight.value.count
-        let inImage = inChannels * plan.height * plan.width, outImage = outChannels * ohw
+        let wCount = weight.value.count, group = min(plan.weightGradientGroup, x.dim(0))
+        let inImage = inChannels * plan.height * plan.width, outImage = outChannels * plan.outHeight * plan.outWidth
+        let inputCount = plan.paddedInputCount, gradientCount = plan.paddedGradientCount
         return dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     Compute.parallelChunks(x.dim(0)) { worker, images in
                         let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
                         dW?.update(repeating: 0, count: wCount)
-                        let col = Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
-                        let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedGradientCount)
+                        let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
+                        let grads = Scratch.buffer(worker: worker, slot: 5, count: group * gradientCount)
                         let result = Scratch.buffer(worker: worker, slot: 3, count: plan.phaseResultCount)
-                        for i in images {
-                            if let dW {
-                                // dW += dY [Cout, OH*OW] x im2col(x)^T [OH*OW, Cin*9]
-                                im2col(xp + i * inImage, g, col)
-                                gemm(transA: false, transB: true, m: outChannels, n: k, k: ohw,
-                                     alpha: 1, a: dyp + i * outImage, lda: ohw, b: col, ldb: ohw,
-                                     beta: 1, c: dW, ldc: k)
+                        for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                            let count = min(group, images.upperBound - first)
+                            for b in 0..<count { plan.padGradient(dyp + (first + b) * outImage, grads + b * gradientCount) }
+                            if let dW, let inputs {
+                                for b in 0..<count { plan.pad(xp + (first + b) * inImage, inputs + b * inputCount) }
+                                plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
+                                                              paddedGradients: grads, gradientStride: gradientCount,
+                                                              images: count, into: dW)
                             }
-                            plan.padGradient(dyp + i * outImage, padded)
-                            plan.inputGradient(padded, weights: weights, offsets: offsets, scratch: result, dxp + i * inImage)
+                            for b in 0..<count {
+                                plan.inputGradient(grads + b * gradientCount, weights: weights, offsets: offsets,
+                                                   scratch: result, dxp + (first + b) * inImage)
+                            }
                         }
                     }
                 }

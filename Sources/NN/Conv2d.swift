@@ -9,7 +9,7 @@ import TensorCore
 /// gradient of a stride-1 window is computed the same way, as a convolution of dy. 3x3,
 /// stride-1, padding-1 windows without groups (most of a ResNet) run on `DirectConv3x3`
 /// instead (forward, input and weight gradient) where the CPU has AVX-512, and 3x3 stride-2
-/// windows their forward pass and input gradient on `StridedConv3x3`.
+/// windows on `StridedConv3x3` (the same three passes).
 public final class Conv2d: Layer {
     /// Channel counts, window and grouping.
     public let inChannels, outChannels, kernelH, kernelW, stride, padding, groups: Int

@@ -96,4 +96,57 @@ final class StridedConv3x3Tests: XCTestCase {
             }
         }
     }
+
+    /// dW[co][ci][ky][kx] = sum over images and outputs of dy[co][y][x] * in[ci][2y + ky - 1][2x + kx - 1],
+    /// for one image and a group of three, read from buffers with a gap of NaN after each image.
+    func testWeightGradientMatchesPlainSum() {
+        for s in shapes {
+            let plan = StridedConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            let oh = plan.outHeight, ow = plan.outWidth
+            for images in [1, 3] {
+                let input = (0..<(images * s.cin * s.h * s.w)).map { Float(sin(Double($0) * 0.37 + 0.5)) }
+                let dy = (0..<(images * s.cout * oh * ow)).map { Float(cos(Double($0) * 0.61 + 0.1)) }
+                var want = [Double](repeating: 1, count: s.cout * s.cin * 9), magnitude = [Double](repeating: 1, count: want.count)
+                for b in 0..<images {
+                    for co in 0..<s.cout {
+                        for ci in 0..<s.cin {
+                            for tap in 0..<9 {
+                                for y in 0..<oh {
+                                    for x in 0..<ow {
+                                        let iy = 2 * y + tap / 3 - 1, ix = 2 * x + tap % 3 - 1
+                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
+                                        let term = Double(dy[((b * s.cout + co) * oh + y) * ow + x])
+                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
+                                        want[(co * s.cin + ci) * 9 + tap] += term
+                                        magnitude[(co * s.cin + ci) * 9 + tap] += abs(term)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let inputStride = plan.paddedInputCount + 7, gradientStride = plan.paddedGradientCount + 2
+                var inputs = [Float](repeating: .nan, count: images * inputStride)
+                var grads = [Float](repeating: .nan, count: images * gradientStride)
+                for b in 0..<images {
+                    input.withUnsafeBufferPointer { src in
+                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * s.h * s.w, $0.baseAddress! + b * inputStride) }
+                    }
+                    dy.withUnsafeBufferPointer { src in
+                        grads.withUnsafeMutableBufferPointer { plan.padGradient(src.baseAddress! + b * s.cout * oh * ow, $0.baseAddress! + b * gradientStride) }
+                    }
+                }
+                var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
+                plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
+                                              gradientStride: gradientStride, images: images, into: &dW)
+                for i in dW.indices {
+                    let tol = 4 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
+                    if !(abs(dW[i] - Float(want[i])) <= tol) {
+                        XCTFail("\(s) x \(images) images: dW[\(i)] is \(dW[i]), expected \(want[i]) ± \(tol)")
+                        break
+                    }
+                }
+            }
+        }
+    }
 }
