@@ -50,11 +50,60 @@ extension Conv2d {
         }
     }
 
+    /// `forward` on Winograd (`DirectConv3x3.runWinograd`): `winogradGroup` images at a time
+    /// padded and transformed together on one worker, their outputs written unpadded (into `out`,
+    /// or scratch slot 4 when it is nil), then each image's epilogue.
+    func forwardWinograd(_ x: Tensor, _ plan: DirectConv3x3, into out: UnsafeMutablePointer<Float>?,
+                         outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+        let packed = weight.value.withUnsafePointer { plan.packWinogradForward($0) }
+        let biasValues = bias?.value.array ?? []
+        let inImage = x.dim(1) * x.dim(2) * x.dim(3), group = plan.winogradGroup, padCount = plan.paddedImageStride
+        x.withUnsafePointer { xp in
+            packed.withUnsafeBufferPointer { wp in
+                biasValues.withUnsafeBufferPointer { biasBuffer in
+                    let bp = bias == nil ? nil : biasBuffer.baseAddress
+                    _ = Compute.parallelChunks(x.dim(0)) { worker, images in
+                        let padded = Scratch.buffer(worker: worker, slot: 2, count: group * padCount)
+                        let scratch = Scratch.buffer(worker: worker, slot: 3, count: plan.winogradScratchCount)
+                        let local = out == nil ? Scratch.buffer(worker: worker, slot: 4, count: group * outImage) : nil
+                        for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                            let count = min(group, images.upperBound - first)
+                            for b in 0..<count { plan.pad(xp + (first + b) * inImage, padded + b * padCount) }
+                            let dst = out.map { $0 + first * outImage } ?? local!
+                            plan.runWinograd(padded, paddedStride: padCount, images: count, weights: wp.baseAddress!,
+                                             scratch: scratch, dst, outputStride: outImage, bias: bp)
+                            if let epilogue { for b in 0..<count { epilogue(first + b, dst + b * outImage) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The input-gradient convolution of a layer on `plan` (channel roles swapped) and its
-    /// packed weights (window flipped).
+    /// packed weights (window flipped), for Winograd when the plan uses it.
     private func inputGradientPlan(_ plan: DirectConv3x3) -> (plan: DirectConv3x3, weights: [Float]) {
         let gradientPlan = plan.inputGradientPlan
-        return (gradientPlan, weight.value.withUnsafePointer { gradientPlan.packInputGradient($0) })
+        return (gradientPlan, weight.value.withUnsafePointer {
+            gradientPlan.usesWinograd ? gradientPlan.packWinogradInputGradient($0) : gradientPlan.packInputGradient($0)
+        })
+    }
+
+    /// dL/dx of `images` images from their dy padded `paddedStride` floats apart, into
+    /// `dx + b * dxStride`: on Winograd or, image by image, the tiles (scratch slot 3).
+    private func runInputGradient(_ gradientPlan: DirectConv3x3, _ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
+                                  weights: UnsafePointer<Float>, worker: Int, _ dx: UnsafeMutablePointer<Float>, dxStride: Int) {
+        if gradientPlan.usesWinograd {
+            let scratch = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.winogradScratchCount)
+            gradientPlan.runWinograd(padded, paddedStride: paddedStride, images: images, weights: weights, scratch: scratch,
+                                     dx, outputStride: dxStride, bias: nil)
+            return
+        }
+        let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
+        for b in 0..<images {
+            gradientPlan.run(padded + b * paddedStride, weights, result)
+            gradientPlan.unpad(result, bias: nil, dx + b * dxStride)
+        }
     }
 
     /// dL/dx into `dx` and, with `parameterGradients`, each worker's dL/dW into its scratch slot 1
@@ -81,7 +130,6 @@ extension Conv2d {
                             dW?.update(repeating: 0, count: wCount)
                             let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
                             let grads = Scratch.buffer(worker: worker, slot: 5, count: lead + group * gradientCount) + lead
-                            let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
                             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                 let count = min(group, images.upperBound - first)
                                 for b in 0..<count {
@@ -93,10 +141,9 @@ extension Conv2d {
                                                                   paddedGradients: grads, gradientStride: gradientCount,
                                                                   images: count, into: dW)
                                 }
-                                for b in 0..<count {
-                                    gradientPlan.run(grads + b * gradientCount, wp.baseAddress!, result)
-                                    gradientPlan.unpad(result, bias: nil, dxp + (first + b) * inChannels * plane)
-                                }
+                                runInputGradient(gradientPlan, grads, paddedStride: gradientCount, images: count,
+                                                 weights: wp.baseAddress!, worker: worker,
+                                                 dxp + first * inChannels * plane, dxStride: inChannels * plane)
                             }
                         }
                     }
@@ -157,7 +204,7 @@ extension Conv2d {
         mask.expectShape(dy.shape, "Conv2d.backward (ReLU output)")
         precondition(factors.count == outChannels, "Conv2d: \(factors.count) BatchNorm factors for \(outChannels) channels")
         let (gradientPlan, packed) = inputGradientPlan(plan)
-        let plane = plan.height * plan.width
+        let plane = plan.height * plan.width, group = gradientPlan.usesWinograd ? gradientPlan.winogradGroup : 1
         var dx = Tensor(uninitializedShape: x)
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in
@@ -165,13 +212,18 @@ extension Conv2d {
                     factors.withUnsafeBufferPointer { fp in
                         packed.withUnsafeBufferPointer { wp in
                             _ = Compute.parallelChunks(x[0]) { worker, images in
-                                let padded = Scratch.buffer(worker: worker, slot: 2, count: gradientPlan.paddedInputCount)
-                                let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
-                                for i in images {
-                                    let off = i * outChannels * plane
-                                    gradientPlan.padMaskedScaled(dyp + off, mask: mp + off, factors: fp.baseAddress!, padded)
-                                    gradientPlan.run(padded, wp.baseAddress!, result)
-                                    gradientPlan.unpad(result, bias: nil, dxp + i * inChannels * plane)
+                                let padCount = gradientPlan.paddedImageStride
+                                let padded = Scratch.buffer(worker: worker, slot: 2, count: group * padCount)
+                                for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
+                                    let count = min(group, images.upperBound - first)
+                                    for b in 0..<count {
+                                        let off = (first + b) * outChannels * plane
+                                        gradientPlan.padMaskedScaled(dyp + off, mask: mp + off, factors: fp.baseAddress!,
+                                                                     padded + b * padCount)
+                                    }
+                                    runInputGradient(gradientPlan, padded, paddedStride: padCount, images: count,
+                                                     weights: wp.baseAddress!, worker: worker,
+                                                     dxp + first * inChannels * plane, dxStride: inChannels * plane)
                                 }
                             }
                         }

@@ -102,6 +102,10 @@ public final class Conv2d: Layer {
         let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
         let cinG = inChannels / groups, coutG = outChannels / groups
         let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
+        if let plan = directPlan(x.dim(2), x.dim(3)), plan.usesWinograd {
+            forwardWinograd(x, plan, into: out, outImage: outChannels * ohw, epilogue)
+            return
+        }
         if let plan = forwardPlan(x.dim(2), x.dim(3)) {
             forwardDirect(x, plan, into: out, outImage: outChannels * ohw, epilogue)
             return

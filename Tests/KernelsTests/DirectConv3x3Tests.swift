@@ -143,6 +143,61 @@ final class DirectConv3x3Tests: XCTestCase {
         }
     }
 
+    /// Winograd F(2x2, 3x3) against the plain loop for every size it takes, for one image and
+    /// for groups that do and do not fill `winogradGroup`, forward (with and without bias) and
+    /// input-gradient weights. Its transforms add up to 16 inputs and 9 products before rounding,
+    /// so the bound is 32 ulps of the sum of absolute terms instead of 4 (a wrong transform is off
+    /// by whole terms, far outside it).
+    func testWinogradMatchesPlainConvolution() {
+        let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
+            (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (16, 32, 2, 32), (7, 3, 16, 8),
+        ]
+        for s in sizes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            XCTAssertTrue(plan.usesWinograd, "\(s)")
+            for images in [1, 2, 4] {
+                let plane = s.h * s.w
+                let input = values(images * s.cin * plane, seed: 11), w = values(s.cout * s.cin * 9, seed: 12)
+                let bias = values(s.cout, seed: 13)
+                let stride = plan.paddedInputCount + 3
+                var padded = [Float](repeating: .nan, count: images * stride)
+                for b in 0..<images {
+                    input.withUnsafeBufferPointer { src in
+                        padded.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * plane, $0.baseAddress! + b * stride) }
+                    }
+                }
+                for (name, packed, weight, useBias) in [
+                    ("forward", w.withUnsafeBufferPointer { plan.packWinogradForward($0.baseAddress!) },
+                     { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }, true),
+                    ("input gradient", w.withUnsafeBufferPointer { plan.packWinogradInputGradient($0.baseAddress!) },
+                     { (co: Int, ci: Int, tap: Int) in w[(ci * s.cout + co) * 9 + (8 - tap)] }, false),
+                ] {
+                    var scratch = [Float](repeating: .nan, count: plan.winogradScratchCount)
+                    var out = [Float](repeating: .nan, count: images * s.cout * plane)
+                    bias.withUnsafeBufferPointer { bp in
+                        plan.runWinograd(padded, paddedStride: stride, images: images, weights: packed, scratch: &scratch,
+                                         &out, outputStride: s.cout * plane, bias: useBias ? bp.baseAddress : nil)
+                    }
+                    for b in 0..<images {
+                        let image = Array(input[(b * s.cin * plane)..<((b + 1) * s.cin * plane)])
+                        let want = reference(image, s, bias: useBias ? bias : nil, weight: weight)
+                        let got = out[(b * s.cout * plane)..<((b + 1) * s.cout * plane)]
+                        for (i, g) in zip(want.out.indices, got) {
+                            let tol = 32 * Float.ulpOfOne * (want.magnitude[i] + 1)
+                            if !(abs(g - want.out[i]) <= tol) {
+                                XCTFail("\(s) \(name) image \(b) of \(images): element \(i) is \(g), expected \(want.out[i]) ± \(tol)")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (h, w) in [(7, 9), (32, 28), (2, 8)] {  // odd, 14 tiles to a row, 4 tiles in all
+            XCTAssertFalse(DirectConv3x3(inChannels: 1, outChannels: 1, height: h, width: w).usesWinograd, "\(h)x\(w)")
+        }
+    }
+
     func testPadWritesEveryFloatItCovers() {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)

@@ -1,0 +1,98 @@
+import Foundation
+import KernelsAVX512
+
+/// `DirectConv3x3.run` + `unpad` by Winograd F(2x2, 3x3) (`winogradInput`, `winogradOutput`):
+/// each 2x2 block of outputs takes 16 multiplications per channel pair instead of 36. The
+/// products are 16 small matrix products, one per transform position, run on `indexedTiles`
+/// (8 output channels x 48 tiles per register block, the reduction over input channels), over
+/// the tiles of a few images at once so that 8x8 images (16 tiles each) still fill whole blocks.
+/// It reads the same padded input as `run`, so `pad` and the weight gradient are unchanged.
+///
+/// Rounding differs from the direct sum's (the transforms add and subtract inputs before the
+/// products), by a few float32 ulps of the terms' magnitudes: the model goldens agree within
+/// the same tolerance.
+extension DirectConv3x3 {
+    /// True when this image size runs on Winograd (`winogradFits`: 8, 16 or 32 wide, even
+    /// height) and `RRMD_WINOGRAD` is not `0`.
+    public var usesWinograd: Bool { DirectConv3x3.winogradEnabled && winogradFits(height: height, width: width) }
+
+    /// The operator's switch: `RRMD_WINOGRAD=0` keeps every 3x3 stride-1 layer on the direct tiles.
+    nonisolated(unsafe) public static var winogradEnabled: Bool = {
+        ProcessInfo.processInfo.environment["RRMD_WINOGRAD"] != "0"
+    }()
+
+    /// 2x2 output tiles per image.
+    var winogradTiles: Int { (height / 2) * (width / 2) }
+
+    /// Images transformed together: enough tiles for whole 48-wide blocks when images are small,
+    /// one at a time for 32x32 images (whose 256 tiles already fill five).
+    public var winogradGroup: Int { winogradTiles >= 256 ? 1 : 3 }
+
+    /// Floats of scratch `runWinograd` needs for `winogradGroup` images.
+    public var winogradScratchCount: Int {
+        16 * (inChannels + blocks * conv3x3TileChannels) * winogradGroup * winogradTiles
+    }
+
+    /// Weights in the transformed domain, `[xi][block][ci][8]`, from `weight(co, ci, tap)`:
+    /// `U = G g G^T` with `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`,
+    /// computed in Double and rounded once.
+    public func packWinograd(_ weight: (_ co: Int, _ ci: Int, _ tap: Int) -> Float) -> [Float] {
+        let lanes = conv3x3TileChannels, blockCount = blocks * inChannels * lanes
+        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
+        var packed = [Float](repeating: 0, count: 16 * blockCount)
+        for co in 0..<outChannels {
+            for ci in 0..<inChannels {
+                for i in 0..<4 {
+                    for j in 0..<4 {
+                        var u = 0.0
+                        for a in 0..<3 {
+                            for b in 0..<3 { u += g[i][a] * Double(weight(co, ci, a * 3 + b)) * g[j][b] }
+                        }
+                        packed[(i * 4 + j) * blockCount + ((co / lanes) * inChannels + ci) * lanes + co % lanes] = Float(u)
+                    }
+                }
+            }
+        }
+        return packed
+    }
+
+    /// `packWinograd` of `W [Cout, Cin, 3, 3]` for the forward convolution.
+    public func packWinogradForward(_ w: UnsafePointer<Float>) -> [Float] {
+        packWinograd { co, ci, tap in w[(co * inChannels + ci) * 9 + tap] }
+    }
+
+    /// `packWinograd` for the input gradient of a layer with weights `W [outChannels', outChannels, 3, 3]`
+    /// (this plan's channel roles swapped; window flipped), as `packInputGradient`.
+    public func packWinogradInputGradient(_ w: UnsafePointer<Float>) -> [Float] {
+        packWinograd { co, ci, tap in w[(ci * outChannels + co) * 9 + (8 - tap)] }
+    }
+
+    /// The `[outChannels, height, width]` outputs (plus `bias`) of `images` images whose inputs
+    /// `pad` wrote `paddedStride` floats apart, into `output + b * outputStride`; `scratch` holds
+    /// `winogradScratchCount` floats.
+    public func runWinograd(_ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
+                            weights: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                            _ output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?) {
+        let tiles = winogradTiles, rows = blocks * conv3x3TileChannels, lanes = conv3x3TileChannels
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: inChannels) { offsets in
+            for first in Swift.stride(from: 0, to: images, by: winogradGroup) {
+                let count = min(winogradGroup, images - first), positions = count * tiles
+                let v = scratch, m = scratch + 16 * inChannels * positions
+                for b in 0..<count {
+                    winogradInput(padded + (first + b) * paddedStride, channels: inChannels, planeStride: planeStride,
+                                  rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions)
+                }
+                for ci in 0..<inChannels { offsets[ci] = ci * positions }
+                for xi in 0..<16 {
+                    indexedTiles(input: v + xi * inChannels * positions, offsets: offsets.baseAddress!, steps: inChannels,
+                                 weights: weights + xi * blocks * inChannels * lanes, blocks: blocks,
+                                 output: m + xi * rows * positions, outputStride: positions, positions: positions)
+                }
+                for b in 0..<count {
+                    winogradOutput(m + b * tiles, channels: outChannels, rows: rows, stride: positions,
+                                   height: height, width: width, bias: bias, output + (first + b) * outputStride)
+                }
+            }
+        }
+    }
+}
