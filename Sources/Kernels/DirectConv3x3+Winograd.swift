@@ -30,8 +30,12 @@ extension DirectConv3x3 {
 
     /// Floats of scratch `runWinograd` needs for `winogradGroup` images.
     public var winogradScratchCount: Int {
-        16 * (inChannels + blocks * conv3x3TileChannels) * winogradGroup * winogradTiles
+        16 * ((inChannels + blocks * conv3x3TileChannels) * winogradGroup * winogradTiles + 2 * Self.xiSkew)
     }
+
+    /// Floats added between transform positions in scratch: their 16 streams are otherwise a
+    /// multiple of 4 KiB apart (16 channels x 256 tiles), all in one L1 set, and evict each other.
+    static let xiSkew = 32
 
     /// Weights in the transformed domain, `[xi][block][ci][8]`, from `weight(co, ci, tap)`:
     /// `U = G g G^T` with `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`,
@@ -77,20 +81,94 @@ extension DirectConv3x3 {
         withUnsafeTemporaryAllocation(of: Int.self, capacity: inChannels) { offsets in
             for first in Swift.stride(from: 0, to: images, by: winogradGroup) {
                 let count = min(winogradGroup, images - first), positions = count * tiles
-                let v = scratch, m = scratch + 16 * inChannels * positions
+                let vXi = inChannels * positions + Self.xiSkew, mXi = rows * positions + Self.xiSkew
+                let v = scratch, m = scratch + 16 * vXi
                 for b in 0..<count {
                     winogradInput(padded + (first + b) * paddedStride, channels: inChannels, planeStride: planeStride,
-                                  rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions)
+                                  rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions,
+                                  xiStride: vXi)
                 }
                 for ci in 0..<inChannels { offsets[ci] = ci * positions }
                 for xi in 0..<16 {
-                    indexedTiles(input: v + xi * inChannels * positions, offsets: offsets.baseAddress!, steps: inChannels,
+                    indexedTiles(input: v + xi * vXi, offsets: offsets.baseAddress!, steps: inChannels,
                                  weights: weights + xi * blocks * inChannels * lanes, blocks: blocks,
-                                 output: m + xi * rows * positions, outputStride: positions, positions: positions)
+                                 output: m + xi * mXi, outputStride: positions, positions: positions)
                 }
                 for b in 0..<count {
-                    winogradOutput(m + b * tiles, channels: outChannels, rows: rows, stride: positions,
+                    winogradOutput(m + b * tiles, channels: outChannels, stride: positions, xiStride: mXi,
                                    height: height, width: width, bias: bias, output + (first + b) * outputStride)
+                }
+            }
+        }
+    }
+}
+
+/// The weight gradient by Winograd F(3x3, 2x2), the dual of the forward's F(2x2, 3x3): per tile,
+/// the input patch's transform `B^T d B` (the forward's own `winogradInput`) times dy's 2x2 block
+/// transformed by the forward's `A`, summed over every tile of every image in the transformed
+/// domain (`rowDotProducts`, 16 products of [Cout x tiles] by [tiles x Cin]), and only then
+/// mapped back to 3x3 by the forward's `G^T (.) G`. 16 multiplications per tile and channel pair
+/// instead of 36.
+extension DirectConv3x3 {
+    /// Images transformed together for the weight gradient: enough tiles (256) that each block of
+    /// sums runs long before its lanes are added up.
+    public var winogradGradientGroup: Int { max(1, 256 / winogradTiles) }
+
+    /// Floats of transform scratch `accumulateWinogradWeightGradient` needs.
+    public var winogradGradientScratchCount: Int {
+        16 * ((inChannels + outChannels) * winogradGradientGroup * winogradTiles + 2 * Self.xiSkew)
+    }
+
+    /// Floats of the transformed-domain sums `[xi][outChannels][inChannels]`.
+    public var winogradGradientSumCount: Int { 16 * outChannels * inChannels }
+
+    /// Adds the transformed-domain weight gradient of `images` images to `sums`
+    /// (`winogradGradientSumCount` floats; `finishWinogradWeightGradient` maps them to dW).
+    /// `paddedInputs` and `paddedGradients` are laid out as for `accumulateWeightGradient`.
+    public func accumulateWinogradWeightGradient(paddedInputs: UnsafePointer<Float>, inputStride: Int,
+                                                 paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
+                                                 scratch: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+        let tiles = winogradTiles
+        for first in Swift.stride(from: 0, to: images, by: winogradGradientGroup) {
+            let count = min(winogradGradientGroup, images - first), positions = count * tiles
+            let vXi = inChannels * positions + Self.xiSkew, uXi = outChannels * positions + Self.xiSkew
+            let v = scratch, u = scratch + 16 * vXi
+            for b in 0..<count {
+                winogradInput(paddedInputs + (first + b) * inputStride, channels: inChannels, planeStride: planeStride,
+                              rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions, xiStride: vXi)
+                winogradGradient(paddedGradients + (first + b) * gradientStride, channels: outChannels, planeStride: planeStride,
+                                 rowStride: rowStride, height: height, width: width, u + b * tiles, stride: positions, xiStride: uXi)
+            }
+            for xi in 0..<16 {
+                rowDotProducts(u + xi * uXi, aRows: outChannels, v + xi * vXi, bRows: inChannels, stride: positions,
+                               length: positions, sums + xi * outChannels * inChannels, ldc: inChannels)
+            }
+        }
+    }
+
+    /// Adds `G^T M G` of each channel pair's transformed sums `M` (from
+    /// `accumulateWinogradWeightGradient`) to `dW [outChannels][inChannels][3][3]`, with
+    /// `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]` written out.
+    public func finishWinogradWeightGradient(_ sums: UnsafePointer<Float>, into dW: UnsafeMutablePointer<Float>) {
+        let pairs = outChannels * inChannels
+        for pair in 0..<pairs {
+            @inline(__always) func m(_ k: Int, _ l: Int) -> Float { sums[(k * 4 + l) * pairs + pair] }
+            // t = M G (4 x 3), one row of M at a time.
+            var t = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
+                     Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+            withUnsafeMutableBytes(of: &t) { raw in
+                let row = raw.bindMemory(to: Float.self)
+                for k in 0..<4 {
+                    let half = 0.5 * (m(k, 1) + m(k, 2))
+                    row[3 * k] = m(k, 0) + half; row[3 * k + 1] = 0.5 * (m(k, 1) - m(k, 2)); row[3 * k + 2] = half + m(k, 3)
+                }
+                // G^T t (3 x 3).
+                let out = dW + pair * 9
+                for b in 0..<3 {
+                    let half = 0.5 * (row[3 + b] + row[6 + b])
+                    out[b] += row[b] + half
+                    out[3 + b] += 0.5 * (row[3 + b] - row[6 + b])
+                    out[6 + b] += half + row[9 + b]
                 }
             }
         }

@@ -66,13 +66,13 @@ public func winogradFits(height: Int, width: Int) -> Bool {
 
 /// The F(2x2, 3x3) input transform of one image in the padded-flat layout of `conv3x3Tiles`
 /// (planes `planeStride` apart, rows `rowStride >= width + 1` apart, the image at row 1, column
-/// 1, zeros around it): `v[(xi * channels + c) * stride + t] = (B^T d B)[xi]` for each channel
+/// 1, zeros around it): `v[xi * xiStride + c * stride + t] = (B^T d B)[xi]` for each channel
 /// `c`, tile `t = ty * (width / 2) + tx` with input patch `d` = padded rows `2ty..2ty+3`,
 /// columns `2tx..2tx+3`, and transform position `xi` in `0..<16`.
 public func winogradInput(_ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-                          height: Int, width: Int, _ v: UnsafeMutablePointer<Float>, stride: Int) {
+                          height: Int, width: Int, _ v: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int) {
     let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow, tileRowStride = 2 * rowStride
-    let tileRowsPerGroup = 16 / tilesPerRow, xiStride = channels * stride
+    let tileRowsPerGroup = 16 / tilesPerRow
     for c in 0..<channels {
         let plane = padded + c * planeStride
         var out = v + c * stride
@@ -95,14 +95,13 @@ public func winogradInput(_ padded: UnsafePointer<Float>, channels: Int, planeSt
     }
 }
 
-/// The F(2x2, 3x3) output transform: from `m[(xi * rows + c) * stride + t]` (the products for
+/// The F(2x2, 3x3) output transform: from `m[xi * xiStride + c * stride + t]` (the products for
 /// output channel `c`, tile `t`, transform position `xi`) writes each channel's `height x width`
-/// plane `A^T m A` (plus `bias[c]` when given) to `out + c * height * width`, for `channels` of
-/// the `rows` channels.
-public func winogradOutput(_ m: UnsafePointer<Float>, channels: Int, rows: Int, stride: Int,
+/// plane `A^T m A` (plus `bias[c]` when given) to `out + c * height * width`.
+public func winogradOutput(_ m: UnsafePointer<Float>, channels: Int, stride: Int, xiStride: Int,
                            height: Int, width: Int, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
     let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow
-    let tileRowsPerGroup = 16 / tilesPerRow, xiStride = rows * stride, outRowStride = 2 * width
+    let tileRowsPerGroup = 16 / tilesPerRow, outRowStride = 2 * width
     for c in 0..<channels {
         let b = SIMD16<Float>(repeating: bias?[c] ?? 0)
         var src = m + c * stride
@@ -130,4 +129,91 @@ public func winogradOutput(_ m: UnsafePointer<Float>, channels: Int, rows: Int, 
             src += 16
         }
     }
+}
+
+/// The dy half of the F(3x3, 2x2) weight gradient (the dual of F(2x2, 3x3): the same input
+/// transform, `A` of the forward as the "filter" transform and its `G` as the output transform):
+/// from dy in the padded layout of `DirectConv3x3.pad` (each channel's image at row 1, column 1 of
+/// a plane), `u[xi * xiStride + c * stride + t] = (A dy_t A^T)[xi]` for the 2x2 block `dy_t` of
+/// tile `t` and `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`.
+public func winogradGradient(_ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
+                             height: Int, width: Int, _ u: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int) {
+    let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow, tileRowStride = 2 * rowStride
+    let tileRowsPerGroup = 16 / tilesPerRow
+    for c in 0..<channels {
+        let plane = padded + c * planeStride + rowStride + 1
+        var out = u + c * stride
+        for group in 0..<(tiles / 16) {
+            let top = plane + group * tileRowsPerGroup * tileRowStride
+            let a = tileRowFloats(top, tileRowStride, tilesPerRow), b = tileRowFloats(top + rowStride, tileRowStride, tilesPerRow)
+            let d00 = a.evenHalf, d01 = a.oddHalf, d10 = b.evenHalf, d11 = b.oddHalf
+            // A dy: rows d0, d0 + d1, d0 - d1, -d1; then (A dy) A^T on each row's two columns.
+            gradientColumns(d00, d01, out, xiStride)
+            gradientColumns(d00 + d10, d01 + d11, out + 4 * xiStride, xiStride)
+            gradientColumns(d00 - d10, d01 - d11, out + 8 * xiStride, xiStride)
+            gradientColumns(-d10, -d11, out + 12 * xiStride, xiStride)
+            out += 16
+        }
+    }
+}
+
+/// The column half of `winogradGradient` for one row (columns `e0`, `e1`): `e0, e0 + e1,
+/// e0 - e1, -e1`, `xiStride` floats apart.
+@inline(__always)
+private func gradientColumns(_ e0: SIMD16<Float>, _ e1: SIMD16<Float>, _ out: UnsafeMutablePointer<Float>, _ xiStride: Int) {
+    store16(e0, out); store16(e0 + e1, out + xiStride)
+    store16(e0 - e1, out + 2 * xiStride); store16(-e1, out + 3 * xiStride)
+}
+
+/// `c[r * ldc + s] += sum_t a[r * stride + t] * b[s * stride + t]` for `r < aRows`, `s < bRows`,
+/// `t < length` (a multiple of 16): the transformed weight gradient's products summed over tiles.
+/// A 4 x 4 block of sums stays in registers over the whole length; blocks at the edges repeat
+/// their last row and keep only the in-range sums.
+public func rowDotProducts(_ a: UnsafePointer<Float>, aRows: Int, _ b: UnsafePointer<Float>, bRows: Int,
+                           stride: Int, length: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    precondition(length % 16 == 0, "rowDotProducts: length \(length) is not a multiple of 16")
+    var r = 0
+    while r < aRows {
+        let r1 = min(r + 1, aRows - 1), r2 = min(r + 2, aRows - 1), r3 = min(r + 3, aRows - 1)
+        let a0 = a + r * stride, a1 = a + r1 * stride, a2 = a + r2 * stride, a3 = a + r3 * stride
+        var s = 0
+        while s < bRows {
+            let s1 = min(s + 1, bRows - 1), s2 = min(s + 2, bRows - 1), s3 = min(s + 3, bRows - 1)
+            let b0 = b + s * stride, b1 = b + s1 * stride, b2 = b + s2 * stride, b3 = b + s3 * stride
+            var c00 = SIMD16<Float>(), c01 = SIMD16<Float>(), c02 = SIMD16<Float>(), c03 = SIMD16<Float>()
+            var c10 = SIMD16<Float>(), c11 = SIMD16<Float>(), c12 = SIMD16<Float>(), c13 = SIMD16<Float>()
+            var c20 = SIMD16<Float>(), c21 = SIMD16<Float>(), c22 = SIMD16<Float>(), c23 = SIMD16<Float>()
+            var c30 = SIMD16<Float>(), c31 = SIMD16<Float>(), c32 = SIMD16<Float>(), c33 = SIMD16<Float>()
+            var t = 0
+            while t < length {
+                let x0 = load16(b0 + t), x1 = load16(b1 + t), x2 = load16(b2 + t), x3 = load16(b3 + t)
+                var w = load16(a0 + t)
+                c00.addProduct(w, x0); c01.addProduct(w, x1); c02.addProduct(w, x2); c03.addProduct(w, x3)
+                w = load16(a1 + t)
+                c10.addProduct(w, x0); c11.addProduct(w, x1); c12.addProduct(w, x2); c13.addProduct(w, x3)
+                w = load16(a2 + t)
+                c20.addProduct(w, x0); c21.addProduct(w, x1); c22.addProduct(w, x2); c23.addProduct(w, x3)
+                w = load16(a3 + t)
+                c30.addProduct(w, x0); c31.addProduct(w, x1); c32.addProduct(w, x2); c33.addProduct(w, x3)
+                t &+= 16
+            }
+            // Clamped rows and columns repeat the last one; only in-range ones are added.
+            @inline(__always) func add(_ i: Int, _ j: Int, _ v: SIMD16<Float>) {
+                if r + i < aRows && s + j < bRows { c[(r + i) * ldc + s + j] += laneTotal(v) }
+            }
+            add(0, 0, c00); add(0, 1, c01); add(0, 2, c02); add(0, 3, c03)
+            add(1, 0, c10); add(1, 1, c11); add(1, 2, c12); add(1, 3, c13)
+            add(2, 0, c20); add(2, 1, c21); add(2, 2, c22); add(2, 3, c23)
+            add(3, 0, c30); add(3, 1, c31); add(3, 2, c32); add(3, 3, c33)
+            s += 4
+        }
+        r += 4
+    }
+}
+
+/// The sum of a register's 16 lanes, in a fixed tree order.
+@inline(__always)
+private func laneTotal(_ v: SIMD16<Float>) -> Float {
+    let a = v.lowHalf + v.highHalf, b = a.lowHalf + a.highHalf
+    return (b[0] + b[1]) + (b[2] + b[3])
 }

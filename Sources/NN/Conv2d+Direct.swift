@@ -118,7 +118,9 @@ extension Conv2d {
                         parameterGradients: Bool) -> Int {
         let (gradientPlan, packed) = inputGradientPlan(plan)
         let wCount = weight.value.count, plane = plan.height * plan.width
-        let group = min(plan.weightGradientGroup, x.dim(0))
+        let winograd = plan.usesWinograd && parameterGradients
+        // Winograd's weight gradient wants its whole group of tiles at once (long sums).
+        let group = min(winograd ? max(plan.weightGradientGroup, plan.winogradGradientGroup) : plan.weightGradientGroup, x.dim(0))
         let inputCount = plan.paddedImageStride, gradientCount = gradientPlan.paddedImageStride
         let lead = gradientPlan.gradientLead
         return dx.withUnsafeMutablePointer { dxp in
@@ -130,6 +132,9 @@ extension Conv2d {
                             dW?.update(repeating: 0, count: wCount)
                             let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
                             let grads = Scratch.buffer(worker: worker, slot: 5, count: lead + group * gradientCount) + lead
+                            // Winograd's weight gradient sums in the transformed domain until the end.
+                            let sums = winograd ? Scratch.buffer(worker: worker, slot: 0, count: plan.winogradGradientSumCount) : nil
+                            sums?.update(repeating: 0, count: plan.winogradGradientSumCount)
                             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                 let count = min(group, images.upperBound - first)
                                 for b in 0..<count {
@@ -137,14 +142,22 @@ extension Conv2d {
                                 }
                                 if let dW, let inputs {
                                     for b in 0..<count { plan.pad(xp + (first + b) * inChannels * plane, inputs + b * inputCount) }
-                                    plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
-                                                                  paddedGradients: grads, gradientStride: gradientCount,
-                                                                  images: count, into: dW)
+                                    if let sums {
+                                        let scratch = Scratch.buffer(worker: worker, slot: 2, count: plan.winogradGradientScratchCount)
+                                        plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputCount,
+                                                                              paddedGradients: grads, gradientStride: gradientCount,
+                                                                              images: count, scratch: scratch, sums: sums)
+                                    } else {
+                                        plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
+                                                                      paddedGradients: grads, gradientStride: gradientCount,
+                                                                      images: count, into: dW)
+                                    }
                                 }
                                 runInputGradient(gradientPlan, grads, paddedStride: gradientCount, images: count,
                                                  weights: wp.baseAddress!, worker: worker,
                                                  dxp + first * inChannels * plane, dxStride: inChannels * plane)
                             }
+                            if let sums, let dW { plan.finishWinogradWeightGradient(sums, into: dW) }
                         }
                     }
                 }

@@ -198,6 +198,64 @@ final class DirectConv3x3Tests: XCTestCase {
         }
     }
 
+    /// The Winograd weight gradient (F(3x3, 2x2)) against the plain sum, for groups smaller and
+    /// larger than `winogradGradientGroup`, from buffers with gaps of NaN between images.
+    func testWinogradWeightGradientMatchesPlainSum() {
+        let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
+            (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (7, 3, 16, 8),
+        ]
+        for s in sizes {
+            let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
+            let gradientPlan = plan.inputGradientPlan, plane = s.h * s.w
+            for images in [1, 2, 5] {
+                let input = values(images * s.cin * plane, seed: 21), dy = values(images * s.cout * plane, seed: 22)
+                var want = [Double](repeating: 0, count: s.cout * s.cin * 9), magnitude = want
+                for b in 0..<images {
+                    for co in 0..<s.cout {
+                        for ci in 0..<s.cin {
+                            for tap in 0..<9 {
+                                for y in 0..<s.h {
+                                    for x in 0..<s.w {
+                                        let iy = y + tap / 3 - 1, ix = x + tap % 3 - 1
+                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
+                                        let term = Double(dy[((b * s.cout + co) * s.h + y) * s.w + x])
+                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
+                                        want[(co * s.cin + ci) * 9 + tap] += term
+                                        magnitude[(co * s.cin + ci) * 9 + tap] += abs(term)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
+                var inputs = [Float](repeating: .nan, count: images * inputStride)
+                var grads = [Float](repeating: .nan, count: images * gradientStride)
+                for b in 0..<images {
+                    input.withUnsafeBufferPointer { src in
+                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * plane, $0.baseAddress! + b * inputStride) }
+                    }
+                    dy.withUnsafeBufferPointer { src in
+                        grads.withUnsafeMutableBufferPointer { gradientPlan.pad(src.baseAddress! + b * s.cout * plane, $0.baseAddress! + b * gradientStride) }
+                    }
+                }
+                var scratch = [Float](repeating: .nan, count: plan.winogradGradientScratchCount)
+                var sums = [Float](repeating: 0, count: plan.winogradGradientSumCount)
+                plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
+                                                      gradientStride: gradientStride, images: images, scratch: &scratch, sums: &sums)
+                var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
+                plan.finishWinogradWeightGradient(sums, into: &dW)
+                for i in dW.indices {
+                    let tol = 32 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
+                    if !(abs(dW[i] - 1 - Float(want[i])) <= tol) {
+                        XCTFail("\(s) x \(images) images: dW[\(i)] is \(dW[i] - 1), expected \(want[i]) ± \(tol)")
+                        break
+                    }
+                }
+            }
+        }
+    }
+
     func testPadWritesEveryFloatItCovers() {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
