@@ -37,23 +37,31 @@ extension DirectConv3x3 {
     /// multiple of 4 KiB apart (16 channels x 256 tiles), all in one L1 set, and evict each other.
     static let xiSkew = 32
 
-    /// Weights in the transformed domain, `[xi][block][ci][8]`, from `weight(co, ci, tap)`:
-    /// `U = G g G^T` with `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`,
-    /// computed in Double and rounded once.
-    public func packWinograd(_ weight: (_ co: Int, _ ci: Int, _ tap: Int) -> Float) -> [Float] {
+    /// Weights in the transformed domain, `[xi][block][ci][8]`: `U = G g G^T` for each channel
+    /// pair's window `g`, with `G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]`
+    /// written out and computed in Double, rounded once. `window(co, ci)` points at the pair's
+    /// nine weights, read in tap order (`ky * 3 + kx`), or reversed when `flipped`.
+    func packWinograd(flipped: Bool, _ window: (_ co: Int, _ ci: Int) -> UnsafePointer<Float>) -> [Float] {
         let lanes = conv3x3TileChannels, blockCount = blocks * inChannels * lanes
-        let g: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
         var packed = [Float](repeating: 0, count: 16 * blockCount)
-        for co in 0..<outChannels {
-            for ci in 0..<inChannels {
-                for i in 0..<4 {
-                    for j in 0..<4 {
-                        var u = 0.0
-                        for a in 0..<3 {
-                            for b in 0..<3 { u += g[i][a] * Double(weight(co, ci, a * 3 + b)) * g[j][b] }
-                        }
-                        packed[(i * 4 + j) * blockCount + ((co / lanes) * inChannels + ci) * lanes + co % lanes] = Float(u)
+        packed.withUnsafeMutableBufferPointer { out in
+            for co in 0..<outChannels {
+                for ci in 0..<inChannels {
+                    let w = window(co, ci)
+                    @inline(__always) func g(_ a: Int, _ b: Int) -> Double { Double(w[flipped ? 8 - (a * 3 + b) : a * 3 + b]) }
+                    let slot = ((co / lanes) * inChannels + ci) * lanes + co % lanes
+                    // U = t G^T for one row (t0, t1, t2) of t = G g.
+                    @inline(__always) func emit(_ i: Int, _ t0: Double, _ t1: Double, _ t2: Double) {
+                        out[(i * 4) * blockCount + slot] = Float(t0)
+                        out[(i * 4 + 1) * blockCount + slot] = Float(0.5 * (t0 + t1 + t2))
+                        out[(i * 4 + 2) * blockCount + slot] = Float(0.5 * (t0 - t1 + t2))
+                        out[(i * 4 + 3) * blockCount + slot] = Float(t2)
                     }
+                    // t = G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of each column.
+                    emit(0, g(0, 0), g(0, 1), g(0, 2))
+                    emit(1, 0.5 * (g(0, 0) + g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) + g(1, 1) + g(2, 1)), 0.5 * (g(0, 2) + g(1, 2) + g(2, 2)))
+                    emit(2, 0.5 * (g(0, 0) - g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) - g(1, 1) + g(2, 1)), 0.5 * (g(0, 2) - g(1, 2) + g(2, 2)))
+                    emit(3, g(2, 0), g(2, 1), g(2, 2))
                 }
             }
         }
@@ -62,13 +70,13 @@ extension DirectConv3x3 {
 
     /// `packWinograd` of `W [Cout, Cin, 3, 3]` for the forward convolution.
     public func packWinogradForward(_ w: UnsafePointer<Float>) -> [Float] {
-        packWinograd { co, ci, tap in w[(co * inChannels + ci) * 9 + tap] }
+        packWinograd(flipped: false) { co, ci in w + (co * inChannels + ci) * 9 }
     }
 
     /// `packWinograd` for the input gradient of a layer with weights `W [outChannels', outChannels, 3, 3]`
     /// (this plan's channel roles swapped; window flipped), as `packInputGradient`.
     public func packWinogradInputGradient(_ w: UnsafePointer<Float>) -> [Float] {
-        packWinograd { co, ci, tap in w[(ci * outChannels + co) * 9 + (8 - tap)] }
+        packWinograd(flipped: true) { co, ci in w + (ci * outChannels + co) * 9 }
     }
 
     /// The `[outChannels, height, width]` outputs (plus `bias`) of `images` images whose inputs

@@ -139,15 +139,20 @@ public final class ChannelPadShortcut: Layer {
         let o = outputShape(for: inputShape)
         dy.expectShape(o, "ChannelPadShortcut.backward")
         let (cin, h, w, oh, ow) = (inputShape[1], inputShape[2], inputShape[3], o[2], o[3])
-        var dx = Tensor(shape: inputShape)
+        var dx = Tensor(uninitializedShape: inputShape)
         let s = stride, pb = padBefore
+        // Images are independent: zeroed and filled on the cores like the forward (it was a
+        // serial pass the other core waited on).
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in
-                for n in 0..<o[0] {
-                    for c in 0..<cin {
-                        let dst = dxp + (n * cin + c) * h * w
-                        let src = dyp + (n * o[1] + c + pb) * oh * ow
-                        for oy in 0..<oh { for ox in 0..<ow { dst[oy * s * w + ox * s] = src[oy * ow + ox] } }
+                Compute.parallelFor(o[0]) { images in
+                    for n in images {
+                        (dxp + n * cin * h * w).update(repeating: 0, count: cin * h * w)
+                        for c in 0..<cin {
+                            let dst = dxp + (n * cin + c) * h * w
+                            let src = dyp + (n * o[1] + c + pb) * oh * ow
+                            for oy in 0..<oh { for ox in 0..<ow { dst[oy * s * w + ox * s] = src[oy * ow + ox] } }
+                        }
                     }
                 }
             }
