@@ -48,6 +48,44 @@ public enum Vector {
         return (ts, td)
     }
 
+    /// `maskedSumAndDot` with the ReLU's mask taken from its input instead of its output: `d[i] =
+    /// x[i] * a + b > 0 ? dy[i] : 0`, where `x * a + b` is computed as `affineRelu` computes it,
+    /// so the mask is the same, bit for bit, without reading the ReLU's output.
+    @inlinable
+    public static func affineMaskedSumAndDot(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ dy: UnsafePointer<Float>,
+                                             _ n: Int) -> (sum: Float, dot: Float) {
+        let zero = V(repeating: 0), va = V(repeating: a), vb = V(repeating: b)
+        var s = V(), d = V()
+        var i = 0
+        while i + width <= n {
+            let vx = load(x, i)
+            let va2 = zero.replacing(with: load(dy, i), where: vx * va + vb .> zero)
+            s += va2
+            d.addProduct(va2, vx)
+            i += width
+        }
+        var ts = s.sum(), td = d.sum()
+        while i < n { let g: Float = x[i] * a + b > 0 ? dy[i] : 0; ts += g; td += g * x[i]; i += 1 }
+        return (ts, td)
+    }
+
+    /// `maskedCombine` with the mask `x[i] * a + b > 0` (see `affineMaskedSumAndDot`):
+    /// `out[i] = k1 * d[i] + k2 * x[i] + k3`.
+    @inlinable
+    public static func affineMaskedCombine(_ x: UnsafePointer<Float>, _ a: Float, _ b: Float, _ dy: UnsafePointer<Float>,
+                                           _ k1: Float, _ k2: Float, _ k3: Float, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let zero = V(repeating: 0), va = V(repeating: a), vb = V(repeating: b)
+        let v1 = V(repeating: k1), v2 = V(repeating: k2), v3 = V(repeating: k3)
+        var i = 0
+        while i + width <= n {
+            let vx = load(x, i)
+            let d = zero.replacing(with: load(dy, i), where: vx * va + vb .> zero)
+            store(d * v1 + vx * v2 + v3, out, i)
+            i += width
+        }
+        while i < n { let d: Float = x[i] * a + b > 0 ? dy[i] : 0; out[i] = k1 * d + k2 * x[i] + k3; i += 1 }
+    }
+
     /// `combine(d, a, x, b, c)` where `d[i] = y[i] > 0 ? dy[i] : 0`, bit-identical to masking
     /// first.
     @inlinable

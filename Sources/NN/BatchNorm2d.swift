@@ -26,6 +26,9 @@ public final class BatchNorm2d: Layer {
     private var mean: [Float] = []      // [C] statistics used by the last forward
     private var invStd: [Float] = []    // [C]
     private var lastMode: Mode = .inference
+    // The affine map a ReLU fused into the last training forward was applied to (nil when none
+    // was, or a residual sum came between): its backward can take the mask from x.
+    private var reluAffine: (scale: [Float], shift: [Float])?
 
     /// A BatchNorm with weight 1, bias 0, running mean 0 and variance 1.
     public init(_ channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
@@ -138,6 +141,7 @@ public final class BatchNorm2d: Layer {
         let (scale, shift) = affine(mean: mean, invStd: invStd)
         let skip = residual ?? Tensor(shape: [0])
         let fuseSum = residual != nil
+        reluAffine = relu && !fuseSum ? (scale, shift) : nil
         var out = Tensor(uninitializedShape: x.shape)
         out.withUnsafeMutablePointer { op in
           skip.withUnsafePointer { sp in
@@ -203,6 +207,7 @@ public final class BatchNorm2d: Layer {
 
     private func adoptInferenceStatistics() {
         lastMode = .inference
+        reluAffine = nil
         mean = runningMean.value.array
         invStd = runningInvStd()
     }
@@ -241,6 +246,10 @@ public final class BatchNorm2d: Layer {
         }
         let mask = reluOutput ?? dy  // unused when reluOutput is nil
         let masked = reluOutput != nil
+        // A ReLU this layer applied itself in training: its mask is `x * scale + shift > 0`,
+        // computed as the forward computed it, so y need not be read (the same bits).
+        let fromInput = training && masked ? reluAffine : nil
+        let reluScale = fromInput?.scale ?? [], reluShift = fromInput?.shift ?? []
         // Per channel: sum(dy) and sum(dy * xhat) = invstd * (sum(dy * x) - mean * sum(dy)).
         var sumDy = [Float](repeating: 0, count: c), sumDyXhat = [Float](repeating: 0, count: c)
         var dx = Tensor(uninitializedShape: shape)
@@ -258,7 +267,9 @@ public final class BatchNorm2d: Layer {
                                         // input gradient only) skips that pass over dy and x.
                                         for i in 0..<(needsSums ? n : 0) {
                                             let off = (i * c + ch) * plane
-                                            let part = masked
+                                            let part = fromInput != nil
+                                                ? Vector.affineMaskedSumAndDot(xp + off, reluScale[ch], reluShift[ch], dyp + off, plane)
+                                                : masked
                                                 ? Vector.maskedSumAndDot(yp + off, dyp + off, xp + off, plane)
                                                 : Vector.sumAndDot(dyp + off, xp + off, plane)
                                             s += Double(part.sum); sx += Double(part.dot)
@@ -276,6 +287,9 @@ public final class BatchNorm2d: Layer {
                                         for i in 0..<n {
                                             let off = (i * c + ch) * plane
                                             switch (masked, training) {
+                                            case (true, true) where fromInput != nil:
+                                                Vector.affineMaskedCombine(xp + off, reluScale[ch], reluShift[ch], dyp + off,
+                                                                           k1, k2, k3, dxp + off, plane)
                                             case (true, true):
                                                 Vector.maskedCombine(yp + off, dyp + off, k1, xp + off, k2, k3, dxp + off, plane)
                                             case (false, true):

@@ -50,4 +50,24 @@ final class VectorTests: XCTestCase {
             XCTAssertEqual(Vector.maximum(a, n), VectorReference.maximum(a))
         }
     }
+
+    /// The BatchNorm backward kernels that take a ReLU's mask from its input agree bit for bit
+    /// with the ones that read the ReLU's output `affineRelu(x, a, b)`, including inputs that
+    /// land exactly on zero.
+    func testAffineMaskMatchesReLUOutputMask() {
+        for n in lengths {
+            let x = data(n, 5), dy = data(n, 6)
+            for (a, b) in [(Float(0.5), Float(-0.25)), (-1.25, 0.5), (2, 0)] {
+                var y = [Float](repeating: .nan, count: n)
+                Vector.affineRelu(x, a, b, &y, n)
+                let viaInput = Vector.affineMaskedSumAndDot(x, a, b, dy, n), viaOutput = Vector.maskedSumAndDot(y, dy, x, n)
+                XCTAssertEqual(viaInput.sum.bitPattern, viaOutput.sum.bitPattern, "n \(n)")
+                XCTAssertEqual(viaInput.dot.bitPattern, viaOutput.dot.bitPattern, "n \(n)")
+                var p = [Float](repeating: .nan, count: n), q = p
+                Vector.affineMaskedCombine(x, a, b, dy, 0.5, -1.25, 0.75, &p, n)
+                Vector.maskedCombine(y, dy, 0.5, x, -1.25, 0.75, &q, n)
+                XCTAssertEqual(p.map(\.bitPattern), q.map(\.bitPattern), "n \(n)")
+            }
+        }
+    }
 }
