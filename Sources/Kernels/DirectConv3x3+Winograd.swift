@@ -114,12 +114,12 @@ extension DirectConv3x3 {
 /// The weight gradient by Winograd F(3x3, 2x2), the dual of the forward's F(2x2, 3x3): per tile,
 /// the input patch's transform `B^T d B` (the forward's own `winogradInput`) times dy's 2x2 block
 /// transformed by the forward's `A`, summed over every tile of every image in the transformed
-/// domain (`rowDotProducts`, 16 products of [Cout x tiles] by [tiles x Cin]), and only then
-/// mapped back to 3x3 by the forward's `G^T (.) G`. 16 multiplications per tile and channel pair
-/// instead of 36.
+/// domain (16 GEMMs of [Cout x tiles] by [tiles x Cin]: long sums over small matrices, which
+/// OpenBLAS's small-matrix kernel ran faster than a register-blocked loop of rrmd's own), and
+/// only then mapped back to 3x3 by the forward's `G^T (.) G`. 16 multiplications per tile and
+/// channel pair instead of 36.
 extension DirectConv3x3 {
-    /// Images transformed together for the weight gradient: enough tiles (256) that each block of
-    /// sums runs long before its lanes are added up.
+    /// Images transformed together for the weight gradient: enough tiles (256) for long GEMMs.
     public var winogradGradientGroup: Int { max(1, 256 / winogradTiles) }
 
     /// Floats of transform scratch `accumulateWinogradWeightGradient` needs.
@@ -148,8 +148,9 @@ extension DirectConv3x3 {
                                  rowStride: rowStride, height: height, width: width, u + b * tiles, stride: positions, xiStride: uXi)
             }
             for xi in 0..<16 {
-                rowDotProducts(u + xi * uXi, aRows: outChannels, v + xi * vXi, bRows: inChannels, stride: positions,
-                               length: positions, sums + xi * outChannels * inChannels, ldc: inChannels)
+                gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: positions,
+                     alpha: 1, a: u + xi * uXi, lda: positions, b: v + xi * vXi, ldb: positions,
+                     beta: 1, c: sums + xi * outChannels * inChannels, ldc: inChannels)
             }
         }
     }
