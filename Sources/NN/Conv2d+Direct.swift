@@ -113,7 +113,9 @@ extension Conv2d {
     /// channel roles swapped, so it runs on the same kernel. Images go a group at a time: each
     /// one's dy is padded once, and that padding feeds both the weight gradient of the group
     /// (`accumulateWeightGradient`, which also reads the group's inputs padded as the forward
-    /// pass pads them) and each image's input-gradient convolution.
+    /// pass pads them) and each image's input-gradient convolution. On a plan that uses
+    /// Winograd, both run on it: the weight gradient summed in the transformed domain over every
+    /// group (`accumulateWinogradWeightGradient`) and mapped back once per worker at the end.
     func backwardDirect(_ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
                         parameterGradients: Bool) -> Int {
         let (gradientPlan, packed) = inputGradientPlan(plan)
