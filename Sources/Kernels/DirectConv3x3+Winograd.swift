@@ -13,7 +13,7 @@ import KernelsAVX512
 /// the same tolerance.
 extension DirectConv3x3 {
     /// True when this image size runs on Winograd (`winogradFits`: 8, 16 or 32 wide, even
-    /// height) and `RRMD_WINOGRAD` is not `0`.
+    /// height, whole groups of 16 tiles) and `RRMD_WINOGRAD` is not `0`.
     public var usesWinograd: Bool { DirectConv3x3.winogradEnabled && winogradFits(height: height, width: width) }
 
     /// The operator's switch: `RRMD_WINOGRAD=0` keeps every 3x3 stride-1 layer on the direct tiles.
