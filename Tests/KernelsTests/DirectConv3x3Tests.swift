@@ -100,27 +100,8 @@ final class DirectConv3x3Tests: XCTestCase {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
             for images in [1, 3] {
                 let input = values(images * s.cin * s.h * s.w, seed: 7), dy = values(images * s.cout * s.h * s.w, seed: 8)
-                var want = [Float](repeating: 0, count: s.cout * s.cin * 9), magnitude = want
-                for b in 0..<images {
-                    for co in 0..<s.cout {
-                        for ci in 0..<s.cin {
-                            for tap in 0..<9 {
-                                var sum = 0.0, abs = 0.0
-                                for y in 0..<s.h {
-                                    for x in 0..<s.w {
-                                        let iy = y + tap / 3 - 1, ix = x + tap % 3 - 1
-                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
-                                        let term = Double(dy[((b * s.cout + co) * s.h + y) * s.w + x])
-                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
-                                        sum += term; abs += Swift.abs(term)
-                                    }
-                                }
-                                want[(co * s.cin + ci) * 9 + tap] += Float(sum)
-                                magnitude[(co * s.cin + ci) * 9 + tap] += Float(abs)
-                            }
-                        }
-                    }
-                }
+                let want = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin, outChannels: s.cout,
+                                               height: s.h, width: s.w, stride: 1)
                 // Each image padded as the forward and input-gradient passes pad it, in buffers
                 // with a gap of NaN between images: the kernel must not read the gaps.
                 let gradientPlan = plan.inputGradientPlan
@@ -135,10 +116,10 @@ final class DirectConv3x3Tests: XCTestCase {
                         grads.withUnsafeMutableBufferPointer { gradientPlan.pad(src.baseAddress! + b * s.cout * s.h * s.w, $0.baseAddress! + b * gradientStride) }
                     }
                 }
-                var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
+                var dW = [Float](repeating: 1, count: want.sum.count)  // accumulates: starts from 1
                 plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride,
                                               paddedGradients: grads, gradientStride: gradientStride, images: images, into: &dW)
-                assertClose(dW, (want.map { $0 + 1 }, magnitude), "\(s) x \(images) images")
+                assertClose(dW, (want.sum.map { Float($0) + 1 }, want.magnitude.map { Float($0) }), "\(s) x \(images) images")
             }
         }
     }
@@ -209,25 +190,8 @@ final class DirectConv3x3Tests: XCTestCase {
             let gradientPlan = plan.inputGradientPlan, plane = s.h * s.w
             for images in [1, 2, 5] {
                 let input = values(images * s.cin * plane, seed: 21), dy = values(images * s.cout * plane, seed: 22)
-                var want = [Double](repeating: 0, count: s.cout * s.cin * 9), magnitude = want
-                for b in 0..<images {
-                    for co in 0..<s.cout {
-                        for ci in 0..<s.cin {
-                            for tap in 0..<9 {
-                                for y in 0..<s.h {
-                                    for x in 0..<s.w {
-                                        let iy = y + tap / 3 - 1, ix = x + tap % 3 - 1
-                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
-                                        let term = Double(dy[((b * s.cout + co) * s.h + y) * s.w + x])
-                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
-                                        want[(co * s.cin + ci) * 9 + tap] += term
-                                        magnitude[(co * s.cin + ci) * 9 + tap] += abs(term)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                let (want, magnitude) = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin,
+                                                            outChannels: s.cout, height: s.h, width: s.w, stride: 1)
                 let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
                 var inputs = [Float](repeating: .nan, count: images * inputStride)
                 var grads = [Float](repeating: .nan, count: images * gradientStride)

@@ -106,25 +106,9 @@ final class StridedConv3x3Tests: XCTestCase {
             for images in [1, 3] {
                 let input = (0..<(images * s.cin * s.h * s.w)).map { Float(sin(Double($0) * 0.37 + 0.5)) }
                 let dy = (0..<(images * s.cout * oh * ow)).map { Float(cos(Double($0) * 0.61 + 0.1)) }
-                var want = [Double](repeating: 1, count: s.cout * s.cin * 9), magnitude = [Double](repeating: 1, count: want.count)
-                for b in 0..<images {
-                    for co in 0..<s.cout {
-                        for ci in 0..<s.cin {
-                            for tap in 0..<9 {
-                                for y in 0..<oh {
-                                    for x in 0..<ow {
-                                        let iy = 2 * y + tap / 3 - 1, ix = 2 * x + tap % 3 - 1
-                                        guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
-                                        let term = Double(dy[((b * s.cout + co) * oh + y) * ow + x])
-                                            * Double(input[((b * s.cin + ci) * s.h + iy) * s.w + ix])
-                                        want[(co * s.cin + ci) * 9 + tap] += term
-                                        magnitude[(co * s.cin + ci) * 9 + tap] += abs(term)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+                let plain = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin, outChannels: s.cout,
+                                                height: s.h, width: s.w, stride: 2)
+                let want = plain.sum.map { $0 + 1 }, magnitude = plain.magnitude  // dW accumulates from 1
                 let inputStride = plan.paddedInputCount + 7, gradientStride = plan.paddedGradientCount + 2
                 var inputs = [Float](repeating: .nan, count: images * inputStride)
                 var grads = [Float](repeating: .nan, count: images * gradientStride)
