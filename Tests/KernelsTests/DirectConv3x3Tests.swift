@@ -56,16 +56,9 @@ final class DirectConv3x3Tests: XCTestCase {
         (0..<n).map { Float(sin(Double($0 * 7 + seed) * 0.37)) }
     }
 
+    /// Sums in a different order: within 4 ulps of the sum of absolute terms.
     func assertClose(_ got: [Float], _ want: (out: [Float], magnitude: [Float]), _ what: String) {
-        XCTAssertEqual(got.count, want.out.count)
-        for i in got.indices {
-            // Sums in a different order: a few ulps of the sum of absolute terms.
-            let tol = 4 * Float.ulpOfOne * (want.magnitude[i] + 1)
-            if !(abs(got[i] - want.out[i]) <= tol) {
-                XCTFail("\(what): element \(i) is \(got[i]), expected \(want.out[i]) ± \(tol)")
-                return
-            }
-        }
+        assertWithinUlps(got, want.out.map(Double.init), magnitude: want.magnitude.map(Double.init), ulps: 4, what)
     }
 
     func testForwardMatchesPlainConvolution() {
@@ -106,16 +99,8 @@ final class DirectConv3x3Tests: XCTestCase {
                 // with a gap of NaN between images: the kernel must not read the gaps.
                 let gradientPlan = plan.inputGradientPlan
                 let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
-                var inputs = [Float](repeating: .nan, count: images * inputStride)
-                var grads = [Float](repeating: .nan, count: images * gradientStride)
-                for b in 0..<images {
-                    input.withUnsafeBufferPointer { src in
-                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * s.h * s.w, $0.baseAddress! + b * inputStride) }
-                    }
-                    dy.withUnsafeBufferPointer { src in
-                        grads.withUnsafeMutableBufferPointer { gradientPlan.pad(src.baseAddress! + b * s.cout * s.h * s.w, $0.baseAddress! + b * gradientStride) }
-                    }
-                }
+                let inputs = paddedEach(input, count: images, imageSize: s.cin * s.h * s.w, stride: inputStride, plan.pad)
+                let grads = paddedEach(dy, count: images, imageSize: s.cout * s.h * s.w, stride: gradientStride, gradientPlan.pad)
                 var dW = [Float](repeating: 1, count: want.sum.count)  // accumulates: starts from 1
                 plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride,
                                               paddedGradients: grads, gradientStride: gradientStride, images: images, into: &dW)
@@ -141,12 +126,7 @@ final class DirectConv3x3Tests: XCTestCase {
                 let input = values(images * s.cin * plane, seed: 11), w = values(s.cout * s.cin * 9, seed: 12)
                 let bias = values(s.cout, seed: 13)
                 let stride = plan.paddedInputCount + 3
-                var padded = [Float](repeating: .nan, count: images * stride)
-                for b in 0..<images {
-                    input.withUnsafeBufferPointer { src in
-                        padded.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * plane, $0.baseAddress! + b * stride) }
-                    }
-                }
+                let padded = paddedEach(input, count: images, imageSize: s.cin * plane, stride: stride, plan.pad)
                 for (name, packed, weight, useBias) in [
                     ("forward", w.withUnsafeBufferPointer { plan.packWinogradForward($0.baseAddress!) },
                      { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }, true),
@@ -162,14 +142,9 @@ final class DirectConv3x3Tests: XCTestCase {
                     for b in 0..<images {
                         let image = Array(input[(b * s.cin * plane)..<((b + 1) * s.cin * plane)])
                         let want = reference(image, s, bias: useBias ? bias : nil, weight: weight)
-                        let got = out[(b * s.cout * plane)..<((b + 1) * s.cout * plane)]
-                        for (i, g) in zip(want.out.indices, got) {
-                            let tol = 32 * Float.ulpOfOne * (want.magnitude[i] + 1)
-                            if !(abs(g - want.out[i]) <= tol) {
-                                XCTFail("\(s) \(name) image \(b) of \(images): element \(i) is \(g), expected \(want.out[i]) ± \(tol)")
-                                return
-                            }
-                        }
+                        let got = Array(out[(b * s.cout * plane)..<((b + 1) * s.cout * plane)])
+                        assertWithinUlps(got, want.out.map(Double.init), magnitude: want.magnitude.map(Double.init), ulps: 32,
+                                         "\(s) \(name) image \(b) of \(images)")
                     }
                 }
             }
@@ -193,29 +168,15 @@ final class DirectConv3x3Tests: XCTestCase {
                 let (want, magnitude) = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin,
                                                             outChannels: s.cout, height: s.h, width: s.w, stride: 1)
                 let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
-                var inputs = [Float](repeating: .nan, count: images * inputStride)
-                var grads = [Float](repeating: .nan, count: images * gradientStride)
-                for b in 0..<images {
-                    input.withUnsafeBufferPointer { src in
-                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * plane, $0.baseAddress! + b * inputStride) }
-                    }
-                    dy.withUnsafeBufferPointer { src in
-                        grads.withUnsafeMutableBufferPointer { gradientPlan.pad(src.baseAddress! + b * s.cout * plane, $0.baseAddress! + b * gradientStride) }
-                    }
-                }
+                let inputs = paddedEach(input, count: images, imageSize: s.cin * plane, stride: inputStride, plan.pad)
+                let grads = paddedEach(dy, count: images, imageSize: s.cout * plane, stride: gradientStride, gradientPlan.pad)
                 var scratch = [Float](repeating: .nan, count: plan.winogradGradientScratchCount)
                 var sums = [Float](repeating: 0, count: plan.winogradGradientSumCount)
                 plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
                                                       gradientStride: gradientStride, images: images, scratch: &scratch, sums: &sums)
                 var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
                 plan.finishWinogradWeightGradient(sums, into: &dW)
-                for i in dW.indices {
-                    let tol = 32 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
-                    if !(abs(dW[i] - 1 - Float(want[i])) <= tol) {
-                        XCTFail("\(s) x \(images) images: dW[\(i)] is \(dW[i] - 1), expected \(want[i]) ± \(tol)")
-                        break
-                    }
-                }
+                assertWithinUlps(dW.map { $0 - 1 }, want, magnitude: magnitude, ulps: 32, "\(s) x \(images) images: dW")
             }
         }
     }

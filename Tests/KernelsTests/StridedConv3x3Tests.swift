@@ -87,13 +87,7 @@ final class StridedConv3x3Tests: XCTestCase {
             XCTAssertFalse(padded.contains { $0.isNaN }, "\(s): padGradient left a float unwritten")
             let weights = w.withUnsafeBufferPointer { plan.packInputGradient($0.baseAddress!) }
             plan.inputGradient(padded, weights: weights, offsets: plan.inputGradientOffsets(), scratch: &scratch, &dx)
-            for i in dx.indices {
-                let tol = 4 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
-                if !(abs(dx[i] - Float(want[i])) <= tol) {
-                    XCTFail("\(s): dx[\(i)] is \(dx[i]), expected \(want[i]) ± \(tol)")
-                    break
-                }
-            }
+            assertWithinUlps(dx, want, magnitude: magnitude, ulps: 4, "\(s): dx")
         }
     }
 
@@ -110,26 +104,12 @@ final class StridedConv3x3Tests: XCTestCase {
                                                 height: s.h, width: s.w, stride: 2)
                 let want = plain.sum.map { $0 + 1 }, magnitude = plain.magnitude  // dW accumulates from 1
                 let inputStride = plan.paddedInputCount + 7, gradientStride = plan.paddedGradientCount + 2
-                var inputs = [Float](repeating: .nan, count: images * inputStride)
-                var grads = [Float](repeating: .nan, count: images * gradientStride)
-                for b in 0..<images {
-                    input.withUnsafeBufferPointer { src in
-                        inputs.withUnsafeMutableBufferPointer { plan.pad(src.baseAddress! + b * s.cin * s.h * s.w, $0.baseAddress! + b * inputStride) }
-                    }
-                    dy.withUnsafeBufferPointer { src in
-                        grads.withUnsafeMutableBufferPointer { plan.padGradient(src.baseAddress! + b * s.cout * oh * ow, $0.baseAddress! + b * gradientStride) }
-                    }
-                }
+                let inputs = paddedEach(input, count: images, imageSize: s.cin * s.h * s.w, stride: inputStride, plan.pad)
+                let grads = paddedEach(dy, count: images, imageSize: s.cout * oh * ow, stride: gradientStride, plan.padGradient)
                 var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
                 plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
                                               gradientStride: gradientStride, images: images, into: &dW)
-                for i in dW.indices {
-                    let tol = 4 * Float.ulpOfOne * (Float(magnitude[i]) + 1)
-                    if !(abs(dW[i] - Float(want[i])) <= tol) {
-                        XCTFail("\(s) x \(images) images: dW[\(i)] is \(dW[i]), expected \(want[i]) ± \(tol)")
-                        break
-                    }
-                }
+                assertWithinUlps(dW, want, magnitude: magnitude, ulps: 4, "\(s) x \(images) images: dW")
             }
         }
     }
