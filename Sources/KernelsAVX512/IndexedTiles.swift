@@ -31,7 +31,7 @@ public func indexedTiles(input: UnsafePointer<Float>, offsets: UnsafePointer<Int
     }
 }
 
-/// One tile of 8 channels x `L.width` positions over the listed streams, its sums in registers
+/// One tile of 8 channels x `L`'s positions (16, 32 or 48) over the listed streams, its sums in registers
 /// throughout.
 @inline(never)
 private func indexedTile<L: TileLanes>(_: L.Type, _ input: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>, _ steps: Int,

@@ -6,15 +6,13 @@
 protocol TileLanes {
     /// The input floats of one tap, loaded once and shared by the eight rows.
     associatedtype Inputs
-    /// Positions covered (16, 32 or 48).
-    static var width: Int { get }
     /// Zero accumulators.
     init()
-    /// The `width` floats at `p`.
+    /// The floats at `p`, as many as this type covers (16, 32 or 48).
     static func load(_ p: UnsafePointer<Float>) -> Inputs
     /// Adds `x * w` lane by lane.
     mutating func add(_ x: Inputs, _ w: Float)
-    /// Writes the `width` sums to `p`.
+    /// Writes the sums to `p`.
     func store(_ p: UnsafeMutablePointer<Float>)
 }
 
@@ -22,7 +20,6 @@ protocol TileLanes {
 struct Lanes16: TileLanes {
     var a: SIMD16<Float>
     @inline(__always) init() { a = .zero }
-    static var width: Int { 16 }
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { load16(p) }
     @inline(__always) mutating func add(_ x: SIMD16<Float>, _ w: Float) { a.addProduct(x, SIMD16(repeating: w)) }
     @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { store16(a, p) }
@@ -32,7 +29,6 @@ struct Lanes16: TileLanes {
 struct Lanes32: TileLanes {
     var a, b: SIMD16<Float>
     @inline(__always) init() { a = .zero; b = .zero }
-    static var width: Int { 32 }
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>) { (load16(p), load16(p + 16)) }
     @inline(__always) mutating func add(_ x: (SIMD16<Float>, SIMD16<Float>), _ w: Float) {
         let s = SIMD16<Float>(repeating: w)
@@ -45,7 +41,6 @@ struct Lanes32: TileLanes {
 struct Lanes48: TileLanes {
     var a, b, c: SIMD16<Float>
     @inline(__always) init() { a = .zero; b = .zero; c = .zero }
-    static var width: Int { 48 }
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
         (load16(p), load16(p + 16), load16(p + 32))
     }
