@@ -83,10 +83,12 @@ public final class JobRunner {
                 throw BadTeacher(kind: "incompatible", what: "cannot evaluate students of this teacher: \(problem)", whatToDo: "adjust [evaluation] in the configuration")
             }
 
+            let teacherResult = try evaluateTeacher(job, teacher: teacher, test: data.test, evalSettings: evalSettings, status: &status)
             var students: [JobReport.Student] = []
             for arch in config.students.architectures {
                 status.arch = arch
-                guard let student = try distilAndEvaluate(job, arch: arch, teacher: teacher, data: data, evalSettings: evalSettings, status: &status) else {
+                guard let student = try distilAndEvaluate(job, arch: arch, teacher: teacher, teacherRobustAccuracy: teacherResult.robustAccuracy,
+                                                          data: data, evalSettings: evalSettings, status: &status) else {
                     return .stopped
                 }
                 students.append(student)
@@ -96,7 +98,7 @@ public final class JobRunner {
             let report = JobReport(
                 job: job.id.rawValue,
                 teacher: .init(name: name, sha256: job.record.sha256, arch: tmeta.architecture, dataset: tmeta.dataset,
-                               threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy),
+                               threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy, robustness: teacherResult),
                 threat: "\(evalSettings.norm.rawValue) epsilon \(evalSettings.epsilonText)", students: students,
                 created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDService.version)
             try report.write(to: job.output)
@@ -210,7 +212,7 @@ public final class JobRunner {
     }
 
     /// Distils and evaluates one student, reusing what an earlier attempt finished; nil when stopped.
-    private func distilAndEvaluate(_ job: ClaimedJob, arch: String, teacher: LoadedModel, data: (train: Dataset, test: Dataset),
+    private func distilAndEvaluate(_ job: ClaimedJob, arch: String, teacher: LoadedModel, teacherRobustAccuracy: Double, data: (train: Dataset, test: Dataset),
                                    evalSettings: RobustnessSettings, status: inout SpoolStatus.CurrentJob) throws -> JobReport.Student? {
         let fm = FileManager.default
         let studentsDir = job.output.appendingPathComponent("students"), reportDir = job.output.appendingPathComponent("reports/\(arch)")
@@ -278,17 +280,22 @@ public final class JobRunner {
                                                       shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
         _ = try ReportWriter.write(report, to: reportDir)
         let passed = report.checks.allSatisfy(\.passed)
+        let retained = JobReport.retained(student: report.worstCase.robustAccuracy, teacher: teacherRobustAccuracy)
+        var fields = ["job": job.id.rawValue, "arch": arch, "clean_acc": String(format: "%.4f", report.clean.accuracy),
+                      "robust_acc": String(format: "%.4f", report.worstCase.robustAccuracy), "epsilon": evalSettings.epsilonText,
+                      "norm": evalSettings.norm.rawValue, "checks_passed": passed ? "1" : "0",
+                      "teacher_robust_acc": String(format: "%.4f", teacherRobustAccuracy)]
+        fields["retained"] = retained.map { String(format: "%.4f", $0) }
         log.log(event: "report", priority: passed ? .notice : .warning,
-                message: String(format: "job %@: %@ clean %.4f robust %.4f at %@ %@%@", job.id.rawValue, arch, report.clean.accuracy,
-                                report.worstCase.robustAccuracy, evalSettings.norm.rawValue, evalSettings.epsilonText,
-                                passed ? "" : " (gradient-masking checks failed)"),
-                fields: ["job": job.id.rawValue, "arch": arch, "clean_acc": String(format: "%.4f", report.clean.accuracy),
-                         "robust_acc": String(format: "%.4f", report.worstCase.robustAccuracy), "epsilon": evalSettings.epsilonText,
-                         "norm": evalSettings.norm.rawValue, "checks_passed": passed ? "1" : "0"])
+                message: String(format: "job %@: %@ clean %.4f robust %.4f at %@ %@ (teacher %.4f, %@ kept)%@", job.id.rawValue, arch, report.clean.accuracy,
+                                report.worstCase.robustAccuracy, evalSettings.norm.rawValue, evalSettings.epsilonText, teacherRobustAccuracy,
+                                retained.map { String(format: "%.0f%%", 100 * $0) } ?? "none", passed ? "" : " (gradient-masking checks failed)"),
+                fields: fields)
         return JobReport.Student(arch: arch, width: config.students.width, projection: student.config.projection,
                                  checkpoint: "students/\(arch).safetensors.zst", report: "reports/\(arch)/report.md",
                                  cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
-                                 trainingSeconds: trainingSeconds, evaluationSeconds: report.timing.totalSeconds, checksPassed: passed)
+                                 trainingSeconds: trainingSeconds, evaluationSeconds: report.timing.totalSeconds, checksPassed: passed,
+                                 retained: retained)
     }
 
     /// Moves the job to failed/ with the explanation and logs it; a spool error here is retried.

@@ -9,10 +9,27 @@ public struct RRMLoss: Equatable, Sendable {
     public var xentWeight: Float
     /// How representations are compared (cosine in the paper's CIFAR-10 runs).
     public var featureLoss: FeatureLoss
+    /// Half-width `a` of the uniform noise added to every pixel of the batch that student and
+    /// teacher both see (then clipped to [0, 1]); 0, the paper's method, matches on the clean
+    /// batch only. Matching on noisy copies asks the student to agree with the robust teacher
+    /// in a neighbourhood of each image, not only at the image (docs/rrm-study.md).
+    public var inputNoise: Float
 
     /// The objective with the paper's CIFAR-10 L-inf defaults.
-    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine) {
-        self.xentWeight = xentWeight; self.featureLoss = featureLoss
+    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0) {
+        self.xentWeight = xentWeight; self.featureLoss = featureLoss; self.inputNoise = inputNoise
+    }
+
+    /// `images` `[N, C, H, W]` with the objective's input noise added and clipped to [0, 1];
+    /// `images` itself when there is none.
+    public func matchingImages(_ images: Tensor, rng: inout RNG) -> Tensor {
+        guard inputNoise > 0 else { return images }
+        var noisy = images
+        let a = inputNoise, n = noisy.count
+        noisy.withUnsafeMutablePointer { p in
+            for i in 0..<n { p[i] = min(max(p[i] + rng.uniform(-a, a), 0), 1) }
+        }
+        return noisy
     }
 
     /// The loss and its parts for one batch, with the gradients to feed `Network.backward`.

@@ -145,11 +145,12 @@ public final class Trainer {
         let logits: Tensor, loss: Float
         switch settings.objective {
         case .rrm(let objective):
-            // The teacher sees the same clean augmented batch; its features are recomputed
-            // every batch and no gradient flows into it.
-            let target = teacher!.forwardWithRepresentation(images, mode: .inference).representation
+            // The teacher sees the same augmented batch (with the same noise, when the objective
+            // adds any); its features are recomputed every batch and no gradient flows into it.
+            let inputs = objective.matchingImages(images, rng: &rng)
+            let target = teacher!.forwardWithRepresentation(inputs, mode: .inference).representation
             optimizer.zeroGradients()
-            let out = model.forwardWithRepresentation(images, mode: .training)
+            let out = model.forwardWithRepresentation(inputs, mode: .training)
             let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
             _ = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
             logits = out.logits; loss = r.value

@@ -43,7 +43,8 @@ public enum TrainingObjective: Equatable, Sendable {
         case .pgdAT(let c):
             return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
         case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
-        case .rrm(let l): return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)"
+        case .rrm(let l):
+            return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)\(l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : "")"
         }
     }
 
@@ -72,7 +73,9 @@ public enum TrainingObjective: Equatable, Sendable {
         switch self {
         case .natural: return nil
         case .rrm(let l):
-            return l.xentWeight >= 0 && l.xentWeight.isFinite ? nil : "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)"
+            if !(l.xentWeight >= 0 && l.xentWeight.isFinite) { return "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)" }
+            if !(l.inputNoise >= 0 && l.inputNoise <= 1) { return "the matching noise must be in [0, 1], got \(l.inputNoise)" }
+            return nil
         case .pgdAT(let c):
             if !(c.epsilon > 0) { return "adversarial epsilon must be positive, got \(c.epsilon)" }
             if c.iterations < 1 { return "PGD-AT needs at least one attack step, got \(c.iterations)" }

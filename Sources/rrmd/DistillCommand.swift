@@ -33,6 +33,7 @@ struct DistillCommand: ParsableCommand {
     @Option(help: "Epochs.") var epochs = 48
     @Option(name: .customLong("xent-weight"), help: "Weight of the cross-entropy term (the paper: 0.005 for L-inf, 5e-5 for L2 on CIFAR-10).") var xentWeight: Float = 0.005
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
+    @Option(name: .customLong("match-noise"), help: "Half-width of uniform noise added to the images student and teacher are matched on (0: the paper's clean matching; accepts fractions such as 8/255).") var matchNoise = "0"
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -48,6 +49,7 @@ struct DistillCommand: ParsableCommand {
     func run() throws {
         Compute.configure(threads: threads)
         guard let loss = FeatureLoss(rawValue: featureLoss) else { throw ValidationError("unknown --feature-loss '\(featureLoss)'; use cosine or l2") }
+        guard let noise = parseEpsilon(matchNoise) else { throw ValidationError("--match-noise '\(matchNoise)' is not a number or fraction in [0, 1]") }
         let reporter = ProgressReporter()
         let teacherModel = try ModelLoader.load(path: teacher, dataset: dataset)
         let tmeta = teacherModel.metadata
@@ -57,7 +59,8 @@ struct DistillCommand: ParsableCommand {
         let settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
-            horizontalFlip: true, seed: seed, objective: .rrm(RRMLoss(xentWeight: xentWeight, featureLoss: loss)))
+            horizontalFlip: true, seed: seed,
+            objective: .rrm(RRMLoss(xentWeight: xentWeight, featureLoss: loss, inputNoise: Float(noise))))
         if let problem = settings.problem() { throw ValidationError(problem) }
         let threat = ThreatModel(tmeta.threatModel)
         let evalSettings = try evaluation.settings(threat: threat)

@@ -138,6 +138,28 @@ final class DaemonProcessTests: XCTestCase {
         }
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: done.appendingPathComponent("report.json"))) as! [String: Any]
         XCTAssertEqual((summary["students"] as? [Any])?.count, 2)
+        // The teacher is attacked once under the students' protocol; each student's robust
+        // accuracy is stated as a share of the teacher's.
+        let teacher = try XCTUnwrap((summary["teacher"] as? [String: Any])?["robustness"] as? [String: Any])
+        let teacherRobust = try XCTUnwrap(teacher["robust_accuracy"] as? Double)
+        XCTAssertLessThanOrEqual(teacherRobust, try XCTUnwrap(teacher["clean_accuracy"] as? Double))
+        XCTAssertEqual(teacher["report"] as? String, "reports/teacher/report.md")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: done.appendingPathComponent("reports/teacher/report.json").path))
+        for case let student as [String: Any] in summary["students"] as! [Any] {
+            let robust = try XCTUnwrap(student["robust_accuracy"] as? Double)
+            if teacherRobust > 0 {
+                XCTAssertEqual(try XCTUnwrap(student["retained"] as? Double), robust / teacherRobust, accuracy: 1e-9)
+            } else {
+                XCTAssertNil(student["retained"])
+            }
+        }
+        let markdown = try String(contentsOf: done.appendingPathComponent("report.md"), encoding: .utf8)
+        XCTAssertTrue(markdown.contains("| teacher cnn-small |"), markdown)
+        XCTAssertTrue(markdown.contains("kept of the teacher's robustness"), markdown)
+        XCTAssertTrue(served.output.contains(" teacher job=\(job)"), served.output)
+        XCTAssertTrue(served.output.contains("teacher_robust_acc="), served.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: done.appendingPathComponent(JobRunner.teacherResultName).path),
+                       "the work directory's teacher result is not part of what is published")
         for file in ["report.md", "students.svg", "job.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: done.appendingPathComponent(file).path), file)
         }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The RRM transfer study of docs/rrm-study.md: one factor at a time from a fixed reference, each
+# row a teacher or student trained and then attacked the same way (APGD-CE + APGD-T, 100
+# iterations, 9 target classes, cascade, on the first $SAMPLES test images).
+#
+#   bash Scripts/rrm_study.sh                 # every row, in the order below
+#   bash Scripts/rrm_study.sh ref ep24 l2     # just these rows (and the teachers they need)
+#   bash Scripts/rrm_study.sh --list          # the rows and their commands
+#   OUT=dir SAMPLES=1000 THREADS=2 bash Scripts/rrm_study.sh
+#
+# Resumable: a row whose evaluation exists is skipped, and an interrupted training continues from
+# its state file (rrmd saves one at every epoch end and on SIGTERM). Rows run one at a time; run
+# it under `nice` when other work shares the machine (wall times are then only indicative).
+# Scripts/rrm_study_table.py prints the table of docs/rrm-study.md from $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${OUT:-results/rrm-study}
+SAMPLES=${SAMPLES:-1000}
+THREADS=${THREADS:-2}
+EVAL_ARGS=${EVAL_ARGS:-"--attacks apgd-ce,apgd-t --cascade --sweep-samples 0 --check-samples 0"}
+
+# NAME  KIND  TEACHER  ARGUMENTS. KIND is teacher (rrmd train, the model other rows distil from),
+# train (a baseline trained by rrmd train) or distill (rrmd distill from row TEACHER). The
+# reference is `ref`: a cnn-small student of the short cnn-small teacher, 10 epochs on the
+# first 20,000 Fashion-MNIST training images, seed 1, the paper's loss and optimiser.
+rows() {
+  cat <<'EOF'
+t-short     teacher -       --arch cnn-small --dataset fashion-mnist --epochs 2 --limit 20000 --adversarial pgd --epsilon 0.1 --attack-steps 3 --seed 0
+ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1
+seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 2
+noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1
+noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05
+noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2
+natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
+xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05
+xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5
+l2          distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --feature-loss l2 --xent-weight 0.001
+ep24        distill t-short --student cnn-small --epochs 24 --limit 20000 --seed 1
+img60k      distill t-short --student cnn-small --epochs 10 --seed 1
+ep48        distill t-short --student cnn-small --epochs 48 --limit 20000 --seed 1
+t-long      teacher -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --adversarial pgd --epsilon 0.1 --attack-steps 7 --seed 0
+tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1
+resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1
+mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1
+ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1
+EOF
+}
+
+R=.build/release/rrmd
+if [ "${1:-}" = "--list" ]; then rows; exit 0; fi
+bash Scripts/setup.sh >&2
+swift build -c release --product rrmd >&2
+mkdir -p "$OUT"
+
+# field NAME N: the Nth whitespace-separated field of row NAME (4 = the rest of the line).
+row_of() { rows | awk -v n="$1" '$1 == n'; }
+
+# train_row NAME: trains the row's model into $OUT/NAME.safetensors.zst (skipped when present).
+train_row() {
+  local name=$1 line kind teacher args
+  line=$(row_of "$name")
+  [ -n "$line" ] || { echo "rrm_study: no row named '$name' (--list shows them)" >&2; exit 2; }
+  read -r _ kind teacher args <<<"$line"
+  local out="$OUT/$name.safetensors.zst"
+  [ -s "$out" ] && return 0
+  if [ "$kind" = distill ]; then
+    train_row "$teacher"
+    echo "== $name: rrmd distill --teacher $teacher $args" >&2
+    # shellcheck disable=SC2086
+    nice $R distill --teacher "$OUT/$teacher.safetensors.zst" $args --threads "$THREADS" --out "$out" \
+      --no-evaluate --json > "$OUT/$name.train.json.part" 2> "$OUT/$name.train.log"
+  else
+    echo "== $name: rrmd train $args" >&2
+    # shellcheck disable=SC2086
+    nice $R train $args --threads "$THREADS" --state "$out.state" --out "$out" --json \
+      > "$OUT/$name.train.json.part" 2> "$OUT/$name.train.log"
+  fi
+  mv "$OUT/$name.train.json.part" "$OUT/$name.train.json"
+}
+
+# eval_row NAME: the attack protocol on the row's model (skipped when done).
+eval_row() {
+  local name=$1
+  [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
+  train_row "$name"
+  echo "== $name: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
+  # shellcheck disable=SC2086
+  nice $R evaluate --model "$OUT/$name.safetensors.zst" --samples "$SAMPLES" $EVAL_ARGS --threads "$THREADS" \
+    --report "$OUT/report-$name" --json > "$OUT/$name.eval.json.part" 2> "$OUT/$name.eval.log"
+  mv "$OUT/$name.eval.json.part" "$OUT/$name.eval.json"
+}
+
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then mapfile -t names < <(rows | awk '{print $1}'); fi
+for n in "${names[@]}"; do eval_row "$n"; done
+python3 Scripts/rrm_study_table.py "$OUT"

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Prints the Markdown table of docs/rrm-study.md from the outputs of Scripts/rrm_study.sh.
+
+Usage: python3 Scripts/rrm_study_table.py OUT_DIR
+
+One line per finished row, in the script's order: clean accuracy, APGD-CE and worst-case robust
+accuracy (APGD-CE then APGD-T on what it left), the fraction of the teacher's worst case the
+student kept, and the training wall time. Rows not yet evaluated are listed as pending.
+"""
+import json
+import os
+import subprocess
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def main():
+    out = sys.argv[1] if len(sys.argv) > 1 else "results/rrm-study"
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rrm_study.sh")
+    listing = subprocess.run(["bash", script, "--list"], check=True, capture_output=True, text=True).stdout
+    rows = [line.split(None, 3) for line in listing.splitlines() if line.strip()]
+    teachers = {r[0]: r[2] for r in rows}
+    evals = {r[0]: load(os.path.join(out, r[0] + ".eval.json")) for r in rows}
+
+    print("| row | kind | clean | APGD-CE | worst case | kept of teacher | training |")
+    print("|---|---|--:|--:|--:|--:|--:|")
+    for name, kind, teacher, _ in rows:
+        e = evals[name]
+        if e is None:
+            print(f"| {name} | {kind} | pending | | | | |")
+            continue
+        ce = next((a["robust_accuracy"] for a in e["attacks"] if a["name"] == "apgd-ce"), None)
+        worst = e["worst_case"]["robust_accuracy"]
+        kept = ""
+        t = evals.get(teachers[name]) if kind == "distill" else None
+        if t and t["worst_case"]["robust_accuracy"] > 0:
+            kept = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
+        train = load(os.path.join(out, name + ".train.json")) or {}
+        secs = f"{train['seconds']:.0f} s" if "seconds" in train else ""
+        ce_text = f"{100 * ce:.1f}%" if ce is not None else ""
+        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept} | {secs} |")
+
+
+if __name__ == "__main__":
+    main()
