@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-results/rrm-study}
 SAMPLES=${SAMPLES:-1000}
 THREADS=${THREADS:-2}
-EVAL_ARGS=${EVAL_ARGS:-"--attacks apgd-ce,apgd-t --cascade --sweep-samples 0 --check-samples 0"}
+EPS=${EPS:-0.1}
+EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --sweep-samples 0 --check-samples 0"}
 
 # NAME  KIND  TEACHER  ARGUMENTS. KIND is teacher (rrmd train, the model other rows distil from),
 # train (a baseline trained by rrmd train) or distill (rrmd distill from row TEACHER). The
@@ -32,6 +33,8 @@ seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed
 noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1
 noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05
 noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2
+free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2
+free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
 xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05
 xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5

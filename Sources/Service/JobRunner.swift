@@ -220,7 +220,7 @@ public final class JobRunner {
         let checkpoint = studentsDir.appendingPathComponent("\(arch).safetensors.zst")
         let statePath = job.directory.appendingPathComponent("state-\(arch).safetensors.zst").path
         let timesPath = job.directory.appendingPathComponent("train-seconds-\(arch)").path
-        var settings = config.rrm.trainingSettings()
+        var settings = config.rrm.trainingSettings(linfEpsilon: evalSettings.norm == .linf ? evalSettings.epsilon : nil)
         settings.cropPadding = max(data.train.height, data.train.width) / 8
 
         let student: Network

@@ -96,18 +96,27 @@ public struct ServiceConfig: Equatable, Sendable {
         public var seed: UInt64
         /// Train on the first `limit` images only (nil: all); for quick runs and tests.
         public var limit: Int?
+        /// Optimiser steps per batch (`RRMLoss.replays`; 1 is the paper's method). Replays after
+        /// the first match at images pushed within the teacher's L-inf epsilon.
+        public var replays: Int
 
-        /// A recipe; the defaults are the paper's CIFAR-10 L-inf student settings with 10 epochs.
+        /// A recipe: the paper's CIFAR-10 L-inf student settings with 10 epochs, and two replays
+        /// per batch (docs/rrm-study.md: they carry over far more of the teacher's robustness).
         public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double = 0.005,
-                    featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil) {
+                    featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 2) {
             self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
             self.xentWeight = xentWeight; self.featureLoss = featureLoss; self.seed = seed; self.limit = limit
+            self.replays = replays
         }
 
-        /// The training settings of a student (SGD momentum 0.9, weight decay 5e-4, cosine schedule).
-        public func trainingSettings() -> TrainingSettings {
-            TrainingSettings(epochs: epochs, batchSize: batchSize, learningRate: Float(learningRate), seed: seed,
-                             objective: .rrm(RRMLoss(xentWeight: Float(xentWeight), featureLoss: featureLoss)))
+        /// The training settings of a student (SGD momentum 0.9, weight decay 5e-4, cosine
+        /// schedule). Replays perturb within `linfEpsilon`, the teacher's L-inf budget; without
+        /// one (an L2 teacher) the student is distilled with the paper's single step per batch.
+        public func trainingSettings(linfEpsilon: Double?) -> TrainingSettings {
+            let replaying = replays > 1 && linfEpsilon != nil
+            return TrainingSettings(epochs: epochs, batchSize: batchSize, learningRate: Float(learningRate), seed: seed,
+                                    objective: .rrm(RRMLoss(xentWeight: Float(xentWeight), featureLoss: featureLoss,
+                                                            replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0)))
         }
     }
 
@@ -290,7 +299,7 @@ public struct ServiceConfig: Equatable, Sendable {
     }
 
     private static func readRRM(_ t: TOMLTableReader) throws -> RRM {
-        try t.rejectUnknownKeys(["epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit"])
+        try t.rejectUnknownKeys(["epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit", "replays"])
         let d = RRM()
         return RRM(epochs: try t.int("epochs", default: d.epochs, range: 1...1000),
                    // BatchNorm needs two samples per batch.
@@ -299,7 +308,8 @@ public struct ServiceConfig: Equatable, Sendable {
                    xentWeight: try t.double("xent_weight", default: d.xentWeight, range: 0...100),
                    featureLoss: try t.choice("feature_loss", default: d.featureLoss, choices: FeatureLoss.allCases),
                    seed: UInt64(try t.int("seed", default: Int(d.seed), range: 0...Int.max)),
-                   limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"))
+                   limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
+                   replays: try t.int("replays", default: d.replays, range: 1...16))
     }
 
     private static func readEvaluation(_ t: TOMLTableReader) throws -> EvaluationSettings {

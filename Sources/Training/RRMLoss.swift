@@ -15,9 +15,44 @@ public struct RRMLoss: Equatable, Sendable {
     /// in a neighbourhood of each image, not only at the image (docs/rrm-study.md).
     public var inputNoise: Float
 
+    /// Optimiser steps taken on each batch (at least 1; 1 is the paper's method). Replay r + 1
+    /// matches at the images of replay r moved by `replayEpsilon` along the sign of that replay's
+    /// input gradient of this loss, kept within `replayEpsilon` (L-inf) of the batch and in
+    /// [0, 1]: Free-AT's minibatch replay (Shafahi et al. 2019) applied to the matching, so the
+    /// student also meets the teacher where it departs from it fastest, for the price of steps
+    /// it takes anyway (the input gradient comes with every backward pass).
+    public var replays: Int
+    /// The L-inf radius of the replays' perturbations, in [0, 1] pixel units (the teacher's epsilon).
+    public var replayEpsilon: Float
+
     /// The objective with the paper's CIFAR-10 L-inf defaults.
-    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0) {
+    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0,
+                replays: Int = 1, replayEpsilon: Float = 0) {
         self.xentWeight = xentWeight; self.featureLoss = featureLoss; self.inputNoise = inputNoise
+        self.replays = replays; self.replayEpsilon = replayEpsilon
+    }
+
+    /// The next replay's images `[N, C, H, W]`: `current` moved by `replayEpsilon` along the sign
+    /// of `gradient` (dLoss/dinput at `current`), projected into the L-inf ball around `clean`
+    /// and into [0, 1].
+    public func replayImages(clean: Tensor, current: Tensor, gradient: Tensor) -> Tensor {
+        clean.expectShape(current.shape, "RRMLoss.replayImages current")
+        clean.expectShape(gradient.shape, "RRMLoss.replayImages gradient")
+        var next = Tensor(uninitializedShape: clean.shape)
+        let e = replayEpsilon, n = clean.count
+        next.withUnsafeMutablePointer { o in
+            clean.withUnsafePointer { x in
+                current.withUnsafePointer { c in
+                    gradient.withUnsafePointer { g in
+                        for i in 0..<n {
+                            let step = g[i] > 0 ? e : (g[i] < 0 ? -e : 0)
+                            o[i] = min(max(min(max(c[i] + step, x[i] - e), x[i] + e), 0), 1)
+                        }
+                    }
+                }
+            }
+        }
+        return next
     }
 
     /// `images` `[N, C, H, W]` with the objective's input noise added and clipped to [0, 1];
@@ -56,5 +91,17 @@ public struct RRMLoss: Equatable, Sendable {
         dLogits.withUnsafeMutablePointer { p in for i in 0..<n { p[i] *= w } }
         return Result(value: w * ce.value + fl.value, crossEntropy: ce.value, feature: fl.value,
                       logitsGradient: dLogits, representationGradient: fl.studentGradient)
+    }
+}
+
+extension RRMLoss: CustomStringConvertible {
+    /// The objective as it appears in a training run's fingerprint (`Trainer.fingerprint`). The
+    /// options added after the paper's two print only when set, so a state file saved by an
+    /// earlier rrmd (a daemon upgraded mid-job) still matches the run it belongs to.
+    public var description: String {
+        var text = "Training.RRMLoss(xentWeight: \(xentWeight), featureLoss: NN.FeatureLoss.\(featureLoss)"
+        if inputNoise != 0 { text += ", inputNoise: \(inputNoise)" }
+        if replays != 1 { text += ", replays: \(replays), replayEpsilon: \(replayEpsilon)" }
+        return text + ")"
     }
 }

@@ -142,18 +142,24 @@ public final class Trainer {
     /// One optimiser step on the objective; returns the batch loss and the number of images
     /// the model classified correctly (on the images it trained on).
     private func step(images: Tensor, labels: [Int32], lr: Float, rng: inout RNG) -> (loss: Float, correct: Int) {
-        let logits: Tensor, loss: Float
+        var logits: Tensor, loss: Float
         switch settings.objective {
         case .rrm(let objective):
             // The teacher sees the same augmented batch (with the same noise, when the objective
             // adds any); its features are recomputed every batch and no gradient flows into it.
-            let inputs = objective.matchingImages(images, rng: &rng)
-            let target = teacher!.forwardWithRepresentation(inputs, mode: .inference).representation
-            optimizer.zeroGradients()
-            let out = model.forwardWithRepresentation(inputs, mode: .training)
-            let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
-            _ = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
-            logits = out.logits; loss = r.value
+            var inputs = objective.matchingImages(images, rng: &rng)
+            (logits, loss) = (Tensor(shape: [0]), 0)
+            for replay in 0..<objective.replays {
+                let target = teacher!.forwardWithRepresentation(inputs, mode: .inference).representation
+                optimizer.zeroGradients()
+                let out = model.forwardWithRepresentation(inputs, mode: .training)
+                let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
+                let dx = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
+                optimizer.step(lr: lr)
+                if replay + 1 < objective.replays { inputs = objective.replayImages(clean: images, current: inputs, gradient: dx) }
+                logits = out.logits; loss = r.value
+            }
+            return (loss, zip(argmaxRows(logits), labels).lazy.filter { $0 == $1 }.count)
         default:
             let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &rng)
             optimizer.zeroGradients()

@@ -44,7 +44,7 @@ public enum TrainingObjective: Equatable, Sendable {
             return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
         case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
         case .rrm(let l):
-            return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)\(l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : "")"
+            return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)\(l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : "")\(l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)" : "")"
         }
     }
 
@@ -75,6 +75,8 @@ public enum TrainingObjective: Equatable, Sendable {
         case .rrm(let l):
             if !(l.xentWeight >= 0 && l.xentWeight.isFinite) { return "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)" }
             if !(l.inputNoise >= 0 && l.inputNoise <= 1) { return "the matching noise must be in [0, 1], got \(l.inputNoise)" }
+            if l.replays < 1 { return "replays must be at least 1, got \(l.replays)" }
+            if l.replays > 1 && !(l.replayEpsilon > 0 && l.replayEpsilon <= 1) { return "replays need a perturbation radius in (0, 1], got \(l.replayEpsilon)" }
             return nil
         case .pgdAT(let c):
             if !(c.epsilon > 0) { return "adversarial epsilon must be positive, got \(c.epsilon)" }

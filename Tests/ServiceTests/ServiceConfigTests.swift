@@ -38,7 +38,7 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.students.architectures, ["cnn-small", "resnet20"])
         XCTAssertEqual(c.students.width, 1)
         XCTAssertEqual(c.rrm, .init(epochs: 10, batchSize: 128, learningRate: 0.1, xentWeight: 0.005, featureLoss: .cosine,
-                                    seed: 0, limit: nil))
+                                    seed: 0, limit: nil, replays: 2))
         XCTAssertEqual(c.evaluation.attacks, ["apgd-ce", "apgd-t"])
         XCTAssertEqual(c.evaluation.samples, 1000)
         XCTAssertEqual(c.evaluation.iterations, 100)
@@ -101,6 +101,7 @@ final class ServiceConfigTests: XCTestCase {
             feature_loss = "l2"
             seed = 42
             limit = 2000
+            replays = 3
 
             [evaluation]
             attacks = ["pgd", "fgsm"]
@@ -128,19 +129,21 @@ final class ServiceConfigTests: XCTestCase {
         ])
         XCTAssertEqual(c.students, .init(architectures: ["mobilenetv2", "resnet18", "vgg11", "mlp"], width: 0.5))
         XCTAssertEqual(c.rrm, .init(epochs: 48, batchSize: 256, learningRate: 1, xentWeight: 5e-5, featureLoss: .relativeL2,
-                                    seed: 42, limit: 2000))
+                                    seed: 42, limit: 2000, replays: 3))
         XCTAssertEqual(c.evaluation, .init(attacks: ["pgd", "fgsm"], samples: nil, iterations: 50, targetClasses: 3,
                                            sweepSamples: 0, checkSamples: 100, epsilon: "8/255"))
         XCTAssertEqual(c.evaluation.epsilonValue!, 8.0 / 255, accuracy: 1e-15)
         XCTAssertEqual(c.service, .init(rescanSeconds: 5, retryInitialSeconds: 1, retryMaxSeconds: 1, maxTeacherBytes: 1 << 20))
 
-        let training = c.rrm.trainingSettings()
+        let training = c.rrm.trainingSettings(linfEpsilon: 0.1)
         XCTAssertEqual(training.epochs, 48)
         XCTAssertEqual(training.batchSize, 256)
         XCTAssertEqual(training.learningRate, 1)
         XCTAssertEqual(training.seed, 42)
-        XCTAssertEqual(training.objective, .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2)))
+        XCTAssertEqual(training.objective, .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1)))
         XCTAssertNil(training.problem())
+        // Replays perturb in an L-inf ball; an L2 teacher's students get the paper's single step.
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2)))
 
         let robustness = c.evaluation.robustnessSettings(norm: .linf, teacherEpsilon: 0.1, teacherEpsilonText: "0.1", seed: 3)
         XCTAssertEqual(robustness.epsilonText, "8/255")
@@ -221,6 +224,7 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(failure("[rrm]\nxent_weight = -0.1", .outOfRange)?.key, "rrm.xent_weight")
         XCTAssertEqual(failure("[rrm]\nseed = -1", .outOfRange)?.key, "rrm.seed")
         XCTAssertEqual(failure("[rrm]\nlimit = 0", .outOfRange)?.key, "rrm.limit")
+        XCTAssertEqual(failure("[rrm]\nreplays = 0", .outOfRange)?.expected, "an integer in 1...16")
         XCTAssertEqual(failure("[evaluation]\niterations = 0", .outOfRange)?.key, "evaluation.iterations")
         XCTAssertEqual(failure("[evaluation]\nsamples = -5", .outOfRange)?.key, "evaluation.samples")
         XCTAssertEqual(failure("[evaluation]\nepsilon = \"0\"", .outOfRange)?.key, "evaluation.epsilon")

@@ -74,6 +74,31 @@ final class ResumeTests: XCTestCase {
                                          objective: .rrm(RRMLoss())), stops: [17], teacher: teacher)
     }
 
+    /// Replays resume exactly too: each replay is an optimiser step inside one batch step, and a
+    /// stop comes only between batches.
+    func testRRMReplayRunResumesExactly() throws {
+        let data = try digits()
+        let teacher = try digitsModel("cnn-small", data.train, seed: 50)
+        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, seed: 50))
+            .run(train: data.train, test: data.test)
+        try checkResume(TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 9,
+                                         objective: .rrm(RRMLoss(replays: 2, replayEpsilon: 0.1))), stops: [11], teacher: teacher)
+    }
+
+    /// The paper's RRM settings give the fingerprint rrmd 0.1.0 wrote before the replay and noise
+    /// options existed, so a daemon upgraded in the middle of a job continues it.
+    func testPaperRRMFingerprintIsUnchangedByNewerOptions() throws {
+        let data = try digits()
+        let teacher = try digitsModel("cnn-small", data.train, seed: 50)
+        let trainer = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1),
+                              settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
+        XCTAssertTrue(trainer.fingerprint.contains(
+            "objective: Training.TrainingObjective.rrm(Training.RRMLoss(xentWeight: 0.005, featureLoss: NN.FeatureLoss.cosine)))"), trainer.fingerprint)
+        let replaying = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1),
+                                settings: TrainingSettings(objective: .rrm(RRMLoss(replays: 2, replayEpsilon: 0.1))), teacher: teacher)
+        XCTAssertNotEqual(replaying.fingerprint, trainer.fingerprint, "a replaying run must not continue a paper run's state")
+    }
+
     /// A state file from a run with other settings is refused, naming both runs.
     func testOtherRunsStateIsRefused() throws {
         let data = try digits()
