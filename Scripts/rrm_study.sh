@@ -24,29 +24,36 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --swee
 # NAME  KIND  TEACHER  ARGUMENTS. KIND is teacher (rrmd train, the model other rows distil from),
 # train (a baseline trained by rrmd train) or distill (rrmd distill from row TEACHER). The
 # reference is `ref`: a cnn-small student of the short cnn-small teacher, 10 epochs on the
-# first 20,000 Fashion-MNIST training images, seed 1, the paper's loss and optimiser.
+# first 20,000 Fashion-MNIST training images, seed 1, the paper's loss, optimiser and single step
+# per batch (--replays 1; rrmd distill's default is now 2). Rows are written out in full, so a
+# later change of a default does not change what a row measures.
 rows() {
   cat <<'EOF'
 t-short     teacher -       --arch cnn-small --dataset fashion-mnist --epochs 2 --limit 20000 --adversarial pgd --epsilon 0.1 --attack-steps 3 --seed 0
-ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1
-seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 2
-noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1
-noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05
-noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2
+ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
+seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 2 --replays 1
+noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1 --replays 1
+noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05 --replays 1
+noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2 --replays 1
 free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2
 free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
+free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
+free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
-xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05
-xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5
-l2          distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --feature-loss l2 --xent-weight 0.001
-ep24        distill t-short --student cnn-small --epochs 24 --limit 20000 --seed 1
-img60k      distill t-short --student cnn-small --epochs 10 --seed 1
-ep48        distill t-short --student cnn-small --epochs 48 --limit 20000 --seed 1
+xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05 --replays 1
+xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5 --replays 1
+l2          distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --feature-loss l2 --xent-weight 0.001 --replays 1
+ep24        distill t-short --student cnn-small --epochs 24 --limit 20000 --seed 1 --replays 1
+img60k      distill t-short --student cnn-small --epochs 10 --seed 1 --replays 1
+ep48        distill t-short --student cnn-small --epochs 48 --limit 20000 --seed 1 --replays 1
 t-long      teacher -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --adversarial pgd --epsilon 0.1 --attack-steps 7 --seed 0
-tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1
-resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1
-mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1
-ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1
+tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
+resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
+mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 1
+resnet20-free2 distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 2
+mlp-free2   distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 2
+tlong-free2 distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
+ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
 EOF
 }
 

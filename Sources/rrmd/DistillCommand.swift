@@ -34,7 +34,7 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .customLong("xent-weight"), help: "Weight of the cross-entropy term (the paper: 0.005 for L-inf, 5e-5 for L2 on CIFAR-10).") var xentWeight: Float = 0.005
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
     @Option(name: .customLong("match-noise"), help: "Half-width of uniform noise added to the images student and teacher are matched on (0: the paper's clean matching; accepts fractions such as 8/255).") var matchNoise = "0"
-    @Option(help: "Optimiser steps per batch (1: the paper's method); replays after the first match at images moved along the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the cost.") var replays = 1
+    @Option(help: "Optimiser steps per batch (1: the paper's method); replays after the first match at images moved along the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the cost. Default 2 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.") var replays: Int?
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -58,9 +58,12 @@ struct DistillCommand: ParsableCommand {
         let data = try DatasetCatalog.load(datasetName, directory: dataDir, limit: limit)
         if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) { throw CommandFailure("\(teacher): \(problem)") }
         let threat = ThreatModel(tmeta.threatModel)
-        if replays > 1, threat?.norm != .linf {
+        // Replays perturb within the teacher's L-inf ball; other teachers get the paper's method
+        // unless replays were asked for explicitly.
+        if let asked = self.replays, asked > 1, threat?.norm != .linf {
             throw ValidationError("--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
         }
+        let replays = self.replays ?? (threat?.norm == .linf ? 2 : 1)
         let settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,

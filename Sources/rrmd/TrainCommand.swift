@@ -42,7 +42,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon: String?
     @Option(name: .customLong("attack-step"), help: "Attack step size (default: 2.5 * epsilon / steps for pgd, 1.25 * epsilon for fgsm-rs).") var attackStep: String?
     @Option(name: .customLong("attack-steps"), help: "PGD steps per training batch.") var attackSteps = 7
-    @Option(help: "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run continues from it.") var state: String?
+    @Option(help: "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run continues from it; removed once the model is saved.") var state: String?
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
 
     func run() throws {
@@ -86,6 +86,9 @@ struct TrainCommand: ParsableCommand {
                                      producer: "rrmd \(RRMDVersion.string)")
         try SafeTensors(model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
+        // The run is complete and saved: a state left behind would make the next run with the
+        // same --state "continue" a finished run (as `rrmd distill` does, it goes).
+        if let state { try? FileManager.default.removeItem(atPath: state) }
         reporter.line(String(format: "test accuracy %.2f%% after %.1f s; saved %@", 100 * summary.test.accuracy, summary.seconds, out))
         if json {
             let object: [String: Any] = [

@@ -68,7 +68,8 @@ final class ServiceConfigTests: XCTestCase {
     func testCheckoutConfigurationServesTheCheckoutSpool() throws {
         let loaded = try ServiceConfig.load(path: checkout + "/Config/checkout.toml")
         XCTAssertEqual(loaded.spool, URL(fileURLWithPath: checkout + "/Spool").standardizedFileURL.path)
-        XCTAssertEqual(loaded.students.architectures, ["mlp", "resnet20"])
+        XCTAssertEqual(loaded.students.architectures, ["cnn-small", "mlp"])
+        XCTAssertEqual(loaded.rrm.replays, 2)
         XCTAssertNotNil(loaded.rrm.limit)
     }
 
