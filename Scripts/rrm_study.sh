@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
-# The RRM transfer study of docs/rrm-study.md: one factor at a time from a fixed reference, each
-# row a teacher or student trained and then attacked the same way (APGD-CE + APGD-T, 100
-# iterations, 9 target classes, cascade, on the first $SAMPLES test images).
+# The RRM transfer study of docs/rrm-study.md: each row a teacher, student or baseline trained and
+# then attacked the same way (APGD-CE, then APGD-T on what it left; 100 iterations each).
 #
-#   bash Scripts/rrm_study.sh                 # every row, in the order below
+#   bash Scripts/rrm_study.sh                 # every row of the factor study, in the order below
 #   bash Scripts/rrm_study.sh ref ep24 l2     # just these rows (and the teachers they need)
 #   bash Scripts/rrm_study.sh --list          # the rows and their commands
-#   OUT=dir SAMPLES=1000 THREADS=2 bash Scripts/rrm_study.sh
+#   STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh   # the paper's setting (full test set)
+#   STUDY=paper-mnist bash Scripts/rrm_study.sh
+#
+# STUDY=factors (default): one factor at a time from a fixed reference on the first 20,000
+# Fashion-MNIST images, evaluated on the first 1,000 test images with 9 target classes.
+# STUDY=paper-*: a cheap PGD-AT teacher trained on the whole training set, a larger student
+# distilled from it, and that student's own PGD-AT and natural training; evaluated on the whole
+# test set with 3 target classes (AutoAttack's 9 would take hours per model on 2 cores).
 #
 # Resumable: a row whose evaluation exists is skipped, and an interrupted training continues from
 # its state file (rrmd saves one at every epoch end and on SIGTERM). Rows run one at a time; run
 # it under `nice` when other work shares the machine (wall times are then only indicative).
-# Scripts/rrm_study_table.py prints the table of docs/rrm-study.md from $OUT.
+# Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
+# THREADS, EVAL_ARGS, MNIST_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${OUT:-results/rrm-study}
-SAMPLES=${SAMPLES:-1000}
+STUDY=${STUDY:-factors}
+MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
+case "$STUDY" in
+  factors) OUT=${OUT:-results/rrm-study}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.1}; TARGETS=9; DATA_ARGS="" ;;
+  paper-fashion-mnist) OUT=${OUT:-results/rrm-paper-fashion-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.1}; TARGETS=3; DATA_ARGS="" ;;
+  paper-mnist) OUT=${OUT:-results/rrm-paper-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
+  *) echo "rrm_study: unknown STUDY '$STUDY' (factors, paper-fashion-mnist, paper-mnist)" >&2; exit 2 ;;
+esac
 THREADS=${THREADS:-2}
-EPS=${EPS:-0.1}
-EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --sweep-samples 0 --check-samples 0"}
+EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --target-classes $TARGETS --sweep-samples 0 --check-samples 0"}
 
 # NAME  KIND  TEACHER  ARGUMENTS. KIND is teacher (rrmd train, the model other rows distil from),
 # train (a baseline trained by rrmd train) or distill (rrmd distill from row TEACHER). The
@@ -28,6 +40,29 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --swee
 # per batch (--replays 1; rrmd distill's default is now 2). Rows are written out in full, so a
 # later change of a default does not change what a row measures.
 rows() {
+  case "$STUDY" in
+    factors) factor_rows ;;
+    paper-fashion-mnist) paper_rows fashion-mnist 0.1 ;;
+    paper-mnist) paper_rows mnist 0.3 ;;
+  esac
+}
+
+# The paper's setting (design.md §1, Table 1) on a small dataset: a cheap teacher (cnn-small,
+# PGD-AT with 7 steps, 10 epochs on every training image), a larger student (resnet20 ×1, whose
+# own PGD-AT costs about 5 times the teacher's per epoch), that student trained naturally (the
+# floor) and by PGD-AT (the baseline), and RRM with rrmd's default recipe and with the paper's.
+paper_rows() {
+  local d=$1 e=$2
+  cat <<EOF
+teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0
+rrm         distill teacher --student resnet20 --epochs 10 --seed 1 --replays 2
+natural     train   -       --arch resnet20 --dataset $d --epochs 10 --seed 1
+pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1
+rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
+EOF
+}
+
+factor_rows() {
   cat <<'EOF'
 t-short     teacher -       --arch cnn-small --dataset fashion-mnist --epochs 2 --limit 20000 --adversarial pgd --epsilon 0.1 --attack-steps 3 --seed 0
 ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
@@ -39,6 +74,9 @@ free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 
 free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
 free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
 free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4
+free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 4
+free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8
+free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
 xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05 --replays 1
 xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5 --replays 1
@@ -78,12 +116,12 @@ train_row() {
     train_row "$teacher"
     echo "== $name: rrmd distill --teacher $teacher $args" >&2
     # shellcheck disable=SC2086
-    nice $R distill --teacher "$OUT/$teacher.safetensors.zst" $args --threads "$THREADS" --out "$out" \
+    nice $R distill --teacher "$OUT/$teacher.safetensors.zst" $args $DATA_ARGS --threads "$THREADS" --out "$out" \
       --no-evaluate --json > "$OUT/$name.train.json.part" 2> "$OUT/$name.train.log"
   else
     echo "== $name: rrmd train $args" >&2
     # shellcheck disable=SC2086
-    nice $R train $args --threads "$THREADS" --state "$out.state" --out "$out" --json \
+    nice $R train $args $DATA_ARGS --threads "$THREADS" --state "$out.state" --out "$out" --json \
       > "$OUT/$name.train.json.part" 2> "$OUT/$name.train.log"
   fi
   mv "$OUT/$name.train.json.part" "$OUT/$name.train.json"
@@ -96,12 +134,26 @@ eval_row() {
   train_row "$name"
   echo "== $name: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
   # shellcheck disable=SC2086
-  nice $R evaluate --model "$OUT/$name.safetensors.zst" --samples "$SAMPLES" $EVAL_ARGS --threads "$THREADS" \
+  nice $R evaluate --model "$OUT/$name.safetensors.zst" --samples "$SAMPLES" $EVAL_ARGS $DATA_ARGS --threads "$THREADS" \
     --report "$OUT/report-$name" --json > "$OUT/$name.eval.json.part" 2> "$OUT/$name.eval.log"
   mv "$OUT/$name.eval.json.part" "$OUT/$name.eval.json"
 }
 
+# agreement_row NAME: for a distilled row, how closely the student follows its teacher on clean
+# images and on each one's APGD-CE adversarial images (`rrmd agreement`; skipped when done).
+agreement_row() {
+  local name=$1 line kind teacher
+  line=$(row_of "$name")
+  read -r _ kind teacher _ <<<"$line"
+  [ "$kind" = distill ] || return 0
+  [ -s "$OUT/$name.agreement.json" ] && return 0
+  # shellcheck disable=SC2086
+  nice $R agreement --student "$OUT/$name.safetensors.zst" --teacher "$OUT/$teacher.safetensors.zst" --samples 500 \
+    --epsilon "$EPS" $DATA_ARGS --threads "$THREADS" --json > "$OUT/$name.agreement.json.part"
+  mv "$OUT/$name.agreement.json.part" "$OUT/$name.agreement.json"
+}
+
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then mapfile -t names < <(rows | awk '{print $1}'); fi
-for n in "${names[@]}"; do eval_row "$n"; done
-python3 Scripts/rrm_study_table.py "$OUT"
+for n in "${names[@]}"; do eval_row "$n"; agreement_row "$n"; done
+STUDY=$STUDY python3 Scripts/rrm_study_table.py "$OUT"

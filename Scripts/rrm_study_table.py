@@ -5,7 +5,9 @@ Usage: python3 Scripts/rrm_study_table.py OUT_DIR
 
 One line per finished row, in the script's order: clean accuracy, APGD-CE and worst-case robust
 accuracy (APGD-CE then APGD-T on what it left), the fraction of the teacher's worst case the
-student kept, and the training wall time. Rows not yet evaluated are listed as pending.
+student kept, the training wall time, and (where the study has a `pgd-at` row) how many times
+longer that baseline took. Rows not yet evaluated are listed as pending. Set STUDY as for
+Scripts/rrm_study.sh.
 """
 import json
 import os
@@ -29,12 +31,14 @@ def main():
     teachers = {r[0]: r[2] for r in rows}
     evals = {r[0]: load(os.path.join(out, r[0] + ".eval.json")) for r in rows}
 
-    print("| row | kind | clean | APGD-CE | worst case | kept of teacher | training |")
-    print("|---|---|--:|--:|--:|--:|--:|")
+    pgd = load(os.path.join(out, "pgd-at.train.json"))
+    pgd_seconds = pgd.get("seconds") if pgd else None
+    print("| row | kind | clean | APGD-CE | worst case | kept of teacher | training | PGD-AT's time over this |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|")
     for name, kind, teacher, _ in rows:
         e = evals[name]
         if e is None:
-            print(f"| {name} | {kind} | pending | | | | |")
+            print(f"| {name} | {kind} | pending | | | | | |")
             continue
         ce = next((a["robust_accuracy"] for a in e["attacks"] if a["name"] == "apgd-ce"), None)
         worst = e["worst_case"]["robust_accuracy"]
@@ -44,8 +48,24 @@ def main():
             kept = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
         train = load(os.path.join(out, name + ".train.json")) or {}
         secs = f"{train['seconds']:.0f} s" if "seconds" in train else ""
+        ratio = f"{pgd_seconds / train['seconds']:.1f}x" if pgd_seconds and train.get("seconds") else ""
         ce_text = f"{100 * ce:.1f}%" if ce is not None else ""
-        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept} | {secs} |")
+        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept} | {secs} | {ratio} |")
+
+    agreements = [(r[0], load(os.path.join(out, r[0] + ".agreement.json"))) for r in rows]
+    agreements = [(n, a) for n, a in agreements if a]
+    if agreements:
+        print()
+        print("Student against teacher (`rrmd agreement`, first 500 test images, APGD-CE): on clean images and on the")
+        print("student's own adversarial images, each model's accuracy and the mean cosine of their representations.")
+        print()
+        print("| row | clean: cos | student's adversarial: student acc | teacher acc | same prediction | cos |")
+        print("|---|--:|--:|--:|--:|--:|")
+        for name, a in agreements:
+            by = {r["images"]: r for r in a}
+            c, adv = by["clean"], by["student's adversarial"]
+            print(f"| {name} | {c['mean_cosine']:.3f} | {100 * adv['student_accuracy']:.1f}% | {100 * adv['teacher_accuracy']:.1f}% "
+                  f"| {100 * adv['agreement']:.1f}% | {adv['mean_cosine']:.3f} |")
 
 
 if __name__ == "__main__":

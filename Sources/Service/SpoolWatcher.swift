@@ -1,5 +1,6 @@
 import CInotifyTools
 import Foundation
+import Spool
 
 /// Why a `SpoolWatcher` could not start watching its directory.
 public enum SpoolWatcherError: Error, CustomStringConvertible, Equatable {
@@ -33,8 +34,8 @@ public enum SpoolWatcherError: Error, CustomStringConvertible, Equatable {
 ///
 /// Only `IN_CLOSE_WRITE` (a writer closed the file) and `IN_MOVED_TO` (a file was renamed in)
 /// count: both mean the file is complete, whereas `IN_CREATE` would fire on a half-written file.
-/// Names starting with `.` or ending in `.tmp` / `.part` are ignored (`isIgnored`), so editors'
-/// and downloaders' temporary files never start a job. Because inotify can drop events (queue
+/// Names starting with `.` or ending in `.tmp` / `.part` are ignored (`SpoolNames.isIgnored`, the
+/// rule the spool's scans apply too), so editors' and downloaders' temporary files never start a job. Because inotify can drop events (queue
 /// overflow) and cannot see files that arrived before the watch existed, the rescan handler runs
 /// once right after the watch is in place, on overflow, when a vanished directory comes back,
 /// and every `rescanInterval` seconds; it should list the directory and treat what it finds like
@@ -93,13 +94,6 @@ public final class SpoolWatcher: @unchecked Sendable {
         self.onProblem = onProblem
     }
 
-    /// Whether a file of this name must be left alone: hidden files and names ending in `.tmp` or
-    /// `.part` (any letter case) are other programs' unfinished work. Rescans should apply the same rule.
-    public static func isIgnored(_ name: String) -> Bool {
-        if name.isEmpty || name.hasPrefix(".") { return true }
-        let lower = name.lowercased()
-        return lower.hasSuffix(".tmp") || lower.hasSuffix(".part")
-    }
 
     /// Whether the watcher thread is running (started and not yet stopped).
     public var isRunning: Bool {
@@ -252,7 +246,7 @@ public final class SpoolWatcher: @unchecked Sendable {
             onProblem("ignoring a file in \(directory) whose name is not valid UTF-8; rename it")
             return true
         }
-        if !SpoolWatcher.isIgnored(name) { onFile(name) }
+        if !SpoolNames.isIgnored(name) { onFile(name) }
         return true
     }
 }

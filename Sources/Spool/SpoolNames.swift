@@ -11,10 +11,14 @@ public enum SpoolNames {
     /// `done/<job>/` and `failed/<job>/`.
     public static let teacherStem = "teacher"
 
-    /// Whether the watcher leaves `name` alone: dotfiles (editors' and `writeAtomically`'s
-    /// temporaries) and `*.tmp` / `*.part` (copies still being written).
+    /// Whether `incoming/` must leave `name` alone: the empty name, dotfiles (editors' and
+    /// `writeAtomically`'s temporaries) and names ending in `.tmp` or `.part` in any letter case
+    /// (copies still being written, `X.PART` as much as `x.part`). The one rule for the inotify
+    /// watcher and for every scan that decides what is claimed.
     public static func isIgnored(_ name: String) -> Bool {
-        name.hasPrefix(".") || name.hasSuffix(".tmp") || name.hasSuffix(".part")
+        if name.isEmpty || name.hasPrefix(".") { return true }
+        let lower = name.lowercased()
+        return lower.hasSuffix(".tmp") || lower.hasSuffix(".part")
     }
 
     /// The extension a teacher named `name` keeps when claimed: the last one, and the one before

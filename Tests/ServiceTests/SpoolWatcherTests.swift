@@ -1,4 +1,5 @@
 import Foundation
+import Spool
 import XCTest
 @testable import Service
 
@@ -94,10 +95,10 @@ final class SpoolWatcherTests: XCTestCase {
 
     func testIgnoreRule() {
         for name in [".x", ".teacher.safetensors", "a.tmp", "a.part", "a.TMP", "", "x.safetensors.part"] {
-            XCTAssertTrue(SpoolWatcher.isIgnored(name), name)
+            XCTAssertTrue(SpoolNames.isIgnored(name), name)
         }
         for name in ["teacher.safetensors", "t.safetensors.zst", "tmp", "part", "a.tmp.safetensors", "x."] {
-            XCTAssertFalse(SpoolWatcher.isIgnored(name), name)
+            XCTAssertFalse(SpoolNames.isIgnored(name), name)
         }
     }
 

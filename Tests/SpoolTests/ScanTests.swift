@@ -19,7 +19,9 @@ final class ScanTests: SpoolTestCase {
         let earlyURL = layout.incoming.appendingPathComponent("\(early)--x.safetensors")
         try write([2], to: earlyURL)
         setModified(earlyURL, secondsSince1970: now)
-        for ignored in [".hidden.safetensors", "copy.safetensors.tmp", "upload.safetensors.part", ".x.tmp"] {
+        // The case rule of issue 14: an upload named X.PART is as unfinished as x.part, for the
+        // scan that claims as for the inotify watcher (one rule, SpoolNames.isIgnored).
+        for ignored in [".hidden.safetensors", "copy.safetensors.tmp", "upload.safetensors.part", ".x.tmp", "BIG.SAFETENSORS.PART", "Copy.Tmp"] {
             try write([3], to: layout.incoming.appendingPathComponent(ignored))
         }
         let scan = try spool.scanIncoming()
@@ -27,7 +29,7 @@ final class ScanTests: SpoolTestCase {
         XCTAssertEqual(scan.entries.map(\.job), [nil, nil, early, nil])
         XCTAssertEqual(scan.refused, [])
         XCTAssertEqual(scan.problems, [])
-        XCTAssertEqual(names(layout.incoming).count, 8, "scanning moves nothing that is regular or ignored")
+        XCTAssertEqual(names(layout.incoming).count, 10, "scanning moves nothing that is regular or ignored")
         XCTAssertEqual(try spool.snapshot().incoming, scan.entries.map(\.name))
     }
 
