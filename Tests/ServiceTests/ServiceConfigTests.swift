@@ -37,8 +37,8 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.datasets, ["fashion-mnist": .init(format: .idx, path: "/usr/share/datasets/fashion-mnist")])
         XCTAssertEqual(c.students.architectures, ["cnn-small", "resnet20"])
         XCTAssertEqual(c.students.width, 1)
-        XCTAssertEqual(c.rrm, .init(epochs: 10, batchSize: 128, learningRate: 0.1, xentWeight: 0.005, featureLoss: .cosine,
-                                    seed: 0, limit: nil, replays: 2))
+        XCTAssertEqual(c.rrm, .init(epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: 0.005, featureLoss: .cosine,
+                                    seed: 0, limit: nil, replays: 4))
         XCTAssertEqual(c.evaluation.attacks, ["apgd-ce", "apgd-t"])
         XCTAssertEqual(c.evaluation.samples, 1000)
         XCTAssertEqual(c.evaluation.iterations, 100)
@@ -69,7 +69,7 @@ final class ServiceConfigTests: XCTestCase {
         let loaded = try ServiceConfig.load(path: checkout + "/Config/checkout.toml")
         XCTAssertEqual(loaded.spool, URL(fileURLWithPath: checkout + "/Spool").standardizedFileURL.path)
         XCTAssertEqual(loaded.students.architectures, ["cnn-small", "mlp"])
-        XCTAssertEqual(loaded.rrm.replays, 2)
+        XCTAssertEqual(loaded.rrm.replays, 4)
         XCTAssertNotNil(loaded.rrm.limit)
     }
 
