@@ -5,6 +5,7 @@
 #   bash Scripts/rrm_study.sh                 # every row of the factor study, in the order below
 #   bash Scripts/rrm_study.sh ref ep24 l2     # just these rows (and the teachers they need)
 #   bash Scripts/rrm_study.sh --list          # the rows and their commands
+#   bash Scripts/rrm_study.sh --publish       # copy summaries and teachers into docs/results/
 #   STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh   # the paper's setting (full test set)
 #   STUDY=paper-mnist bash Scripts/rrm_study.sh
 #
@@ -88,15 +89,28 @@ t-long      teacher -       --arch cnn-small --dataset fashion-mnist --epochs 10
 tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
 resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
 mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 1
-resnet20-free2 distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 2
-mlp-free2   distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 2
-tlong-free2 distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
+resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4
+tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
 ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
 EOF
 }
 
 R=.build/release/rrmd
+# What is kept in git: every row's summaries and the teachers' checkpoints, so a later session
+# or another machine continues the study with the very same teachers (a teacher retrained on a
+# CPU with other vector units differs in the last bits, and so would every student after it).
+KEEP=docs/results/$(basename "$OUT")
 if [ "${1:-}" = "--list" ]; then rows; exit 0; fi
+if [ "${1:-}" = "--publish" ]; then
+  mkdir -p "$KEEP"
+  for f in "$OUT"/*.eval.json "$OUT"/*.train.json "$OUT"/*.agreement.json; do [ -e "$f" ] && cp "$f" "$KEEP/"; done
+  for t in $(rows | awk '$2 == "teacher" {print $1}'); do
+    [ -s "$OUT/$t.safetensors.zst" ] && cp "$OUT/$t.safetensors.zst" "$KEEP/"
+  done
+  echo "rrm_study: summaries and teachers of $OUT copied into $KEEP" >&2
+  exit 0
+fi
 bash Scripts/setup.sh >&2
 swift build -c release --product rrmd >&2
 mkdir -p "$OUT"
@@ -112,6 +126,12 @@ train_row() {
   read -r _ kind teacher args <<<"$line"
   local out="$OUT/$name.safetensors.zst"
   [ -s "$out" ] && return 0
+  if [ "$kind" = teacher ] && [ -s "$KEEP/$name.safetensors.zst" ]; then
+    echo "== $name: the kept teacher $KEEP/$name.safetensors.zst" >&2
+    cp "$KEEP/$name.safetensors.zst" "$out"
+    [ -s "$KEEP/$name.train.json" ] && cp "$KEEP/$name.train.json" "$OUT/"
+    return 0
+  fi
   if [ "$kind" = distill ]; then
     train_row "$teacher"
     echo "== $name: rrmd distill --teacher $teacher $args" >&2
@@ -130,6 +150,10 @@ train_row() {
 # eval_row NAME: the attack protocol on the row's model (skipped when done).
 eval_row() {
   local name=$1
+  # A row finished in an earlier session counts as done: its summaries are restored from git.
+  if [ ! -s "$OUT/$name.eval.json" ] && [ -s "$KEEP/$name.eval.json" ]; then
+    for f in "$KEEP/$name".*.json; do cp "$f" "$OUT/"; done
+  fi
   [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
   train_row "$name"
   echo "== $name: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
@@ -147,6 +171,8 @@ agreement_row() {
   read -r _ kind teacher _ <<<"$line"
   [ "$kind" = distill ] || return 0
   [ -s "$OUT/$name.agreement.json" ] && return 0
+  # A row restored from git has no student checkpoint to compare (only its summaries are kept).
+  [ -s "$OUT/$name.safetensors.zst" ] || return 0
   # shellcheck disable=SC2086
   nice $R agreement --student "$OUT/$name.safetensors.zst" --teacher "$OUT/$teacher.safetensors.zst" --samples 500 \
     --epsilon "$EPS" $DATA_ARGS --threads "$THREADS" --json > "$OUT/$name.agreement.json.part"

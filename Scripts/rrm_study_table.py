@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Prints the Markdown table of docs/rrm-study.md from the outputs of Scripts/rrm_study.sh.
+"""Prints the Markdown tables of docs/rrm-study.md from the outputs of Scripts/rrm_study.sh.
 
-Usage: python3 Scripts/rrm_study_table.py OUT_DIR
+Usage: [STUDY=...] python3 Scripts/rrm_study_table.py OUT_DIR
 
-One line per finished row, in the script's order: clean accuracy, APGD-CE and worst-case robust
-accuracy (APGD-CE then APGD-T on what it left), the fraction of the teacher's worst case the
-student kept, the training wall time, and (where the study has a `pgd-at` row) how many times
-longer that baseline took. Rows not yet evaluated are listed as pending. Set STUDY as for
-Scripts/rrm_study.sh.
+One line per row, in the script's order: clean accuracy, APGD-CE and worst-case robust accuracy
+(APGD-CE then APGD-T on what it left), the fraction of the teacher's worst case the student kept,
+the training wall time, and (where the study has a `pgd-at` row) how many times longer that
+baseline took. Rows not yet evaluated are listed as pending. A second table compares each
+distilled student with its teacher (`rrmd agreement`). Files missing from OUT_DIR are read from
+docs/results/<name of OUT_DIR>/, where `rrm_study.sh --publish` keeps finished rows. Set STUDY
+as for Scripts/rrm_study.sh.
 """
 import json
 import os
@@ -15,49 +17,57 @@ import subprocess
 import sys
 
 
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+class Results:
+    """A row's JSON summaries, from the working directory or from what git keeps."""
+
+    def __init__(self, out, kept):
+        self.places = [out, kept]
+
+    def get(self, row, kind):
+        for place in self.places:
+            try:
+                with open(os.path.join(place, f"{row}.{kind}.json")) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                continue
         return None
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "results/rrm-study"
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rrm_study.sh")
-    listing = subprocess.run(["bash", script, "--list"], check=True, capture_output=True, text=True).stdout
+    here = os.path.dirname(os.path.abspath(__file__))
+    kept = os.path.join(here, "..", "docs", "results", os.path.basename(os.path.normpath(out)))
+    results = Results(out, kept)
+    listing = subprocess.run(["bash", os.path.join(here, "rrm_study.sh"), "--list"], check=True,
+                             capture_output=True, text=True).stdout
     rows = [line.split(None, 3) for line in listing.splitlines() if line.strip()]
     teachers = {r[0]: r[2] for r in rows}
-    evals = {r[0]: load(os.path.join(out, r[0] + ".eval.json")) for r in rows}
-
-    pgd = load(os.path.join(out, "pgd-at.train.json"))
+    evals = {r[0]: results.get(r[0], "eval") for r in rows}
+    pgd = results.get("pgd-at", "train")
     pgd_seconds = pgd.get("seconds") if pgd else None
+
     print("| row | kind | clean | APGD-CE | worst case | kept of teacher | training | PGD-AT's time over this |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
-    for name, kind, teacher, _ in rows:
+    for name, kind, _, _ in rows:
         e = evals[name]
         if e is None:
             print(f"| {name} | {kind} | pending | | | | | |")
             continue
         ce = next((a["robust_accuracy"] for a in e["attacks"] if a["name"] == "apgd-ce"), None)
         worst = e["worst_case"]["robust_accuracy"]
-        kept = ""
+        kept_text = ""
         t = evals.get(teachers[name]) if kind == "distill" else None
         if t and t["worst_case"]["robust_accuracy"] > 0:
-            kept = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
-        train = load(os.path.join(out, name + ".train.json")) or {}
+            kept_text = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
+        train = results.get(name, "train") or {}
         secs = f"{train['seconds']:.0f} s" if "seconds" in train else ""
         ratio = f"{pgd_seconds / train['seconds']:.1f}x" if pgd_seconds and train.get("seconds") else ""
         ce_text = f"{100 * ce:.1f}%" if ce is not None else ""
-        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept} | {secs} | {ratio} |")
+        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept_text} | {secs} | {ratio} |")
 
-    agreements = [(r[0], load(os.path.join(out, r[0] + ".agreement.json"))) for r in rows]
+    agreements = [(r[0], results.get(r[0], "agreement")) for r in rows]
     agreements = [(n, a) for n, a in agreements if a]
     if agreements:
-        print()
-        print("Student against teacher (`rrmd agreement`, first 500 test images, APGD-CE): on clean images and on the")
-        print("student's own adversarial images, each model's accuracy and the mean cosine of their representations.")
         print()
         print("| row | clean: cos | student's adversarial: student acc | teacher acc | same prediction | cos |")
         print("|---|--:|--:|--:|--:|--:|")

@@ -40,19 +40,14 @@ public enum ReportWriter {
         files.append((markdownName, Array(ReportMarkdown.render(report).utf8)))
         files.append((jsonName, Array(json)))
 
-        do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw ReportWriterError(file: directory.path, reason: "cannot create the directory (\(error.localizedDescription))",
-                                    hint: "check that its parent exists and is writable by this user")
-        }
+        try makeDirectories(directory.path)
 
         if sweepChart == nil {
             let stale = directory.appendingPathComponent(sweepChartName).path
             if unlink(stale) != 0 && errno != ENOENT {
                 let code = errno
                 throw ReportWriterError(file: stale, reason: "cannot remove the chart of an earlier report: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code))
+                                        hint: hint(forErrno: code), errno: code)
             }
         }
 
@@ -63,13 +58,29 @@ public enum ReportWriter {
                 try writeAtomically(file.bytes, to: url)
             } catch let CheckpointError.io(operation, _, code) {
                 throw ReportWriterError(file: url.path, reason: "\(operation) failed: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code))
+                                        hint: hint(forErrno: code), errno: code)
             } catch {
                 throw ReportWriterError(file: url.path, reason: "\(error)", hint: "check the directory and retry")
             }
             written.append(url)
         }
         return written
+    }
+
+    /// `mkdir -p path` with mkdir(2) itself: Foundation's createDirectory reports failures on
+    /// Linux without their errno, which the daemon needs to tell a full disk from a bad path.
+    static func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") where !component.isEmpty {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) == 0 { continue }
+            let code = errno
+            var info = stat()
+            if code == EEXIST, stat(prefix, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
+            let reported = code == EEXIST ? ENOTDIR : code
+            throw ReportWriterError(file: path, reason: "cannot create the directory \(prefix): \(String(cString: strerror(reported)))",
+                                    hint: hint(forErrno: reported), errno: reported)
+        }
     }
 
     /// What a person can do about a failed system call on a report file.
@@ -95,12 +106,16 @@ public struct ReportWriterError: Error, CustomStringConvertible, Equatable, Send
     public var reason: String
     /// What to do about it.
     public var hint: String
+    /// The failed system call's errno, when one failed: lets a caller tell a full disk (worth a
+    /// retry) from a report that can never be written.
+    public var errno: Int32?
 
     /// Makes an error.
-    public init(file: String, reason: String, hint: String) {
+    public init(file: String, reason: String, hint: String, errno: Int32? = nil) {
         self.file = file
         self.reason = reason
         self.hint = hint
+        self.errno = errno
     }
 
     /// One line: file, reason and hint.

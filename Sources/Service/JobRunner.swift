@@ -158,13 +158,15 @@ public final class JobRunner {
 
     /// The errno of `error` when it is a failed system call that may succeed later (the spool's
     /// list: disk full, quota, permissions, read-only, I/O error, ...), else nil. Looks through
-    /// the error types the job meets: the spool's, the checkpoint writer's and Foundation's.
+    /// the error types the job meets: the spool's, the checkpoint and report writers' and Foundation's.
     static func transientErrno(of error: Error) -> Int32? {
         var code: Int32?
         if let e = error as? SpoolError {
             code = e.errno
         } else if let e = error as? CheckpointError, case let .io(_, _, c) = e {
             code = c
+        } else if let e = error as? ReportWriterError {
+            code = e.errno
         } else {
             code = posixCode(error as NSError)
         }

@@ -359,6 +359,19 @@ final class ReportWriterTests: XCTestCase {
         try? FileManager.default.removeItem(at: directory.deletingLastPathComponent())
     }
 
+    /// A failed system call keeps its errno, so the daemon can tell a full disk (retry) from a
+    /// directory that can never hold the report.
+    func testFailuresKeepTheirErrno() throws {
+        let file = directory.deletingLastPathComponent().appendingPathComponent("a-file")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data([1]).write(to: file)
+        XCTAssertThrowsError(try ReportWriter.write(sampleReport(), to: file.appendingPathComponent("report"))) { error in
+            guard let e = error as? ReportWriterError else { return XCTFail("\(error)") }
+            XCTAssertEqual(e.errno, ENOTDIR, "\(e)")
+            XCTAssertTrue(e.hint.contains("exists and is a directory"), e.hint)
+        }
+    }
+
     func testWritesFilesAndNoTemporaries() throws {
         let report = sampleReport()
         let urls = try ReportWriter.write(report, to: directory)

@@ -1,5 +1,6 @@
 import Checkpoint
 import Data
+import Evaluation
 import Foundation
 import Models
 @testable import Service
@@ -486,6 +487,11 @@ extension DaemonProcessTests {
         XCTAssertEqual(JobRunner.transientErrno(of: CheckpointError.io(operation: "write", path: "/x", errno: ENOSPC)), ENOSPC)
         XCTAssertEqual(JobRunner.transientErrno(of: SpoolError.system(operation: "rename", path: "/x", errno: EIO)), EIO)
         XCTAssertEqual(JobRunner.transientErrno(of: CocoaError(.fileWriteOutOfSpace)), ENOSPC)
+        // A report file that met a full disk is retried like a checkpoint; one that can never be
+        // written (no errno, or a permanent one) is not.
+        XCTAssertEqual(JobRunner.transientErrno(of: ReportWriterError(file: "/x/report.md", reason: "write failed", hint: "", errno: ENOSPC)), ENOSPC)
+        XCTAssertNil(JobRunner.transientErrno(of: ReportWriterError(file: "/x/report.json", reason: "NaN", hint: "")))
+        XCTAssertNil(JobRunner.transientErrno(of: ReportWriterError(file: "/x", reason: "not a directory", hint: "", errno: ENOTDIR)))
         XCTAssertEqual(JobRunner.transientErrno(of: NSError(domain: NSCocoaErrorDomain, code: CocoaError.fileWriteUnknown.rawValue,
                                                             userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EDQUOT))])), EDQUOT)
         XCTAssertNil(JobRunner.transientErrno(of: CheckpointError.io(operation: "open", path: "/x", errno: ENOENT)))
