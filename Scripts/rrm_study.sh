@@ -92,6 +92,11 @@ mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --r
 resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4
 mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4
 tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
+proj        distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always
+proj-bias   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always --projection-bias
+widen       distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
+widen-bias  distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1 --projection-bias
+narrow      distill t-short --student cnn-small --width 2 --epochs 10 --limit 20000 --seed 1 --replays 1
 ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
 EOF
 }

@@ -11,19 +11,23 @@ public struct ModelConfig: Equatable, Sendable {
     public var widthMultiplier: Double
     /// Per-channel statistics of the input normalisation inside the model.
     public var mean, std: [Float]
-    /// Width P of a trained projection head `Linear(D -> P, bias: false)` between the body and the
-    /// classifier, or nil for none. An RRM student gets one when its natural representation width
-    /// D differs from its teacher's (design.md §1, "Width mismatch"); the representation is then P wide.
+    /// Width P of a trained projection head `Linear(D -> P)` between the body and the classifier,
+    /// or nil for none. An RRM student gets one when its natural representation width D differs
+    /// from its teacher's (design.md §1, "Width mismatch"); the representation is then P wide.
     public var projection: Int?
+    /// Whether the projection head has a bias (`projection.bias`). rrmd's students have none; the
+    /// paper's extra layer in ResNet-50 had one, and docs/rrm-study.md compares the two.
+    public var projectionBias: Bool
 
     /// A configuration; `mean`/`std` default to the identity normalisation, `projection` to none.
     public init(channels: Int, height: Int, width: Int, numClasses: Int, widthMultiplier: Double = 1,
-                mean: [Float]? = nil, std: [Float]? = nil, projection: Int? = nil) {
+                mean: [Float]? = nil, std: [Float]? = nil, projection: Int? = nil, projectionBias: Bool = false) {
         self.channels = channels; self.height = height; self.width = width
         self.numClasses = numClasses; self.widthMultiplier = widthMultiplier
         self.mean = mean ?? [Float](repeating: 0, count: channels)
         self.std = std ?? [Float](repeating: 1, count: channels)
         self.projection = projection
+        self.projectionBias = projectionBias
     }
 
     /// `c` scaled by the width multiplier, rounded half-to-even like Python's `round`, at least 1.
@@ -63,7 +67,8 @@ public final class Network: Layer {
         precondition(projection?.outFeatures == config.projection,
                      "\(architecture): config.projection is \(config.projection.map(String.init) ?? "nil") but the projection layer has \(projection.map { "\($0.outFeatures)" } ?? "no") outputs")
         if let projection {
-            precondition(projection.bias == nil, "\(architecture): the projection head has no bias (PyTorch twin: bias=False)")
+            precondition((projection.bias != nil) == config.projectionBias,
+                         "\(architecture): config.projectionBias is \(config.projectionBias) but the projection layer \(projection.bias == nil ? "has no" : "has a") bias")
             precondition(classifier.inFeatures == projection.outFeatures,
                          "\(architecture): classifier expects \(classifier.inFeatures) features but the projection gives \(projection.outFeatures)")
         }
@@ -141,4 +146,16 @@ public final class Network: Layer {
 
     /// Forward FLOPs (2 x multiply-accumulates of convolutions and linear layers) for one image.
     public var forwardFLOPsPerImage: Int { 2 * multiplyAccumulates(for: [1] + config.inputShape) }
+}
+
+extension ModelConfig: CustomStringConvertible {
+    /// The configuration as training-state fingerprints show it (`Trainer.fingerprint`). It
+    /// spells out what Swift's default description printed before `projectionBias` existed, and
+    /// adds that field only when set, so state files saved by an earlier rrmd still match.
+    public var description: String {
+        let p = projection.map { "Optional(\($0))" } ?? "nil"
+        return "ModelConfig(channels: \(channels), height: \(height), width: \(width), numClasses: \(numClasses), "
+            + "widthMultiplier: \(widthMultiplier), mean: \(mean), std: \(std), projection: \(p)"
+            + (projectionBias ? ", projectionBias: true)" : ")")
+    }
 }

@@ -62,7 +62,7 @@ public enum ModelRegistry {
 
     /// Builds architecture `name` for `config`, initialised from `seed` like PyTorch's defaults.
     /// With `config.projection = P` the body's features pass through `projection`
-    /// (`Linear(D -> P, bias: false)`) before the classifier `Linear(P -> K)`.
+    /// (`Linear(D -> P)`, with a bias when `config.projectionBias`) before the classifier `Linear(P -> K)`.
     public static func make(_ name: String, config: ModelConfig, seed: UInt64) throws -> Network {
         guard config.channels > 0, config.height > 0, config.width > 0, config.numClasses > 1 else {
             throw ModelError.invalidConfig("need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) classes")
@@ -95,7 +95,7 @@ public enum ModelRegistry {
         var width = built.width
         var projection: Linear? = nil
         if let p = config.projection {
-            projection = Linear(width, p, bias: false, rng: &rng)
+            projection = Linear(width, p, bias: config.projectionBias, rng: &rng)
             width = p
         }
         let classifier = Linear(width, config.numClasses, rng: &rng)

@@ -26,6 +26,8 @@ public struct DistillationRequest {
     public var zstdLevel: Int
     /// What goes into the checkpoint's `rrm.producer`.
     public var producer: String
+    /// When the student gets a projection head, and whether it has a bias.
+    public var head = StudentHead()
 
     /// A request; see the properties.
     public init(teacher: LoadedModel, teacherPath: String, teacherSHA256: String, student: String, width: Double,
@@ -34,6 +36,20 @@ public struct DistillationRequest {
         self.teacher = teacher; self.teacherPath = teacherPath; self.teacherSHA256 = teacherSHA256
         self.student = student; self.width = width; self.train = train; self.test = test; self.settings = settings
         self.statePath = statePath; self.outPath = outPath; self.zstdLevel = zstdLevel; self.producer = producer
+    }
+}
+
+/// The projection head between a student's body and its classifier.
+public struct StudentHead: Equatable, Sendable {
+    /// `auto`: a projection only when the student's width differs from the teacher's (rrmd's
+    /// rule, design.md §1); `always`: one even when the widths are equal.
+    public var always: Bool
+    /// Whether the projection has a bias (the paper's extra layer in ResNet-50 had one).
+    public var bias: Bool
+
+    /// rrmd's default: a projection without bias, only where the widths differ.
+    public init(always: Bool = false, bias: Bool = false) {
+        self.always = always; self.bias = bias
     }
 }
 
@@ -59,12 +75,17 @@ public enum Distiller {
 
     /// The student network: the teacher's input geometry, classes and normalisation, and a
     /// projection to the teacher's representation width when its own differs.
-    public static func makeStudent(_ arch: String, width: Double, teacher: Network, seed: UInt64) throws -> Network {
+    public static func makeStudent(_ arch: String, width: Double, teacher: Network, seed: UInt64,
+                                   head: StudentHead = StudentHead()) throws -> Network {
         var config = teacher.config
         config.widthMultiplier = width
         config.projection = nil
+        config.projectionBias = false
         let own = try ModelRegistry.representationWidth(arch, config: config)
-        if own != teacher.representationWidth { config.projection = teacher.representationWidth }
+        if own != teacher.representationWidth || head.always {
+            config.projection = teacher.representationWidth
+            config.projectionBias = head.bias
+        }
         return try ModelRegistry.make(arch, config: config, seed: seed)
     }
 
@@ -78,7 +99,7 @@ public enum Distiller {
                            resumed: (TrainingPosition) -> Void = { _ in },
                            progress: (TrainingProgress) -> Void = { _ in }) throws -> DistillationResult? {
         guard case .rrm = r.settings.objective else { preconditionFailure("Distiller: the objective must be RRM, got \(r.settings.objective.methodName)") }
-        let student = try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed)
+        let student = try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head)
         var trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
         if FileManager.default.fileExists(atPath: r.statePath) {
             do {
@@ -88,7 +109,7 @@ public enum Distiller {
                 discarded("\(error)")
                 try FileManager.default.removeItem(atPath: r.statePath)
                 // restoreState may have loaded weights before refusing; start from a clean student.
-                trainer = Trainer(model: try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed),
+                trainer = Trainer(model: try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head),
                                   settings: r.settings, teacher: r.teacher.network)
             }
         }

@@ -96,7 +96,7 @@ public enum ModelLoader {
             guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
             let config = ModelConfig(channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
                                      numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base),
-                                     projection: projection)
+                                     projection: projection, projectionBias: projection != nil && shapes["projection.bias"] != nil)
             guard let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
             let expected = network.stateTensors()
             if expected.count == shapes.count && expected.allSatisfy({ shapes[$0.name] == $0.tensor.shape }) {

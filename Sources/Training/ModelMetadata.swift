@@ -83,8 +83,15 @@ public struct ModelMetadata: Equatable, Sendable {
             }
             projection = v
         }
+        var projectionBias = false
+        if let b = metadata["rrm.projection_bias"] {
+            guard projection != nil, b == "true" || b == "false" else {
+                throw bad("rrm.projection_bias", "true or false, and only with rrm.projection")
+            }
+            projectionBias = b == "true"
+        }
         config = ModelConfig(channels: c, height: h, width: w, numClasses: classes, widthMultiplier: width, mean: mean, std: std,
-                             projection: projection)
+                             projection: projection, projectionBias: projectionBias)
         threatModel = metadata["rrm.threat_model"] ?? "none"
         guard ThreatModel(threatModel) != nil else {
             throw bad("rrm.threat_model", "none, linf:<eps> or l2:<eps> (eps a number or fraction such as 8/255)")
@@ -118,6 +125,8 @@ public struct ModelMetadata: Equatable, Sendable {
             "rrm.threat_model": threatModel,
         ]
         d["rrm.projection"] = config.projection.map { "\($0)" }
+        // Written only when true, so checkpoints without a biased projection are unchanged.
+        if config.projection != nil && config.projectionBias { d["rrm.projection_bias"] = "true" }
         d["rrm.trained_by"] = trainedBy
         d["rrm.training"] = training
         d["rrm.seed"] = seed.map { "\($0)" }

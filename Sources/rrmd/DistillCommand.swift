@@ -38,6 +38,8 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
     @Option(name: .customLong("match-noise"), help: "Half-width of uniform noise added to the images student and teacher are matched on (0: the paper's clean matching; accepts fractions such as 8/255).") var matchNoise = "0"
     @Option(help: "Optimiser steps per batch (1: the paper's method); replays after the first match at images moved along the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.") var replays: Int?
+    @Option(help: "When the student gets a projection head to the teacher's width: auto (only when its own width differs) or always.") var projection = "auto"
+    @Flag(name: .customLong("projection-bias"), help: "Give the projection head a bias (the paper's extra ResNet-50 layer had one; rrmd's default has none).") var projectionBias = false
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -80,10 +82,12 @@ struct DistillCommand: ParsableCommand {
             reporter.line("warning: the teacher's metadata declares no threat model (rrm.threat_model = \(tmeta.threatModel)); RRM transfers only the robustness the teacher has")
         }
 
-        let request = DistillationRequest(
+        guard projection == "auto" || projection == "always" else { throw ValidationError("unknown --projection '\(projection)'; use auto or always") }
+        var request = DistillationRequest(
             teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher), student: student,
             width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state", outPath: out,
             producer: "rrmd \(RRMDVersion.string)")
+        request.head = StudentHead(always: projection == "always", bias: projectionBias)
         ProcessSignals.installStopHandlers()
         reporter.line("distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")
         let finished = try Distiller.run(request, shouldStop: { ProcessSignals.stopRequested }, resumed: { p in

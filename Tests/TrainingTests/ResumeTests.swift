@@ -94,6 +94,14 @@ final class ResumeTests: XCTestCase {
                               settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
         XCTAssertTrue(trainer.fingerprint.contains(
             "objective: Training.TrainingObjective.rrm(Training.RRMLoss(xentWeight: 0.005, featureLoss: NN.FeatureLoss.cosine)))"), trainer.fingerprint)
+        // The model part as rrmd 0.1.0 printed it (Fashion-MNIST's statistics, as in a state file of then).
+        let config = ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, mean: [0.28577054], std: [0.35321227])
+        XCTAssertEqual("\(config)", "ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 1.0, mean: [0.28577054], std: [0.35321227], projection: nil)")
+        var projected = config
+        projected.projection = 128
+        XCTAssertEqual("\(projected)", "ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: 1.0, mean: [0.28577054], std: [0.35321227], projection: Optional(128))")
+        projected.projectionBias = true
+        XCTAssertTrue("\(projected)".hasSuffix("projection: Optional(128), projectionBias: true)"))
         let replaying = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1),
                                 settings: TrainingSettings(objective: .rrm(RRMLoss(replays: 2, replayEpsilon: 0.1))), teacher: teacher)
         XCTAssertNotEqual(replaying.fingerprint, trainer.fingerprint, "a replaying run must not continue a paper run's state")

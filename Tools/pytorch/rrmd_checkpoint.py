@@ -47,7 +47,7 @@ DATASETS = ("fashion-mnist", "mnist", "digits", "cifar10")
 TRAINED_BY = ("natural", "pgd-at", "fgsm-rs", "rrm", "external")
 KNOWN_KEYS = {"rrm.format", "rrm.arch", "rrm.width", "rrm.dataset", "rrm.num_classes",
               "rrm.input_shape", "rrm.mean", "rrm.std", "rrm.threat_model", "rrm.trained_by", "rrm.training",
-              "rrm.seed", "rrm.teacher_sha256", "rrm.producer", "rrm.projection"}
+              "rrm.seed", "rrm.teacher_sha256", "rrm.producer", "rrm.projection", "rrm.projection_bias"}
 REQUIRED_KEYS = ("rrm.arch", "rrm.dataset", "rrm.num_classes", "rrm.input_shape", "rrm.mean",
                  "rrm.std")
 _DECIMAL = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
@@ -78,11 +78,12 @@ class ModelSpec:
     producer: str = None
     source: str = "metadata"      # "metadata" or "inferred"
     projection: int = None        # width P of the projection head (rrm.projection), None for none
+    projection_bias: bool = False  # whether it has projection.bias (rrm.projection_bias)
 
     def build(self):
         return rrmd_models.build(self.arch, self.in_channels, self.height, self.width,
                                  self.num_classes, self.width_mult, self.mean, self.std,
-                                 projection=self.projection)
+                                 projection=self.projection, projection_bias=self.projection_bias)
 
     def describe(self):
         mean = ",".join(f32_str(v) for v in self.mean or [0.0] * self.in_channels)
@@ -146,7 +147,8 @@ def spec_metadata(spec, fmt_pt=True):
     }
     if fmt_pt:
         meta["format"] = "pt"
-    for key, value in (("rrm.projection", spec.projection), ("rrm.trained_by", spec.trained_by), ("rrm.seed", spec.seed),
+    for key, value in (("rrm.projection", spec.projection), ("rrm.projection_bias", "true" if spec.projection_bias else None),
+                       ("rrm.trained_by", spec.trained_by), ("rrm.seed", spec.seed),
                        ("rrm.teacher_sha256", spec.teacher_sha256), ("rrm.producer", spec.producer)):
         if value is not None:
             meta[key] = str(value)
@@ -232,8 +234,11 @@ def parse_metadata(meta):
             raise CheckpointError(f"rrm.projection {projection!r}: expected an integer from 1 to "
                                   f"{MAX_PROJECTION} (the projection head's width), or no key for none")
         projection = int(projection)
+    projection_bias = meta.get("rrm.projection_bias")
+    if projection_bias is not None and (projection is None or projection_bias not in ("true", "false")):
+        raise CheckpointError(f"rrm.projection_bias {projection_bias!r}: expected true or false, and only with rrm.projection")
     spec = ModelSpec(arch, c, h, w, k, width, mean, std, dataset, threat, trained_by, seed, sha,
-                     meta.get("rrm.producer"), "metadata", projection)
+                     meta.get("rrm.producer"), "metadata", projection, projection_bias == "true")
     return spec, warnings
 
 
@@ -566,7 +571,8 @@ def infer_spec(tensors, input_shape=None):
         if k < 2 or c < 1:
             continue
         for i, width_mult in enumerate(_width_candidates(got[anchor][0], base)):
-            spec = ModelSpec(arch, c, h, w, k, width_mult, source="inferred", projection=projection)
+            spec = ModelSpec(arch, c, h, w, k, width_mult, source="inferred", projection=projection,
+                             projection_bias=projection is not None and "projection.bias" in got)
             try:
                 shapes = _shapes(spec)
             except Exception:

@@ -13,12 +13,13 @@ Every model
   * optionally (`projection=P`) has a projection head `projection = nn.Linear(D, P, bias=False)`
     between body and classifier, as an RRM student whose width differs from its teacher's has
     (design.md section 1): representation = projection(body(x)), classifier nn.Linear(P, K).
+    `projection_bias=True` gives that Linear a bias (rrm.projection_bias; a study option).
     Without it there is no `projection` module and the state_dict is unchanged.
 
 Widths: `ch(c) = max(1, round(c * width_mult))` with Python's `round` (ties to even).
 
 Build a model with `build(arch, in_channels, height, width, num_classes, width_mult, mean, std,
-projection)`.
+projection, projection_bias)`.
 """
 import torch
 import torch.nn as nn
@@ -50,6 +51,8 @@ class Classifier(nn.Module):
 
     head = "fc"
 
+    projection_bias = False  # set by build() before __init__ runs attach_head
+
     def attach_head(self, width, num_classes, projection):
         """Optional projection, then the classifier. Called where each model used to create its
         final Linear, so that without a projection the parameters are drawn from the RNG in the
@@ -58,7 +61,7 @@ class Classifier(nn.Module):
         if projection is not None:
             if not 1 <= projection <= 65536:
                 raise ValueError(f"projection width {projection} outside 1..65536")
-            self.projection = nn.Linear(width, projection, bias=False)
+            self.projection = nn.Linear(width, projection, bias=self.projection_bias)
             width = projection
         setattr(self, self.head, nn.Linear(width, num_classes))
 
@@ -292,12 +295,17 @@ def per_channel(values, default, c):
     return values
 
 
-def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=None, std=None, projection=None):
+def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=None, std=None, projection=None,
+          projection_bias=False):
     """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1];
-    `projection` (an int P, or None) adds the projection head `projection.weight` [P, D]."""
+    `projection` (an int P, or None) adds the projection head `projection.weight` [P, D], with
+    `projection.bias` [P] when `projection_bias`."""
     if arch not in _CLASSES:
         raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
     mean = per_channel(mean, 0.0, in_channels)
     std = per_channel(std, 1.0, in_channels)
-    return _CLASSES[arch](in_channels, height, width, num_classes, make_ch(width_mult), mean, std,
-                          projection=projection)
+    cls = _CLASSES[arch]
+    if projection_bias:
+        # A class attribute read by attach_head, so the constructors' signatures stay as they are.
+        cls = type(cls.__name__, (cls,), {"projection_bias": True})
+    return cls(in_channels, height, width, num_classes, make_ch(width_mult), mean, std, projection=projection)
