@@ -11,6 +11,7 @@
 #
 # STUDY=factors (default): one factor at a time from a fixed reference on the first 20,000
 # Fashion-MNIST images, evaluated on the first 1,000 test images with 9 target classes.
+# STUDY=mnist: the reference and the default recipe on MNIST (L-inf 0.3), the same way.
 # STUDY=paper-*: a cheap PGD-AT teacher trained on the whole training set, a larger student
 # distilled from it, and that student's own PGD-AT and natural training; evaluated on the whole
 # test set with 3 target classes (AutoAttack's 9 would take hours per model on 2 cores).
@@ -29,7 +30,8 @@ case "$STUDY" in
   factors) OUT=${OUT:-results/rrm-study}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.1}; TARGETS=9; DATA_ARGS="" ;;
   paper-fashion-mnist) OUT=${OUT:-results/rrm-paper-fashion-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.1}; TARGETS=3; DATA_ARGS="" ;;
   paper-mnist) OUT=${OUT:-results/rrm-paper-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
-  *) echo "rrm_study: unknown STUDY '$STUDY' (factors, paper-fashion-mnist, paper-mnist)" >&2; exit 2 ;;
+  mnist) OUT=${OUT:-results/rrm-study-mnist}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.3}; TARGETS=9; DATA_ARGS="--data-dir $MNIST_DIR" ;;
+  *) echo "rrm_study: unknown STUDY '$STUDY' (factors, mnist, paper-fashion-mnist, paper-mnist)" >&2; exit 2 ;;
 esac
 THREADS=${THREADS:-2}
 EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --target-classes $TARGETS --sweep-samples 0 --check-samples 0"}
@@ -45,7 +47,19 @@ rows() {
     factors) factor_rows ;;
     paper-fashion-mnist) paper_rows fashion-mnist 0.1 ;;
     paper-mnist) paper_rows mnist 0.3 ;;
+    mnist) mnist_rows ;;
   esac
+}
+
+# The reference and the default recipe on MNIST (L-inf 0.3), as the factor study's rows.
+mnist_rows() {
+  cat <<'EOF'
+t-short     teacher -       --arch cnn-small --dataset mnist --epochs 2 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0
+ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
+r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
+natural     train   -       --arch cnn-small --dataset mnist --epochs 10 --limit 20000 --seed 1
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4
+EOF
 }
 
 # The paper's setting (design.md §1, Table 1) on a small dataset: a cheap teacher (cnn-small,

@@ -37,14 +37,17 @@ public final class Daemon {
     private var reportedProblems: [String: Date] = [:]
     /// When incoming/ was last scanned.
     private var lastScan = Date.distantPast
+    /// incoming/ entries waiting for their turn at the last scan (job ids where the name carries
+    /// one): the queue proper, since a job is claimed only when the worker is free.
+    private var waitingInIncoming: [String] = []
     /// Whether STOPPING=1 has been sent.
     private var stopAnnounced = false
 
     /// Scans of incoming/ are at least this far apart, however many wake-ups arrive.
     static let minimumScanInterval: TimeInterval = 1
 
-    /// Starts of one job (counted by the spool at every recovery, clean stops included) after
-    /// which it is failed as the likely cause of the restarts.
+    /// Attempts of one job (1 at claim, plus one for each time a daemon died while running it:
+    /// the spool's run marker) after which it is failed as the likely cause of the restarts.
     static let maxAttempts = 10
 
     /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given).
@@ -72,7 +75,7 @@ public final class Daemon {
             // keeps killing it (out of memory, a crash); failing it breaks the restart loop before
             // systemd's start limit takes the whole service down.
             if job.record.attempts > Self.maxAttempts {
-                let failure = SpoolFailure(kind: "crashed", what: "rrmd was restarted \(job.record.attempts) times during this job without finishing it",
+                let failure = SpoolFailure(kind: "crashed", what: "rrmd stopped without finishing this job \(job.record.attempts - 1) times while running it (killed, crashed or out of memory)",
                                            whereText: job.record.originalName,
                                            whatToDo: "look for crashes or out-of-memory kills in `journalctl -u rrmd RRMD_JOB=\(job.id)`; resubmit once the cause is fixed")
                 do {
@@ -146,7 +149,10 @@ public final class Daemon {
         return claimRetry.values.contains { $0.notBefore <= now }
     }
 
-    /// Claims everything waiting in incoming/, in arrival order, onto the end of the queue.
+    /// Claims the next teacher waiting in incoming/ (arrival order) when the worker is free, and
+    /// refuses what can never be a job (special files, oversized files) wherever it stands. Like
+    /// a mail queue's scheduler, it leaves the rest in incoming/: work/ holds only the job being
+    /// run and jobs waiting for a retry, so a restart can count against nothing else.
     private func claimIncoming() {
         lastScan = Date()
         let scan: IncomingScan
@@ -161,6 +167,8 @@ public final class Daemon {
         // Forget pauses of entries that are gone (claimed by hand, removed).
         let present = Set(scan.entries.map(\.name))
         claimRetry = claimRetry.filter { present.contains($0.key) }
+        var workerFree = !pending.contains { $0.notBefore <= Date() }
+        var waiting: [String] = []
         for entry in scan.entries {
             var backoff = Double(config.service.retryInitialSeconds)
             if let retry = claimRetry[entry.name], retry.size == entry.size, retry.arrived == entry.arrived {
@@ -178,10 +186,15 @@ public final class Daemon {
                     if let refused = try spool.refuse(entry, failure: failure) { logRefused(refused) }
                     continue
                 }
+                guard workerFree else {
+                    waiting.append(entry.job?.rawValue ?? entry.name)
+                    continue
+                }
                 guard let job = try spool.claim(entry) else { continue }
                 log.log(event: "claimed", message: "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 \(job.record.sha256.prefix(12)))",
                         fields: ["job": job.id.rawValue, "sha256": job.record.sha256])
                 pending.append((job, Date.distantPast, Double(config.service.retryInitialSeconds)))
+                workerFree = false
             } catch SpoolError.refused(let refused) {
                 logRefused(refused)
             } catch {
@@ -190,6 +203,7 @@ public final class Daemon {
                 log.log(event: "claim", priority: .warning, message: "cannot claim \(entry.name) yet (next try in \(Int(wait)) s): \(error)")
             }
         }
+        waitingInIncoming = waiting
         status.queue = queuedIDs()
     }
 
@@ -216,9 +230,9 @@ public final class Daemon {
         reportedProblems = kept
     }
 
-    /// The ids of the jobs waiting their turn (not the one running).
+    /// The jobs waiting their turn: those in work/ waiting for a retry, then incoming/ in order.
     private func queuedIDs() -> [String] {
-        pending.filter { $0.job.id != running }.map { $0.job.id.rawValue }
+        pending.filter { $0.job.id != running }.map { $0.job.id.rawValue } + waitingInIncoming
     }
 
     /// Runs the pending job at `index` and files its outcome.
@@ -240,8 +254,22 @@ public final class Daemon {
             self.status.current = current
             self.publishStatus(force: changed)
         }
+        // Marked before any work, cleared when the run ends with the daemon alive: the next
+        // start-up counts a death against this job only (docs/spool.md, "Restarts").
+        do { try spool.beginRun(entry.job) } catch {
+            log.log(event: "claim", priority: .warning, message: "job \(entry.job.id): cannot mark it running (\(error)); a crash now would not count against it",
+                    fields: ["job": entry.job.id.rawValue])
+        }
         let outcome = runner.run(entry.job)
         running = nil
+        switch outcome {
+        case .stopped, .retryLater:
+            // The job stays in work/ and the daemon is alive. Should clearing fail (an I/O
+            // error), the worst is one restart counted against it.
+            try? spool.endRun(entry.job)
+        case .done, .failed, .duplicate, .vanished:
+            break  // no work directory is left to hold a marker
+        }
         switch outcome {
         case .done, .failed, .duplicate:
             pending.remove(at: index)

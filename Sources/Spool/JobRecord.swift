@@ -1,7 +1,7 @@
 import Foundation
 
 /// `work/<job>/job.json` (copied into `done/<job>/` and `failed/<job>/`): what was received and
-/// when. Written atomically at claim time; `attempts` grows each time recovery resumes the job.
+/// when. Written atomically at claim time; `attempts` grows each time a daemon died running it.
 public struct JobRecord: Codable, Equatable, Sendable {
     /// The job.
     public var id: JobID
@@ -15,8 +15,9 @@ public struct JobRecord: Codable, Equatable, Sendable {
     public var size: UInt64
     /// When the job was claimed (UTC, whole seconds).
     public var claimed: Date
-    /// How many times the job has been started: 1 at claim, plus one per resume after a restart,
-    /// so the runner can give up on a teacher that keeps bringing the daemon down.
+    /// 1 at claim, plus one for each time a daemon died (killed, crashed, power lost) while
+    /// running this job, so the daemon can give up on a teacher that keeps bringing it down.
+    /// Restarts while the job waited, and clean stops, do not count.
     public var attempts: Int
 
     /// A record from its parts.

@@ -2,7 +2,8 @@ import Foundation
 
 /// What `recover()` found and did at start-up.
 public struct SpoolRecovery: Equatable, Sendable {
-    /// Jobs in `work/` to resume, in id order, with their state intact and `attempts` counted up.
+    /// Jobs in `work/` to resume, in id order, with their state intact; `attempts` is counted up
+    /// for the one a daemon died running (it left its run marker).
     public var resumable: [ClaimedJob] = []
     /// One line per repair (`work/<job>: ...; ...`), for the journal.
     public var notes: [String] = []
@@ -105,18 +106,31 @@ extension Spool {
             return nil
         }
 
+        // Only the job a daemon died running counts the restart (its run marker survived);
+        // jobs that were waiting are untouched, however many restarts there are.
+        let marker = directory + "/" + Self.runMarker
+        let died = FS.exists(marker)
         do {
             let found = try? Records.read(JobRecord.self, from: directory + "/job.json")
             if var record = found, record.teacher == teacher {
                 guard try FS.info(directory + "/" + teacher)?.kind == .regular else {
                     // Claimed as a regular file, now something else: re-run the claim's check.
-                    return try completeClaim(job: job, teacher: teacher, originalName: record.originalName, attempts: record.attempts + 1)
+                    return try completeClaim(job: job, teacher: teacher, originalName: record.originalName,
+                                             attempts: record.attempts + (died ? 1 : 0))
                 }
-                record.attempts += 1
                 let claimed = ClaimedJob(record: record, directory: URL(fileURLWithPath: directory, isDirectory: true))
-                try Records.write(record, to: claimed.recordFile.path)
-                notes.append("\(here): resuming (attempt \(record.attempts))")
-                return claimed
+                if died {
+                    record.attempts += 1
+                    // The count is written before the marker goes: a crash in between counts
+                    // the same death twice at worst, never not at all.
+                    try Records.write(record, to: claimed.recordFile.path)
+                    try FS.remove(marker)
+                    try FS.syncDirectory(directory)
+                    notes.append("\(here): rrmd stopped while running it; resuming (attempt \(record.attempts))")
+                } else {
+                    notes.append("\(here): resuming (attempt \(record.attempts))")
+                }
+                return ClaimedJob(record: record, directory: claimed.directory)
             }
             // A crash between moving the teacher in and writing job.json: the incoming name is
             // lost with it, so the teacher's own name stands in for the original.

@@ -322,8 +322,10 @@ final class DaemonProcessTests: XCTestCase {
         let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         let first = try start(["serve", "--config", cfg])
         let record = root.appendingPathComponent("spool/work/\(job)/job.json")
+        // Killed while running the job (its run marker is there), so the death counts against it.
+        let marker = root.appendingPathComponent("spool/work/\(job)/.running")
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: record.path) && Date() < deadline { usleep(5_000) }
+        while !FileManager.default.fileExists(atPath: marker.path) && Date() < deadline { usleep(5_000) }
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
         // As if it had been killed ten times already.
@@ -335,6 +337,64 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertEqual(jobs(in: "failed"), [job], served.output)
         let error = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(job)/error.json"))) as! [String: Any]
         XCTAssertEqual(error["kind"] as? String, "crashed")
+    }
+
+    /// A restart storm (issue 14): good teachers and hostile files queued at once, the daemon
+    /// SIGKILLed a dozen times at seeded random moments, then left to drain. Every good teacher
+    /// ends in done/ exactly once, every hostile file in failed/ for its own reason, none as
+    /// `crashed`, and nothing is left behind: a restart counts against the job being run only.
+    func testRestartStormLosesNothingAndBlamesNoWaitingJob() throws {
+        let cfg = try config()
+        let spool = root.appendingPathComponent("spool")
+        var good: [String] = []
+        for i in 0..<10 {
+            let submitted = try rrmd(["submit", "--config", cfg, try teacherFile(seed: UInt64(200 + i), name: "good\(i).safetensors")])
+            XCTAssertEqual(submitted.status, 0, submitted.output)
+            good.append(submitted.output.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        // Hostile inputs dropped in by hand, each with the kind of failure it must end with.
+        let incoming = spool.appendingPathComponent("incoming")
+        var hostile: [String: String] = [:]  // original name -> expected kind
+        try Data().write(to: incoming.appendingPathComponent("empty.safetensors")); hostile["empty.safetensors"] = "empty"
+        try Data(repeating: 0x7b, count: 4096).write(to: incoming.appendingPathComponent("garbage.safetensors"))
+        hostile["garbage.safetensors"] = "bad-checkpoint"
+        let valid = try Data(contentsOf: URL(fileURLWithPath: try teacherFile(seed: 999, name: "whole.safetensors")))
+        try valid.prefix(valid.count / 2).write(to: incoming.appendingPathComponent("truncated.safetensors"))
+        hostile["truncated.safetensors"] = "bad-checkpoint"
+        XCTAssertEqual(symlink("/etc/passwd", incoming.appendingPathComponent("link.safetensors").path), 0)
+        hostile["incoming/link.safetensors"] = SpoolFailure.specialFileKind  // refused where it lies, unopened
+
+        var seed: UInt64 = 14  // a fixed linear congruential sequence: the same moments every run
+        for _ in 0..<12 {
+            let p = try start(["serve", "--config", cfg])
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            // 0.3 to 2.5 s: sometimes before recovery ends, sometimes mid-job or mid-claim.
+            usleep(UInt32(300_000 + Int(seed >> 33) % 2_200_000))
+            kill(p.process.processIdentifier, SIGKILL)
+            p.process.waitUntilExit()
+        }
+        let drained = try rrmd(["serve", "--config", cfg, "--once"], timeout: 300)
+        XCTAssertEqual(drained.status, 0, drained.output)
+
+        XCTAssertEqual(jobs(in: "incoming"), [], drained.output)
+        XCTAssertEqual(jobs(in: "work"), [], drained.output)
+        var doneSHA: [String] = []
+        for job in jobs(in: "done") {
+            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: spool.appendingPathComponent("done/\(job)/job.json"))) as! [String: Any]
+            doneSHA.append(record["sha256"] as! String)
+        }
+        XCTAssertEqual(Set(jobs(in: "done")), Set(good), "every good teacher done, under its own id")
+        XCTAssertEqual(doneSHA.count, Set(doneSHA).count, "nothing done twice")
+        var failedKinds: [String: String] = [:]
+        for job in jobs(in: "failed") {
+            let dir = spool.appendingPathComponent("failed/\(job)")
+            let error = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("error.json"))) as! [String: Any]
+            // error.json names the input as it arrived ("where") and why it failed ("kind").
+            failedKinds[error["where"] as? String ?? job] = error["kind"] as? String ?? "?"
+        }
+        XCTAssertFalse(failedKinds.values.contains("crashed"), "\(failedKinds)")
+        XCTAssertEqual(failedKinds.count, hostile.count, "\(failedKinds)")
+        for (name, kind) in hostile { XCTAssertEqual(failedKinds[name], kind, "\(name): \(failedKinds)") }
     }
 
     /// Twenty submissions at once: each is processed exactly once.

@@ -41,9 +41,11 @@ final class RecoverTests: SpoolTestCase {
         XCTAssertEqual(names(directory), ["job.json", "teacher.safetensors"])
     }
 
-    func testClaimedJobsResumeInIdOrderWithTheirStateAndOneMoreAttempt() throws {
+    func testClaimedJobsResumeInIdOrderWithTheirState() throws {
         let first = try submitAndClaim(teacherBytes(9), name: "a.safetensors")
         let second = try submitAndClaim(teacherBytes(10), name: "b.safetensors")
+        // The daemon died running the second job: its run marker is still there.
+        try spool.beginRun(second)
         // The runner's state and a partly written out/.
         try write([1, 2, 3], to: second.directory.appendingPathComponent("state.safetensors"))
         try FileManager.default.createDirectory(at: second.output.appendingPathComponent("students"), withIntermediateDirectories: true)
@@ -52,8 +54,15 @@ final class RecoverTests: SpoolTestCase {
         try write([5], to: second.output.appendingPathComponent("job.json"))
         let recovery = try spool.recover()
         XCTAssertEqual(recovery.resumable.map(\.id), [first.id, second.id].sorted())
-        XCTAssertEqual(recovery.resumable.map(\.record.attempts), [2, 2])
-        XCTAssertEqual(try spool.recover().resumable.map(\.record.attempts), [3, 3])
+        // Only the job that was running counts the restart, and only once: recovery clears the
+        // marker, so a second restart before it runs again counts nothing.
+        XCTAssertEqual(recovery.resumable.map(\.record.attempts), first.id < second.id ? [1, 2] : [2, 1])
+        XCTAssertEqual(try spool.recover().resumable.map(\.record.attempts), first.id < second.id ? [1, 2] : [2, 1])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: second.directory.appendingPathComponent(".running").path))
+        // A run that ends with the daemon alive (stopped, or waiting for a retry) clears its mark.
+        try spool.beginRun(first)
+        try spool.endRun(first)
+        XCTAssertEqual(try spool.recover().resumable.first { $0.id == first.id }?.record.attempts, 1)
         let resumed = try XCTUnwrap(recovery.resumable.first { $0.id == second.id })
         XCTAssertEqual(resumed.record.sha256, second.record.sha256)
         XCTAssertEqual(names(second.directory), ["job.json", "out", "state.safetensors", "teacher.safetensors"])
