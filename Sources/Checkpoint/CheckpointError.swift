@@ -46,6 +46,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
     /// The zstd frame declares (`declared` non-nil) or produced more than
     /// `ReadLimits.maxContentSize` bytes of content; decompression stopped there.
     case decompressedTooLarge(source: String, declared: UInt64?, limit: Int)
+    /// The zstd frame decompresses to more than its own safetensors header says the file holds
+    /// (`declared` bytes: header and data); decoding stopped there.
+    case contentBeyondHeader(source: String, declared: Int)
     /// The zstd frame needs a larger window (history buffer) than `ReadLimits.maxWindowLog` allows.
     case zstdWindowTooLarge(source: String, windowSize: UInt64, limit: UInt64)
     /// The zstd frame ends early: the file was cut, e.g. by an interrupted copy.
@@ -110,6 +113,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
             let what = declared.map { "declares \($0) bytes of content, over the \(limit)-byte limit; refused before decoding" }
                 ?? "decompresses to more than the \(limit)-byte limit; decoding stopped there"
             return "\(source): the zstd frame \(what) (a decompression bomb, or a damaged or unexpected file); raise ReadLimits.maxContentSize only if the file is trusted"
+        case let .contentBeyondHeader(source, declared):
+            return "\(source): the zstd frame decompresses past the \(declared) bytes its own safetensors header declares; decoding stopped there (a decompression bomb, or a damaged file); the file is not a valid checkpoint"
         case let .zstdWindowTooLarge(source, windowSize, limit):
             return "\(source): the zstd frame needs a \(windowSize)-byte window, over the \(limit)-byte limit; recompress it without --long/--ultra (e.g. zstd -19), or raise ReadLimits.maxWindowLog if the file is trusted"
         case let .zstdTruncated(source, size):

@@ -20,7 +20,11 @@ extension SafeTensors {
     /// are kept as `.raw` bytes.
     public init(bytes: [UInt8], source: String = "<memory>", limits: ReadLimits = .standard) throws {
         if Zstd.isFrame(bytes) {
-            let plain = try Zstd.decompress(bytes, limits: limits, source: source)
+            // The header, in the first decoded bytes, is checked as soon as it is complete, and
+            // the size it declares caps the rest (a bomb is refused in bounded memory).
+            let plain = try Zstd.decompress(bytes, limits: limits, source: source) { prefix in
+                try Self.declaredSize(prefix: prefix, source: "\(source) (decompressed)")
+            }
             // Offsets in later messages refer to the decompressed bytes, which the name says.
             try self.init(plain: plain, source: "\(source) (decompressed)")
         } else {
@@ -29,6 +33,22 @@ extension SafeTensors {
             }
             try self.init(plain: bytes, source: source)
         }
+    }
+
+    /// The whole size (8 + header + data) a safetensors file declares in its first bytes
+    /// `prefix`; nil while `prefix` does not yet hold the whole header. Throws the error the full
+    /// parse would for an invalid header, so a stream can be refused as soon as its header is.
+    static func declaredSize(prefix: [UInt8], source: String) throws -> Int? {
+        guard prefix.count >= 8 else { return nil }
+        var length: UInt64 = 0
+        for k in 0..<8 { length |= UInt64(prefix[k]) << UInt64(8 * k) }
+        guard length <= UInt64(Self.maxHeaderLength) else {
+            throw CheckpointError.headerTooLarge(source: source, length: length, limit: Self.maxHeaderLength)
+        }
+        let headerEnd = 8 + Int(length)
+        guard prefix.count >= headerEnd else { return nil }
+        let layout = try HeaderLayout(header: Array(prefix[8..<headerEnd]), dataSize: nil, source: source)
+        return headerEnd + layout.dataSize
     }
 
     /// Parses uncompressed safetensors bytes (see `init(bytes:source:limits:)`).
@@ -112,9 +132,12 @@ struct HeaderLayout {
     let metadata: [String: String]
     /// In data order, which for files we wrote is also the reference library's write order.
     let entries: [Entry]
+    /// Bytes of the data section the entries tile.
+    let dataSize: Int
 
-    /// Validates `header` (the N header bytes) against a data section of `dataSize` bytes.
-    init(header: [UInt8], dataSize: Int, source: String) throws {
+    /// Validates `header` (the N header bytes) against a data section of `dataSize` bytes, or,
+    /// with `dataSize` nil (only the header has been read), against the size the entries tile.
+    init(header: [UInt8], dataSize: Int?, source: String) throws {
         guard String(validating: header, as: UTF8.self) != nil else {
             throw CheckpointError.invalidHeader(source: source, reason: "the header is not valid UTF-8")
         }
@@ -160,10 +183,11 @@ struct HeaderLayout {
             cursor = e.end
             previous = e.name
         }
-        if cursor != dataSize { throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: dataSize) }
+        if let dataSize, cursor != dataSize { throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: dataSize) }
 
         self.metadata = metadata ?? [:]
         self.entries = sorted
+        self.dataSize = cursor
     }
 
     /// Validates the `__metadata__` value: an object whose values are all strings.
@@ -184,7 +208,7 @@ struct HeaderLayout {
     }
 
     /// Validates one tensor entry: field types, dtype, size arithmetic and bounds.
-    private static func entry(_ name: String, _ value: JSONValue, dataSize: Int, source: String) throws -> Entry {
+    private static func entry(_ name: String, _ value: JSONValue, dataSize: Int?, source: String) throws -> Entry {
         func bad(_ reason: String) -> CheckpointError { .invalidEntry(source: source, tensor: name, reason: reason) }
         guard case .object(let members) = value else {
             throw bad("the entry is \(value.kind), expected an object with dtype, shape and data_offsets")
@@ -228,7 +252,7 @@ struct HeaderLayout {
         guard end - begin == needed else {
             throw CheckpointError.sizeMismatch(source: source, tensor: name, shape: shape, dtype: dtype, needed: needed, declared: end - begin)
         }
-        guard end <= dataSize else {
+        if let dataSize, end > dataSize {
             throw CheckpointError.offsetsOutOfBounds(source: source, tensor: name, begin: begin, end: end, dataSize: dataSize)
         }
         return Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end)

@@ -60,7 +60,15 @@ enum Zstd {
     /// cap, a declared content size above the cap, a frame cut short, bytes after the frame.
     /// Decoding then streams through a fixed-size buffer, so memory grows only with output that
     /// was actually produced and stops just past the cap when the size was not declared.
-    static func decompress(_ bytes: [UInt8], limits: ReadLimits, source: String) throws -> [UInt8] {
+    ///
+    /// `contentSize`, when given, is asked about the output decoded so far (each time it grows)
+    /// until it answers: nil while it needs more bytes, the total size the content declares of
+    /// itself once it knows (a safetensors header does, in its first bytes), or an error, which
+    /// stops decoding at once. From then on that size is the cap: a file whose header is invalid
+    /// is refused after its first chunk, and one that inflates past what its header declares
+    /// stops there, so memory follows what a valid file of that header would need.
+    static func decompress(_ bytes: [UInt8], limits: ReadLimits, source: String,
+                           contentSize: (([UInt8]) throws -> Int?)? = nil) throws -> [UInt8] {
         try bytes.withUnsafeBytes { src -> [UInt8] in
             var header = ZSTD_frameHeader()
             let h = ZSTD_getFrameHeader(&header, src.baseAddress, src.count)
@@ -102,6 +110,7 @@ enum Zstd {
             let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
             defer { chunk.deallocate() }
             var input = ZSTD_inBuffer(src: src.baseAddress, size: src.count, pos: 0)
+            var selfDeclared: Int?  // what the content says of its own size, once it has said it
             while true {
                 var output = ZSTD_outBuffer(dst: chunk, size: chunkSize, pos: 0)
                 let r = ZSTD_decompressStream(dctx, &output, &input)
@@ -109,7 +118,14 @@ enum Zstd {
                 if out.count + output.pos > limits.maxContentSize {
                     throw CheckpointError.decompressedTooLarge(source: source, declared: declared, limit: limits.maxContentSize)
                 }
+                if let selfDeclared, out.count + output.pos > selfDeclared {
+                    throw CheckpointError.contentBeyondHeader(source: source, declared: selfDeclared)
+                }
                 out.append(contentsOf: UnsafeRawBufferPointer(start: chunk, count: output.pos))
+                if selfDeclared == nil, output.pos > 0, let contentSize, let size = try contentSize(out) {
+                    if out.count > size { throw CheckpointError.contentBeyondHeader(source: source, declared: size) }
+                    selfDeclared = size
+                }
                 if r == 0 { break }  // frame complete, checksum verified
                 // All input consumed and the output not full: the decoder is waiting for bytes
                 // that do not exist.

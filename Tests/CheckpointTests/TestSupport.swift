@@ -83,12 +83,17 @@ func sampleCheckpoint(floats: Int = 1000, seed: UInt64 = 1) -> SafeTensors {
 /// 1 GiB fits in 32 KiB): a decompression bomb that does not depend on our compressor.
 /// `contentSize` nil omits the size from the header, as a streaming compressor does; `windowLog`
 /// is what the frame asks the decoder to allocate.
-func zeroBombFrame(blocks: Int, contentSize: UInt64? = nil, windowLog: Int = 20) -> [UInt8] {
+func zeroBombFrame(blocks: Int, contentSize: UInt64? = nil, windowLog: Int = 20, prefix: [UInt8] = []) -> [UInt8] {
     // Frame header descriptor: bits 7-6 = 3 means an 8-byte content size; no single-segment,
     // checksum or dictionary flag, so a window descriptor byte follows.
     var out: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, contentSize == nil ? 0x00 : 0xC0, UInt8((windowLog - 10) << 3)]
     if let contentSize { withUnsafeBytes(of: contentSize.littleEndian) { out += $0 } }
-    precondition(blocks >= 1)
+    precondition(blocks >= 1 && prefix.count < 128 << 10)
+    if !prefix.isEmpty {
+        // A raw block (type 0) carrying `prefix` as it is: the content starts with it.
+        let header = UInt32(prefix.count << 3)
+        out += [UInt8(header & 0xFF), UInt8((header >> 8) & 0xFF), UInt8(header >> 16)] + prefix
+    }
     let blockSize = 128 << 10
     for b in 0..<blocks {
         // Block header, 3 bytes little-endian: last-block bit, type 1 (RLE), size << 3; then the byte.

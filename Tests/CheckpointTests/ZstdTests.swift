@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import Checkpoint
+@testable import Checkpoint
 import TensorCore
 
 /// `.safetensors.zst`: the frame we write, detection by content, and every refusal of a hostile
@@ -94,20 +94,45 @@ final class ZstdTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 1)
     }
 
-    func testBombWithoutContentSizeStopsAtTheCap() throws {
-        // The hand-made frame is valid zstd: a small one decodes (to zeros, which then fail as
+    func testBombsAreRefusedAsSoonAsTheirHeaderIs() throws {
+        // The hand-made frame is valid zstd: a small one decodes (to zeros, which fail as
         // safetensors because the header length is 0).
         assertRejects(zeroBombFrame(blocks: 8), limits: ReadLimits(maxContentSize: 1 << 20), "1 MiB of zeros") {
             if case .invalidHeader = $0 { return true }; return false
         }
-        // 1 GiB of zeros in 32 KiB, against a 1 MiB cap: stops after about 1 MiB of output.
+        // 1 GiB of zeros in 32 KiB, under the default 4 GiB cap: the empty header in its first
+        // bytes is invalid, so decoding stops after the first chunk instead of inflating it all.
         let bomb = zeroBombFrame(blocks: 8192)
         XCTAssertLessThan(bomb.count, 40_000)
-        let start = Date()
-        assertRejects(bomb, limits: ReadLimits(maxContentSize: 1 << 20), "1 GiB bomb") {
-            if case .decompressedTooLarge(_, nil, 1 << 20) = $0 { return true }; return false
+        var start = Date()
+        assertRejects(bomb, limits: .standard, "1 GiB of zeros") {
+            if case .invalidHeader = $0 { return true }; return false
         }
         XCTAssertLessThan(Date().timeIntervalSince(start), 2, "the bomb was not stopped early")
+
+        // A valid checkpoint followed by 1 GiB of zeros: stopped just past the size its own
+        // header declares, with a message saying so.
+        let valid = sampleCheckpoint().serialized()
+        start = Date()
+        assertRejects(zeroBombFrame(blocks: 8192, prefix: valid), limits: .standard, "valid header, then 1 GiB") {
+            if case .contentBeyondHeader(_, valid.count) = $0 { return $0.description.contains("its own safetensors header declares") }
+            return false
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2, "the bomb was not stopped at its header's size")
+        // The same valid checkpoint alone, through the same raw-block framing, reads back.
+        let plainFrame = zeroBombFrame(blocks: 1, prefix: valid)
+        XCTAssertThrowsError(try SafeTensors(bytes: plainFrame), "128 KiB of zeros after the data are still too many")
+    }
+
+    func testContentCapHoldsWithoutAHeaderCheck() throws {
+        // The decoder's own cap, for content that says nothing of its size: 1 GiB of zeros
+        // against a 1 MiB cap stops after about 1 MiB of output.
+        let bomb = zeroBombFrame(blocks: 8192)
+        let start = Date()
+        XCTAssertThrowsError(try Zstd.decompress(bomb, limits: ReadLimits(maxContentSize: 1 << 20), source: "b")) { error in
+            guard case .decompressedTooLarge(_, nil, 1 << 20)? = error as? CheckpointError else { return XCTFail("\(error)") }
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 2)
     }
 
     func testWindowOverTheCapIsRefused() throws {
