@@ -15,17 +15,12 @@ final class RRMTests: XCTestCase {
     private let epsilon: Float = 0.1
 
     private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
-        var rng = RNG(seed: 21)
-        return PGD.attack(model, x: test.images, labels: test.labels,
-                          config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
+        pgdTestAccuracy(model, test, epsilon: epsilon)
     }
 
     func testRobustnessTransfersToAnotherArchitecture() throws {
         let data = try digits()
-        let teacher = try digitsModel("cnn-small", data.train, seed: 30)
-        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 10, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 30,
-                                                               objective: .pgdAT(.standard(norm: .linf, epsilon: 2 * epsilon, iterations: 5))))
-            .run(train: data.train, test: data.test)
+        let teacher = try digitsTeacher(data, seed: 30, epochs: 10, pgdEpsilon: 2 * epsilon)
         let teacherWeights = teacher.namedParameters().flatMap { $0.1.value.array }
 
         // The mlp's own representation is narrower than the teacher's: it gets a projection.

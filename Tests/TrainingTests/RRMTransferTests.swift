@@ -15,9 +15,7 @@ final class RRMTransferTests: XCTestCase {
     private let epsilon: Float = 0.1
 
     private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
-        var rng = RNG(seed: 21)
-        return PGD.attack(model, x: test.images, labels: test.labels,
-                          config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
+        pgdTestAccuracy(model, test, epsilon: epsilon)
     }
 
     /// Measured with seeds 40, 41 and 42 (teacher PGD accuracy 75.1 / 76.1 / 74.1 %): the
@@ -28,10 +26,7 @@ final class RRMTransferTests: XCTestCase {
     func testSameArchitectureStudentKeepsTheTeachersRobustness() throws {
         let data = try digits()
         let seed: UInt64 = 40
-        let teacher = try digitsModel("cnn-small", data.train, seed: seed)
-        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 10, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: seed,
-                                                               objective: .pgdAT(.standard(norm: .linf, epsilon: epsilon, iterations: 5))))
-            .run(train: data.train, test: data.test)
+        let teacher = try digitsTeacher(data, seed: seed, epochs: 10, pgdEpsilon: epsilon)
         let settings = TrainingSettings(epochs: 20, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: seed + 100)
         let natural = try digitsModel("cnn-small", data.train, seed: seed + 100)
         _ = Trainer(model: natural, settings: settings).run(train: data.train, test: data.test)

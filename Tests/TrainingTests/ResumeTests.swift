@@ -67,9 +67,7 @@ final class ResumeTests: XCTestCase {
 
     func testRRMRunResumesExactly() throws {
         let data = try digits()
-        let teacher = try digitsModel("cnn-small", data.train, seed: 50)
-        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, seed: 50))
-            .run(train: data.train, test: data.test)
+        let teacher = try digitsTeacher(data, seed: 50, epochs: 1)
         try checkResume(TrainingSettings(epochs: 2, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 8,
                                          objective: .rrm(RRMLoss())), stops: [17], teacher: teacher)
     }
@@ -78,9 +76,7 @@ final class ResumeTests: XCTestCase {
     /// stop comes only between batches.
     func testRRMReplayRunResumesExactly() throws {
         let data = try digits()
-        let teacher = try digitsModel("cnn-small", data.train, seed: 50)
-        _ = Trainer(model: teacher, settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, seed: 50))
-            .run(train: data.train, test: data.test)
+        let teacher = try digitsTeacher(data, seed: 50, epochs: 1)
         try checkResume(TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: 9,
                                          objective: .rrm(RRMLoss(replays: 2, replayEpsilon: 0.1))), stops: [11], teacher: teacher)
     }

@@ -1,3 +1,4 @@
+import Attacks
 import Checkpoint
 import Data
 import Foundation
@@ -19,6 +20,24 @@ func digitsModel(_ arch: String, _ train: Dataset, seed: UInt64) throws -> Netwo
     let stats = train.channelStatistics()
     return try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
                                                             widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: seed)
+}
+
+/// A cnn-small ×0.5 digits teacher trained `epochs` epochs from `seed`, naturally or (with
+/// `pgdEpsilon`) by PGD-AT with 5 steps.
+func digitsTeacher(_ data: (train: Dataset, test: Dataset), seed: UInt64, epochs: Int, pgdEpsilon: Float? = nil) throws -> Network {
+    let teacher = try digitsModel("cnn-small", data.train, seed: seed)
+    let objective: TrainingObjective = pgdEpsilon.map { .pgdAT(.standard(norm: .linf, epsilon: $0, iterations: 5)) } ?? .natural
+    _ = Trainer(model: teacher, settings: TrainingSettings(epochs: epochs, batchSize: 50, learningRate: 0.05, cropPadding: pgdEpsilon == nil ? 4 : 0,
+                                                           seed: seed, objective: objective))
+        .run(train: data.train, test: data.test)
+    return teacher
+}
+
+/// Accuracy of `model` on the whole of `test` under PGD-10 (L-inf `epsilon`, a fixed seed).
+func pgdTestAccuracy(_ model: Network, _ test: Dataset, epsilon: Float) -> Double {
+    var rng = RNG(seed: 21)
+    return PGD.attack(model, x: test.images, labels: test.labels,
+                      config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
 }
 
 final class TrainingTests: XCTestCase {
