@@ -49,6 +49,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
     /// The zstd frame decompresses to more than its own safetensors header says the file holds
     /// (`declared` bytes: header and data); decoding stopped there.
     case contentBeyondHeader(source: String, declared: Int)
+    /// Reading the checkpoint would take `needed` bytes of memory, more than the process can
+    /// allocate (`available`: the least of its `ulimit -v`, its cgroup's memory limit and the
+    /// system's available memory).
+    case notEnoughMemory(source: String, needed: Int, available: Int)
     /// The zstd frame needs a larger window (history buffer) than `ReadLimits.maxWindowLog` allows.
     case zstdWindowTooLarge(source: String, windowSize: UInt64, limit: UInt64)
     /// The zstd frame ends early: the file was cut, e.g. by an interrupted copy.
@@ -113,6 +117,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
             let what = declared.map { "declares \($0) bytes of content, over the \(limit)-byte limit; refused before decoding" }
                 ?? "decompresses to more than the \(limit)-byte limit; decoding stopped there"
             return "\(source): the zstd frame \(what) (a decompression bomb, or a damaged or unexpected file); raise ReadLimits.maxContentSize only if the file is trusted"
+        case let .notEnoughMemory(source, needed, available):
+            return "\(source): reading it takes about \(needed >> 20) MiB of memory but only \(Swift.max(available, 0) >> 20) MiB can be allocated (ulimit -v, the service's MemoryMax=, or the machine's free memory); raise the limit or read it on a larger machine"
         case let .contentBeyondHeader(source, declared):
             return "\(source): the zstd frame decompresses past the \(declared) bytes its own safetensors header declares; decoding stopped there (a decompression bomb, or a damaged file); the file is not a valid checkpoint"
         case let .zstdWindowTooLarge(source, windowSize, limit):

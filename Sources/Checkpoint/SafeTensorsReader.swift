@@ -23,7 +23,10 @@ extension SafeTensors {
             // The header, in the first decoded bytes, is checked as soon as it is complete, and
             // the size it declares caps the rest (a bomb is refused in bounded memory).
             let plain = try Zstd.decompress(bytes, limits: limits, source: source) { prefix in
-                try Self.declaredSize(prefix: prefix, source: "\(source) (decompressed)")
+                guard let size = try Self.declaredSize(prefix: prefix, source: "\(source) (decompressed)") else { return nil }
+                // The content and the tensors decoded from it are both held at once.
+                try Self.checkMemory(needed: 2 * size, source: source)
+                return size
             }
             // Offsets in later messages refer to the decompressed bytes, which the name says.
             try self.init(plain: plain, source: "\(source) (decompressed)")
@@ -51,6 +54,13 @@ extension SafeTensors {
         return headerEnd + layout.dataSize
     }
 
+    /// Throws `notEnoughMemory` when `needed` more bytes cannot be allocated (a failed Swift
+    /// allocation would stop the process instead). Small amounts are not worth the check.
+    static func checkMemory(needed: Int, source: String) throws {
+        guard needed > 64 << 20, let available = MemoryBudget.available(), needed > available else { return }
+        throw CheckpointError.notEnoughMemory(source: source, needed: needed, available: available)
+    }
+
     /// Parses uncompressed safetensors bytes (see `init(bytes:source:limits:)`).
     private init(plain bytes: [UInt8], source: String) throws {
         guard bytes.count >= 8 else { throw CheckpointError.truncated(source: source, size: bytes.count) }
@@ -63,6 +73,8 @@ extension SafeTensors {
         let headerEnd = 8 + Int(declared)
         let header = Array(bytes[8..<headerEnd])
         let layout = try HeaderLayout(header: header, dataSize: bytes.count - headerEnd, source: source)
+        // The decoded tensors take as much again as their bytes.
+        try Self.checkMemory(needed: layout.dataSize, source: source)
 
         self.init(metadata: layout.metadata)
         bytes.withUnsafeBytes { file in

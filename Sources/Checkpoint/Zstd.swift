@@ -125,6 +125,9 @@ enum Zstd {
                 if selfDeclared == nil, output.pos > 0, let contentSize, let size = try contentSize(out) {
                     if out.count > size { throw CheckpointError.contentBeyondHeader(source: source, declared: size) }
                     selfDeclared = size
+                    // One allocation of the final size instead of doubling (which would hold up
+                    // to three times the content while it grows).
+                    out.reserveCapacity(size)
                 }
                 if r == 0 { break }  // frame complete, checksum verified
                 // All input consumed and the output not full: the decoder is waiting for bytes

@@ -55,7 +55,8 @@ final class BombProcessTests: XCTestCase {
     func testBombsAreRefusedInBoundedMemory() throws {
         let valid = sampleCheckpoint().serialized()
         let baseline = try inspect(try write(valid, "valid.safetensors"))
-        XCTAssertTrue(baseline.exited, baseline.output)
+        // A valid safetensors file without rrm.* metadata: read whole, then reported as not a model.
+        XCTAssertTrue(baseline.exited && baseline.output.contains("rrm.dataset"), baseline.output)
         let blocks4GiB = 32768  // 128 KiB RLE blocks
         let bombs: [(name: String, bytes: [UInt8], reason: String)] = [
             // Issue 14's file: 4 GiB of zeros, no content size, no checksum; its header (length 0) is invalid.
@@ -75,5 +76,23 @@ final class BombProcessTests: XCTestCase {
                                      "\(bomb.name): peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB for a valid file")
             print("bomb \(bomb.name): refused at peak \(result.peak >> 20) MiB resident (valid file: \(baseline.peak >> 20) MiB)")
         }
+    }
+
+    /// A genuinely valid checkpoint too large for the memory the process may use (1.5 GiB of
+    /// zeros in one tensor, under `ulimit -v` 1 GiB) is refused with a reason before the
+    /// allocation that would otherwise stop rrmd with SIGABRT.
+    func testACheckpointLargerThanTheMemoryLimitIsATypedError() throws {
+        let bytes = 3 << 29  // 1.5 GiB
+        var header = Array("{\"t\":{\"dtype\":\"F32\",\"shape\":[\(bytes / 4)],\"data_offsets\":[0,\(bytes)]}}".utf8)
+        header += [UInt8](repeating: 0x20, count: (8 - header.count % 8) % 8)
+        var prefix: [UInt8] = []
+        withUnsafeBytes(of: UInt64(header.count).littleEndian) { prefix += $0 }
+        prefix += header
+        // The header in a raw block, then exactly the 1.5 GiB of data as zeros in RLE blocks.
+        let frame = zeroBombFrame(blocks: bytes / (128 << 10), prefix: prefix)
+        let result = try inspect(try write(frame, "large.safetensors.zst"))
+        XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("MiB of memory but only"), result.output)
     }
 }
