@@ -93,6 +93,7 @@ free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 
 free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8
 free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
+fast-at     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1 --adversarial fgsm-rs --epsilon 0.1 --schedule cyclic
 xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05 --replays 1
 xent0.5     distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.5 --replays 1
 l2          distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --feature-loss l2 --xent-weight 0.001 --replays 1
@@ -125,7 +126,13 @@ if [ "${1:-}" = "--publish" ]; then
   mkdir -p "$KEEP"
   for f in "$OUT"/*.eval.json "$OUT"/*.train.json "$OUT"/*.agreement.json; do [ -e "$f" ] && cp "$f" "$KEEP/"; done
   for t in $(rows | awk '$2 == "teacher" {print $1}'); do
-    [ -s "$OUT/$t.safetensors.zst" ] && cp "$OUT/$t.safetensors.zst" "$KEEP/"
+    if [ -s "$OUT/$t.safetensors.zst" ]; then
+      cp "$OUT/$t.safetensors.zst" "$KEEP/"
+      rm -f "$KEEP/$t.safetensors.zst.state"
+    elif [ -s "$OUT/$t.safetensors.zst.state" ]; then
+      # A teacher still training (the paper's take longer than a session): its resumable state.
+      cp "$OUT/$t.safetensors.zst.state" "$KEEP/"
+    fi
   done
   echo "rrm_study: summaries and teachers of $OUT copied into $KEEP" >&2
   exit 0
@@ -150,6 +157,10 @@ train_row() {
     cp "$KEEP/$name.safetensors.zst" "$out"
     [ -s "$KEEP/$name.train.json" ] && cp "$KEEP/$name.train.json" "$OUT/"
     return 0
+  fi
+  if [ "$kind" = teacher ] && [ ! -e "$out.state" ] && [ -s "$KEEP/$name.safetensors.zst.state" ]; then
+    echo "== $name: continuing from the kept state $KEEP/$name.safetensors.zst.state" >&2
+    cp "$KEEP/$name.safetensors.zst.state" "$out.state"
   fi
   if [ "$kind" = distill ]; then
     train_row "$teacher"
