@@ -98,7 +98,9 @@ public final class Daemon {
                                    onProblem: { [log] text in log.log(event: "watcher", priority: .warning, message: text) })
         try watcher.start()
         defer { watcher.stop() }
-        _ = notifier.ready(status: "ready; spool \(config.spool)")
+        // A stop requested during start-up (recovery can take a while) ends the run without
+        // ever claiming readiness; the loop below is skipped and STOPPING=1 follows.
+        if !ProcessSignals.stopRequested { _ = notifier.ready(status: "ready; spool \(config.spool)") }
         log.log(event: "ready", message: "rrmd \(RRMDService.version) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
                 fields: ["spool": config.spool])
         publishStatus(force: true)

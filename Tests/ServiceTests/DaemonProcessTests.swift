@@ -169,13 +169,11 @@ final class DaemonProcessTests: XCTestCase {
     }
 
     /// A listener on NOTIFY_SOCKET hears READY=1, STATUS= lines and STOPPING=1.
-    func testNotifiesSystemd() throws {
-        let cfg = try config()
-        _ = try rrmd(["submit", "--config", cfg, try teacherFile()])
+    /// A datagram socket standing in for systemd's notify socket: its descriptor and path.
+    private func notifySocket() throws -> (fd: Int32, path: String) {
         let socketPath = root.appendingPathComponent("notify.sock").path
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         XCTAssertGreaterThanOrEqual(fd, 0)
-        defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -188,17 +186,30 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertEqual(bound, 0, "bind \(socketPath)")
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return (fd, socketPath)
+    }
 
-        let served = try start(["serve", "--config", cfg, "--once"], environment: ["NOTIFY_SOCKET": socketPath])
+    /// Every notify message `process` sends to `fd` until it exits (or two minutes pass).
+    private func notifications(_ fd: Int32, from process: Process) -> [String] {
         var messages: [String] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             let n = recv(fd, &buffer, buffer.count, 0)
             if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
-            else if !served.process.isRunning { break }
+            else if !process.isRunning { break }
         }
-        served.process.waitUntilExit()
+        process.waitUntilExit()
+        return messages
+    }
+
+    func testNotifiesSystemd() throws {
+        let cfg = try config()
+        _ = try rrmd(["submit", "--config", cfg, try teacherFile()])
+        let (fd, socketPath) = try notifySocket()
+        defer { close(fd) }
+        let served = try start(["serve", "--config", cfg, "--once"], environment: ["NOTIFY_SOCKET": socketPath])
+        let messages = notifications(fd, from: served.process)
         XCTAssertEqual(served.process.terminationStatus, 0)
         XCTAssertTrue(messages.contains { $0.contains("READY=1") }, "\(messages)")
         XCTAssertTrue(messages.contains { $0.contains("STATUS=") && $0.contains("training") }, "\(messages)")
