@@ -66,7 +66,16 @@ public final class Daemon {
         try spool.layout.create()
         let lock = try spool.lock()
         defer { lock.release() }
-        let recovery = try spool.recover()
+        let recovery: SpoolRecovery
+        do {
+            recovery = try spool.recover(shouldStop: { ProcessSignals.stopRequested })
+        } catch SpoolError.stopped {
+            // SIGTERM during start-up: no READY=1, a STOPPING=1, a clean exit; the job recovery
+            // was finishing stays in work/ exactly as a crash would have left it.
+            announceStopping()
+            log.log(event: "stopping", message: "stop requested during recovery; the next start finishes it")
+            return
+        }
         for note in recovery.notes { log.log(event: "recovery", message: note) }
         for problem in recovery.problems { log.log(event: "recovery", priority: .warning, message: "\(problem)") }
         var resumable: [ClaimedJob] = []

@@ -60,7 +60,8 @@ extension Spool {
 
     /// The second half of a claim, also run by recovery when a crash came between the rename and
     /// `job.json`: checks that `work/<job>/<teacher>` is a regular file, hashes it and writes the record.
-    func completeClaim(job: JobID, teacher: String, originalName: String, attempts: Int) throws -> ClaimedJob {
+    func completeClaim(job: JobID, teacher: String, originalName: String, attempts: Int,
+                       shouldStop: () -> Bool = { false }) throws -> ClaimedJob {
         let directory = workPath(job)
         let path = directory + "/" + teacher
         guard let found = try FS.info(path) else {
@@ -87,7 +88,7 @@ extension Spool {
         let digest: (sha256: String, size: UInt64)
         do {
             defer { close(fd) }
-            digest = try Self.hash(fd: fd, path: path)
+            digest = try Self.hash(fd: fd, path: path, shouldStop: shouldStop)
         }
 
         let record = JobRecord(id: job, originalName: originalName, teacher: teacher, sha256: digest.sha256,
@@ -108,7 +109,7 @@ extension Spool {
     }
 
     /// SHA-256 and length of everything readable from `fd`, in 1 MiB pieces.
-    static func hash(fd: Int32, path: String) throws -> (sha256: String, size: UInt64) {
+    static func hash(fd: Int32, path: String, shouldStop: () -> Bool = { false }) throws -> (sha256: String, size: UInt64) {
         var hasher = SHA256()
         var size: UInt64 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
@@ -119,6 +120,8 @@ extension Spool {
                 throw FS.error("read", path)
             }
             if count == 0 { break }
+            // A teacher of gigabytes takes seconds to hash: a stop request must not wait for it.
+            if shouldStop() { throw SpoolError.stopped }
             // A raw buffer hashes about 3x faster than an array slice through the generic update.
             buffer.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             size += UInt64(count)

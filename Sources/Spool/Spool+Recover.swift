@@ -21,7 +21,9 @@ extension Spool {
     /// of jobs already in `done/` or `failed/`, leftover temporaries of atomic writes, and
     /// `tmp/*.part` copies untouched for `partialSubmissionAge` seconds (an `rrmd submit` that
     /// died; a younger one may still be copying). Returns the jobs to resume.
-    public func recover(partialSubmissionAge: TimeInterval = 3600) throws -> SpoolRecovery {
+    /// `shouldStop` is asked while a teacher is hashed; when it answers true, recovery throws
+    /// `SpoolError.stopped` and leaves that job as it found it, for the next start.
+    public func recover(partialSubmissionAge: TimeInterval = 3600, shouldStop: () -> Bool = { false }) throws -> SpoolRecovery {
         try layout.create()
         var recovery = SpoolRecovery()
         try Self.removeTemporaries(in: layout.root.path)
@@ -39,7 +41,9 @@ extension Spool {
                 continue
             }
             do {
-                if let resumed = try recover(job: job, notes: &recovery.notes) { recovery.resumable.append(resumed) }
+                if let resumed = try recover(job: job, notes: &recovery.notes, shouldStop: shouldStop) { recovery.resumable.append(resumed) }
+            } catch SpoolError.stopped {
+                throw SpoolError.stopped
             } catch let error as SpoolError {
                 recovery.problems.append(error)
             }
@@ -49,7 +53,7 @@ extension Spool {
     }
 
     /// Recovers `work/<job>/` by the table in docs/spool.md; returns the job if it is to resume.
-    private func recover(job: JobID, notes: inout [String]) throws -> ClaimedJob? {
+    private func recover(job: JobID, notes: inout [String], shouldStop: () -> Bool) throws -> ClaimedJob? {
         let directory = workPath(job)
         let here = "work/\(job)"
         guard try FS.info(directory)?.kind == .directory else {
@@ -116,7 +120,7 @@ extension Spool {
                 guard try FS.info(directory + "/" + teacher)?.kind == .regular else {
                     // Claimed as a regular file, now something else: re-run the claim's check.
                     return try completeClaim(job: job, teacher: teacher, originalName: record.originalName,
-                                             attempts: record.attempts + (died ? 1 : 0))
+                                             attempts: record.attempts + (died ? 1 : 0), shouldStop: shouldStop)
                 }
                 let claimed = ClaimedJob(record: record, directory: URL(fileURLWithPath: directory, isDirectory: true))
                 if died {
@@ -134,7 +138,8 @@ extension Spool {
             }
             // A crash between moving the teacher in and writing job.json: the incoming name is
             // lost with it, so the teacher's own name stands in for the original.
-            let claimed = try completeClaim(job: job, teacher: teacher, originalName: found?.originalName ?? teacher, attempts: 1)
+            let claimed = try completeClaim(job: job, teacher: teacher, originalName: found?.originalName ?? teacher, attempts: 1,
+                                            shouldStop: shouldStop)
             notes.append("\(here): a claim was interrupted before job.json was written; finished it")
             return claimed
         } catch let SpoolError.refused(entry) {

@@ -27,6 +27,9 @@ public enum SpoolError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A special file turned up where a claimed teacher should be; it was moved to
     /// `failed/<job>/` unopened, as `entry` describes.
     case refused(RefusedEntry)
+    /// A stop was requested while the spool was working (hashing a large teacher during
+    /// recovery); what it was doing is left to the next start, as after a crash.
+    case stopped
 
     /// Whether the cause is in the environment and may go away (disk full, quota, permissions
     /// being fixed, a read-only remount, too many open files, an I/O error): the runner should
@@ -70,6 +73,8 @@ public enum SpoolError: Error, CustomStringConvertible, Equatable, Sendable {
             return "\(path): \(who) is already serving this spool; stop it first (e.g. systemctl stop rrmd), or give this instance another spool"
         case let .refused(entry):
             return "\(entry.failure.whereText): \(entry.failure.what); moved to failed/\(entry.job); \(entry.failure.whatToDo)"
+        case .stopped:
+            return "stopped on request; the next start continues where this one left off"
         }
     }
 

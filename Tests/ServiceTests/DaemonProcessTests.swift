@@ -222,6 +222,36 @@ final class DaemonProcessTests: XCTestCase {
         XCTAssertTrue(working.allSatisfy { $0.contains("; 0 queued") }, "\(working)")
     }
 
+    /// SIGTERM while the daemon is still starting (recovery is hashing a 3 GiB teacher whose claim
+    /// a crash interrupted): it stops within seconds, never says READY=1, says STOPPING=1, exits
+    /// 0, and leaves the job as it found it for the next start.
+    func testStopDuringStartUpIsClean() throws {
+        let cfg = try config()
+        _ = try rrmd(["serve", "--config", cfg, "--once"])  // creates the spool
+        let id = "20261206-090000-0badc0de"
+        let work = root.appendingPathComponent("spool/work/\(id)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        // Holes only: no disk used, but finishing the claim means reading and hashing all of it.
+        let teacher = work.appendingPathComponent("teacher.safetensors").path
+        FileManager.default.createFile(atPath: teacher, contents: nil)
+        XCTAssertEqual(truncate(teacher, 3 << 30), 0)
+        let (fd, socketPath) = try notifySocket()
+        defer { close(fd) }
+        let served = try start(["serve", "--config", cfg], environment: ["NOTIFY_SOCKET": socketPath])
+        usleep(300_000)
+        let stopAsked = Date()
+        kill(served.process.processIdentifier, SIGTERM)
+        let messages = notifications(fd, from: served.process)
+        let log = String(decoding: (try? Data(contentsOf: served.log)) ?? Data(), as: UTF8.self)
+        XCTAssertLessThan(Date().timeIntervalSince(stopAsked), 20, "the stop waited for the hash: \(log)")
+        XCTAssertEqual(served.process.terminationReason, .exit, log)
+        XCTAssertEqual(served.process.terminationStatus, 0, log)
+        XCTAssertFalse(messages.contains { $0.contains("READY=1") }, "READY=1 after a stop was requested: \(messages)")
+        XCTAssertTrue(messages.contains { $0.contains("STOPPING=1") }, "\(messages)")
+        XCTAssertEqual(jobs(in: "work"), [id], "the job stays for the next start")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("job.json").path))
+    }
+
     /// kill -9 in the middle of training, then a restart: the job completes, and its student is
     /// the one an uninterrupted daemon makes, bit for bit.
     func testKillNineResumesToTheSameStudent() throws {
