@@ -3,7 +3,8 @@
 # Used by test.sh and run.sh so a fresh Debian 12 machine with Swift needs nothing else.
 set -euo pipefail
 
-packages=(libopenblas-dev zlib1g-dev libzstd-dev libinotifytools0-dev libsystemd-dev systemd dataset-fashion-mnist)
+# python3: the main job prints its summary with Scripts/run_summary.py (standard library only).
+packages=(libopenblas-dev zlib1g-dev libzstd-dev libinotifytools0-dev libsystemd-dev systemd dataset-fashion-mnist python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
