@@ -49,17 +49,20 @@ cat "$done_dir/report.md"
 # The control: the teacher's architecture trained naturally with the students' budget (same
 # images, epochs), attacked exactly like them. Whatever robustness the students show above it
 # came from the teacher.
-arch=$(sed -nE 's/.*"arch" : "([^"]+)".*/\1/p' "$done_dir/report.json" | head -n 1)
-natural=Spool/reference/$arch-natural.safetensors.zst
+# The teacher's architecture and dataset, and the radius its students were attacked at.
+read -r arch dataset epsilon < <(python3 -c 'import json, sys
+t = json.load(open(sys.argv[1]))
+print(t["model"]["arch"], t["model"]["dataset"], t["threat"]["epsilon_text"])' "$done_dir/reports/teacher/report.json")
+natural=Spool/reference/$arch-$dataset-natural.safetensors.zst
 if [ ! -f "$natural" ]; then
   mkdir -p Spool/reference
-  echo "run: training a natural $arch for comparison in $natural" >&2
-  "$rrmd" train --arch "$arch" --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --out "$natural"
+  echo "run: training a natural $arch on $dataset for comparison in $natural" >&2
+  "$rrmd" train --arch "$arch" --dataset "$dataset" --epochs 5 --limit 20000 --seed 1 --out "$natural"
 fi
 if [ ! -f "$natural.report/report.json" ]; then
   # The [evaluation] settings of Config/checkout.toml and the teacher's epsilon, as the daemon
   # attacks its students (run_summary.py checks that the two protocols agree).
-  "$rrmd" evaluate --model "$natural" --epsilon 0.1 --samples 500 --iterations 20 --target-classes 3 \
+  "$rrmd" evaluate --model "$natural" --epsilon "$epsilon" --samples 500 --iterations 20 --target-classes 3 \
     --sweep-samples 200 --check-samples 200 --report "$natural.report" >/dev/null
 fi
 python3 Scripts/run_summary.py "$done_dir/report.json" "$natural.report/report.json"

@@ -44,9 +44,10 @@ def main():
         kept = f"{100 * s['retained']:.0f} % of the teacher's robustness" if s.get("retained") is not None else "nothing (the teacher has none)"
         print(f"  student {s['arch']} x{s['width']}: clean {pct(s['clean_accuracy'])}, robust {pct(s['robust_accuracy'])}: "
               f"it kept {kept}, {100 * (s['robust_accuracy'] - nat_robust):+.1f} points against natural training, "
-              f"after {s['training_seconds']:.0f} s of training and no adversarial example of its own.")
-    print("  'robust' counts the test images that stay correctly classified under every attack; a student's robustness")
-    print("  comes from matching the teacher's representation (docs/rrm-study.md), not from attacking itself.")
+              f"after {s['training_seconds']:.0f} s of training.")
+    print("  'robust' counts the test images that stay correctly classified under every attack. The students never ran an")
+    print("  attack: they were trained to match the teacher's representation, at the training images and at those images")
+    print("  pushed along the gradients their own training steps compute anyway (rrmd's replays, docs/rrm-study.md).")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ public struct JobReport: Codable, Equatable, Sendable {
             "",
             "*Clean* is the accuracy on unmodified test images; *robust (worst case)* the share of them that stays correct under every attack of the protocol, "
                 + "i.e. what an attacker within \(threat) cannot break. *Kept* is a student's robust accuracy divided by the teacher's: how much of "
-                + "the robustness the teacher paid for in adversarial training the student received, without adversarial training of its own. "
+                + "the robustness the teacher paid for in adversarial training the student received by matching its representation, without running an attack of its own. "
                 + "A naturally trained network of the same architecture typically keeps close to none. *Checks* are the gradient-masking checks of each full report.",
             "", "Created \(created) by rrmd \(rrmdVersion).", "",
         ]
