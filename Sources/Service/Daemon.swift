@@ -109,9 +109,11 @@ public final class Daemon {
         defer { watcher.stop() }
         // A stop requested during start-up (recovery can take a while) ends the run without
         // ever claiming readiness; the loop below is skipped and STOPPING=1 follows.
-        if !ProcessSignals.stopRequested { _ = notifier.ready(status: "ready; spool \(config.spool)") }
-        log.log(event: "ready", message: "rrmd \(RRMDService.version) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
-                fields: ["spool": config.spool])
+        if !ProcessSignals.stopRequested {
+            _ = notifier.ready(status: "ready; spool \(config.spool)")
+            log.log(event: "ready", message: "rrmd \(RRMDService.version) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
+                    fields: ["spool": config.spool])
+        }
         publishStatus(force: true)
 
         // incoming/ is scanned when the watcher reports something (an arrival or its own rescan),
