@@ -6,6 +6,15 @@ import Spool
 import Training
 
 extension JobRunner {
+    /// Runs the robustness protocol on a teacher or student, feeding the watchdog as it
+    /// progresses, and writes its full report into `directory`.
+    func attack(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, reportTo directory: URL) throws -> RobustnessReport {
+        let report = try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: RRMDService.version,
+                                                      shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
+        _ = try ReportWriter.write(report, to: directory)
+        return report
+    }
+
     /// Name of the file in `work/<job>/` that keeps the teacher's result once measured.
     static let teacherResultName = "teacher-robustness.json"
 
@@ -29,9 +38,7 @@ extension JobRunner {
                 fields: ["job": job.id.rawValue, "arch": teacher.metadata.architecture])
         let evaluated = EvaluatedModel(network: teacher.network, path: job.record.originalName, sha256: job.record.sha256,
                                        metadata: teacher.metadata)
-        let report = try RobustnessEvaluator.evaluate(evaluated, test: test, settings: evalSettings, rrmdVersion: RRMDService.version,
-                                                      shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
-        _ = try ReportWriter.write(report, to: job.output.appendingPathComponent("reports/teacher"))
+        let report = try attack(evaluated, test: test, settings: evalSettings, reportTo: job.output.appendingPathComponent("reports/teacher"))
         let result = JobReport.Robustness(cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
                                           evaluationSeconds: report.timing.totalSeconds, checksPassed: report.checks.allSatisfy(\.passed),
                                           report: "reports/teacher/report.md")

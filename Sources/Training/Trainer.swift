@@ -147,19 +147,20 @@ public final class Trainer {
         case .rrm(let objective):
             // The teacher sees the same augmented batch (with the same noise, when the objective
             // adds any); its features are recomputed every batch and no gradient flows into it.
+            // Every replay but the last takes its optimiser step here; the last one's is the
+            // step every objective ends with, below.
             var inputs = objective.matchingImages(images, rng: &rng)
             (logits, loss) = (Tensor(shape: [0]), 0)
             for replay in 0..<objective.replays {
+                if replay > 0 { optimizer.step(lr: lr) }
                 let target = teacher!.forwardWithRepresentation(inputs, mode: .inference).representation
                 optimizer.zeroGradients()
                 let out = model.forwardWithRepresentation(inputs, mode: .training)
                 let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
                 let dx = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
-                optimizer.step(lr: lr)
                 if replay + 1 < objective.replays { inputs = objective.replayImages(clean: images, current: inputs, gradient: dx) }
                 logits = out.logits; loss = r.value
             }
-            return (loss, zip(argmaxRows(logits), labels).lazy.filter { $0 == $1 }.count)
         default:
             let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &rng)
             optimizer.zeroGradients()

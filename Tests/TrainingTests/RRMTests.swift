@@ -14,9 +14,6 @@ final class RRMTests: XCTestCase {
     /// gives it features robust enough to pass on in a short run.
     private let epsilon: Float = 0.1
 
-    private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
-        pgdTestAccuracy(model, test, epsilon: epsilon)
-    }
 
     func testRobustnessTransfersToAnotherArchitecture() throws {
         let data = try digits()
@@ -37,8 +34,8 @@ final class RRMTests: XCTestCase {
         rrm.objective = .rrm(RRMLoss(xentWeight: 0.02))
         let summary = Trainer(model: student, settings: rrm, teacher: teacher).run(train: data.train, test: data.test)
 
-        let teacherRobust = pgdAccuracy(teacher, data.test)
-        let naturalRobust = pgdAccuracy(natural, data.test), studentRobust = pgdAccuracy(student, data.test)
+        let teacherRobust = pgdTestAccuracy(teacher, data.test, epsilon: epsilon)
+        let naturalRobust = pgdTestAccuracy(natural, data.test, epsilon: epsilon), studentRobust = pgdTestAccuracy(student, data.test, epsilon: epsilon)
         XCTAssertGreaterThan(summary.test.accuracy, 0.6, "the RRM student must still classify")
         XCTAssertGreaterThan(studentRobust, naturalRobust + 0.1,
                              "RRM student robust \(studentRobust) vs natural \(naturalRobust) (teacher \(teacherRobust))")

@@ -14,9 +14,6 @@ import XCTest
 final class RRMTransferTests: XCTestCase {
     private let epsilon: Float = 0.1
 
-    private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
-        pgdTestAccuracy(model, test, epsilon: epsilon)
-    }
 
     /// Measured with seeds 40, 41 and 42 (teacher PGD accuracy 75.1 / 76.1 / 74.1 %): the
     /// replaying student kept 63 / 83 / 71 % of it and beat natural training by 26 / 31 / 27
@@ -36,9 +33,9 @@ final class RRMTransferTests: XCTestCase {
             var rrm = settings
             rrm.objective = .rrm(RRMLoss(replays: replays, replayEpsilon: epsilon))
             _ = Trainer(model: student, settings: rrm, teacher: teacher).run(train: data.train, test: data.test)
-            robust[replays] = pgdAccuracy(student, data.test)
+            robust[replays] = pgdTestAccuracy(student, data.test, epsilon: epsilon)
         }
-        let teacherRobust = pgdAccuracy(teacher, data.test), naturalRobust = pgdAccuracy(natural, data.test)
+        let teacherRobust = pgdTestAccuracy(teacher, data.test, epsilon: epsilon), naturalRobust = pgdTestAccuracy(natural, data.test, epsilon: epsilon)
         let context = "teacher \(teacherRobust), natural \(naturalRobust), paper recipe \(robust[1]!), two replays \(robust[2]!)"
         XCTAssertGreaterThan(teacherRobust, 0.7, context)
         XCTAssertGreaterThanOrEqual(robust[2]! / teacherRobust, 0.55, "share of the teacher's robustness kept: " + context)
