@@ -101,7 +101,8 @@ public final class Trainer {
                 let lr = schedule.rate(at: t)
                 if let m = schedule.momentum(at: t) { optimizer.settings.momentum = m }
                 var attackRNG = attackStream.fork(UInt64(t))
-                let (loss, correct) = step(images: images, labels: labels, lr: lr, rng: &attackRNG)
+                let (loss, correct) = step(images: images, labels: labels, lr: lr, objective: settings.objective(atStep: t, stepsPerEpoch: stepsPerEpoch),
+                                           rng: &attackRNG)
                 position.lossSum += Double(loss) * Double(labels.count)
                 position.correct += correct
                 position.seen += labels.count
@@ -136,14 +137,16 @@ public final class Trainer {
     /// One step exactly as training takes it, for `rrmd bench`.
     public func benchmarkStep(images: Tensor, labels: [Int32]) {
         var rng = RNG(seed: settings.seed)
-        _ = step(images: images, labels: labels, lr: 0.1, rng: &rng)
+        _ = step(images: images, labels: labels, lr: 0.1, objective: settings.objective, rng: &rng)
     }
 
-    /// One optimiser step on the objective; returns the batch loss and the number of images
-    /// the model classified correctly (on the images it trained on).
-    private func step(images: Tensor, labels: [Int32], lr: Float, rng: inout RNG) -> (loss: Float, correct: Int) {
+    /// One optimiser step on `objective` (the settings' one, or its ramped-down radius early in
+    /// a ramp); returns the batch loss and the number of images the model classified correctly
+    /// (on the images it trained on).
+    private func step(images: Tensor, labels: [Int32], lr: Float, objective stepObjective: TrainingObjective,
+                      rng: inout RNG) -> (loss: Float, correct: Int) {
         var logits: Tensor, loss: Float
-        switch settings.objective {
+        switch stepObjective {
         case .rrm(let objective):
             // The teacher sees the same augmented batch (with the same noise, when the objective
             // adds any); its features are recomputed every batch and no gradient flows into it.
@@ -162,7 +165,7 @@ public final class Trainer {
                 logits = out.logits; loss = r.value
             }
         default:
-            let inputs = settings.objective.trainingImages(model, images: images, labels: labels, rng: &rng)
+            let inputs = stepObjective.trainingImages(model, images: images, labels: labels, rng: &rng)
             optimizer.zeroGradients()
             logits = model.forward(inputs, mode: .training)
             let ce = softmaxCrossEntropy(logits: logits, labels: labels)

@@ -59,6 +59,18 @@ public enum TrainingObjective: Equatable, Sendable {
         }
     }
 
+    /// The same objective with the adversary's radius and step multiplied by `factor` (an
+    /// epsilon ramp's early steps); objectives without an adversary are returned unchanged.
+    func scaled(by factor: Float) -> TrainingObjective {
+        switch self {
+        case .natural, .rrm: return self
+        case .pgdAT(var c):
+            c.epsilon *= factor; c.stepSize *= factor
+            return .pgdAT(c)
+        case let .fgsmRS(eps, step): return .fgsmRS(epsilon: eps * factor, stepSize: step * factor)
+        }
+    }
+
     /// The images a step trains on: `images` itself, or adversarial examples against the
     /// current weights. The model is attacked in inference mode (BatchNorm on running
     /// statistics, as TRADES and others do) so that making the attack neither reads nor moves

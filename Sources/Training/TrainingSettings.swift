@@ -20,6 +20,11 @@ public struct TrainingSettings: Equatable, Sendable {
     public var seed: UInt64
     /// Clean or adversarial batches.
     public var objective: TrainingObjective
+    /// Epochs over which an adversarial objective's radius (and step) grows linearly from 0 to
+    /// its full value, step by step; 0 attacks at full strength from the first step. A ramp lets
+    /// adversarial training start at budgets a fresh network cannot fit at once (MNIST at L-inf
+    /// 0.3 stays at chance without one).
+    public var epsilonRampEpochs: Double = 0
 
     /// Learning-rate curves a run can use.
     public enum ScheduleKind: String, CaseIterable, Sendable {
@@ -56,6 +61,14 @@ public struct TrainingSettings: Equatable, Sendable {
         }
     }
 
+    /// The objective of step `t` (0-based over the run) of a run with `stepsPerEpoch` steps per
+    /// epoch: the configured one, with its radius scaled by the ramp while it lasts.
+    public func objective(atStep t: Int, stepsPerEpoch: Int) -> TrainingObjective {
+        let rampSteps = epsilonRampEpochs * Double(stepsPerEpoch)
+        guard rampSteps > 0, Double(t + 1) < rampSteps else { return objective }
+        return objective.scaled(by: Float(Double(t + 1) / rampSteps))
+    }
+
     /// A description of what is wrong, or nil when the settings can run.
     public func problem() -> String? {
         if epochs < 1 { return "epochs must be at least 1, got \(epochs)" }
@@ -64,6 +77,26 @@ public struct TrainingSettings: Equatable, Sendable {
         if cropPadding < 0 { return "crop padding must be non-negative, got \(cropPadding)" }
         if sgd.momentum < 0 || sgd.momentum >= 1 { return "momentum must be in [0, 1), got \(sgd.momentum)" }
         if sgd.weightDecay < 0 { return "weight decay must be non-negative, got \(sgd.weightDecay)" }
+        if !(epsilonRampEpochs >= 0 && epsilonRampEpochs <= Double(epochs)) {
+            return "the epsilon ramp must last from 0 to \(epochs) epochs (the whole run), got \(epsilonRampEpochs)"
+        }
+        if epsilonRampEpochs > 0, objective.attackConfig == nil {
+            return "an epsilon ramp needs an adversarial objective (pgd or fgsm-rs), not \(objective.methodName)"
+        }
         return objective.problem()
+    }
+}
+
+extension TrainingSettings: CustomStringConvertible {
+    /// The settings as training-state fingerprints show them (`Trainer.fingerprint`): what
+    /// Swift's default description printed before `epsilonRampEpochs` existed, which is left
+    /// out while it is 0, so a state file written by an earlier rrmd still continues.
+    public var description: String {
+        let fields = Mirror(reflecting: self).children.compactMap { child -> String? in
+            guard let label = child.label else { return nil }
+            if label == "epsilonRampEpochs" && epsilonRampEpochs == 0 { return nil }
+            return "\(label): \(String(reflecting: child.value))"
+        }
+        return "TrainingSettings(\(fields.joined(separator: ", ")))"
     }
 }

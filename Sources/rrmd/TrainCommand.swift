@@ -42,6 +42,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon: String?
     @Option(name: .customLong("attack-step"), help: "Attack step size (default: 2.5 * epsilon / steps for pgd, 1.25 * epsilon for fgsm-rs).") var attackStep: String?
     @Option(name: .customLong("attack-steps"), help: "PGD steps per training batch.") var attackSteps = 7
+    @Option(name: .customLong("epsilon-ramp"), help: "Epochs over which the attack radius grows linearly from 0 to --epsilon (0: full radius from the first step; e.g. 2 for MNIST at 0.3).") var epsilonRamp = 0.0
     @Option(help: "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run continues from it; removed once the model is saved.") var state: String?
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
 
@@ -55,14 +56,15 @@ struct TrainCommand: ParsableCommand {
         let config = ModelConfig(channels: data.train.channels, height: data.train.height, width: data.train.width,
                                  numClasses: data.train.numClasses, widthMultiplier: width, mean: stats.mean, std: stats.std)
         let model = try ModelRegistry.make(arch, config: config, seed: seed)
-        let settings = TrainingSettings(
+        var settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: kind,
             sgd: .init(momentum: momentum, weightDecay: weightDecay, nesterov: nesterov),
             cropPadding: cropPadding ?? max(data.train.height, data.train.width) / 8, horizontalFlip: !noFlip, seed: seed,
             objective: try objective())
+        settings.epsilonRampEpochs = epsilonRamp
         if let problem = settings.problem() { throw ValidationError(problem) }
         let reporter = ProgressReporter()
-        reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary), \(Compute.threads) threads")
+        reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary)\(epsilonRamp > 0 ? " (radius ramped up over \(epsilonRamp) epochs)" : ""), \(Compute.threads) threads")
         let trainer = Trainer(model: model, settings: settings)
         if let state {
             ProcessSignals.installStopHandlers()
@@ -80,7 +82,7 @@ struct TrainCommand: ParsableCommand {
             reporter.line("stopped at epoch \(trainer.position.epoch + 1), step \(trainer.position.step); state saved in \(state ?? "-"); run the same command to continue")
             throw ExitCode(130)
         }
-        let recipe = "\(settings.objective.summary); sgd lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), \(epochs) epochs, batch \(batchSize)"
+        let recipe = "\(settings.objective.summary)\(epsilonRamp > 0 ? " epsilon-ramp=\(epsilonRamp) epochs" : ""); sgd lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), \(epochs) epochs, batch \(batchSize)"
         let metadata = ModelMetadata(model: model, dataset: data.train.name, threatModel: settings.objective.threatModel,
                                      trainedBy: settings.objective.methodName, training: recipe, seed: seed,
                                      producer: "rrmd \(RRMDVersion.string)")
@@ -93,7 +95,7 @@ struct TrainCommand: ParsableCommand {
         if json {
             let object: [String: Any] = [
                 "arch": arch, "dataset": dataset, "epochs": epochs, "seed": seed, "threads": Compute.threads,
-                "objective": settings.objective.summary, "threat_model": settings.objective.threatModel,
+                "objective": settings.objective.summary, "epsilon_ramp_epochs": epsilonRamp, "threat_model": settings.objective.threatModel,
                 "test_accuracy": summary.test.accuracy, "test_loss": summary.test.loss, "seconds": summary.seconds,
                 "train_loss": summary.epochs.map(\.loss), "train_accuracy": summary.epochs.map(\.accuracy),
                 "parameters": model.parameterCount, "out": out,

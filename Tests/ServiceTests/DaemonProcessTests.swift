@@ -46,7 +46,7 @@ final class DaemonProcessTests: XCTestCase {
 
     /// Writes a configuration for a spool under the test's directory and returns its path.
     private func config(name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
-                        service: String = "rescan_seconds = 2") throws -> String {
+                        service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3) throws -> String {
         let text = """
             spool = "\(root.appendingPathComponent(spool).path)"
             threads = 2
@@ -62,8 +62,8 @@ final class DaemonProcessTests: XCTestCase {
             learning_rate = 0.05
             [evaluation]
             attacks = ["apgd-ce", "apgd-t"]
-            samples = 40
-            iterations = 3
+            samples = \(samples)
+            iterations = \(iterations)
             target_classes = 2
             sweep_samples = 20
             check_samples = 20
@@ -581,6 +581,74 @@ extension DaemonProcessTests {
         let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
         XCTAssertEqual(jobs(in: "done"), [job], log)
         XCTAssertTrue(jobs(in: "failed").isEmpty, log)
+    }
+
+    /// A disk that fills up while a report is written (a real one: the spool on a 4 MiB tmpfs,
+    /// filled to the last byte while the teacher is attacked) leaves the job in work/ to be
+    /// retried; once space is freed it is published whole, with no temporary file left behind.
+    func testAFullDiskWhileReportingIsRetriedNotFailed() throws {
+        let mountPoint = root.appendingPathComponent("small-disk")
+        try FileManager.default.createDirectory(at: mountPoint, withIntermediateDirectories: true)
+        guard run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "rrmd-test", mountPoint.path]) == 0 else {
+            throw XCTSkip("mounting a tmpfs needs root (CAP_SYS_ADMIN)")
+        }
+        defer { _ = run("/bin/umount", ["-l", mountPoint.path]) }
+        // Enough attack work that the teacher's evaluation lasts a while: the disk is filled then.
+        let cfg = try config(spool: "small-disk/spool", service: "rescan_seconds = 60\nretry_initial_seconds = 1", samples: 200, iterations: 40)
+        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try start(["serve", "--config", cfg])
+        defer { if served.process.isRunning { served.process.terminate(); served.process.waitUntilExit() } }
+        var deadline = Date().addingTimeInterval(60)
+        while occurrences(of: "attacking the teacher", in: served.log) == 0 && Date() < deadline && served.process.isRunning { usleep(2_000) }
+        let ballast = mountPoint.appendingPathComponent("ballast")
+        let filled = fill(ballast.path)
+        XCTAssertEqual(filled, ENOSPC, "the ballast should have filled the disk")
+        deadline = Date().addingTimeInterval(120)
+        while occurrences(of: " retry ", in: served.log) == 0 && Date() < deadline && served.process.isRunning { usleep(20_000) }
+        var log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+        let retry = log.split(separator: "\n").first { $0.contains(" retry ") }.map(String.init) ?? ""
+        XCTAssertTrue(retry.contains("reports/teacher"), "the first write to fail should be the teacher's report: \(log)")
+        XCTAssertTrue(retry.contains("No space left on device") || retry.contains("ENOSPC"), retry)
+        XCTAssertTrue(jobs(in: "failed", spool: "small-disk/spool").isEmpty, log)
+        XCTAssertEqual(jobs(in: "work", spool: "small-disk/spool"), [job], log)
+        try FileManager.default.removeItem(at: ballast)
+        deadline = Date().addingTimeInterval(120)
+        while jobs(in: "done", spool: "small-disk/spool").isEmpty && Date() < deadline && served.process.isRunning { usleep(20_000) }
+        log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
+        XCTAssertEqual(jobs(in: "done", spool: "small-disk/spool"), [job], log)
+        XCTAssertTrue(jobs(in: "failed", spool: "small-disk/spool").isEmpty, log)
+        let done = mountPoint.appendingPathComponent("spool/done/\(job)")
+        for file in ["report.json", "report.md", "reports/teacher/report.json", "reports/mlp/report.json", "students/mlp.safetensors.zst"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: done.appendingPathComponent(file).path), "\(file) missing: \(log)")
+        }
+        let leftovers = (FileManager.default.enumerator(atPath: mountPoint.path)?.allObjects as? [String] ?? [])
+            .filter { $0.hasSuffix(".tmp") || $0.contains("/.tmp") || $0.hasSuffix(".part") }
+        XCTAssertEqual(leftovers, [], "temporary files left behind")
+    }
+
+    /// Runs a system tool quietly and returns its exit status (-1 when it cannot start).
+    private func run(_ tool: String, _ arguments: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = arguments
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    /// Writes zeros to `path` until the filesystem refuses; returns the errno that stopped it.
+    private func fill(_ path: String) -> Int32 {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        let chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 { return errno }
+            if n == 0 { return 0 }
+        }
     }
 
     /// The errors a job meets are classified by their errno wherever they come from.

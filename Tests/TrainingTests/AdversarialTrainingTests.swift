@@ -56,4 +56,47 @@ final class AdversarialTrainingTests: XCTestCase {
         XCTAssertEqual(TrainingObjective.natural.threatModel, "none")
         XCTAssertNotNil(TrainingSettings(objective: .fgsmRS(epsilon: 0, stepSize: 0.1)).problem())
     }
+
+    /// The ramp scales radius and step linearly per step over its epochs, then leaves the
+    /// objective as configured; settings that cannot ramp are refused.
+    func testEpsilonRampGrowsTheRadiusStepByStep() throws {
+        let full = PGDConfig(norm: .linf, epsilon: 0.3, stepSize: 0.1, iterations: 7)
+        var settings = TrainingSettings(epochs: 4, objective: .pgdAT(full))
+        settings.epsilonRampEpochs = 2
+        XCTAssertNil(settings.problem())
+        func radius(_ t: Int) -> (Float, Float) {
+            guard case let .pgdAT(c) = settings.objective(atStep: t, stepsPerEpoch: 10) else { XCTFail("not PGD-AT"); return (0, 0) }
+            return (c.epsilon, c.stepSize)
+        }
+        XCTAssertEqual(radius(0).0, 0.3 / 20, accuracy: 1e-7)
+        XCTAssertEqual(radius(0).1, 0.1 / 20, accuracy: 1e-7)
+        XCTAssertEqual(radius(9).0, 0.15, accuracy: 1e-7)
+        XCTAssertEqual(radius(19).0, 0.3)
+        XCTAssertEqual(radius(35).0, 0.3)
+        XCTAssertEqual(settings.objective(atStep: 19, stepsPerEpoch: 10), settings.objective)
+        settings.objective = .fgsmRS(epsilon: 0.2, stepSize: 0.25)
+        XCTAssertEqual(settings.objective(atStep: 4, stepsPerEpoch: 10), .fgsmRS(epsilon: 0.2 * 0.25, stepSize: 0.25 * 0.25))
+        settings.epsilonRampEpochs = 5
+        XCTAssertNotNil(settings.problem(), "a ramp longer than the run")
+        settings.epsilonRampEpochs = 1
+        settings.objective = .natural
+        XCTAssertNotNil(settings.problem(), "nothing to ramp in natural training")
+        XCTAssertEqual(settings.objective(atStep: 0, stepsPerEpoch: 10), .natural)
+    }
+
+    /// A ramped run trains on weaker attacks early, so it ends elsewhere than the same run at
+    /// full radius throughout, and its state is not mistaken for that run's.
+    func testTheTrainerFollowsTheRamp() throws {
+        let data = try digits()
+        let objective = TrainingObjective.pgdAT(.standard(norm: .linf, epsilon: 0.3, iterations: 2))
+        var settings = TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 3, objective: objective)
+        let plain = Trainer(model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings)
+        _ = plain.run(train: data.train, test: data.test)
+        settings.epsilonRampEpochs = 1
+        let ramped = Trainer(model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings)
+        _ = ramped.run(train: data.train, test: data.test)
+        XCTAssertNotEqual(plain.model.namedParameters().flatMap { $0.1.value.array }, ramped.model.namedParameters().flatMap { $0.1.value.array })
+        XCTAssertNotEqual(plain.fingerprint, ramped.fingerprint)
+        XCTAssertTrue(ramped.fingerprint.contains("epsilonRampEpochs: 1.0)"), ramped.fingerprint)
+    }
 }

@@ -1,3 +1,4 @@
+import Attacks
 import Checkpoint
 import Data
 import Foundation
@@ -101,6 +102,17 @@ final class ResumeTests: XCTestCase {
         let replaying = Trainer(model: try digitsModel("cnn-small", data.train, seed: 1),
                                 settings: TrainingSettings(objective: .rrm(RRMLoss(replays: 2, replayEpsilon: 0.1))), teacher: teacher)
         XCTAssertNotEqual(replaying.fingerprint, trainer.fingerprint, "a replaying run must not continue a paper run's state")
+    }
+
+    /// Settings print exactly as rrmd 0.1.0's state files have them (copied from one) while the
+    /// epsilon ramp is off, so those runs continue after an upgrade.
+    func testSettingsFingerprintIsUnchangedByTheRampOption() {
+        let settings = TrainingSettings(epochs: 50, batchSize: 128, learningRate: 0.1, cropPadding: 1, seed: 0,
+                                        objective: .pgdAT(PGDConfig(norm: .linf, epsilon: 0.1, stepSize: Float(2.5 * 0.1 / 7.0), iterations: 7)))
+        XCTAssertEqual("\(settings)", "TrainingSettings(epochs: 50, batchSize: 128, learningRate: 0.1, schedule: Training.TrainingSettings.ScheduleKind.cosine, sgd: NN.SGD.Settings(momentum: 0.9, dampening: 0.0, weightDecay: 0.0005, nesterov: false), cropPadding: 1, horizontalFlip: true, seed: 0, objective: Training.TrainingObjective.pgdAT(Attacks.PGDConfig(norm: Attacks.ThreatNorm.linf, epsilon: 0.1, stepSize: 0.035714287, iterations: 7, restarts: 1, randomStart: true)))")
+        var ramped = settings
+        ramped.epsilonRampEpochs = 2
+        XCTAssertTrue("\(ramped)".hasSuffix("randomStart: true)), epsilonRampEpochs: 2.0)"), "\(ramped)")
     }
 
     /// A state file from a run with other settings is refused, naming both runs.
