@@ -20,7 +20,7 @@
 # its state file (rrmd saves one at every epoch end and on SIGTERM). Rows run one at a time; run
 # it under `nice` when other work shares the machine (wall times are then only indicative).
 # Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
-# THREADS, EVAL_ARGS, MNIST_DIR, RRMD, TEACHER_ARGS (extra arguments for a paper-setting teacher).
+# THREADS, EVAL_ARGS, MNIST_DIR, RRMD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,8 +45,8 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --targ
 rows() {
   case "$STUDY" in
     factors) factor_rows ;;
-    paper-fashion-mnist) paper_rows fashion-mnist 0.1 ;;
-    paper-mnist) paper_rows mnist 0.3 ;;
+    paper-fashion-mnist) paper_rows fashion-mnist 0.1 "" ;;
+    paper-mnist) paper_rows mnist 0.3 "--epsilon-ramp 2" ;;
     mnist) mnist_rows ;;
   esac
 }
@@ -54,7 +54,7 @@ rows() {
 # The reference and the default recipe on MNIST (L-inf 0.3), as the factor study's rows.
 mnist_rows() {
   cat <<'EOF'
-t-short     teacher -       --arch cnn-small --dataset mnist --epochs 2 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0
+t-short     teacher -       --arch cnn-small --dataset mnist --epochs 3 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0 --epsilon-ramp 2
 ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
 r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
 natural     train   -       --arch cnn-small --dataset mnist --epochs 10 --limit 20000 --seed 1
@@ -67,16 +67,19 @@ EOF
 # own PGD-AT costs about 5 times the teacher's per epoch), that student trained naturally (the
 # floor) and by PGD-AT (the baseline), and RRM: rrmd's default recipe (5 epochs of 4 replays),
 # a cheaper one (3 epochs of 4: 12 student steps per batch against PGD-AT's 80, so at least 5×
-# less time) and the paper's own (48 epochs of single steps). Ordered by what the targets need.
+# less time) and the paper's own (48 epochs of single steps); last, the default recipe's replays
+# without the teacher (Free-AT), which tells what the teacher adds. Ordered by what the targets need.
+# RAMP: adversarial training's radius ramp (MNIST at 0.3 stays at chance without one).
 paper_rows() {
-  local d=$1 e=$2
+  local d=$1 e=$2 ramp=$3
   cat <<EOF
-teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 ${TEACHER_ARGS:-}
+teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 $ramp
 rrm         distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4
-pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1
+pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
 rrm-fast    distill teacher --student resnet20 --epochs 3 --seed 1 --replays 4
 natural     train   -       --arch resnet20 --dataset $d --epochs 10 --seed 1
 rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
+free-at     train   -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --seed 1 $ramp
 EOF
 }
 
@@ -116,6 +119,7 @@ widen       distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 
 widen-bias  distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1 --projection-bias
 narrow      distill t-short --student cnn-small --width 2 --epochs 10 --limit 20000 --seed 1 --replays 1
 ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
+free-at4-ep5 train  -       --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4
 EOF
 }
 

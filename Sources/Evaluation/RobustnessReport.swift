@@ -124,7 +124,7 @@ extension RobustnessReport {
         public var dataset: String
         /// Number of trainable parameters.
         public var parameters: Int
-        /// How the model was trained: `natural`, `pgd-at`, `fgsm-rs`, `rrm`, `external`.
+        /// How the model was trained: `natural`, `pgd-at`, `fgsm-rs`, `free-at`, `rrm`, `external`.
         public var trainedBy: String
         /// Threat model the checkpoint claims (`rrm.threat_model`, e.g. `linf:8/255`), if any.
         public var threatModel: String?

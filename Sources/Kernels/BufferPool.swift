@@ -22,6 +22,10 @@ public enum BufferPool {
         let lock = NSLock()
         var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
         var cachedBytes = 0
+        // Bytes of tensor buffers handed out and not yet given back, and their high-water mark:
+        // what a workload holds at once, for memory estimates (`peakLiveBytes`).
+        var liveBytes = 0
+        var peakLiveBytes = 0
     }
 
     private static let state = State()
@@ -30,14 +34,14 @@ public enum BufferPool {
     /// with `recycle(_:count:)`.
     public static func take(_ count: Int) -> UnsafeMutablePointer<Float> {
         let n = max(count, 1)
-        if n >= minimumCount {
-            let s = state
-            s.lock.lock()
-            let reused = s.free[n]?.popLast()
-            if reused != nil { s.cachedBytes -= n * 4 }
-            s.lock.unlock()
-            if let reused { return reused }
-        }
+        let s = state
+        s.lock.lock()
+        let reused = n >= minimumCount ? s.free[n]?.popLast() : nil
+        if reused != nil { s.cachedBytes -= n * 4 }
+        s.liveBytes += n * 4
+        s.peakLiveBytes = max(s.peakLiveBytes, s.liveBytes)
+        s.lock.unlock()
+        if let reused { return reused }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
         return raw.bindMemory(to: Float.self, capacity: n)
     }
@@ -46,17 +50,16 @@ public enum BufferPool {
     /// freed when it is small or the pool is full.
     public static func recycle(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
         let n = max(count, 1)
-        if n >= minimumCount {
-            let s = state
-            s.lock.lock()
-            let keep = s.cachedBytes + n * 4 <= capacityBytes
-            if keep {
-                s.free[n, default: []].append(pointer)
-                s.cachedBytes += n * 4
-            }
-            s.lock.unlock()
-            if keep { return }
+        let s = state
+        s.lock.lock()
+        s.liveBytes -= n * 4
+        let keep = n >= minimumCount && s.cachedBytes + n * 4 <= capacityBytes
+        if keep {
+            s.free[n, default: []].append(pointer)
+            s.cachedBytes += n * 4
         }
+        s.lock.unlock()
+        if keep { return }
         UnsafeMutableRawPointer(pointer).deallocate()
     }
 
@@ -71,6 +74,27 @@ public enum BufferPool {
         for list in lists.values {
             for p in list { UnsafeMutableRawPointer(p).deallocate() }
         }
+    }
+
+    /// The most bytes of tensor buffers (of every size) held at once since the last `resetPeak()`.
+    public static var peakLiveBytes: Int {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        return state.peakLiveBytes
+    }
+
+    /// Bytes of tensor buffers held right now.
+    public static var liveBytes: Int {
+        state.lock.lock()
+        defer { state.lock.unlock() }
+        return state.liveBytes
+    }
+
+    /// Restarts `peakLiveBytes` from what is held now.
+    public static func resetPeak() {
+        state.lock.lock()
+        state.peakLiveBytes = state.liveBytes
+        state.lock.unlock()
     }
 
     /// Bytes currently held for reuse.

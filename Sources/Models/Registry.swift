@@ -1,3 +1,4 @@
+import Kernels
 import NN
 import TensorCore
 
@@ -7,6 +8,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case unknownArchitecture(String)
     /// The configuration cannot work for the architecture.
     case invalidConfig(String)
+    /// The network would not fit in the memory this process can allocate.
+    case notEnoughMemory(NotEnoughMemory)
 
     public var description: String {
         switch self {
@@ -14,6 +17,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "unknown architecture '\(name)'; known: \(ModelRegistry.names.joined(separator: ", "))"
         case .invalidConfig(let why):
             return "invalid model configuration: \(why)"
+        case .notEnoughMemory(let e):
+            return "\(e)"
         }
     }
 }
@@ -64,18 +69,7 @@ public enum ModelRegistry {
     /// With `config.projection = P` the body's features pass through `projection`
     /// (`Linear(D -> P)`, with a bias when `config.projectionBias`) before the classifier `Linear(P -> K)`.
     public static func make(_ name: String, config: ModelConfig, seed: UInt64) throws -> Network {
-        guard config.channels > 0, config.height > 0, config.width > 0, config.numClasses > 1 else {
-            throw ModelError.invalidConfig("need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) classes")
-        }
-        guard config.widthMultiplier > 0, config.widthMultiplier <= 64 else {
-            throw ModelError.invalidConfig("width multiplier \(config.widthMultiplier) outside (0, 64]")
-        }
-        guard config.mean.count == config.channels, config.std.count == config.channels, config.std.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.invalidConfig("normalisation needs \(config.channels) means and positive stds, got \(config.mean) and \(config.std)")
-        }
-        if let p = config.projection, !(1...maxProjectionWidth).contains(p) {
-            throw ModelError.invalidConfig("projection width \(p) outside 1...\(maxProjectionWidth); use the teacher's representation width, or nil for no projection")
-        }
+        try checkMemory(name, config: config)
         var rng = RNG(seed: seed)
         let built: BuiltBody
         switch name {
@@ -101,6 +95,22 @@ public enum ModelRegistry {
         let classifier = Linear(width, config.numClasses, rng: &rng)
         return Network(architecture: name, config: config, body: built.body, classifier: classifier,
                        classifierName: built.classifierName, projection: projection)
+    }
+
+    /// Throws `invalidConfig` for a configuration no architecture can be built for.
+    static func validate(_ config: ModelConfig) throws {
+        guard config.channels > 0, config.height > 0, config.width > 0, config.numClasses > 1 else {
+            throw ModelError.invalidConfig("need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) classes")
+        }
+        guard config.widthMultiplier > 0, config.widthMultiplier <= 64 else {
+            throw ModelError.invalidConfig("width multiplier \(config.widthMultiplier) outside (0, 64]")
+        }
+        guard config.mean.count == config.channels, config.std.count == config.channels, config.std.allSatisfy({ $0 > 0 }) else {
+            throw ModelError.invalidConfig("normalisation needs \(config.channels) means and positive stds, got \(config.mean) and \(config.std)")
+        }
+        if let p = config.projection, !(1...maxProjectionWidth).contains(p) {
+            throw ModelError.invalidConfig("projection width \(p) outside 1...\(maxProjectionWidth); use the teacher's representation width, or nil for no projection")
+        }
     }
 
     /// The input normalisation every model starts with.

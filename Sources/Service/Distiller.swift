@@ -113,6 +113,8 @@ public enum Distiller {
                                   settings: r.settings, teacher: r.teacher.network)
             }
         }
+        // A batch size or width too large for this machine is refused here, with a reason.
+        try trainer.preflight(trainingSamples: r.train.count)
         guard let summary = try trainer.run(train: r.train, test: r.test, shouldStop: shouldStop,
                                             epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress) else {
             try trainer.saveState(to: r.statePath)

@@ -107,6 +107,12 @@ public final class JobRunner {
             return .done
         } catch let bad as BadTeacher {
             return failJob(job, kind: bad.kind, what: bad.what, whatToDo: bad.whatToDo)
+        } catch let setup as TrainingSetupError {
+            return failJob(job, kind: "configuration", what: "\(setup)", whatToDo: "fix [rrm] batch_size or limit in the configuration, reload it (systemctl reload rrmd) and resubmit the teacher")
+        } catch let short as NotEnoughMemory {
+            return failJob(job, kind: "not-enough-memory", what: short.description, whatToDo: Self.memoryAdvice)
+        } catch ModelError.notEnoughMemory(let short) {
+            return failJob(job, kind: "not-enough-memory", what: short.description, whatToDo: Self.memoryAdvice)
         } catch is EvaluationStopped {
             return .stopped
         } catch {
@@ -155,6 +161,9 @@ public final class JobRunner {
         }
         return nil
     }
+
+    /// What an operator can do when a job needs more memory than the service may use.
+    static let memoryAdvice = "lower [rrm] batch_size or [students] width, or raise MemoryMax= (docs/service.md, \"Memory\"), then resubmit the teacher"
 
     /// The errno of `error` when it is a failed system call that may succeed later (the spool's
     /// list: disk full, quota, permissions, read-only, I/O error, ...), else nil. Looks through
@@ -210,6 +219,10 @@ public final class JobRunner {
             throw BadTeacher(kind: "bad-teacher", what: "\(error)", whatToDo: "submit a checkpoint of a registry architecture with rrm.* metadata (docs/checkpoints.md); `rrmd inspect FILE` shows what rrmd sees")
         } catch let error as ModelMetadataError {
             throw BadTeacher(kind: "bad-metadata", what: "\(error)", whatToDo: "fix the teacher's __metadata__ as docs/checkpoints.md describes")
+        } catch ModelError.notEnoughMemory(let short) {
+            throw BadTeacher(kind: "not-enough-memory", what: "\(short)", whatToDo: "the teacher's network does not fit in the memory this service may use; raise MemoryMax= (docs/service.md) if the teacher is genuine")
+        } catch let error as ModelError {
+            throw BadTeacher(kind: "bad-metadata", what: "\(error)", whatToDo: "fix the teacher's rrm.* metadata as docs/checkpoints.md describes")
         }
     }
 

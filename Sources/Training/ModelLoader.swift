@@ -24,6 +24,9 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     case unidentified(source: String, candidates: [String])
     /// Weights are NaN or infinite.
     case nonFinite(source: String, tensors: [String])
+    /// The metadata describes a network with more parameters than the file holds values: damaged
+    /// or hostile metadata, refused before any of that network is allocated.
+    case metadataDisagrees(source: String, architecture: String, parameters: Int, values: Int)
 
     public var description: String {
         switch self {
@@ -35,6 +38,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
             let which = candidates.isEmpty ? "no registry architecture (\(ModelRegistry.names.joined(separator: ", "))) has exactly these tensor names and shapes"
                                            : "several architectures fit: \(candidates.joined(separator: ", "))"
             return "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with a projection head) to __metadata__ (docs/checkpoints.md)"
+        case let .metadataDisagrees(source, architecture, parameters, values):
+            return "\(source): its rrm.* metadata describes \(architecture) with \(parameters) parameters, but the file holds only \(values) values; the metadata does not belong to these weights (fix rrm.arch, rrm.width, rrm.input_shape, rrm.num_classes or rrm.projection, docs/checkpoints.md)"
         case let .nonFinite(source, tensors):
             return "\(source): NaN or infinite weights in \(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model diverged or the file is damaged, so export it again from a healthy run"
         }
@@ -57,6 +62,12 @@ public enum ModelLoader {
             let metadata = try ModelMetadata(archive.metadata)
             if let dataset, dataset != metadata.dataset {
                 throw ModelLoadError.datasetMismatch(source: source, inFile: metadata.dataset, requested: dataset)
+            }
+            // Counted before building: metadata must not make us allocate more than the file holds.
+            let parameters = try ModelRegistry.parameterCount(metadata.architecture, config: metadata.config)
+            let values = archive.entries.reduce(0) { $0 + $1.tensor.elementCount }
+            if parameters > values {
+                throw ModelLoadError.metadataDisagrees(source: source, architecture: metadata.architecture, parameters: parameters, values: values)
             }
             let network = try ModelRegistry.make(metadata.architecture, config: metadata.config, seed: 0)
             try network.loadState(from: archive)
@@ -91,13 +102,16 @@ public enum ModelLoader {
             guard p.count == 2, p[0] > 0 else { return [] }
             projection = p[0]
         }
+        let values = archive.entries.reduce(0) { $0 + $1.tensor.elementCount }
         var fits: [Network] = []
         for probe in widthProbes {
             guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
             let config = ModelConfig(channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
                                      numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base),
                                      projection: projection, projectionBias: projection != nil && shapes["projection.bias"] != nil)
-            guard let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
+            // Only an architecture the file's values can fill is built (a first tensor can claim any width).
+            guard let parameters = try? ModelRegistry.parameterCount(probe.arch, config: config), parameters <= values,
+                  let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
             let expected = network.stateTensors()
             if expected.count == shapes.count && expected.allSatisfy({ shapes[$0.name] == $0.tensor.shape }) {
                 fits.append(network)

@@ -16,7 +16,7 @@ public struct ModelMetadata: Equatable, Sendable {
     public var config: ModelConfig
     /// `none`, `linf:<eps>` or `l2:<eps>`.
     public var threatModel: String
-    /// How it was trained (`natural`, `pgd-at`, `fgsm-rs`, `rrm`, `external`), if known.
+    /// How it was trained (`natural`, `pgd-at`, `fgsm-rs`, `free-at`, `rrm`, `external`), if known.
     public var trainedBy: String?
     /// The training recipe in one line (objective, attack settings, optimiser), if known.
     public var training: String?

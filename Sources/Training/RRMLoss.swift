@@ -36,23 +36,7 @@ public struct RRMLoss: Equatable, Sendable {
     /// of `gradient` (dLoss/dinput at `current`), projected into the L-inf ball around `clean`
     /// and into [0, 1].
     public func replayImages(clean: Tensor, current: Tensor, gradient: Tensor) -> Tensor {
-        clean.expectShape(current.shape, "RRMLoss.replayImages current")
-        clean.expectShape(gradient.shape, "RRMLoss.replayImages gradient")
-        var next = Tensor(uninitializedShape: clean.shape)
-        let e = replayEpsilon, n = clean.count
-        next.withUnsafeMutablePointer { o in
-            clean.withUnsafePointer { x in
-                current.withUnsafePointer { c in
-                    gradient.withUnsafePointer { g in
-                        for i in 0..<n {
-                            let step = g[i] > 0 ? e : (g[i] < 0 ? -e : 0)
-                            o[i] = min(max(min(max(c[i] + step, x[i] - e), x[i] + e), 0), 1)
-                        }
-                    }
-                }
-            }
-        }
-        return next
+        replayStep(clean: clean, current: current, gradient: gradient, epsilon: replayEpsilon)
     }
 
     /// `images` `[N, C, H, W]` with the objective's input noise added and clipped to [0, 1];

@@ -164,6 +164,20 @@ public final class Trainer {
                 if replay + 1 < objective.replays { inputs = objective.replayImages(clean: images, current: inputs, gradient: dx) }
                 logits = out.logits; loss = r.value
             }
+        case let .freeAT(epsilon, replays):
+            // RRM's replays with cross-entropy in place of the teacher: every replay but the
+            // last takes its optimiser step here, the last one below.
+            var inputs = images
+            (logits, loss) = (Tensor(shape: [0]), 0)
+            for replay in 0..<replays {
+                if replay > 0 { optimizer.step(lr: lr) }
+                optimizer.zeroGradients()
+                logits = model.forward(inputs, mode: .training)
+                let ce = softmaxCrossEntropy(logits: logits, labels: labels)
+                let dx = model.backward(ce.gradient, parameterGradients: true)
+                if replay + 1 < replays { inputs = replayStep(clean: images, current: inputs, gradient: dx, epsilon: epsilon) }
+                loss = ce.value
+            }
         default:
             let inputs = stepObjective.trainingImages(model, images: images, labels: labels, rng: &rng)
             optimizer.zeroGradients()

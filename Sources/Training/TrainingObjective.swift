@@ -15,6 +15,12 @@ public enum TrainingObjective: Equatable, Sendable {
     case fgsmRS(epsilon: Float, stepSize: Float)
     /// Robust Representation Matching against the trainer's teacher: no adversarial examples.
     case rrm(RRMLoss)
+    /// Free adversarial training (Shafahi et al. 2019) with the replays RRM uses: each batch
+    /// takes `replays` optimiser steps on cross-entropy, each after the first on the images of
+    /// the one before moved by epsilon along the sign of its input gradient (within the L-inf
+    /// ball). It is RRM's replay recipe without the teacher, the control that tells what the
+    /// teacher adds.
+    case freeAT(epsilon: Float, replays: Int)
 
     /// The name written into checkpoint metadata as `rrm.trained_by`.
     public var methodName: String {
@@ -23,6 +29,7 @@ public enum TrainingObjective: Equatable, Sendable {
         case .pgdAT: return "pgd-at"
         case .fgsmRS: return "fgsm-rs"
         case .rrm: return "rrm"
+        case .freeAT: return "free-at"
         }
     }
 
@@ -32,7 +39,15 @@ public enum TrainingObjective: Equatable, Sendable {
         switch self {
         case .natural, .rrm: return "none"
         case .pgdAT(let c): return "\(c.norm.rawValue):\(c.epsilon)"
-        case .fgsmRS(let eps, _): return "linf:\(eps)"
+        case .fgsmRS(let eps, _), .freeAT(let eps, _): return "linf:\(eps)"
+        }
+    }
+
+    /// Whether the objective trains on perturbed images it makes itself (so an epsilon ramp applies).
+    var isAdversarial: Bool {
+        switch self {
+        case .natural, .rrm: return false
+        case .pgdAT, .fgsmRS, .freeAT: return true
         }
     }
 
@@ -43,6 +58,7 @@ public enum TrainingObjective: Equatable, Sendable {
         case .pgdAT(let c):
             return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
         case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
+        case let .freeAT(eps, replays): return "free-at linf eps=\(eps) replays=\(replays)"
         case .rrm(let l):
             return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)\(l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : "")\(l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)" : "")"
         }
@@ -52,7 +68,7 @@ public enum TrainingObjective: Equatable, Sendable {
     /// step from a random start, which is exactly Wong et al.'s FGSM-RS.
     var attackConfig: PGDConfig? {
         switch self {
-        case .natural, .rrm: return nil
+        case .natural, .rrm, .freeAT: return nil
         case .pgdAT(let c): return PGDConfig(norm: c.norm, epsilon: c.epsilon, stepSize: c.stepSize, iterations: c.iterations,
                                              restarts: 1, randomStart: c.randomStart)
         case let .fgsmRS(eps, step): return PGDConfig(norm: .linf, epsilon: eps, stepSize: step, iterations: 1, restarts: 1, randomStart: true)
@@ -68,6 +84,7 @@ public enum TrainingObjective: Equatable, Sendable {
             c.epsilon *= factor; c.stepSize *= factor
             return .pgdAT(c)
         case let .fgsmRS(eps, step): return .fgsmRS(epsilon: eps * factor, stepSize: step * factor)
+        case let .freeAT(eps, replays): return .freeAT(epsilon: eps * factor, replays: replays)
         }
     }
 
@@ -97,6 +114,10 @@ public enum TrainingObjective: Equatable, Sendable {
         case let .fgsmRS(eps, step):
             if !(eps > 0) { return "adversarial epsilon must be positive, got \(eps)" }
             if !(step > 0) { return "FGSM-RS step must be positive, got \(step)" }
+            return nil
+        case let .freeAT(eps, replays):
+            if !(eps > 0 && eps <= 1) { return "adversarial epsilon must be in (0, 1], got \(eps)" }
+            if replays < 2 { return "free adversarial training needs at least 2 replays per batch (1 is natural training), got \(replays)" }
             return nil
         }
     }

@@ -80,8 +80,8 @@ public struct TrainingSettings: Equatable, Sendable {
         if !(epsilonRampEpochs >= 0 && epsilonRampEpochs <= Double(epochs)) {
             return "the epsilon ramp must last from 0 to \(epochs) epochs (the whole run), got \(epsilonRampEpochs)"
         }
-        if epsilonRampEpochs > 0, objective.attackConfig == nil {
-            return "an epsilon ramp needs an adversarial objective (pgd or fgsm-rs), not \(objective.methodName)"
+        if epsilonRampEpochs > 0, !objective.isAdversarial {
+            return "an epsilon ramp needs an adversarial objective (pgd, fgsm-rs or free), not \(objective.methodName)"
         }
         return objective.problem()
     }

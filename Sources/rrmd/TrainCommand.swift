@@ -37,11 +37,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed (initialisation, shuffling, augmentation).") var seed: UInt64 = 0
     @Option(help: "Compute threads (default: all cores).") var threads = 0
     @Option(help: "Use only the first N training and test samples (quick runs).") var limit: Int?
-    @Option(help: "Adversarial training: none, pgd (PGD-AT) or fgsm-rs (Fast-AT).") var adversarial = "none"
+    @Option(help: "Adversarial training: none, pgd (PGD-AT), fgsm-rs (Fast-AT) or free (Free-AT: RRM's replays without a teacher).") var adversarial = "none"
     @Option(help: "Threat-model norm for --adversarial pgd: linf or l2 (fgsm-rs is linf only).") var norm = "linf"
     @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon: String?
     @Option(name: .customLong("attack-step"), help: "Attack step size (default: 2.5 * epsilon / steps for pgd, 1.25 * epsilon for fgsm-rs).") var attackStep: String?
     @Option(name: .customLong("attack-steps"), help: "PGD steps per training batch.") var attackSteps = 7
+    @Option(help: "Optimiser steps per batch for --adversarial free (default 4).") var replays: Int?
     @Option(name: .customLong("epsilon-ramp"), help: "Epochs over which the attack radius grows linearly from 0 to --epsilon (0: full radius from the first step; e.g. 2 for MNIST at 0.3).") var epsilonRamp = 0.0
     @Option(help: "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run continues from it; removed once the model is saved.") var state: String?
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
@@ -66,6 +67,8 @@ struct TrainCommand: ParsableCommand {
         let reporter = ProgressReporter()
         reporter.line("training \(arch) (\(model.parameterCount) parameters) on \(dataset): \(data.train.count) train / \(data.test.count) test images, \(epochs) epochs, batch \(batchSize), \(settings.objective.summary)\(epsilonRamp > 0 ? " (radius ramped up over \(epsilonRamp) epochs)" : ""), \(Compute.threads) threads")
         let trainer = Trainer(model: model, settings: settings)
+        let needed = try trainer.preflight(trainingSamples: data.train.count)
+        reporter.line("memory: about \(needed >> 20) MiB beyond the model and data (gradients, momentum, one batch's activations)")
         if let state {
             ProcessSignals.installStopHandlers()
             if FileManager.default.fileExists(atPath: state) {
@@ -107,9 +110,10 @@ struct TrainCommand: ParsableCommand {
 
     /// The objective the adversarial options describe; every inconsistency is a usage error.
     private func objective() throws -> TrainingObjective {
-        guard let method = ["none", "pgd", "fgsm-rs"].first(where: { $0 == adversarial }) else {
-            throw ValidationError("unknown --adversarial '\(adversarial)'; use none, pgd or fgsm-rs")
+        guard let method = ["none", "pgd", "fgsm-rs", "free"].first(where: { $0 == adversarial }) else {
+            throw ValidationError("unknown --adversarial '\(adversarial)'; use none, pgd, fgsm-rs or free")
         }
+        if replays != nil && method != "free" { throw ValidationError("--replays needs --adversarial free") }
         if method == "none" {
             if epsilon != nil || attackStep != nil { throw ValidationError("--epsilon and --attack-step need --adversarial pgd or fgsm-rs") }
             return .natural
@@ -121,6 +125,11 @@ struct TrainCommand: ParsableCommand {
         if let s = attackStep {
             guard let v = parseEpsilon(s), v > 0 else { throw ValidationError("--attack-step '\(s)' is not a positive number or fraction") }
             step = v
+        }
+        if method == "free" {
+            guard threatNorm == .linf else { throw ValidationError("free adversarial training is an L-inf method; use --adversarial pgd for --norm l2") }
+            if attackStep != nil { throw ValidationError("--attack-step does not apply to --adversarial free (each replay steps by --epsilon)") }
+            return .freeAT(epsilon: Float(eps), replays: replays ?? 4)
         }
         if method == "fgsm-rs" {
             guard threatNorm == .linf else { throw ValidationError("fgsm-rs is an L-inf method; use --adversarial pgd for --norm l2") }

@@ -1,3 +1,4 @@
+import Kernels
 import Models
 import NN
 import TensorCore
@@ -35,5 +36,31 @@ final class RegistryTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("known: mlp"), "\(error)")
         }
         XCTAssertThrowsError(try ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 3, width: 3, numClasses: 10), seed: 0))
+    }
+
+    /// The count made without building agrees with the built network, layer for layer, across
+    /// architectures, input shapes, classes, widths (rounded channel counts) and heads.
+    func testParameterCountWithoutBuilding() throws {
+        for name in ModelRegistry.names {
+            for (c, h, w, k) in [(1, 28, 28, 10), (3, 32, 32, 100), (1, 8, 8, 3)] {
+                for width in [0.25, 0.6] {
+                    for head in [nil, (48, false), (48, true)] as [(Int, Bool)?] {
+                        var config = ModelConfig(channels: c, height: h, width: w, numClasses: k, widthMultiplier: width)
+                        config.projection = head?.0
+                        config.projectionBias = head?.1 ?? false
+                        let built = try ModelRegistry.make(name, config: config, seed: 0).parameterCount
+                        XCTAssertEqual(try ModelRegistry.parameterCount(name, config: config), built, "\(name) \(config)")
+                    }
+                }
+            }
+        }
+        // Far beyond any machine: counted in microseconds, and refused by make with a reason.
+        let huge = ModelConfig(channels: 3, height: 4096, width: 4096, numClasses: 1000, widthMultiplier: 64)
+        XCTAssertGreaterThan(try ModelRegistry.parameterCount("resnet18", config: huge), 40_000_000_000)
+        XCTAssertThrowsError(try ModelRegistry.make("resnet18", config: huge, seed: 0)) { error in
+            guard case ModelError.notEnoughMemory(let short) = error else { return XCTFail("\(error)") }
+            XCTAssertGreaterThan(short.needed, 160 << 30)
+            XCTAssertTrue("\(error)".contains("needs about") && "\(error)".contains("smaller width multiplier"), "\(error)")
+        }
     }
 }

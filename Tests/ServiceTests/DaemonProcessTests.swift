@@ -46,7 +46,8 @@ final class DaemonProcessTests: XCTestCase {
 
     /// Writes a configuration for a spool under the test's directory and returns its path.
     private func config(name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
-                        service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3) throws -> String {
+                        service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3,
+                        width: Double = 0.5, batchSize: Int = 50) throws -> String {
         let text = """
             spool = "\(root.appendingPathComponent(spool).path)"
             threads = 2
@@ -55,10 +56,10 @@ final class DaemonProcessTests: XCTestCase {
             path = "\(Self.fixtures)"
             [students]
             architectures = [\(students.map { "\"\($0)\"" }.joined(separator: ", "))]
-            width = 0.5
+            width = \(width)
             [rrm]
             epochs = \(epochs)
-            batch_size = 50
+            batch_size = \(batchSize)
             learning_rate = 0.05
             [evaluation]
             attacks = ["apgd-ce", "apgd-t"]
@@ -94,13 +95,13 @@ final class DaemonProcessTests: XCTestCase {
         return (p.process.terminationStatus, String(decoding: (try? Data(contentsOf: p.log)) ?? Data(), as: UTF8.self))
     }
 
-    /// Starts rrmd with `arguments`, output into a log file.
-    private func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, log: URL) {
+    /// Starts rrmd (or `executable`) with `arguments`, output into a log file.
+    private func start(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws -> (process: Process, log: URL) {
         let log = root.appendingPathComponent("log-\(UUID().uuidString).txt")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
+        p.executableURL = URL(fileURLWithPath: executable ?? Self.binary)
         p.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
@@ -624,6 +625,27 @@ extension DaemonProcessTests {
         let leftovers = (FileManager.default.enumerator(atPath: mountPoint.path)?.allObjects as? [String] ?? [])
             .filter { $0.hasSuffix(".tmp") || $0.contains("/.tmp") || $0.hasSuffix(".part") }
         XCTAssertEqual(leftovers, [], "temporary files left behind")
+    }
+
+    /// A configuration whose students cannot be trained in the memory the service may use
+    /// (resnet20 ×8 in batches of 1024 under `ulimit -v` 1 GiB) fails the job with the estimate
+    /// and what to change; rrmd is not stopped by a failed allocation.
+    func testAJobTooLargeForTheMemoryLimitFailsWithAReason() throws {
+        let cfg = try config(students: ["resnet20"], width: 8, batchSize: 1024)
+        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let limited = try start(["-c", "ulimit -v 1048576; exec \"$0\" serve --once --config \"$1\"", Self.binary, cfg], executable: "/bin/sh")
+        let deadline = Date().addingTimeInterval(120)
+        while limited.process.isRunning && Date() < deadline { usleep(20_000) }
+        if limited.process.isRunning { limited.process.terminate(); XCTFail("serve --once did not finish") }
+        limited.process.waitUntilExit()
+        let log = String(decoding: try Data(contentsOf: limited.log), as: UTF8.self)
+        XCTAssertEqual(limited.process.terminationReason, .exit, log)
+        XCTAssertEqual(limited.process.terminationStatus, 0, log)
+        XCTAssertEqual(jobs(in: "failed"), [job], log)
+        let record = try XCTUnwrap(try Spool(root: root.appendingPathComponent("spool")).failure(of: try XCTUnwrap(JobID(job))), log)
+        XCTAssertEqual(record.failure.kind, "not-enough-memory", log)
+        XCTAssertTrue(record.failure.what.contains("training resnet20 ×8.0 with batches of 1024 needs about"), record.failure.what)
+        XCTAssertTrue(record.failure.whatToDo.contains("batch_size"), record.failure.whatToDo)
     }
 
     /// Runs a system tool quietly and returns its exit status (-1 when it cannot start).

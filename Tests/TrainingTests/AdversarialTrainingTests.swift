@@ -32,11 +32,14 @@ final class AdversarialTrainingTests: XCTestCase {
         let natural = try train(.natural)
         let pgd = try train(.pgdAT(.standard(norm: .linf, epsilon: epsilon, iterations: 5)))
         let fast = try train(.fgsmRS(epsilon: epsilon, stepSize: 1.25 * epsilon))
+        let free = try train(.freeAT(epsilon: epsilon, replays: 3))
         // Natural training is accurate but brittle; both adversarial methods hold up under PGD.
         XCTAssertGreaterThan(natural.clean, 0.85)
         XCTAssertLessThan(natural.robust, 0.6, "a naturally trained digits model should fall to PGD at eps 0.1")
         XCTAssertGreaterThan(pgd.robust, natural.robust + 0.15, "PGD-AT robust \(pgd.robust) vs natural \(natural.robust)")
         XCTAssertGreaterThan(fast.robust, natural.robust + 0.1, "Fast-AT robust \(fast.robust) vs natural \(natural.robust)")
+        XCTAssertGreaterThan(free.robust, natural.robust + 0.1, "Free-AT robust \(free.robust) vs natural \(natural.robust)")
+        print("digits PGD-10 at \(epsilon): natural \(natural.robust), pgd-at \(pgd.robust), fgsm-rs \(fast.robust), free-at \(free.robust)")
         XCTAssertGreaterThanOrEqual(pgd.clean, pgd.robust)
     }
 
@@ -54,6 +57,9 @@ final class AdversarialTrainingTests: XCTestCase {
         XCTAssertNotNil(ThreatModel(pgd.threatModel))
         XCTAssertEqual(TrainingObjective.fgsmRS(epsilon: 0.1, stepSize: 0.125).threatModel, "linf:0.1")
         XCTAssertEqual(TrainingObjective.natural.threatModel, "none")
+        XCTAssertEqual(TrainingObjective.freeAT(epsilon: 0.1, replays: 4).threatModel, "linf:0.1")
+        XCTAssertEqual(TrainingObjective.freeAT(epsilon: 0.1, replays: 4).methodName, "free-at")
+        XCTAssertNotNil(TrainingSettings(objective: .freeAT(epsilon: 0.1, replays: 1)).problem())
         XCTAssertNotNil(TrainingSettings(objective: .fgsmRS(epsilon: 0, stepSize: 0.1)).problem())
     }
 

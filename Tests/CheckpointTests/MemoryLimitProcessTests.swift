@@ -5,11 +5,12 @@ import XCTest
 import Glibc
 #endif
 
-/// Issue 14's bombs, refused by `rrmd inspect` (the path the daemon takes too) in a separate
-/// process whose peak resident memory is measured by the kernel (wait4's rusage), under
-/// `ulimit -v` 1 GiB: each must end with exit status 1 and a reason, never a signal, within
-/// 64 MiB above what inspecting a small valid checkpoint takes.
-final class BombProcessTests: XCTestCase {
+/// Issue 14's bombs and oversized requests, refused by `rrmd` in a separate process whose peak
+/// resident memory is measured by the kernel (wait4's rusage), under `ulimit -v` 1 GiB: each
+/// must end with exit status 1 and a reason, never a signal. Bombs go through `rrmd inspect`
+/// (the path the daemon takes too) and must stay within 64 MiB above what inspecting a small
+/// valid checkpoint takes.
+final class MemoryLimitProcessTests: XCTestCase {
     private static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("rrmd").path
     private var directory: URL!
 
@@ -28,10 +29,15 @@ final class BombProcessTests: XCTestCase {
     /// Runs `rrmd inspect file` under `ulimit -v` 1 GiB; returns how it ended, its output and
     /// its peak resident set in bytes.
     private func inspect(_ file: String) throws -> (exited: Bool, status: Int32, output: String, peak: Int) {
+        try rrmd(["inspect", file])
+    }
+
+    /// Runs `rrmd arguments...` under `ulimit -v` 1 GiB, as `inspect` does.
+    private func rrmd(_ arguments: [String]) throws -> (exited: Bool, status: Int32, output: String, peak: Int) {
         let log = directory.appendingPathComponent("out-\(UUID().uuidString).txt").path
         // ulimit then exec: the shell becomes rrmd, so the rusage below is rrmd's own.
-        let script = "ulimit -v 1048576; exec \"$0\" inspect \"$1\" > \"$2\" 2>&1"
-        let args = ["/bin/sh", "-c", script, Self.binary, file, log]
+        let script = "ulimit -v 1048576; log=\"$1\"; shift; exec \"$0\" \"$@\" > \"$log\" 2>&1"
+        let args = ["/bin/sh", "-c", script, Self.binary, log] + arguments
         var pid: pid_t = 0
         let argv = args.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
@@ -94,5 +100,36 @@ final class BombProcessTests: XCTestCase {
         XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
         XCTAssertEqual(result.status, 1, result.output)
         XCTAssertTrue(result.output.contains("MiB of memory but only"), result.output)
+    }
+
+    /// A small file whose rrm.* metadata describes an enormous network (resnet18 ×64 for
+    /// 4096x4096 images: 45 G parameters) is refused from the metadata alone: the network is
+    /// counted, not built.
+    func testMetadataDescribingAHugeNetworkIsRefusedUnbuilt() throws {
+        let baseline = try inspect(try write(sampleCheckpoint().serialized(), "valid.safetensors"))
+        let metadata = ["rrm.arch": "resnet18", "rrm.width": "64", "rrm.dataset": "cifar10", "rrm.num_classes": "100000",
+                        "rrm.input_shape": "3,4096,4096", "rrm.mean": "0.5,0.5,0.5", "rrm.std": "0.25,0.25,0.25"]
+        let file = SafeTensors(sampleCheckpoint().entries, metadata: metadata).serialized()
+        let result = try inspect(try write(file, "huge-metadata.safetensors"))
+        XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("describes resnet18 with") && result.output.contains("but the file holds only"), result.output)
+        XCTAssertLessThanOrEqual(result.peak, baseline.peak + 64 << 20, "peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB")
+    }
+
+    /// A training run whose batch (from the command line, as a batch size from the daemon's
+    /// configuration) would need more memory than the limit is refused before it starts, with
+    /// the estimate and what to change.
+    func testATrainingRunTooLargeForTheLimitIsRefused() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("DataTests/Fixtures").path
+        let out = directory.appendingPathComponent("never.safetensors").path
+        let result = try rrmd(["train", "--arch", "resnet20", "--width", "8", "--dataset", "digits", "--data-dir", fixtures,
+                               "--epochs", "1", "--batch-size", "1024", "--threads", "1", "--out", out])
+        XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("training resnet20 ×8.0 with batches of 1024 needs about"), result.output)
+        XCTAssertTrue(result.output.contains("lower the batch size"), result.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 }

@@ -5,9 +5,18 @@ import Glibc
 
 /// How many more bytes this process can expect to allocate: the least of the address space its
 /// `ulimit -v` leaves, its cgroup's `memory.max` headroom (a unit's `MemoryMax=`) and the
-/// system's `MemAvailable`. Swift stops the process on a failed allocation, so a reader whose
-/// sizes come from a file asks first and turns "too big for this machine" into a typed error.
+/// system's `MemAvailable`. Swift stops the process on a failed allocation (and the kernel's OOM
+/// killer stops a cgroup that overcommits), so code whose sizes come from a file or from the
+/// configuration asks first and turns "too big for this machine" into a typed error.
 public enum MemoryBudget {
+    /// Throws `NotEnoughMemory` when `bytes` more cannot be allocated; amounts under 64 MiB are
+    /// not checked (every limit rrmd runs under leaves that much, and reading the limits costs
+    /// a few system calls).
+    public static func check(_ bytes: Int, for what: @autoclosure () -> String, whatToDo: @autoclosure () -> String) throws {
+        guard bytes > 64 << 20, let available = available(), bytes > available else { return }
+        throw NotEnoughMemory(what: what(), needed: bytes, available: available, whatToDo: whatToDo())
+    }
+
     /// The headroom in bytes, or nil when no limit can be read (then nothing is refused).
     public static func available() -> Int? {
         var limits: [Int] = []
@@ -44,4 +53,29 @@ public enum MemoryBudget {
     }
 
     private static func text(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
+}
+
+/// Work refused before it started because the memory it needs cannot be had: what it was, the
+/// bytes it needs and can get, and what a person can change.
+public struct NotEnoughMemory: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The work, e.g. "training resnet18 x8 with batches of 4096".
+    public var what: String
+    /// Bytes the work needs (an estimate that errs high) and bytes that can be allocated.
+    public var needed, available: Int
+    /// What to change.
+    public var whatToDo: String
+
+    /// Makes the error.
+    public init(what: String, needed: Int, available: Int, whatToDo: String) {
+        self.what = what; self.needed = needed; self.available = available; self.whatToDo = whatToDo
+    }
+
+    public var description: String {
+        "\(what) needs about \(Self.mebibytes(needed)) of memory but only \(Self.mebibytes(max(available, 0))) can be allocated "
+            + "(the least of ulimit -v, the service's MemoryMax= and the machine's available memory); \(whatToDo)"
+    }
+
+    static func mebibytes(_ bytes: Int) -> String {
+        bytes >= 10 << 30 ? "\(bytes >> 30) GiB" : "\(bytes >> 20) MiB"
+    }
 }
