@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Attacks", dependencies: ["NN", "Models", "TensorCore", "Kernels"], swiftSettings: optimised),
-        .target(name: "Data", dependencies: ["TensorCore", "CZlib"], swiftSettings: optimised),
+        .target(name: "Data", dependencies: ["TensorCore", "Kernels", "CZlib"], swiftSettings: optimised),
         .target(name: "Checkpoint", dependencies: ["TensorCore", "Kernels", "CZstd"]),
         .target(
             name: "Training",

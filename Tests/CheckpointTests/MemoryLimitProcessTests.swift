@@ -132,4 +132,35 @@ final class MemoryLimitProcessTests: XCTestCase {
         XCTAssertTrue(result.output.contains("lower the batch size"), result.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
+
+    /// A gzipped IDX file whose header declares 1.3 million 28x28 images (4 GiB as floats) in a
+    /// few bytes is refused from its header, before the images tensor is allocated.
+    func testADatasetHeaderDeclaringTooMuchIsRefused() throws {
+        let data = directory.appendingPathComponent("mnist")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        func idx(_ dims: [UInt32], payload: Int) -> [UInt8] {
+            var bytes: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+            for d in dims { withUnsafeBytes(of: d.bigEndian) { bytes += $0 } }
+            return bytes + [UInt8](repeating: 0, count: payload)
+        }
+        func gzip(_ bytes: [UInt8], _ name: String) throws {
+            let plain = data.appendingPathComponent(name)
+            try Data(bytes).write(to: plain)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+            p.arguments = ["-f", plain.path]
+            try p.run()
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+        }
+        try gzip(idx([1_300_000, 28, 28], payload: 784), "train-images-idx3-ubyte")
+        try gzip(idx([1_300_000], payload: 10), "train-labels-idx1-ubyte")
+        try gzip(idx([10, 28, 28], payload: 7840), "t10k-images-idx3-ubyte")
+        try gzip(idx([10], payload: 10), "t10k-labels-idx1-ubyte")
+        let result = try rrmd(["train", "--arch", "mlp", "--dataset", "mnist", "--data-dir", data.path, "--epochs", "1",
+                               "--out", directory.appendingPathComponent("never.safetensors").path])
+        XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
+        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertTrue(result.output.contains("1300000 images of 28x28, as the header declares") && result.output.contains("needs about"), result.output)
+    }
 }
