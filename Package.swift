@@ -39,28 +39,30 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Attacks", dependencies: ["NN", "Models", "TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Data", dependencies: ["TensorCore", "Kernels", "CZlib"], swiftSettings: optimised),
-        .target(name: "Checkpoint", dependencies: ["TensorCore", "Kernels", "CZstd"]),
+        // Durable files: atomic replacement, fsync, bounded reads, SHA-256, one errno-carrying error.
+        .target(name: "FileSystem"),
+        .target(name: "Checkpoint", dependencies: ["FileSystem", "TensorCore", "Kernels", "CZstd"]),
         .target(
             name: "Training",
             dependencies: ["NN", "Models", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"],
             swiftSettings: optimised),
         .target(
             name: "Evaluation",
-            dependencies: ["Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels"],
+            dependencies: ["Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels"],
             swiftSettings: optimised),
 
         // The daemon: the spool state machine (no ML) and the service around the job pipeline.
-        .target(name: "Spool", dependencies: ["Checkpoint"]),
+        .target(name: "Spool", dependencies: ["FileSystem"]),
         .target(
             name: "Service",
-            dependencies: ["Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "Kernels", "CInotifyTools", "CSystemd",
+            dependencies: ["Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
                            .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Service", "Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "NN", "TensorCore", "Kernels",
+                "Service", "Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -70,11 +72,12 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint", "Training", "TensorCore", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "TensorCore"]),
+        .testTarget(name: "FileSystemTests", dependencies: ["FileSystem"]),
+        .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "FileSystem", "TensorCore"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "Data"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
-        .testTarget(name: "SpoolTests", dependencies: ["Spool", "Checkpoint"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "FileSystem"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
     ],
     swiftLanguageModes: [.v5]

@@ -4,11 +4,9 @@ import Glibc
 import Darwin
 #endif
 
-/// A data or environment failure while reading or writing a checkpoint; the description says
-/// what happened, where (file or tensor), and what to do.
+/// What is wrong with a checkpoint's bytes (a failed system call is a `FileSystemError`); the
+/// description says what happened, where (file or tensor), and what to do.
 public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// A system call failed (`operation` such as "open", "fsync"; `errno` as reported).
-    case io(operation: String, path: String, errno: Int32)
     /// The input is shorter than the 8-byte header-length prefix.
     case truncated(source: String, size: Int)
     /// The declared header length exceeds the cap or the bytes that follow the prefix.
@@ -75,8 +73,6 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable, Sendable
     /// What happened, where, and what to do.
     public var description: String {
         switch self {
-        case let .io(operation, path, code):
-            return "\(path): \(operation) failed: \(String(cString: strerror(code))) (errno \(code)); check that the path exists, is writable/readable by this user, and that the disk is not full"
         case let .truncated(source, size):
             return "\(source): only \(size) bytes, less than the 8-byte header length of a safetensors file; \(Self.reexport)"
         case let .headerTooLarge(source, length, limit):

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import Kernels
 import TensorCore
@@ -94,8 +95,13 @@ extension SafeTensors {
     /// Reads and parses the checkpoint at `path`, plain or zstd-compressed whatever its name.
     /// A file larger than a frame of `limits.maxContentSize` content could be is not read.
     public init(contentsOfFile path: String, limits: ReadLimits = .standard) throws {
-        try self.init(bytes: readWholeFile(path, maxSize: Zstd.maxFrameSize(contentSize: limits.maxContentSize)),
-                      source: path, limits: limits)
+        let bytes: [UInt8]
+        do {
+            bytes = try readWholeFile(path, limit: Zstd.maxFrameSize(contentSize: limits.maxContentSize))
+        } catch let FileSystemError.tooLarge(_, size, limit) {
+            throw CheckpointError.fileTooLarge(source: path, size: size, limit: limit)
+        }
+        try self.init(bytes: bytes, source: path, limits: limits)
     }
 
     /// Reads and parses the checkpoint at `url`, plain or zstd-compressed.

@@ -1,4 +1,5 @@
 import Checkpoint
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,7 @@ public enum ReportWriter {
             if unlink(stale) != 0 && errno != ENOENT {
                 let code = errno
                 throw ReportWriterError(file: stale, reason: "cannot remove the chart of an earlier report: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code), errno: code)
+                                        hint: hint(forErrno: code), cause: .system(operation: "remove", path: stale, errno: code))
             }
         }
 
@@ -56,9 +57,9 @@ public enum ReportWriter {
             let url = directory.appendingPathComponent(file.name)
             do {
                 try writeAtomically(file.bytes, to: url)
-            } catch let CheckpointError.io(operation, _, code) {
+            } catch let FileSystemError.system(operation, path, code) {
                 throw ReportWriterError(file: url.path, reason: "\(operation) failed: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code), errno: code)
+                                        hint: hint(forErrno: code), cause: .system(operation: operation, path: path, errno: code))
             } catch {
                 throw ReportWriterError(file: url.path, reason: "\(error)", hint: "check the directory and retry")
             }
@@ -79,7 +80,7 @@ public enum ReportWriter {
             if code == EEXIST, stat(prefix, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
             let reported = code == EEXIST ? ENOTDIR : code
             throw ReportWriterError(file: path, reason: "cannot create the directory \(prefix): \(String(cString: strerror(reported)))",
-                                    hint: hint(forErrno: reported), errno: reported)
+                                    hint: hint(forErrno: reported), cause: .system(operation: "create directory", path: prefix, errno: reported))
         }
     }
 
@@ -106,16 +107,19 @@ public struct ReportWriterError: Error, CustomStringConvertible, Equatable, Send
     public var reason: String
     /// What to do about it.
     public var hint: String
-    /// The failed system call's errno, when one failed: lets a caller tell a full disk (worth a
-    /// retry) from a report that can never be written.
-    public var errno: Int32?
+    /// The failed system call, when one failed: lets a caller tell a full disk (worth a retry)
+    /// from a report that can never be written.
+    public var cause: FileSystemError?
+
+    /// The failed system call's errno, if any.
+    public var errno: Int32? { cause?.errno }
 
     /// Makes an error.
-    public init(file: String, reason: String, hint: String, errno: Int32? = nil) {
+    public init(file: String, reason: String, hint: String, cause: FileSystemError? = nil) {
         self.file = file
         self.reason = reason
         self.hint = hint
-        self.errno = errno
+        self.cause = cause
     }
 
     /// One line: file, reason and hint.

@@ -1,5 +1,6 @@
 import Checkpoint
 import Evaluation
+import FileSystem
 import Foundation
 
 /// The job-level summary published as `done/<job>/report.json` and `report.md`: the teacher and

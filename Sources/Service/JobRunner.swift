@@ -1,6 +1,7 @@
 import Checkpoint
 import Data
 import Evaluation
+import FileSystem
 import Foundation
 import Kernels
 import Models
@@ -170,16 +171,14 @@ public final class JobRunner {
     /// the error types the job meets: the spool's, the checkpoint and report writers' and Foundation's.
     static func transientErrno(of error: Error) -> Int32? {
         var code: Int32?
-        if let e = error as? SpoolError {
+        if let e = error as? FileSystemError {
             code = e.errno
-        } else if let e = error as? CheckpointError, case let .io(_, _, c) = e {
-            code = c
         } else if let e = error as? ReportWriterError {
             code = e.errno
         } else {
             code = posixCode(error as NSError)
         }
-        guard let code, SpoolError.isTransient(errno: code) else { return nil }
+        guard let code, FileSystemError.isTransient(errno: code) else { return nil }
         return code
     }
 

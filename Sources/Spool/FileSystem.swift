@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -5,42 +6,13 @@ import Glibc
 import Darwin
 #endif
 
-/// The POSIX calls the spool is made of. Each failure becomes `SpoolError.system` with its errno,
+/// The POSIX calls the spool is made of. Each failure becomes a `FileSystemError` with its errno,
 /// so the runner can tell a full disk (retry later) from a broken spool. Nothing here follows a
 /// symbolic link: the spool's inputs come from other users, and following a link would let them
 /// point the daemon at files only it may read.
 enum FS {
     /// What `lstat` says a directory entry is.
-    enum Kind: Equatable {
-        case regular, directory, symlink, fifo, socket, characterDevice, blockDevice, unknown
-
-        init(mode: mode_t) {
-            switch mode & S_IFMT {
-            case S_IFREG: self = .regular
-            case S_IFDIR: self = .directory
-            case S_IFLNK: self = .symlink
-            case S_IFIFO: self = .fifo
-            case S_IFSOCK: self = .socket
-            case S_IFCHR: self = .characterDevice
-            case S_IFBLK: self = .blockDevice
-            default: self = .unknown
-            }
-        }
-
-        /// The kind in words, for error messages ("a FIFO (named pipe)").
-        var phrase: String {
-            switch self {
-            case .regular: return "a regular file"
-            case .directory: return "a directory"
-            case .symlink: return "a symbolic link"
-            case .fifo: return "a FIFO (named pipe)"
-            case .socket: return "a socket"
-            case .characterDevice: return "a character device"
-            case .blockDevice: return "a block device"
-            case .unknown: return "a special file of unknown type"
-            }
-        }
-    }
+    typealias Kind = FileKind
 
     /// The `lstat` facts the spool uses.
     struct Info {
@@ -49,7 +21,7 @@ enum FS {
         var modified: Date
     }
 
-    static func error(_ operation: String, _ path: String, _ code: Int32 = errno) -> SpoolError {
+    static func error(_ operation: String, _ path: String, _ code: Int32 = errno) -> FileSystemError {
         .system(operation: operation, path: path, errno: code)
     }
 
@@ -108,14 +80,8 @@ enum FS {
         try move(from, to)
     }
 
-    /// Flushes a directory so the renames and creations in it survive a power loss. EINVAL
-    /// means the filesystem cannot sync directories; the rename is then as durable as it allows.
-    static func syncDirectory(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open directory", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 || errno == EINVAL else { throw error("fsync directory", path) }
-    }
+    /// Flushes a directory so the renames and creations in it survive a power loss.
+    static func syncDirectory(_ path: String) throws { try FileSystem.syncDirectory(path) }
 
     /// Flushes each distinct directory once.
     static func syncDirectories(_ paths: String...) throws {
@@ -124,12 +90,7 @@ enum FS {
     }
 
     /// Flushes a regular file's data without following a link or blocking on a special file.
-    static func syncFile(_ path: String) throws {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw error("open", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 || errno == EINVAL else { throw error("fsync", path) }
-    }
+    static func syncFile(_ path: String) throws { try FileSystem.syncFile(path) }
 
     /// The names in a directory, without `.` and `..`, in no particular order. A name that is
     /// not UTF-8 comes back with U+FFFD in it, so later calls on it fail with ENOENT.
@@ -155,7 +116,7 @@ enum FS {
     static func listIfPresent(_ path: String) throws -> [String] {
         do {
             return try list(path)
-        } catch SpoolError.system(_, _, let code) where code == ENOENT {
+        } catch FileSystemError.system(_, _, let code) where code == ENOENT {
             return []
         }
     }
@@ -185,32 +146,15 @@ enum FS {
     /// Reads a small regular file the spool wrote itself (job.json, error.json, the index),
     /// refusing links, special files and anything over `limit` bytes; nil when it is absent.
     static func readSmallFile(_ path: String, limit: Int = 1 << 20) throws -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw error("open", path)
+        do {
+            return try readWholeFile(path, limit: UInt64(limit), regularOnly: true)
+        } catch FileSystemError.system(_, _, let code) where code == ENOENT {
+            return nil
+        } catch let FileSystemError.notRegularFile(_, kind) {
+            throw SpoolError.damagedRecord(path: path, reason: "it is \(kind), not a regular file")
+        } catch let FileSystemError.tooLarge(_, size, _) {
+            throw SpoolError.damagedRecord(path: path, reason: "it has \(size) bytes, more than the \(limit) such a file can have")
         }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw error("fstat", path) }
-        guard Kind(mode: st.st_mode) == .regular else {
-            throw SpoolError.damagedRecord(path: path, reason: "it is \(Kind(mode: st.st_mode).phrase), not a regular file")
-        }
-        guard st.st_size <= limit else {
-            throw SpoolError.damagedRecord(path: path, reason: "it has \(st.st_size) bytes, more than the \(limit) such a file can have")
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(st.st_size))
-        var total = 0
-        while total < bytes.count {
-            let r = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if r < 0 {
-                if errno == EINTR { continue }
-                throw error("read", path)
-            }
-            if r == 0 { break }
-            total += r
-        }
-        return Array(bytes[..<total])
     }
 }
 

@@ -1,4 +1,4 @@
-import Checkpoint
+import FileSystem
 import Foundation
 
 /// How the spool's JSON records are written and read: sorted keys and indentation so an operator
@@ -11,11 +11,7 @@ enum Records {
         encoder.dateEncodingStrategy = .iso8601
         var bytes = [UInt8](try encoder.encode(value))
         bytes.append(0x0A)
-        do {
-            try writeAtomically(bytes, toFile: path)
-        } catch let CheckpointError.io(operation, at, code) {
-            throw SpoolError.system(operation: operation, path: at, errno: code)
-        }
+        try writeAtomically(bytes, toFile: path)
     }
 
     /// The record at `path`, or nil when there is none; a file that is not such a record is a

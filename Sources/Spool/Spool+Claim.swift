@@ -1,4 +1,4 @@
-import Checkpoint
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -26,7 +26,7 @@ extension Spool {
         } catch {
             // Leave no half-claim behind; recovery would remove it anyway.
             try? FS.removeDirectory(directory)
-            if case .system(_, _, ENOENT)? = error as? SpoolError { return nil }
+            if case .system(_, _, ENOENT)? = error as? FileSystemError { return nil }
             throw error
         }
         do {

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -74,7 +75,7 @@ extension Spool {
             try FS.move(from, directory + "/" + SpoolNames.teacherName(for: name))
         } catch {
             try? FS.removeDirectory(directory)
-            if case .system(_, _, ENOENT)? = error as? SpoolError { return nil }
+            if case .system(_, _, ENOENT)? = error as? FileSystemError { return nil }
             throw error
         }
         do {

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -53,7 +54,7 @@ extension Spool {
             }
             do {
                 try FS.moveNoReplace(part, incomingPath + "/" + final)
-            } catch SpoolError.system(_, _, EEXIST) {
+            } catch FileSystemError.system(_, _, EEXIST) {
                 try? FS.remove(part)
                 continue
             } catch {
@@ -63,7 +64,7 @@ extension Spool {
             try FS.syncDirectories(tmpPath, incomingPath)
             return job
         }
-        throw SpoolError.system(operation: "choose a job id (every id tried was taken)", path: incomingPath, errno: EEXIST)
+        throw FileSystemError.system(operation: "choose a job id (every id tried was taken)", path: incomingPath, errno: EEXIST)
     }
 
     /// Copies everything readable from `input` to `output` and flushes it. The copy takes the

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -52,7 +53,7 @@ public final class Spool: Sendable {
             }
             candidate = JobID()
         }
-        throw SpoolError.system(operation: "create a job directory (every id tried was taken)", path: workPath, errno: EEXIST)
+        throw FileSystemError.system(operation: "create a job directory (every id tried was taken)", path: workPath, errno: EEXIST)
     }
 
     /// The teacher files directly in `directory` (normally none or one).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Checkpoint
 import Data
 import Evaluation
+import FileSystem
 import Foundation
 import Kernels
 import Models

@@ -1,6 +1,7 @@
 import Checkpoint
 import Data
 import Evaluation
+import FileSystem
 import Foundation
 import Kernels
 import Models

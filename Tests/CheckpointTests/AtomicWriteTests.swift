@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Checkpoint
+import FileSystem
 import TensorCore
 #if canImport(Glibc)
 import Glibc
@@ -43,7 +44,7 @@ final class AtomicWriteTests: XCTestCase {
     func testMissingDirectoryIsATypedError() throws {
         let target = directory.appendingPathComponent("no-such-dir/model.safetensors").path
         XCTAssertThrowsError(try writeAtomically([1], toFile: target)) { error in
-            guard case .io(_, let path, let code)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            guard case .system(_, let path, let code)? = error as? FileSystemError else { return XCTFail("\(error)") }
             XCTAssertEqual(code, ENOENT)
             XCTAssertTrue(path.contains("no-such-dir"))
             XCTAssertTrue("\(error)".contains("No such file or directory"), "\(error)")
@@ -57,7 +58,7 @@ final class AtomicWriteTests: XCTestCase {
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: false)
         try FileManager.default.createDirectory(at: target.appendingPathComponent("child"), withIntermediateDirectories: false)
         XCTAssertThrowsError(try writeAtomically([1, 2], to: target)) { error in
-            guard case .io(let operation, _, _)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            guard case .system(let operation, _, _)? = error as? FileSystemError else { return XCTFail("\(error)") }
             XCTAssertTrue(operation.hasPrefix("rename"), operation)
         }
         XCTAssertEqual(try strayFiles(besides: ["occupied"]), [])
@@ -80,10 +81,10 @@ final class AtomicWriteTests: XCTestCase {
     func testReadingAMissingFileIsATypedError() {
         let path = directory.appendingPathComponent("absent.safetensors").path
         XCTAssertThrowsError(try SafeTensors(contentsOfFile: path)) { error in
-            XCTAssertEqual(error as? CheckpointError, .io(operation: "open", path: path, errno: ENOENT))
+            XCTAssertEqual(error as? FileSystemError, .system(operation: "open", path: path, errno: ENOENT))
         }
         XCTAssertThrowsError(try SafeTensors(contentsOfFile: directory.path)) { error in
-            guard case .io(_, _, EISDIR)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            guard case .system(_, _, EISDIR)? = error as? FileSystemError else { return XCTFail("\(error)") }
         }
     }
 

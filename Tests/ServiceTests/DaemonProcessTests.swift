@@ -1,6 +1,7 @@
 import Checkpoint
 import Data
 import Evaluation
+import FileSystem
 import Foundation
 import Models
 @testable import Service
@@ -675,17 +676,17 @@ extension DaemonProcessTests {
 
     /// The errors a job meets are classified by their errno wherever they come from.
     func testTransientErrorsAreRecognisedInEveryErrorType() throws {
-        XCTAssertEqual(JobRunner.transientErrno(of: CheckpointError.io(operation: "write", path: "/x", errno: ENOSPC)), ENOSPC)
-        XCTAssertEqual(JobRunner.transientErrno(of: SpoolError.system(operation: "rename", path: "/x", errno: EIO)), EIO)
+        XCTAssertEqual(JobRunner.transientErrno(of: FileSystemError.system(operation: "write", path: "/x", errno: ENOSPC)), ENOSPC)
+        XCTAssertEqual(JobRunner.transientErrno(of: FileSystemError.system(operation: "rename", path: "/x", errno: EIO)), EIO)
         XCTAssertEqual(JobRunner.transientErrno(of: CocoaError(.fileWriteOutOfSpace)), ENOSPC)
         // A report file that met a full disk is retried like a checkpoint; one that can never be
         // written (no errno, or a permanent one) is not.
-        XCTAssertEqual(JobRunner.transientErrno(of: ReportWriterError(file: "/x/report.md", reason: "write failed", hint: "", errno: ENOSPC)), ENOSPC)
+        XCTAssertEqual(JobRunner.transientErrno(of: ReportWriterError(file: "/x/report.md", reason: "write failed", hint: "", cause: .system(operation: "write", path: "/x/report.md", errno: ENOSPC))), ENOSPC)
         XCTAssertNil(JobRunner.transientErrno(of: ReportWriterError(file: "/x/report.json", reason: "NaN", hint: "")))
-        XCTAssertNil(JobRunner.transientErrno(of: ReportWriterError(file: "/x", reason: "not a directory", hint: "", errno: ENOTDIR)))
+        XCTAssertNil(JobRunner.transientErrno(of: ReportWriterError(file: "/x", reason: "not a directory", hint: "", cause: .system(operation: "create directory", path: "/x", errno: ENOTDIR))))
         XCTAssertEqual(JobRunner.transientErrno(of: NSError(domain: NSCocoaErrorDomain, code: CocoaError.fileWriteUnknown.rawValue,
                                                             userInfo: [NSUnderlyingErrorKey: NSError(domain: NSPOSIXErrorDomain, code: Int(EDQUOT))])), EDQUOT)
-        XCTAssertNil(JobRunner.transientErrno(of: CheckpointError.io(operation: "open", path: "/x", errno: ENOENT)))
+        XCTAssertNil(JobRunner.transientErrno(of: FileSystemError.system(operation: "open", path: "/x", errno: ENOENT)))
         XCTAssertNil(JobRunner.transientErrno(of: CheckpointError.truncated(source: "/x", size: 3)))
         XCTAssertNil(JobRunner.transientErrno(of: SpoolError.missing(path: "/x", reason: "gone")))
         // What Foundation really throws when a directory cannot be created.

@@ -1,4 +1,4 @@
-import Checkpoint
+import FileSystem
 import Foundation
 import XCTest
 @testable import Spool
@@ -76,8 +76,8 @@ final class ClaimTests: SpoolTestCase {
         try FileManager.default.removeItem(at: layout.work)
         try write([], to: layout.work)
         XCTAssertThrowsError(try spool.claim(entry)) { error in
-            XCTAssertEqual((error as? SpoolError)?.errno, ENOTDIR)
-            XCTAssertEqual((error as? SpoolError)?.isTransient, false)
+            XCTAssertEqual((error as? FileSystemError)?.errno, ENOTDIR)
+            XCTAssertEqual((error as? FileSystemError)?.isTransient, false)
         }
         XCTAssertEqual(names(layout.incoming), [entry.name])
     }
@@ -88,8 +88,8 @@ final class ClaimTests: SpoolTestCase {
         let entry = try XCTUnwrap(spool.scanIncoming().entries.first)
         XCTAssertEqual(chmod(layout.incoming.path, 0o550), 0)
         XCTAssertThrowsError(try spool.claim(entry)) { error in
-            XCTAssertEqual((error as? SpoolError)?.errno, EACCES)
-            XCTAssertEqual((error as? SpoolError)?.isTransient, true)
+            XCTAssertEqual((error as? FileSystemError)?.errno, EACCES)
+            XCTAssertEqual((error as? FileSystemError)?.isTransient, true)
         }
         XCTAssertEqual(chmod(layout.incoming.path, 0o750), 0)
         XCTAssertEqual(names(layout.work), [])
@@ -100,7 +100,7 @@ final class ClaimTests: SpoolTestCase {
         let unreadable = try XCTUnwrap(spool.scanIncoming().entries.first)
         XCTAssertEqual(chmod(layout.incoming.appendingPathComponent(unreadable.name).path, 0o000), 0)
         XCTAssertThrowsError(try spool.claim(unreadable)) { error in
-            XCTAssertEqual((error as? SpoolError)?.errno, EACCES)
+            XCTAssertEqual((error as? FileSystemError)?.errno, EACCES)
         }
         XCTAssertEqual(names(layout.incoming), [unreadable.name])
         XCTAssertEqual(names(layout.work).count, 1, "only the first job")

@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import XCTest
 @testable import Spool
@@ -26,7 +27,7 @@ final class LayoutTests: SpoolTestCase {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         try write([1], to: root.appendingPathComponent("incoming"))
         XCTAssertThrowsError(try SpoolLayout(root: root).create()) { error in
-            XCTAssertEqual((error as? SpoolError)?.errno, EEXIST)
+            XCTAssertEqual((error as? FileSystemError)?.errno, EEXIST)
             XCTAssertTrue("\(error)".contains("incoming"), "\(error)")
         }
     }

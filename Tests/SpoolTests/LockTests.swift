@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import XCTest
 @testable import Spool
@@ -10,7 +11,7 @@ final class LockTests: SpoolTestCase {
         let first = try spool.lock()
         XCTAssertThrowsError(try Spool(layout: layout).lock()) { error in
             XCTAssertEqual(error as? SpoolError, .busy(path: layout.root.path + "/.lock", pid: getpid()))
-            XCTAssertFalse((error as? SpoolError)?.isTransient ?? true)
+            XCTAssertNil(error as? FileSystemError, "a held lock is the spool's own refusal, not a failed system call to retry")
         }
         first.release()
         let second = try spool.lock()

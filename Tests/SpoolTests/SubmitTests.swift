@@ -1,3 +1,4 @@
+import FileSystem
 import Foundation
 import XCTest
 @testable import Spool
@@ -53,7 +54,7 @@ final class SubmitTests: SpoolTestCase {
             guard case .notRegularFile? = error as? SpoolError else { return XCTFail("\(error)") }
         }
         XCTAssertThrowsError(try spool.submit(file: sources.appendingPathComponent("missing.safetensors"))) { error in
-            XCTAssertEqual((error as? SpoolError)?.errno, ENOENT)
+            XCTAssertEqual((error as? FileSystemError)?.errno, ENOENT)
             XCTAssertTrue("\(error)".contains("missing.safetensors"))
         }
         XCTAssertEqual(names(layout.incoming), [])

@@ -1,4 +1,4 @@
-import Checkpoint
+import FileSystem
 import Foundation
 import XCTest
 

@@ -53,14 +53,23 @@ public struct SHA256 {
         return s.finalizeHex()
     }
 
-    /// The hex digest of the file at `path`, read in 1 MiB pieces so any size hashes in bounded memory.
+    /// The hex digest of the file at `path`, read in 1 MiB pieces so any size hashes in bounded
+    /// memory; a failed open or read is a `FileSystemError`.
     public static func hex(contentsOfFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-        }
-        defer { try? handle.close() }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError.system(operation: "open", path: path, errno: errno) }
+        defer { close(fd) }
         var s = SHA256()
-        while let piece = try handle.read(upToCount: 1 << 20), !piece.isEmpty { s.update(piece) }
+        var piece = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let r = piece.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError.system(operation: "read", path: path, errno: errno)
+            }
+            if r == 0 { break }
+            s.update(piece[..<r])
+        }
         return s.finalizeHex()
     }
 
