@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "Spool", dependencies: ["FileSystem"]),
         .target(
             name: "Service",
-            dependencies: ["Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
+            dependencies: ["Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
                            .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // The one executable.

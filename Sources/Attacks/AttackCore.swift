@@ -3,15 +3,6 @@ import Models
 import NN
 import TensorCore
 
-/// The norm that bounds an adversarial perturbation. Training has its own `ThreatModel`, but
-/// Attacks sits below Training in the target graph and cannot import it.
-public enum ThreatNorm: String, CaseIterable, Sendable {
-    /// Every pixel moves by at most epsilon.
-    case linf
-    /// The Euclidean norm of each example's whole perturbation is at most epsilon.
-    case l2
-}
-
 /// What an attack hands back for a batch.
 public struct AttackResult {
     /// The adversarial images `[N, C, H, W]`, in [0, 1] and inside the epsilon-ball around x.

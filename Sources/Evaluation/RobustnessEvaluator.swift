@@ -143,7 +143,7 @@ public enum RobustnessEvaluator {
                          dataset: meta.dataset, parameters: net.parameterCount, trainedBy: meta.trainedBy ?? "unknown",
                          threatModel: meta.threatModel, producer: meta.producer),
             data: .init(name: data.name, split: "test", samples: n, numClasses: data.numClasses, classNames: names, seed: settings.seed),
-            threat: .init(norm: settings.norm == .linf ? .linf : .l2, epsilon: settings.epsilon, epsilonText: settings.epsilonText),
+            threat: .init(norm: settings.norm, epsilon: settings.epsilon, epsilonText: settings.epsilonText),
             clean: .init(accuracy: fraction(correctIndices.count, n), correct: correctIndices.count),
             attacks: attackRecords,
             worstCase: .init(robustAccuracy: fraction(robustCount, n), correct: robustCount),

@@ -1,3 +1,4 @@
+import Attacks
 import Foundation
 
 /// Everything `rrmd evaluate` measured about one model, as plain data that the JSON, Markdown
@@ -223,14 +224,14 @@ extension RobustnessReport {
     /// The perturbation budget of the attacks.
     public struct Threat: Codable, Equatable, Sendable {
         /// Norm of the budget.
-        public var norm: Norm
+        public var norm: ThreatNorm
         /// Radius in input units (inputs in [0, 1], before normalisation).
         public var epsilon: Double
         /// The radius as the user wrote it, e.g. `8/255`.
         public var epsilonText: String
 
         /// Makes a threat description.
-        public init(norm: Norm, epsilon: Double, epsilonText: String) {
+        public init(norm: ThreatNorm, epsilon: Double, epsilonText: String) {
             self.norm = norm
             self.epsilon = epsilon
             self.epsilonText = epsilonText

@@ -1,3 +1,4 @@
+import Attacks
 import Checkpoint
 import Data
 import Evaluation
@@ -78,8 +79,8 @@ public final class JobRunner {
                 throw BadTeacher(kind: "incompatible", what: problem, whatToDo: "submit a teacher trained on the configured \(tmeta.dataset) data")
             }
             let evalSettings = config.evaluation.robustnessSettings(
-                norm: threat.norm == .l2 ? .l2 : .linf, teacherEpsilon: threat.norm == nil ? 8.0 / 255 : threat.epsilon,
-                teacherEpsilonText: threat.norm == nil ? "8/255" : "\(threat.epsilon)", seed: config.rrm.seed)
+                norm: threat.norm ?? .linf, teacherEpsilon: threat.norm == nil ? 8.0 / 255 : threat.epsilon,
+                teacherEpsilonText: threat.norm == nil ? "8/255" : threat.epsilonText, seed: config.rrm.seed)
             if let problem = evalSettings.problem(numClasses: data.test.numClasses) {
                 throw BadTeacher(kind: "incompatible", what: "cannot evaluate students of this teacher: \(problem)", whatToDo: "adjust [evaluation] in the configuration")
             }

@@ -1,3 +1,4 @@
+import Attacks
 import Checkpoint
 import Data
 import Models
@@ -150,35 +151,5 @@ public enum ModelMetadataError: Error, CustomStringConvertible, Equatable {
         case let .invalid(key, value, expected):
             return "checkpoint metadata '\(key)' is '\(value)' but must be \(expected) (see docs/checkpoints.md)"
         }
-    }
-}
-
-/// An attacker's budget: the norm and the radius in [0, 1] pixel units.
-public struct ThreatModel: Equatable, Sendable {
-    /// Which norm bounds the perturbation.
-    public enum Norm: String, Sendable { case linf, l2 }
-    /// The norm, or nil for "none".
-    public var norm: Norm?
-    /// The radius (0 for "none").
-    public var epsilon: Double
-
-    /// Parses `none`, `linf:8/255`, `l2:0.5`.
-    public init?(_ text: String) {
-        if text == "none" { norm = nil; epsilon = 0; return }
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let n = Norm(rawValue: parts[0]), let e = parseEpsilon(parts[1]), e > 0 else { return nil }
-        norm = n; epsilon = e
-    }
-}
-
-/// A positive number written as a decimal or a fraction (`0.1`, `8/255`).
-public func parseEpsilon(_ text: String) -> Double? {
-    let parts = text.split(separator: "/").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-    switch parts.count {
-    case 1: return parts[0].flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
-    case 2:
-        guard let a = parts[0], let b = parts[1], b > 0, a >= 0, (a / b).isFinite else { return nil }
-        return a / b
-    default: return nil
     }
 }

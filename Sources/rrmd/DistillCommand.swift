@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attacks
 import Checkpoint
 import Data
 import Evaluation

@@ -1,3 +1,4 @@
+import Attacks
 import Checkpoint
 import Models
 import NN
@@ -18,6 +19,12 @@ final class ModelLoaderTests: XCTestCase {
         XCTAssertEqual(try ModelMetadata(m.dictionary), m)
         XCTAssertEqual(ThreatModel("linf:8/255")?.epsilon ?? 0, 8.0 / 255, accuracy: 1e-12)
         XCTAssertNil(ThreatModel("linf:-1"))
+        XCTAssertEqual(ThreatModel("linf:8/255")?.text, "linf:8/255", "the radius keeps the way it was written")
+        XCTAssertEqual(ThreatModel("l2:0.5")?.norm, .l2)
+        XCTAssertEqual(ThreatModel("none"), ThreatModel.none)
+        XCTAssertNil(ThreatModel("none")?.norm)
+        XCTAssertNil(ThreatModel("linf"))
+        XCTAssertNil(ThreatModel("l3:0.1"))
         var d = m.dictionary
         d["rrm.std"] = "0"
         XCTAssertThrowsError(try ModelMetadata(d)) { XCTAssertTrue("\($0)".contains("rrm.std"), "\($0)") }
