@@ -42,27 +42,31 @@ let package = Package(
         // Durable files: atomic replacement, fsync, bounded reads, SHA-256, one errno-carrying error.
         .target(name: "FileSystem"),
         .target(name: "Checkpoint", dependencies: ["FileSystem", "TensorCore", "Kernels", "CZstd"]),
+        // Models to and from checkpoints: the rrm.* metadata schema, the loader, state dicts.
+        .target(name: "ModelIO", dependencies: ["Models", "NN", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"]),
         .target(
             name: "Training",
-            dependencies: ["NN", "Models", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"],
+            dependencies: ["NN", "Models", "ModelIO", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"],
             swiftSettings: optimised),
         .target(
             name: "Evaluation",
-            dependencies: ["Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels"],
+            dependencies: ["ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels"],
             swiftSettings: optimised),
+        // `rrmd bench`: the workloads, their timing and peak memory.
+        .target(name: "Bench", dependencies: ["Training", "Attacks", "Models", "NN", "TensorCore", "Kernels"], swiftSettings: optimised),
 
         // The daemon: the spool state machine (no ML) and the service around the job pipeline.
         .target(name: "Spool", dependencies: ["FileSystem"]),
         .target(
             name: "Service",
-            dependencies: ["Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
+            dependencies: ["Spool", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
                            .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Service", "Spool", "Evaluation", "Training", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
+                "Service", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -70,15 +74,17 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint", "Training", "TensorCore", "Kernels"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "NN", "Checkpoint", "ModelIO", "Training", "TensorCore", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem"]),
         .testTarget(name: "CheckpointTests", dependencies: ["Checkpoint", "FileSystem", "TensorCore"]),
-        .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "Data"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
+        .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "ModelIO", "Data"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelIO", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "Models", "Data", "Checkpoint", "FileSystem"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data", "Checkpoint", "FileSystem"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "ModelIO", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"]),
+        .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ],
     swiftLanguageModes: [.v5]
 )

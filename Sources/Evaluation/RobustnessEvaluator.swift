@@ -4,7 +4,7 @@ import Foundation
 import Kernels
 import Models
 import TensorCore
-import Training
+import ModelIO
 
 /// Where an evaluation is, for progress displays: `done` of `total` images in `phase`.
 public struct RobustnessProgress: Sendable {

@@ -1,6 +1,7 @@
 import Checkpoint
 import Data
 import Foundation
+import ModelIO
 import Models
 import NN
 import Training

@@ -3,8 +3,8 @@ import Data
 import Evaluation
 import FileSystem
 import Foundation
+import ModelIO
 import Spool
-import Training
 
 extension JobRunner {
     /// Runs the robustness protocol on a teacher or student, feeding the watchdog as it

@@ -5,6 +5,7 @@ import Evaluation
 import FileSystem
 import Foundation
 import Kernels
+import ModelIO
 import Models
 import Spool
 import Training

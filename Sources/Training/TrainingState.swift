@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import ModelIO
 import Models
 import NN
 import TensorCore

@@ -3,10 +3,10 @@ import Attacks
 import Data
 import Foundation
 import Kernels
+import ModelIO
 import Models
 import NN
 import TensorCore
-import Training
 
 /// `rrmd agreement`: how closely a distilled student follows its teacher, on clean test images
 /// and on each one's adversarial images. It tells apart the two ways a student can be less robust

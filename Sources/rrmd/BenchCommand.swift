@@ -1,7 +1,8 @@
 import ArgumentParser
+import Bench
 import Foundation
 import Kernels
-import Training
+import ModelIO
 
 /// `rrmd bench`: the peer workloads of `shared/peers/`, timed the same way.
 struct BenchCommand: ParsableCommand {

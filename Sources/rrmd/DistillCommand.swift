@@ -6,6 +6,7 @@ import Evaluation
 import FileSystem
 import Foundation
 import Kernels
+import ModelIO
 import Models
 import NN
 import Service

@@ -5,7 +5,7 @@ import Data
 import Evaluation
 import Foundation
 import Kernels
-import Training
+import ModelIO
 
 /// `rrmd evaluate`: the robustness protocol on a model, written as a report directory.
 struct EvaluateCommand: ParsableCommand {

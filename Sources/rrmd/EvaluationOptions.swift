@@ -1,7 +1,6 @@
 import ArgumentParser
 import Attacks
 import Evaluation
-import Training
 
 /// The robustness-protocol options shared by `evaluate` and `distill`.
 struct EvaluationOptions: ParsableArguments {

@@ -4,8 +4,8 @@ import Evaluation
 import FileSystem
 import Foundation
 import Kernels
+import ModelIO
 import Models
-import Training
 
 /// Runs the robustness protocol on a saved model with progress on stderr, writes the report
 /// directory and prints the headline numbers; shared by `evaluate` and `distill`.

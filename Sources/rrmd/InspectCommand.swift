@@ -1,7 +1,7 @@
 import ArgumentParser
 import Checkpoint
 import Foundation
-import Training
+import ModelIO
 
 /// `rrmd inspect`: what a checkpoint holds and whether rrmd can use it.
 struct InspectCommand: ParsableCommand {

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Checkpoint
 import Kernels
+import ModelIO
 import TensorCore
-import Training
 
 /// `rrmd predict`: runs a model on an input batch so other tools can check rrmd's models.
 struct PredictCommand: ParsableCommand {

@@ -4,6 +4,7 @@ import Checkpoint
 import Data
 import Foundation
 import Kernels
+import ModelIO
 import Models
 import NN
 import Service

@@ -4,7 +4,6 @@ import Foundation
 import Models
 import NN
 import TensorCore
-import Training
 import XCTest
 
 /// Straightforward DLR of one row, from a full sort, as a reference for the kernels.

@@ -4,7 +4,6 @@ import Foundation
 import Models
 import NN
 import TensorCore
-import Training
 import XCTest
 
 final class AttacksTests: XCTestCase {

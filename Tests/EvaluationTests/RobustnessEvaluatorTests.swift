@@ -2,6 +2,7 @@ import Attacks
 import Data
 import Evaluation
 import Foundation
+import ModelIO
 import Models
 import TensorCore
 import Training

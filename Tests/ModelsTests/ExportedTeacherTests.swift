@@ -1,8 +1,8 @@
 import Checkpoint
 import Foundation
+import ModelIO
 import Models
 import TensorCore
-import Training
 import XCTest
 
 /// Teachers exported from PyTorch by `Tools/pytorch/export_teacher.py` load through the same

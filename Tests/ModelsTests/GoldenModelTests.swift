@@ -2,7 +2,6 @@ import Checkpoint
 import Models
 import NN
 import TensorCore
-import Training
 import XCTest
 
 /// Whole models against PyTorch: forward in both modes, dL/dx, and one or two SGD steps

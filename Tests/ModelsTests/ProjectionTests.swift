@@ -1,9 +1,9 @@
 import Checkpoint
 import Foundation
+import ModelIO
 import Models
 import NN
 import TensorCore
-import Training
 import XCTest
 
 /// The student's projection head (design.md §1, "Width mismatch"): present exactly when

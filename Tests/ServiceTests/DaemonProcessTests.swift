@@ -3,6 +3,7 @@ import Data
 import Evaluation
 import FileSystem
 import Foundation
+import ModelIO
 import Models
 @testable import Service
 import Spool

@@ -3,7 +3,7 @@ import Checkpoint
 import Models
 import NN
 import TensorCore
-import Training
+import ModelIO
 import XCTest
 
 /// Metadata parsing and loading checkpoints with and without rrmd metadata.

@@ -4,6 +4,7 @@ import Kernels
 import Models
 import NN
 import TensorCore
+import Training
 
 /// The `rrmd bench` workloads: the networks, batch and shapes of `shared/peers/` (float32,
 /// batch 128, 3x32x32 random input, 10 classes), so results compare with PyTorch's.
