@@ -1,7 +1,7 @@
 /// SIMD elementwise operations and reductions on raw Float buffers.
 ///
 /// Each function processes 16 lanes at a time and finishes with a scalar tail, so any length
-/// works. `VectorReference` holds a plain-loop twin of each for the tests.
+/// works. Each has a plain-loop twin in the tests (`Tests/KernelsTests/VectorReference.swift`).
 public enum Vector {
     public typealias V = SIMD16<Float>
     @usableFromInline static let width = 16
@@ -310,50 +310,6 @@ public enum Vector {
     }
 }
 
-/// Plain-loop twins of `Vector`'s kernels, accumulating in Double, used only by tests.
-public enum VectorReference {
-    /// Twin of `Vector.add`.
-    public static func add(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { $0 + $1 } }
-    /// Twin of `Vector.axpy`.
-    public static func axpy(_ alpha: Float, _ x: [Float], _ y: [Float]) -> [Float] { zip(x, y).map { $1 + alpha * $0 } }
-    /// Twin of `Vector.scale`.
-    public static func scale(_ x: [Float], _ alpha: Float) -> [Float] { x.map { $0 * alpha } }
-    /// Twin of `Vector.maskedAdd`.
-    public static func maskedAdd(_ y: [Float], _ dy: [Float], _ acc: [Float]) -> [Float] {
-        (0..<acc.count).map { acc[$0] + (y[$0] > 0 ? dy[$0] : 0) }
-    }
-    /// Twin of `Vector.maskedScale`.
-    public static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] { zip(y, dy).map { ($0 > 0 ? $1 : 0) * a } }
-    /// Twin of `Vector.relu`.
-    public static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
-    /// Twin of `Vector.affineAdd`.
-    public static func affineAdd(_ x: [Float], _ a: Float, _ b: Float, _ s: [Float], relu: Bool) -> [Float] {
-        zip(x, s).map { relu ? Swift.max(($0 * a + b) + $1, 0) : ($0 * a + b) + $1 }
-    }
-    /// Twin of `Vector.addRelu`.
-    public static func addRelu(_ a: [Float], _ b: [Float]) -> [Float] { zip(a, b).map { Swift.max($0 + $1, 0) } }
-    /// Twin of `Vector.affineRelu`.
-    public static func affineRelu(_ x: [Float], _ a: Float, _ b: Float) -> [Float] { x.map { Swift.max($0 * a + b, 0) } }
-    /// Twin of `Vector.reluBackward`.
-    public static func reluBackward(_ y: [Float], _ dy: [Float]) -> [Float] { zip(y, dy).map { $0 > 0 ? $1 : 0 } }
-    /// Twin of `Vector.sum`.
-    public static func sum(_ x: [Float]) -> Double { x.reduce(0.0) { $0 + Double($1) } }
-    /// Twin of `Vector.dot`.
-    public static func dot(_ a: [Float], _ b: [Float]) -> Double { zip(a, b).reduce(0.0) { $0 + Double($1.0) * Double($1.1) } }
-    /// Twin of `Vector.shiftedMoments`.
-    public static func shiftedMoments(_ x: [Float], shift: Float) -> (sum: Double, squares: Double) {
-        let s = x.reduce(0.0) { $0 + (Double($1) - Double(shift)) }
-        let q = x.reduce(0.0) { $0 + (Double($1) - Double(shift)) * (Double($1) - Double(shift)) }
-        return (s, q)
-    }
-    /// Twin of `Vector.sumAndDot`.
-    public static func sumAndDot(_ a: [Float], _ b: [Float]) -> (sum: Double, dot: Double) { (sum(a), dot(a, b)) }
-    /// Twin of `Vector.affine`.
-    public static func affine(_ x: [Float], _ a: Float, _ b: Float) -> [Float] { x.map { $0 * a + b } }
-    /// Twin of `Vector.maximum`.
-    public static func maximum(_ x: [Float]) -> Float { x.reduce(-Float.infinity) { Swift.max($0, $1) } }
-}
-
 extension Vector {
     /// `out[i] = a * x[i] + b * y[i] + c`; `out` may alias `x` or `y`.
     @inlinable
@@ -373,13 +329,4 @@ extension Vector {
         while i + width <= n { store(load(x, i) + vc, x, i); i += width }
         while i < n { x[i] += c; i += 1 }
     }
-}
-
-extension VectorReference {
-    /// Twin of `Vector.combine`.
-    public static func combine(_ x: [Float], _ a: Float, _ y: [Float], _ b: Float, _ c: Float) -> [Float] {
-        zip(x, y).map { a * $0 + b * $1 + c }
-    }
-    /// Twin of `Vector.addScalar`.
-    public static func addScalar(_ x: [Float], _ c: Float) -> [Float] { x.map { $0 + c } }
 }
