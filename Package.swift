@@ -52,6 +52,9 @@ let package = Package(
             name: "Evaluation",
             dependencies: ["ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels"],
             swiftSettings: optimised),
+        // One student from teacher to report (distil, save, attack, write the report): the steps
+        // `rrmd distill` and the daemon share, and the stop/reload signal flags both honour.
+        .target(name: "Pipeline", dependencies: ["Training", "Evaluation", "ModelIO", "Models", "NN", "Data", "Checkpoint", "FileSystem"]),
         // `rrmd bench`: the workloads, their timing and peak memory.
         .target(name: "Bench", dependencies: ["Training", "Attacks", "Models", "NN", "TensorCore", "Kernels"], swiftSettings: optimised),
 
@@ -59,14 +62,14 @@ let package = Package(
         .target(name: "Spool", dependencies: ["FileSystem"]),
         .target(
             name: "Service",
-            dependencies: ["Spool", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
+            dependencies: ["Spool", "Pipeline", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
                            .product(name: "TOMLKit", package: "TOMLKit")]),
 
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Service", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
+                "Service", "Pipeline", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: optimised),
@@ -81,7 +84,7 @@ let package = Package(
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Models", "NN", "TensorCore", "Training", "ModelIO", "Data"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ModelIO", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
-        .testTarget(name: "ServiceTests", dependencies: ["Service", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data", "Checkpoint", "FileSystem"]),
+        .testTarget(name: "ServiceTests", dependencies: ["Service", "Pipeline", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data", "Checkpoint", "FileSystem"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "ModelIO", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),

@@ -30,7 +30,7 @@ public struct ModelMetadata: Equatable, Sendable {
 
     /// Metadata for a model rrmd is about to save.
     public init(model: Network, dataset: String, threatModel: String = "none", trainedBy: String?, training: String? = nil,
-                seed: UInt64?, teacherSHA256: String? = nil, producer: String? = "rrmd 0.1.0") {
+                seed: UInt64?, teacherSHA256: String? = nil, producer: String? = RRMDVersion.producer) {
         architecture = model.architecture; config = model.config; self.dataset = dataset
         self.threatModel = threatModel; self.trainedBy = trainedBy; self.training = training; self.seed = seed
         self.teacherSHA256 = teacherSHA256; self.producer = producer

@@ -1,5 +1,7 @@
 import Foundation
 import Kernels
+import ModelIO
+import Pipeline
 import Spool
 
 /// The service: owns the spool, watches `incoming/`, runs jobs one at a time in arrival order,
@@ -111,7 +113,7 @@ public final class Daemon {
         // ever claiming readiness; the loop below is skipped and STOPPING=1 follows.
         if !ProcessSignals.stopRequested {
             _ = notifier.ready(status: "ready; spool \(config.spool)")
-            log.log(event: "ready", message: "rrmd \(RRMDService.version) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
+            log.log(event: "ready", message: "rrmd \(RRMDVersion.string) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
                     fields: ["spool": config.spool])
         }
         publishStatus(force: true)

@@ -4,16 +4,16 @@ import Evaluation
 import FileSystem
 import Foundation
 import ModelIO
+import Pipeline
 import Spool
 
 extension JobRunner {
     /// Runs the robustness protocol on a teacher or student, feeding the watchdog as it
     /// progresses, and writes its full report into `directory`.
     func attack(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, reportTo directory: URL) throws -> RobustnessReport {
-        let report = try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: RRMDService.version,
-                                                      shouldStop: shouldStop) { _ in _ = self.notifier.watchdog() }
-        _ = try ReportWriter.write(report, to: directory)
-        return report
+        try StudentEvaluation.run(model, test: test, settings: settings, reportTo: directory, shouldStop: shouldStop) { _ in
+            _ = self.notifier.watchdog()
+        }.report
     }
 
     /// Name of the file in `work/<job>/` that keeps the teacher's result once measured.

@@ -7,6 +7,7 @@ import Foundation
 import Kernels
 import ModelIO
 import Models
+import Pipeline
 import Spool
 import Training
 
@@ -103,7 +104,7 @@ public final class JobRunner {
                 teacher: .init(name: name, sha256: job.record.sha256, arch: tmeta.architecture, dataset: tmeta.dataset,
                                threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy, robustness: teacherResult),
                 threat: "\(evalSettings.norm.rawValue) epsilon \(evalSettings.epsilonText)", students: students,
-                created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDService.version)
+                created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDVersion.string)
             try report.write(to: job.output)
             let done = try spool.publish(job)
             log.log(event: "done", priority: .notice, message: "job \(job.id) published in \(done.path)", fields: ["job": job.id.rawValue, "path": done.path])
@@ -255,7 +256,7 @@ public final class JobRunner {
             let request = DistillationRequest(
                 teacher: teacher, teacherPath: job.teacher.path, teacherSHA256: job.record.sha256, student: arch,
                 width: config.students.width, train: data.train, test: data.test, settings: settings, statePath: statePath,
-                outPath: checkpoint.path, zstdLevel: config.zstdLevel, producer: "rrmd \(RRMDService.version)")
+                outPath: checkpoint.path, zstdLevel: config.zstdLevel, producer: RRMDVersion.producer)
             log.log(event: "training", message: "job \(job.id): distilling \(arch) from \(teacher.metadata.architecture)",
                     fields: ["job": job.id.rawValue, "arch": arch, "epochs": "\(epochs)"])
             // A state saved under other [rrm] settings (the configuration changed since) cannot
@@ -323,10 +324,4 @@ public final class JobRunner {
                 fields: ["job": job.id.rawValue, "kind": kind])
         return .failed
     }
-}
-
-/// Facts about the service build.
-public enum RRMDService {
-    /// The version written into checkpoints and reports.
-    public static let version = "0.1.0"
 }

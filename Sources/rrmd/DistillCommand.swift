@@ -9,7 +9,7 @@ import Kernels
 import ModelIO
 import Models
 import NN
-import Service
+import Pipeline
 import Training
 
 /// `rrmd distill`: Robust Representation Matching from a robust teacher into a student of
@@ -89,7 +89,7 @@ struct DistillCommand: ParsableCommand {
         var request = DistillationRequest(
             teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher), student: student,
             width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state", outPath: out,
-            producer: "rrmd \(RRMDVersion.string)")
+            producer: RRMDVersion.producer)
         request.head = StudentHead(always: projection == "always", bias: projectionBias)
         ProcessSignals.installStopHandlers()
         reporter.line("distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")

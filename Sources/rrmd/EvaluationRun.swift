@@ -6,6 +6,7 @@ import Foundation
 import Kernels
 import ModelIO
 import Models
+import Pipeline
 
 /// Runs the robustness protocol on a saved model with progress on stderr, writes the report
 /// directory and prints the headline numbers; shared by `evaluate` and `distill`.
@@ -16,14 +17,14 @@ func runEvaluation(network: Network, path: String, metadata: ModelMetadata, test
     let n = min(settings.samples ?? test.count, test.count)
     reporter.line("evaluating \(metadata.architecture) (\(metadata.trainedBy ?? "unknown training"), threat model \(metadata.threatModel)) on \(n) \(test.name) test images: \(settings.norm.rawValue) epsilon \(settings.epsilonText), \(settings.attacks.joined(separator: ", ")), \(settings.iterations) iterations, \(Compute.threads) threads")
     var phase = "", phaseStart = Date()
-    let result = try RobustnessEvaluator.evaluate(evaluated, test: test, settings: settings, rrmdVersion: RRMDVersion.string, progress: { p in
+    let (result, files) = try StudentEvaluation.run(evaluated, test: test, settings: settings,
+                                                    reportTo: URL(fileURLWithPath: reportDirectory), progress: { p in
         if p.phase != phase { phase = p.phase; phaseStart = Date() }
         let elapsed = Date().timeIntervalSince(phaseStart)
         // A rate over a few milliseconds is noise; show none until there is something to measure.
         reporter.update(label: p.phase, done: p.done, total: p.total, rate: elapsed > 0.5 ? Double(p.done) / elapsed : 0,
                         unit: "images", detail: "")
     })
-    let files = try ReportWriter.write(result, to: URL(fileURLWithPath: reportDirectory))
     reporter.line(String(format: "clean accuracy %.2f%%", 100 * result.clean.accuracy))
     for a in result.attacks {
         reporter.line(String(format: "%@ robust accuracy %.2f%% (%.0f s)", a.name, 100 * a.robustAccuracy, a.seconds))

@@ -30,7 +30,7 @@ struct PredictCommand: ParsableCommand {
         }
         let (logits, representation) = loaded.network.forwardWithRepresentation(x, mode: .inference)
         try SafeTensors([("logits", .float32(logits)), ("representation", .float32(representation))],
-                        metadata: ["model_arch": loaded.metadata.architecture, "producer": "rrmd \(RRMDVersion.string)"])
+                        metadata: ["model_arch": loaded.metadata.architecture, "producer": RRMDVersion.producer])
             .write(toFile: out)
     }
 }

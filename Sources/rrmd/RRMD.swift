@@ -1,5 +1,6 @@
 import ArgumentParser
 import Kernels
+import ModelIO
 
 /// The `rrmd` command: the daemon and the tools around it.
 @main
@@ -21,9 +22,4 @@ struct RRMD: ParsableCommand {
             exit(withError: error)
         }
     }
-}
-
-/// The version written into checkpoints and reports.
-enum RRMDVersion {
-    static let string = "0.1.0"
 }

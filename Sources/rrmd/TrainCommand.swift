@@ -7,7 +7,7 @@ import Kernels
 import ModelIO
 import Models
 import NN
-import Service
+import Pipeline
 import Training
 
 /// `rrmd train`: natural or adversarial training of a registry architecture on a dataset.
@@ -89,7 +89,7 @@ struct TrainCommand: ParsableCommand {
         let recipe = "\(settings.objective.summary)\(epsilonRamp > 0 ? " epsilon-ramp=\(epsilonRamp) epochs" : ""); sgd lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), \(epochs) epochs, batch \(batchSize)"
         let metadata = ModelMetadata(model: model, dataset: data.train.name, threatModel: settings.objective.threatModel,
                                      trainedBy: settings.objective.methodName, training: recipe, seed: seed,
-                                     producer: "rrmd \(RRMDVersion.string)")
+                                     producer: RRMDVersion.producer)
         try SafeTensors(model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
         // The run is complete and saved: a state left behind would make the next run with the
