@@ -3,22 +3,14 @@ import Foundation
 import Models
 import NN
 import TensorCore
+import TestSupport
 import Training
-
-/// The digits set shipped with the Data tests' fixtures (1,500 train / 297 test, 8x8).
-func digits() throws -> (train: Dataset, test: Dataset) {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
-    return try DatasetCatalog.load("digits", directory: dir)
-}
 
 /// One small cnn-small trained naturally on digits, shared by every test of the target so it trains once.
 enum Fixture {
     static let model: (network: Network, test: Dataset) = {
         let data = try! digits()
-        let stats = data.train.channelStatistics()
-        let network = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
-                                                                          widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: 7)
+        let network = try! digitsModel("cnn-small", data.train, seed: 7)
         let settings = TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 7)
         _ = Trainer(model: network, settings: settings).run(train: data.train, test: data.test)
         return (network, data.test)

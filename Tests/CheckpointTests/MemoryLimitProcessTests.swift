@@ -1,5 +1,6 @@
 import Checkpoint
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -121,8 +122,7 @@ final class MemoryLimitProcessTests: XCTestCase {
     /// configuration) would need more memory than the limit is refused before it starts, with
     /// the estimate and what to change.
     func testATrainingRunTooLargeForTheLimitIsRefused() throws {
-        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("DataTests/Fixtures").path
+        let fixtures = TestFixtures.dataDirectory
         let out = directory.appendingPathComponent("never.safetensors").path
         let result = try rrmd(["train", "--arch", "resnet20", "--width", "8", "--dataset", "digits", "--data-dir", fixtures,
                                "--epochs", "1", "--batch-size", "1024", "--threads", "1", "--out", out])

@@ -45,14 +45,6 @@ func assertRejects(_ bytes: [UInt8], _ what: String, file: StaticString = #fileP
     }
 }
 
-/// A fresh empty directory under the system temporary directory.
-func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory
-        .appendingPathComponent("rrmd-ckpt-tests-\(UUID().uuidString)", isDirectory: true)
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
-}
-
 /// A deterministic generator (SplitMix64) so randomised tests replay exactly from their seed.
 struct SplitMix64: RandomNumberGenerator {
     var state: UInt64

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Checkpoint
 import TensorCore
@@ -240,8 +241,7 @@ final class ZstdTests: XCTestCase {
     /// Measures the default level against others on the largest fixture this repository has, so
     /// the choice documented on `defaultZstdLevel` can be re-checked (numbers go to the log).
     func testCompressionRatioAndTimeOfTheDefaultLevel() throws {
-        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .appendingPathComponent("../ModelsTests/Fixtures/resnet20.safetensors").standardized
+        let fixture = URL(fileURLWithPath: TestFixtures.goldenDirectory).appendingPathComponent("resnet20.safetensors")
         guard FileManager.default.fileExists(atPath: fixture.path) else { throw XCTSkip("no resnet20 fixture") }
         let archive = try SafeTensors(contentsOf: fixture)
         let plain = archive.serialized()

@@ -5,18 +5,15 @@ import Foundation
 import ModelIO
 import Models
 import TensorCore
+import TestSupport
 import Training
 import XCTest
 
 /// A cnn-small trained naturally on the digits fixture (1,500 train / 297 test, 8x8), once.
 private enum DigitsModel {
     static let shared: (network: Network, test: Dataset) = {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
-        let data = try! DatasetCatalog.load("digits", directory: dir)
-        let stats = data.train.channelStatistics()
-        let network = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.5,
-                                                                             mean: stats.mean, std: stats.std), seed: 2)
+        let data = try! digits()
+        let network = try! digitsModel("cnn-small", data.train, seed: 2)
         _ = Trainer(model: network, settings: TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 2))
             .run(train: data.train, test: data.test)
         return (network, data.test)

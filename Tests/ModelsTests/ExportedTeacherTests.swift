@@ -3,6 +3,7 @@ import Foundation
 import ModelIO
 import Models
 import TensorCore
+import TestSupport
 import XCTest
 
 /// Teachers exported from PyTorch by `Tools/pytorch/export_teacher.py` load through the same

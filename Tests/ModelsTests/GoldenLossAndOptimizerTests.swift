@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import NN
 import TensorCore
+import TestSupport
 import XCTest
 
 /// Losses, SGD variants and learning-rate schedules against PyTorch's values.

@@ -2,6 +2,7 @@ import Checkpoint
 import Models
 import NN
 import TensorCore
+import TestSupport
 import XCTest
 
 /// Whole models against PyTorch: forward in both modes, dL/dx, and one or two SGD steps

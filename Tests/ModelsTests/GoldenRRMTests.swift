@@ -2,6 +2,7 @@ import Checkpoint
 import Models
 import NN
 import TensorCore
+import TestSupport
 import Training
 import XCTest
 

@@ -4,6 +4,7 @@ import ModelIO
 import Models
 import NN
 import TensorCore
+import TestSupport
 import XCTest
 
 /// The student's projection head (design.md §1, "Width mismatch"): present exactly when

@@ -7,6 +7,7 @@ import ModelIO
 import Models
 @testable import Service
 import Spool
+import TestSupport
 import Training
 import XCTest
 
@@ -18,8 +19,7 @@ final class DaemonProcessTests: XCTestCase {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("rrmd").path
     }()
 
-    private static let fixtures: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
+    private static let fixtures = TestFixtures.dataDirectory
 
     /// A small teacher trained once: cnn-small ×0.5 on digits, one epoch.
     private static let teacher: (network: Network, data: (train: Dataset, test: Dataset)) = {

@@ -1,12 +1,12 @@
 import Foundation
+import TestSupport
 import Training
 import XCTest
 @testable import Service
 
 final class ServiceConfigTests: XCTestCase {
-    /// The repository root, found from this file's path (tests run from a checkout).
-    let checkout = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    /// The repository root (tests run from a checkout).
+    let checkout = TestFixtures.checkout.path
     let file = "/etc/rrmd/rrmd.toml"
 
     func parse(_ text: String, file: String = "/etc/rrmd/rrmd.toml") throws -> ServiceConfig {

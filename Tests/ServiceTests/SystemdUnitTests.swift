@@ -1,11 +1,11 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Checks the files in `Systemd/` with systemd's own tools, so a typo in a unit or a weakened
 /// sandbox fails CI instead of surfacing on a server.
 final class SystemdUnitTests: XCTestCase {
-    let systemd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("Systemd").path
+    let systemd = TestFixtures.checkout.appendingPathComponent("Systemd").path
     var unit: String { systemd + "/rrmd.service" }
     /// Where the unit expects the binary (`ExecStart=`).
     let installedBinary = "/usr/local/bin/rrmd"

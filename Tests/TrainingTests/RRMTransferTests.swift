@@ -4,6 +4,7 @@ import Foundation
 import Models
 import NN
 import TensorCore
+import TestSupport
 import Training
 import XCTest
 

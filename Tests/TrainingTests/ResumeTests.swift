@@ -4,6 +4,7 @@ import Data
 import Foundation
 import Models
 import TensorCore
+import TestSupport
 import Training
 import XCTest
 

@@ -7,21 +7,9 @@ import ModelIO
 import Models
 import NN
 import TensorCore
+import TestSupport
 import Training
 import XCTest
-
-/// The digits set shipped with the Data tests' fixtures (1,500 train / 297 test, 8x8).
-func digits() throws -> (train: Dataset, test: Dataset) {
-    let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("DataTests/Fixtures").path
-    return try DatasetCatalog.load("digits", directory: dir)
-}
-
-func digitsModel(_ arch: String, _ train: Dataset, seed: UInt64) throws -> Network {
-    let stats = train.channelStatistics()
-    return try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
-                                                            widthMultiplier: 0.5, mean: stats.mean, std: stats.std), seed: seed)
-}
 
 /// A cnn-small ×0.5 digits teacher trained `epochs` epochs from `seed`, naturally or (with
 /// `pgdEpsilon`) by PGD-AT with 5 steps.
