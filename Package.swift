@@ -76,10 +76,10 @@ let package = Package(
 
         // What many test targets share: fixture locations, the digits set and models, temporary
         // directories, tolerance checks. Used only by tests.
-        .target(name: "TestSupport", dependencies: ["Data", "Models", "TensorCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Data", "Models", "Checkpoint", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"]),
+        .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Checkpoint", "TensorCore"]),
         .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "NN", "Checkpoint", "ModelIO", "Training", "TensorCore", "Kernels"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem"]),

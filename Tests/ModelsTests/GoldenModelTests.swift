@@ -18,7 +18,7 @@ final class GoldenModelTests: XCTestCase {
     func testMobileNetV2() throws { try check("mobilenetv2", chaotic: true) }
 
     func check(_ name: String, chaotic: Bool = false) throws {
-        let f = try fixture("\(name).safetensors")
+        let f = try goldenFixture("\(name).safetensors")
         let m = f.metadata
         func int(_ k: String) throws -> Int { try XCTUnwrap(Int(m[k] ?? ""), "metadata \(k)") }
         func float(_ k: String) throws -> Float { try XCTUnwrap(Float(m[k] ?? ""), "metadata \(k)") }

@@ -246,7 +246,7 @@ final class ProjectionTests: XCTestCase {
     /// modes and the state after each SGD step, as `GoldenModelTests` does for plain models, at
     /// its tolerance (max |Δ| / max |golden| ≤ 1e-4 per tensor).
     func checkGolden(_ name: String) throws {
-        let f = try fixture("\(name).safetensors")
+        let f = try goldenFixture("\(name).safetensors")
         let m = f.metadata
         func int(_ k: String) throws -> Int { try XCTUnwrap(Int(m[k] ?? ""), "metadata \(k)") }
         func float(_ k: String) throws -> Float { try XCTUnwrap(Float(m[k] ?? ""), "metadata \(k)") }
@@ -297,26 +297,5 @@ final class ProjectionTests: XCTestCase {
             }
         }
         worst.report(name)
-    }
-}
-
-/// The largest differences seen between rrmd and a fixture, for the record: printed when
-/// `RRMD_GOLDEN_VERBOSE` is set (the assertions themselves use `relativeError`).
-struct MaxAbsDiff {
-    private(set) var absolute: Float = 0, relative: Float = 0
-    private(set) var absoluteKey = "", relativeKey = ""
-
-    mutating func add(_ actual: Tensor, _ expected: Tensor, _ key: String) {
-        let a = actual.array, e = expected.array
-        guard a.count == e.count else { return }
-        for i in 0..<a.count where abs(a[i] - e[i]) > absolute { absolute = abs(a[i] - e[i]); absoluteKey = key }
-        let r = relativeError(actual.reshaped(expected.shape), expected)
-        if r > relative { relative = r; relativeKey = key }
-    }
-
-    func report(_ what: String) {
-        if ProcessInfo.processInfo.environment["RRMD_GOLDEN_VERBOSE"] != nil {
-            print("\(what): max |rrmd - PyTorch| = \(absolute) (\(absoluteKey)); max relative error \(relative) (\(relativeKey))")
-        }
     }
 }

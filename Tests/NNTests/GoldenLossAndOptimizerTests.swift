@@ -8,7 +8,7 @@ import XCTest
 /// Losses, SGD variants and learning-rate schedules against PyTorch's values.
 final class GoldenLossAndOptimizerTests: XCTestCase {
     func testLosses() throws {
-        let f = try fixture("losses.safetensors")
+        let f = try goldenFixture("losses.safetensors")
         let a = try f.float32("a"), b = try f.float32("b"), logits = try f.float32("logits")
         let labels = try f.int64("labels").values.map { Int32($0) }
         let ce = softmaxCrossEntropy(logits: logits, labels: labels)
@@ -31,7 +31,7 @@ final class GoldenLossAndOptimizerTests: XCTestCase {
     }
 
     func testSGDVariants() throws {
-        let f = try fixture("optim.safetensors")
+        let f = try goldenFixture("optim.safetensors")
         let variants: [(String, SGD.Settings)] = [
             ("sgd_wd", .init(momentum: 0.9, weightDecay: 5e-4)),
             ("nesterov", .init(momentum: 0.9, nesterov: true)),
@@ -52,8 +52,7 @@ final class GoldenLossAndOptimizerTests: XCTestCase {
     }
 
     func testSchedules() throws {
-        let dir = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures", withExtension: nil))
-        let data = try Data(contentsOf: dir.appendingPathComponent("schedules.json"))
+        let data = try Data(contentsOf: URL(fileURLWithPath: TestFixtures.goldenDirectory).appendingPathComponent("schedules.json"))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         func series(_ name: String, _ key: String) throws -> [Double] {
             let entry = try XCTUnwrap(json[name] as? [String: Any], name)

@@ -18,7 +18,7 @@ final class GoldenRRMTests: XCTestCase {
     /// parts, the gradients at logits and representation, and every student parameter gradient
     /// (max |Δ| / max |golden| ≤ 1e-4 per tensor, as `GoldenModelTests`).
     func checkStep(_ tag: String, _ featureLoss: FeatureLoss) throws {
-        let f = try fixture("rrm-step.safetensors")
+        let f = try goldenFixture("rrm-step.safetensors")
         let m = f.metadata
         func int(_ k: String) throws -> Int { try XCTUnwrap(Int(m[k] ?? ""), "metadata \(k)") }
         func double(_ k: String) throws -> Double { try XCTUnwrap(Double(m[k] ?? ""), "metadata \(k)") }
