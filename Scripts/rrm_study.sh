@@ -40,7 +40,7 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --targ
 # train (a baseline trained by rrmd train) or distill (rrmd distill from row TEACHER). The
 # reference is `ref`: a cnn-small student of the short cnn-small teacher, 10 epochs on the
 # first 20,000 Fashion-MNIST training images, seed 1, the paper's loss, optimiser and single step
-# per batch (--replays 1; rrmd distill's default is now 2). Rows are written out in full, so a
+# per batch (--replays 1; rrmd distill's default is now 4 replays with weight 0.5). Rows are written out in full, so a
 # later change of a default does not change what a row measures.
 rows() {
   case "$STUDY" in
@@ -56,30 +56,32 @@ mnist_rows() {
   cat <<'EOF'
 t-short     teacher -       --arch cnn-small --dataset mnist --epochs 3 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0 --epsilon-ramp 2
 ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
-r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
+r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
 natural     train   -       --arch cnn-small --dataset mnist --epochs 10 --limit 20000 --seed 1
-mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
 EOF
 }
 
 # The paper's setting (design.md §1, Table 1) on a small dataset: a cheap teacher (cnn-small,
 # PGD-AT with 7 steps, 10 epochs on every training image), a larger student (resnet20 ×1, whose
 # own PGD-AT costs about 5 times the teacher's per epoch), that student trained naturally (the
-# floor) and by PGD-AT (the baseline), and RRM: rrmd's default recipe (5 epochs of 4 replays),
-# a cheaper one (3 epochs of 4: 12 student steps per batch against PGD-AT's 80, so at least 5×
-# less time) and the paper's own (48 epochs of single steps); last, the default recipe's replays
-# without the teacher (Free-AT), which tells what the teacher adds. Ordered by what the targets need.
+# floor) and by PGD-AT (the baseline), and RRM: 5 epochs of 4 replays with the paper's weight
+# 0.005 (the default when the study started) and with 0.5 (rrmd's default now), the default
+# recipe's replays without the teacher (Free-AT: what the teacher adds), a cheaper recipe (3
+# epochs of 4: 12 student steps per batch against PGD-AT's 80, so at least 5× less time) and
+# the paper's own (48 epochs of single steps). Ordered by what the targets need.
 # RAMP: adversarial training's radius ramp (MNIST at 0.3 stays at chance without one).
 paper_rows() {
   local d=$1 e=$2 ramp=$3
   cat <<EOF
 teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 $ramp
-rrm         distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4
+rrm         distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005
+rrm-x05     distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
 pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
-rrm-fast    distill teacher --student resnet20 --epochs 3 --seed 1 --replays 4
 natural     train   -       --arch resnet20 --dataset $d --epochs 10 --seed 1
-rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
 free-at     train   -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --seed 1 $ramp
+rrm-fast    distill teacher --student resnet20 --epochs 3 --seed 1 --replays 4 --xent-weight 0.5
+rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
 EOF
 }
 
@@ -91,13 +93,13 @@ seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed
 noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1 --replays 1
 noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05 --replays 1
 noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2 --replays 1
-free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2
-free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2
-free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
-free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4
-free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 4
-free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8
-free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8
+free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005
+free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005
+free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005
+free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
 fast-at     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1 --adversarial fgsm-rs --epsilon 0.1 --schedule cyclic
 xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05 --replays 1
@@ -110,9 +112,9 @@ t-long      teacher -       --arch cnn-small --dataset fashion-mnist --epochs 10
 tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
 resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
 mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 1
-resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4
-mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4
-tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4
+resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
 proj        distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always
 proj-bias   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always --projection-bias
 widen       distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
@@ -131,22 +133,28 @@ EOF
 R=${RRMD:-.build/release/rrmd}
 # What is kept in git: every row's summaries and the teachers' checkpoints, so a later session
 # or another machine continues the study with the very same teachers (a teacher retrained on a
-# CPU with other vector units differs in the last bits, and so would every student after it).
+# CPU with other vector units differs in the last bits, and so would every student after it);
+# and, for a row not yet evaluated, its trained checkpoint or its resumable training state, so
+# that rows longer than a session (the paper setting's) continue where they stopped.
 KEEP=docs/results/$(basename "$OUT")
 if [ "${1:-}" = "--list" ]; then rows; exit 0; fi
 if [ "${1:-}" = "--publish" ]; then
   mkdir -p "$KEEP"
   for f in "$OUT"/*.eval.json "$OUT"/*.train.json "$OUT"/*.agreement.json; do [ -e "$f" ] && cp "$f" "$KEEP/"; done
-  for t in $(rows | awk '$2 == "teacher" {print $1}'); do
-    if [ -s "$OUT/$t.safetensors.zst" ]; then
-      cp "$OUT/$t.safetensors.zst" "$KEEP/"
-      rm -f "$KEEP/$t.safetensors.zst.state"
-    elif [ -s "$OUT/$t.safetensors.zst.state" ]; then
-      # A teacher still training (the paper's take longer than a session): its resumable state.
-      cp "$OUT/$t.safetensors.zst.state" "$KEEP/"
+  while read -r name kind _; do
+    if [ "$kind" = teacher ] || [ ! -s "$OUT/$name.eval.json" ]; then
+      if [ -s "$OUT/$name.safetensors.zst" ]; then
+        cp "$OUT/$name.safetensors.zst" "$KEEP/"
+        rm -f "$KEEP/$name.safetensors.zst.state"
+      elif [ -s "$OUT/$name.safetensors.zst.state" ]; then
+        cp "$OUT/$name.safetensors.zst.state" "$KEEP/"
+      fi
+    else
+      # Evaluated: the summaries say all there is; a student's weights are not kept.
+      rm -f "$KEEP/$name.safetensors.zst" "$KEEP/$name.safetensors.zst.state"
     fi
-  done
-  echo "rrm_study: summaries and teachers of $OUT copied into $KEEP" >&2
+  done < <(rows)
+  echo "rrm_study: summaries, teachers and unfinished rows of $OUT copied into $KEEP" >&2
   exit 0
 fi
 bash Scripts/setup.sh >&2
@@ -164,13 +172,13 @@ train_row() {
   read -r _ kind teacher args <<<"$line"
   local out="$OUT/$name.safetensors.zst"
   [ -s "$out" ] && return 0
-  if [ "$kind" = teacher ] && [ -s "$KEEP/$name.safetensors.zst" ]; then
-    echo "== $name: the kept teacher $KEEP/$name.safetensors.zst" >&2
+  if [ -s "$KEEP/$name.safetensors.zst" ]; then
+    echo "== $name: the kept checkpoint $KEEP/$name.safetensors.zst" >&2
     cp "$KEEP/$name.safetensors.zst" "$out"
-    [ -s "$KEEP/$name.train.json" ] && cp "$KEEP/$name.train.json" "$OUT/"
+    if [ -s "$KEEP/$name.train.json" ]; then cp "$KEEP/$name.train.json" "$OUT/"; fi
     return 0
   fi
-  if [ "$kind" = teacher ] && [ ! -e "$out.state" ] && [ -s "$KEEP/$name.safetensors.zst.state" ]; then
+  if [ ! -e "$out.state" ] && [ -s "$KEEP/$name.safetensors.zst.state" ]; then
     echo "== $name: continuing from the kept state $KEEP/$name.safetensors.zst.state" >&2
     cp "$KEEP/$name.safetensors.zst.state" "$out.state"
   fi

@@ -45,9 +45,10 @@ def main():
         print(f"  student {s['arch']} x{s['width']}: clean {pct(s['clean_accuracy'])}, robust {pct(s['robust_accuracy'])}: "
               f"it kept {kept}, {100 * (s['robust_accuracy'] - nat_robust):+.1f} points against natural training, "
               f"after {s['training_seconds']:.0f} s of training.")
-    print("  'robust' counts the test images that stay correctly classified under every attack. The students never ran an")
-    print("  attack: they were trained to match the teacher's representation, at the training images and at those images")
-    print("  pushed along the gradients their own training steps compute anyway (rrmd's replays, docs/rrm-study.md).")
+    print("  'robust' counts the test images that stay correctly classified under every attack. The students ran no")
+    print("  separate attack: they were trained to match the teacher's representation and predict the labels, at the")
+    print("  training images and at those images pushed along the gradients their own training steps compute anyway")
+    print("  (rrmd's replays, a free adversarial step; docs/rrm-study.md).")
 
 
 if __name__ == "__main__":

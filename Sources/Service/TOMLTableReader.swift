@@ -52,7 +52,12 @@ struct TOMLTableReader {
 
     /// A float (integers accepted: `learning_rate = 1` means 1.0).
     func double(_ name: String, default fallback: Double, range: ClosedRange<Double>) throws -> Double {
-        guard let value = table[name] else { return fallback }
+        try optionalDouble(name, range: range) ?? fallback
+    }
+
+    /// A float, or nil when the key is absent.
+    func optionalDouble(_ name: String, range: ClosedRange<Double>) throws -> Double? {
+        guard let value = table[name] else { return nil }
         let allowed = "a number in \(range.lowerBound)...\(range.upperBound)"
         guard let x = value.double ?? value.int.map(Double.init) else { throw wrongType(name, value, allowed) }
         guard x.isFinite, range.contains(x) else {

@@ -37,7 +37,7 @@ struct DistillCommand: ParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.") var dataDir: String?
     @Option(help: "Output student checkpoint (.safetensors.zst compresses).") var out: String
     @Option(help: "Epochs (passes over the training set; with --replays R each batch takes R steps). Default 5 with 4 replays: docs/rrm-study.md; the paper's recipe is --epochs 48 --replays 1.") var epochs = 5
-    @Option(name: .customLong("xent-weight"), help: "Weight of the cross-entropy term (the paper: 0.005 for L-inf, 5e-5 for L2 on CIFAR-10).") var xentWeight: Float = 0.005
+    @Option(name: .customLong("xent-weight"), help: "Weight of the cross-entropy term (default 0.5 with replays, the paper's 0.005 with one step per batch; the paper's L2 setting used 5e-5).") var xentWeight: Float?
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
     @Option(name: .customLong("match-noise"), help: "Half-width of uniform noise added to the images student and teacher are matched on (0: the paper's clean matching; accepts fractions such as 8/255).") var matchNoise = "0"
     @Option(help: "Optimiser steps per batch (1: the paper's method); replays after the first match at images moved along the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.") var replays: Int?
@@ -76,7 +76,7 @@ struct DistillCommand: ParsableCommand {
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
             horizontalFlip: true, seed: seed,
-            objective: .rrm(RRMLoss(xentWeight: xentWeight, featureLoss: loss, inputNoise: Float(noise), replays: replays,
+            objective: .rrm(RRMLoss(xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss, inputNoise: Float(noise), replays: replays,
                                     replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0)))
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)

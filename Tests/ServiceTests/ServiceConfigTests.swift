@@ -37,8 +37,12 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.datasets, ["fashion-mnist": .init(format: .idx, path: "/usr/share/datasets/fashion-mnist")])
         XCTAssertEqual(c.students.architectures, ["cnn-small", "resnet20"])
         XCTAssertEqual(c.students.width, 1)
-        XCTAssertEqual(c.rrm, .init(epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: 0.005, featureLoss: .cosine,
+        XCTAssertEqual(c.rrm, .init(epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: nil, featureLoss: .cosine,
                                     seed: 0, limit: nil, replays: 4))
+        // Unset, the weight follows the replays a student actually gets: 0.5 with replays, the
+        // paper's 0.005 for an L2 teacher's single step.
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: 0.1).objective, .rrm(RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.1)))
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 0.005)))
         XCTAssertEqual(c.evaluation.attacks, ["apgd-ce", "apgd-t"])
         XCTAssertEqual(c.evaluation.samples, 1000)
         XCTAssertEqual(c.evaluation.iterations, 100)
