@@ -57,8 +57,10 @@ mnist_rows() {
 t-short     teacher -       --arch cnn-small --dataset mnist --epochs 3 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0 --epsilon-ramp 2
 ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
 r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+r4-x05      distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 natural     train   -       --arch cnn-small --dataset mnist --epochs 10 --limit 20000 --seed 1
 mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+mlp-r4-x05  distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 EOF
 }
 
@@ -124,6 +126,7 @@ ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed
 free-at4-ep5 train  -       --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4
 r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.05
 r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
+r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2
 tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 EOF
 }

@@ -7,7 +7,7 @@ public enum Scratch {
     /// Maximum worker index + 1 the pool serves.
     public static let maxWorkers = 64
     /// Independent buffers each worker may hold at once.
-    public static let slotsPerWorker = 6
+    public static let slotsPerWorker = ScratchSlot.allCases.count
 
     private final class Slot {
         var pointer: UnsafeMutablePointer<Float>?
@@ -17,6 +17,12 @@ public enum Scratch {
     nonisolated(unsafe) private static let slots: [Slot] = (0..<(maxWorkers * slotsPerWorker)).map { _ in Slot() }
 
     /// A buffer of at least `count` Floats for `worker`'s `slot`; contents are unspecified.
+    @inline(__always)
+    public static func buffer(worker: Int, slot: ScratchSlot, count: Int) -> UnsafeMutablePointer<Float> {
+        buffer(worker: worker, slot: slot.rawValue, count: count)
+    }
+
+    /// A buffer of at least `count` Floats for `worker`'s slot number `slot`; contents are unspecified.
     public static func buffer(worker: Int, slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
         precondition(worker >= 0 && worker < maxWorkers && slot >= 0 && slot < slotsPerWorker,
                      "Scratch: worker \(worker) slot \(slot) outside \(maxWorkers)x\(slotsPerWorker)")
@@ -29,4 +35,22 @@ public enum Scratch {
         }
         return s.pointer!
     }
+}
+
+/// What each of a worker's scratch buffers holds. A convolution call uses each role at most once
+/// at a time; the roles that share a slot are never live together.
+public enum ScratchSlot: Int, CaseIterable {
+    /// im2col columns; in a Winograd weight gradient, the transformed sums instead.
+    case columns = 0
+    /// This worker's share of a weight gradient, summed over workers after the parallel loop.
+    case weightGradient = 1
+    /// Zero-padded input images; in a Winograd weight gradient, its transform scratch instead.
+    case paddedInput = 2
+    /// Padded or phase-split output planes, or the Winograd forward transform's scratch.
+    case output = 3
+    /// Images held for a call: gathered inputs of a weight gradient, or an output block that is
+    /// not kept (forward passes whose output only feeds an epilogue).
+    case images = 4
+    /// Output gradients gathered for a weight gradient.
+    case outputGradients = 5
 }

@@ -35,8 +35,8 @@ extension Conv2d {
                 biasValues.withUnsafeBufferPointer { biasBuffer in
                     let bp = bias == nil ? nil : biasBuffer.baseAddress
                     _ = Compute.parallelChunks(x.dim(0)) { worker, images in
-                        let padded = Scratch.buffer(worker: worker, slot: 2, count: plan.paddedInputCount)
-                        let result = Scratch.buffer(worker: worker, slot: 3, count: plan.paddedOutputCount)
+                        let padded = Scratch.buffer(worker: worker, slot: .paddedInput, count: plan.paddedInputCount)
+                        let result = Scratch.buffer(worker: worker, slot: .output, count: plan.paddedOutputCount)
                         for i in images {
                             let image = outputImage(out, i, worker: worker, count: outImage)
                             plan.pad(xp + i * inImage, padded)
@@ -52,7 +52,7 @@ extension Conv2d {
 
     /// `forward` on Winograd (`DirectConv3x3.runWinograd`): `winogradGroup` images at a time
     /// padded and transformed together on one worker, their outputs written unpadded (into `out`,
-    /// or scratch slot 4 when it is nil), then each image's epilogue.
+    /// or the `.images` scratch slot when it is nil), then each image's epilogue.
     func forwardWinograd(_ x: Tensor, _ plan: DirectConv3x3, into out: UnsafeMutablePointer<Float>?,
                          outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
         let packed = weight.value.withUnsafePointer { plan.packWinogradForward($0) }
@@ -63,9 +63,9 @@ extension Conv2d {
                 biasValues.withUnsafeBufferPointer { biasBuffer in
                     let bp = bias == nil ? nil : biasBuffer.baseAddress
                     _ = Compute.parallelChunks(x.dim(0)) { worker, images in
-                        let padded = Scratch.buffer(worker: worker, slot: 2, count: group * padCount)
-                        let scratch = Scratch.buffer(worker: worker, slot: 3, count: plan.winogradScratchCount)
-                        let local = out == nil ? Scratch.buffer(worker: worker, slot: 4, count: group * outImage) : nil
+                        let padded = Scratch.buffer(worker: worker, slot: .paddedInput, count: group * padCount)
+                        let scratch = Scratch.buffer(worker: worker, slot: .output, count: plan.winogradScratchCount)
+                        let local = out == nil ? Scratch.buffer(worker: worker, slot: .images, count: group * outImage) : nil
                         for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                             let count = min(group, images.upperBound - first)
                             for b in 0..<count { plan.pad(xp + (first + b) * inImage, padded + b * padCount) }
@@ -90,23 +90,23 @@ extension Conv2d {
     }
 
     /// dL/dx of `images` images from their dy padded `paddedStride` floats apart, into
-    /// `dx + b * dxStride`: on Winograd or, image by image, the tiles (scratch slot 3).
+    /// `dx + b * dxStride`: on Winograd or, image by image, the tiles (the `.output` scratch slot).
     private func runInputGradient(_ gradientPlan: DirectConv3x3, _ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
                                   weights: UnsafePointer<Float>, worker: Int, _ dx: UnsafeMutablePointer<Float>, dxStride: Int) {
         if gradientPlan.usesWinograd {
-            let scratch = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.winogradScratchCount)
+            let scratch = Scratch.buffer(worker: worker, slot: .output, count: gradientPlan.winogradScratchCount)
             gradientPlan.runWinograd(padded, paddedStride: paddedStride, images: images, weights: weights, scratch: scratch,
                                      dx, outputStride: dxStride, bias: nil)
             return
         }
-        let result = Scratch.buffer(worker: worker, slot: 3, count: gradientPlan.paddedOutputCount)
+        let result = Scratch.buffer(worker: worker, slot: .output, count: gradientPlan.paddedOutputCount)
         for b in 0..<images {
             gradientPlan.run(padded + b * paddedStride, weights, result)
             gradientPlan.unpad(result, bias: nil, dx + b * dxStride)
         }
     }
 
-    /// dL/dx into `dx` and, with `parameterGradients`, each worker's dL/dW into its scratch slot 1
+    /// dL/dx into `dx` and, with `parameterGradients`, each worker's dL/dW into its `.weightGradient` scratch slot
     /// (which `finishParameterGradients` sums); returns the number of workers used.
     ///
     /// dL/dx of a stride-1 window is the convolution of dy with the window flipped and the
@@ -130,12 +130,12 @@ extension Conv2d {
                 dy.withUnsafePointer { dyp in
                     packed.withUnsafeBufferPointer { wp in
                         Compute.parallelChunks(x.dim(0)) { worker, images in
-                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                             dW?.update(repeating: 0, count: wCount)
-                            let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
-                            let grads = Scratch.buffer(worker: worker, slot: 5, count: lead + group * gradientCount) + lead
+                            let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
+                            let grads = Scratch.buffer(worker: worker, slot: .outputGradients, count: lead + group * gradientCount) + lead
                             // Winograd's weight gradient sums in the transformed domain until the end.
-                            let sums = winograd ? Scratch.buffer(worker: worker, slot: 0, count: plan.winogradGradientSumCount) : nil
+                            let sums = winograd ? Scratch.buffer(worker: worker, slot: .columns, count: plan.winogradGradientSumCount) : nil
                             sums?.update(repeating: 0, count: plan.winogradGradientSumCount)
                             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                 let count = min(group, images.upperBound - first)
@@ -145,7 +145,7 @@ extension Conv2d {
                                 if let dW, let inputs {
                                     for b in 0..<count { plan.pad(xp + (first + b) * inChannels * plane, inputs + b * inputCount) }
                                     if let sums {
-                                        let scratch = Scratch.buffer(worker: worker, slot: 2, count: plan.winogradGradientScratchCount)
+                                        let scratch = Scratch.buffer(worker: worker, slot: .paddedInput, count: plan.winogradGradientScratchCount)
                                         plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputCount,
                                                                               paddedGradients: grads, gradientStride: gradientCount,
                                                                               images: count, scratch: scratch, sums: sums)
@@ -170,7 +170,7 @@ extension Conv2d {
     /// The backward of a stride-2 layer on the tiles: images go a group at a time, each one's dy
     /// bordered once (`padGradient`) for both the group's weight gradient (with the inputs split
     /// into phases as the forward pass splits them) and each image's input gradient, phase by
-    /// phase (`StridedConv3x3.inputGradient`). Each worker's dL/dW goes into its scratch slot 1;
+    /// phase (`StridedConv3x3.inputGradient`). Each worker's dL/dW goes into its `.weightGradient` scratch slot;
     /// returns the number of workers used.
     func backwardStrided(_ x: Tensor, _ dy: Tensor, _ plan: StridedConv3x3, _ dx: inout Tensor,
                          parameterGradients: Bool) -> Int {
@@ -183,11 +183,11 @@ extension Conv2d {
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     Compute.parallelChunks(x.dim(0)) { worker, images in
-                        let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                        let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                         dW?.update(repeating: 0, count: wCount)
-                        let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: 4, count: group * inputCount) : nil
-                        let grads = Scratch.buffer(worker: worker, slot: 5, count: group * gradientCount)
-                        let result = Scratch.buffer(worker: worker, slot: 3, count: plan.phaseResultCount)
+                        let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
+                        let grads = Scratch.buffer(worker: worker, slot: .outputGradients, count: group * gradientCount)
+                        let result = Scratch.buffer(worker: worker, slot: .output, count: plan.phaseResultCount)
                         for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                             let count = min(group, images.upperBound - first)
                             for b in 0..<count { plan.padGradient(dyp + (first + b) * outImage, grads + b * gradientCount) }
@@ -228,7 +228,7 @@ extension Conv2d {
                         packed.withUnsafeBufferPointer { wp in
                             _ = Compute.parallelChunks(x[0]) { worker, images in
                                 let padCount = gradientPlan.paddedImageStride
-                                let padded = Scratch.buffer(worker: worker, slot: 2, count: group * padCount)
+                                let padded = Scratch.buffer(worker: worker, slot: .paddedInput, count: group * padCount)
                                 for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                     let count = min(group, images.upperBound - first)
                                     for b in 0..<count {

@@ -86,11 +86,11 @@ public final class Conv2d: Layer {
         convolve(x, into: nil, epilogue: epilogue)
     }
 
-    /// Where image `i`'s output planes go: `out` when given, else worker scratch (slot 4).
+    /// Where image `i`'s output planes go: `out` when given, else worker scratch (`ScratchSlot.images`).
     @inline(__always)
     func outputImage(_ out: UnsafeMutablePointer<Float>?, _ i: Int, worker: Int, count: Int) -> UnsafeMutablePointer<Float> {
         if let out { return out + i * count }
-        return Scratch.buffer(worker: worker, slot: 4, count: count)
+        return Scratch.buffer(worker: worker, slot: .images, count: count)
     }
 
     /// `forward` into `out` (`[N, Cout, OH, OW]`), or into scratch when `out` is nil.
@@ -115,7 +115,7 @@ public final class Conv2d: Layer {
         x.withUnsafePointer { xp in
             weight.value.withUnsafePointer { wp in
                 _ = Compute.parallelChunks(n) { worker, images in
-                    let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: 0, count: k * ohw)
+                    let col = pointwise ? nil : Scratch.buffer(worker: worker, slot: .columns, count: k * ohw)
                     for i in images {
                         let image = outputImage(out, i, worker: worker, count: outChannels * ohw)
                         for gi in 0..<groups {
@@ -196,8 +196,8 @@ public final class Conv2d: Layer {
                     weight.value.withUnsafePointer { wp in
                         flipped.withUnsafeBufferPointer { fp in
                             chunksUsed = Compute.parallelChunks(n) { worker, images in
-                                let col = Scratch.buffer(worker: worker, slot: 0, count: colCount)
-                                let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: 1, count: wCount) : nil
+                                let col = Scratch.buffer(worker: worker, slot: .columns, count: colCount)
+                                let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                                 dW?.update(repeating: 0, count: wCount)
                                 for i in images {
                                     for gi in 0..<groups {
@@ -241,14 +241,14 @@ public final class Conv2d: Layer {
         return dx
     }
 
-    /// Adds the per-worker weight-gradient partial sums (scratch slot 1 of the first `chunks`
+    /// Adds the per-worker weight-gradient partial sums (the `.weightGradient` scratch slot of the first `chunks`
     /// workers) to `weight.grad` in a fixed order, so results do not depend on timing, and dy's
     /// sums to `bias.grad`.
     func finishParameterGradients(_ dy: Tensor, chunks: Int, parameterGradients: Bool) {
         guard parameterGradients else { return }
         let wCount = weight.value.count, n = dy.dim(0), ohw = dy.dim(2) * dy.dim(3)
         weight.grad.withUnsafeMutablePointer { gp in
-            for w in 0..<chunks { Vector.add(gp, Scratch.buffer(worker: w, slot: 1, count: wCount), gp, wCount) }
+            for w in 0..<chunks { Vector.add(gp, Scratch.buffer(worker: w, slot: .weightGradient, count: wCount), gp, wCount) }
         }
         if let bias {
             bias.grad.withUnsafeMutablePointer { bp in
