@@ -124,6 +124,7 @@ widen-bias  distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 
 narrow      distill t-short --student cnn-small --width 2 --epochs 10 --limit 20000 --seed 1 --replays 1
 ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
 free-at4-ep5 train  -       --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4
+free-at4-ep5-lr05 train -   --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4 --lr 0.05
 r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.05
 r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2
