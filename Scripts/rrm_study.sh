@@ -82,6 +82,7 @@ rrm-x05     distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 -
 pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
 natural     train   -       --arch resnet20 --dataset $d --epochs 10 --seed 1
 free-at     train   -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --seed 1 $ramp
+free-at-lr05 train  -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
 rrm-fast    distill teacher --student resnet20 --epochs 3 --seed 1 --replays 4 --xent-weight 0.5
 rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
 EOF
