@@ -22,27 +22,9 @@ extension ModelRegistry {
             body = conv(c.channels, c1, 3) + bn(c1) + conv(c1, c2, 3) + bn(c2) + linear(c2 * (c.height / 4) * (c.width / 4), hidden)
             width = hidden
         case "resnet20":
-            let widths = [16, 32, 64].map(c.scaled)
-            var cin = widths[0]
-            body = conv(c.channels, cin, 3) + bn(cin)
-            for (stage, w) in widths.enumerated() {
-                for j in 0..<3 {
-                    body += basicBlock(cin, w, stride: stage > 0 && j == 0 ? 2 : 1, optionA: true)
-                    cin = w
-                }
-            }
-            width = cin
+            (body, width) = basicResNet(c, widths: [16, 32, 64], blocksPerStage: 3, optionA: true)
         case "resnet18":
-            let widths = [64, 128, 256, 512].map(c.scaled)
-            var cin = widths[0]
-            body = conv(c.channels, cin, 3) + bn(cin)
-            for (i, w) in widths.enumerated() {
-                for j in 0..<2 {
-                    body += basicBlock(cin, w, stride: i > 0 && j == 0 ? 2 : 1, optionA: false)
-                    cin = w
-                }
-            }
-            width = cin
+            (body, width) = basicResNet(c, widths: [64, 128, 256, 512], blocksPerStage: 2, optionA: false)
         case "vgg11":
             var cin = c.channels
             for v in [64, 128, 256, 256, 512, 512, 512, 512] {
@@ -97,6 +79,21 @@ extension ModelRegistry {
 
     private static func linear(_ inputs: Int, _ outputs: Int, bias: Bool = true) -> Int {
         inputs * outputs + (bias ? outputs : 0)
+    }
+
+    /// A 3x3 stem and stages of basic blocks (the first block of every stage but the first
+    /// strided), as `resnet20` and `resnet18` build them: their parameters and output width.
+    private static func basicResNet(_ c: ModelConfig, widths base: [Int], blocksPerStage: Int, optionA: Bool) -> (Int, Int) {
+        let widths = base.map(c.scaled)
+        var cin = widths[0]
+        var n = conv(c.channels, cin, 3) + bn(cin)
+        for (stage, w) in widths.enumerated() {
+            for j in 0..<blocksPerStage {
+                n += basicBlock(cin, w, stride: stage > 0 && j == 0 ? 2 : 1, optionA: optionA)
+                cin = w
+            }
+        }
+        return (n, cin)
     }
 
     private static func basicBlock(_ cin: Int, _ cout: Int, stride: Int, optionA: Bool) -> Int {
