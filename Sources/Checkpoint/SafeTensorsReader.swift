@@ -57,10 +57,13 @@ extension SafeTensors {
     }
 
     /// Throws `notEnoughMemory` when `needed` more bytes cannot be allocated (a failed Swift
-    /// allocation would stop the process instead). Small amounts are not worth the check.
+    /// allocation would stop the process instead): `MemoryBudget.check`, in the checkpoint's terms.
     static func checkMemory(needed: Int, source: String) throws {
-        guard needed > 64 << 20, let available = MemoryBudget.available(), needed > available else { return }
-        throw CheckpointError.notEnoughMemory(source: source, needed: needed, available: available)
+        do {
+            try MemoryBudget.check(needed, for: "reading \(source)", whatToDo: "")
+        } catch let short as NotEnoughMemory {
+            throw CheckpointError.notEnoughMemory(source: source, needed: short.needed, available: short.available)
+        }
     }
 
     /// Parses uncompressed safetensors bytes (see `init(bytes:source:limits:)`).
