@@ -16,8 +16,9 @@
 # distilled from it, and that student's own PGD-AT and natural training; evaluated on the whole
 # test set with 3 target classes (AutoAttack's 9 would take hours per model on 2 cores).
 #
-# Resumable: a row whose evaluation exists is skipped, and an interrupted training continues from
-# its state file (rrmd saves one at every epoch end and on SIGTERM). Rows run one at a time; run
+# Resumable: a row whose evaluation exists is skipped, an interrupted training continues from
+# its state file (rrmd saves one at every epoch end and on SIGTERM), and an interrupted
+# evaluation from its journal (every attacked batch). Rows run one at a time; run
 # it under `nice` when other work shares the machine (wall times are then only indicative).
 # Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
 # THREADS, EVAL_ARGS, MNIST_DIR, RRMD.
@@ -154,9 +155,11 @@ if [ "${1:-}" = "--publish" ]; then
       elif [ -s "$OUT/$name.safetensors.zst.state" ]; then
         cp "$OUT/$name.safetensors.zst.state" "$KEEP/"
       fi
+      # An evaluation under way: the batches it attacked so far.
+      if [ ! -s "$OUT/$name.eval.json" ] && [ -s "$OUT/$name.eval.journal" ]; then cp "$OUT/$name.eval.journal" "$KEEP/"; fi
     else
       # Evaluated: the summaries say all there is; a student's weights are not kept.
-      rm -f "$KEEP/$name.safetensors.zst" "$KEEP/$name.safetensors.zst.state"
+      rm -f "$KEEP/$name.safetensors.zst" "$KEEP/$name.safetensors.zst.state" "$KEEP/$name.eval.journal"
     fi
   done < <(rows)
   echo "rrm_study: summaries, teachers and unfinished rows of $OUT copied into $KEEP" >&2
@@ -211,10 +214,13 @@ eval_row() {
   fi
   [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
   train_row "$name"
+  # The attacked batches of an evaluation cut short in an earlier session (rrmd reads back only
+  # those of exactly this evaluation: same checkpoint, settings and threads).
+  if [ ! -e "$OUT/$name.eval.journal" ] && [ -s "$KEEP/$name.eval.journal" ]; then cp "$KEEP/$name.eval.journal" "$OUT/"; fi
   echo "== $name: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
   # shellcheck disable=SC2086
   nice $R evaluate --model "$OUT/$name.safetensors.zst" --samples "$SAMPLES" $EVAL_ARGS $DATA_ARGS --threads "$THREADS" \
-    --report "$OUT/report-$name" --json > "$OUT/$name.eval.json.part" 2> "$OUT/$name.eval.log"
+    --journal "$OUT/$name.eval.journal" --report "$OUT/report-$name" --json > "$OUT/$name.eval.json.part" 2> "$OUT/$name.eval.log"
   mv "$OUT/$name.eval.json.part" "$OUT/$name.eval.json"
 }
 

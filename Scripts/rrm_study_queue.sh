@@ -23,13 +23,13 @@ cp .build/release/rrmd "$bin.tmp" && mv "$bin.tmp" "$bin"
 export RRMD=$bin
 
 paper_lane() {
-  STUDY=paper-fashion-mnist THREADS=2 bash Scripts/rrm_study.sh rrm rrm-x05 pgd-at natural free-at free-at-lr05 rrm-fast rrm-paper48
-  STUDY=paper-mnist THREADS=2 bash Scripts/rrm_study.sh teacher rrm-x05 pgd-at natural free-at-lr05 rrm rrm-fast rrm-paper48
+  STUDY=paper-fashion-mnist THREADS=2 bash Scripts/rrm_study.sh rrm rrm-x05 natural pgd-at rrm-fast free-at-lr05 free-at rrm-paper48
+  STUDY=paper-mnist THREADS=2 bash Scripts/rrm_study.sh teacher rrm-x05 natural pgd-at rrm-fast free-at-lr05 rrm rrm-paper48
 }
 factor_lane() {
-  THREADS=1 bash Scripts/rrm_study.sh narrow noise0.05 free8-ep3 r4-xent2
+  THREADS=1 bash Scripts/rrm_study.sh noise0.05 ep24 img60k ep48 ep96
   STUDY=mnist THREADS=1 bash Scripts/rrm_study.sh t-short ref r4 r4-x05 natural mlp-r4 mlp-r4-x05
-  THREADS=1 bash Scripts/rrm_study.sh ep24 img60k ep48 ep96
+  THREADS=1 bash Scripts/rrm_study.sh r4-xent2 free8-ep3
 }
 paper_lane > results/queue-paper.log 2>&1 &
 factor_lane > results/queue-factors.log 2>&1 &

@@ -43,9 +43,11 @@ public struct EvaluatedModel {
 public enum RobustnessEvaluator {
     /// Runs the protocol on `test` (its first `settings.samples` images) and returns the report.
     /// Settings must have passed `settings.problem(numClasses:)`. `shouldStop` is asked between
-    /// batches; when it answers true the evaluation throws `EvaluationStopped`.
+    /// batches; when it answers true the evaluation throws `EvaluationStopped`. With a `journal`
+    /// (opened with `journalIdentity`), attacked batches it holds are read back instead of
+    /// attacked again, and every newly attacked batch is added to it.
     public static func evaluate(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, rrmdVersion: String,
-                                shouldStop: () -> Bool = { false },
+                                journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
                                 progress: (RobustnessProgress) -> Void = { _ in }) throws -> RobustnessReport {
         precondition(settings.problem(numClasses: test.numClasses) == nil, "RobustnessEvaluator: \(settings.problem(numClasses: test.numClasses)!)")
         let net = model.network
@@ -77,8 +79,9 @@ public enum RobustnessEvaluator {
             var fooled = 0
             var worstExcess = 0.0
             let targets = settings.cascade ? (0..<n).filter { robust[$0] } : correctIndices
-            try run(name, on: targets, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
-                settings: settings, net: net, stream: UInt64(a + 1), phase: name, shouldStop: shouldStop, progress: progress) { index, success, excess in
+            let replayed = try run(name, on: targets, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
+                settings: settings, net: net, stream: UInt64(a + 1), phase: name, journal: journal, shouldStop: shouldStop,
+                progress: progress) { index, success, excess in
                 if success { fooled += 1; robust[index] = false }
                 worstExcess = max(worstExcess, excess)
             }
@@ -88,7 +91,7 @@ public enum RobustnessEvaluator {
             if settings.cascade { recordSettings["cascade"] = "true (attacked only the images the attacks before it left correct; accuracy is cumulative)" }
             attackRecords.append(RobustnessReport.Attack(
                 name: name, settings: recordSettings,
-                robustAccuracy: fraction(correct, n), correct: correct, seconds: Date().timeIntervalSince(t0)))
+                robustAccuracy: fraction(correct, n), correct: correct, seconds: Date().timeIntervalSince(t0) + replayed))
         }
         let robustCount = robust.lazy.filter { $0 }.count
 
@@ -102,7 +105,8 @@ public enum RobustnessEvaluator {
                 var correct = subset.count
                 if eps > 0 {
                     try run("apgd-ce", on: subset, data: data, epsilon: eps, iterations: settings.sweepIterations, settings: settings,
-                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps), shouldStop: shouldStop, progress: progress) { _, success, _ in
+                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps), journal: journal,
+                        shouldStop: shouldStop, progress: progress) { _, success, _ in
                         if success { correct -= 1 }
                     }
                 }
@@ -120,7 +124,8 @@ public enum RobustnessEvaluator {
             for iterations in settings.checkIterations {
                 var correct = subset.count
                 try run("apgd-ce", on: subset, data: data, epsilon: settings.epsilon, iterations: iterations, settings: settings,
-                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", shouldStop: shouldStop, progress: progress) { _, success, _ in
+                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", journal: journal, shouldStop: shouldStop,
+                    progress: progress) { _, success, _ in
                     if success { correct -= 1 }
                 }
                 points.append(.init(iterations: iterations, accuracy: fraction(correct, m)))
@@ -163,27 +168,48 @@ public enum RobustnessEvaluator {
     /// Attacks the images at `indices` in batches and calls `visit(index, fooled, excess)` for
     /// each, where `excess` is how far the adversarial image strays outside the threat model
     /// (0 when it is inside the ball and [0, 1]). Each batch draws from its own random stream, so
-    /// results do not depend on batch order.
+    /// results do not depend on batch order, and a batch `journal` holds is read back rather than
+    /// attacked. Returns the seconds the read-back batches had taken.
+    @discardableResult
     private static func run(_ name: String, on indices: [Int], data: Dataset, epsilon: Double, iterations: Int,
-                            settings: RobustnessSettings, net: Network, stream: UInt64, phase: String, shouldStop: () -> Bool,
-                            progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void) throws {
+                            settings: RobustnessSettings, net: Network, stream: UInt64, phase: String,
+                            journal: EvaluationJournal?, shouldStop: () -> Bool,
+                            progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void) throws -> Double {
         let base = RNG(seed: settings.seed).fork(stream)
-        var batchIndex: UInt64 = 0
+        var batchIndex = 0
+        var replayedSeconds = 0.0
         progress(RobustnessProgress(phase: phase, done: 0, total: indices.count))
         try forEachBatch(indices.count, settings.batchSize) { range in
-            if shouldStop() { throw EvaluationStopped() }
             let chosen = Array(indices[range])
+            defer { batchIndex += 1 }
+            if let done = journal?.batch(phase: phase, index: batchIndex, images: chosen) {
+                for (j, i) in chosen.enumerated() { visit(i, done.fooled[j], done.excess[j]) }
+                replayedSeconds += done.seconds
+                progress(RobustnessProgress(phase: phase, done: range.upperBound, total: indices.count))
+                return
+            }
+            if shouldStop() { throw EvaluationStopped() }
+            let t0 = Date()
             let x = data.images.gather(rows: chosen)  // [B, C, H, W]
             let labels = chosen.map { data.labels[$0] }
-            var rng = base.fork(batchIndex)
-            batchIndex += 1
+            var rng = base.fork(UInt64(batchIndex))
             let result = attack(name, net, x: x, labels: labels, epsilon: Float(epsilon), iterations: iterations,
                                 settings: settings, numClasses: data.numClasses, rng: &rng)
             let excess = budgetExcess(result.adversarial, x, norm: settings.norm, epsilon: epsilon)
             for (j, i) in chosen.enumerated() { visit(i, result.success[j], excess[j]) }
+            try journal?.record(phase: phase, index: batchIndex, images: chosen, .init(
+                fooled: result.success, excess: excess, seconds: Date().timeIntervalSince(t0)))
             Compute.releaseFreeMemory()
             progress(RobustnessProgress(phase: phase, done: range.upperBound, total: indices.count))
         }
+        return replayedSeconds
+    }
+
+    /// What identifies one evaluation for its `EvaluationJournal`: the model's bytes, the data,
+    /// the settings and the thread count (results are deterministic only for a fixed count).
+    public static func journalIdentity(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings) -> String {
+        let n = min(settings.samples ?? test.count, test.count)
+        return "model=\(model.sha256) data=\(test.name):\(n) threads=\(Compute.threads) settings=\(settings)"
     }
 
     /// One attack by name with the evaluation's budget.

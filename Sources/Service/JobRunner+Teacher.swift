@@ -9,9 +9,18 @@ import Spool
 
 extension JobRunner {
     /// Runs the robustness protocol on a teacher or student, feeding the watchdog as it
-    /// progresses, and writes its full report into `directory`.
-    func attack(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, reportTo directory: URL) throws -> RobustnessReport {
-        try StudentEvaluation.run(model, test: test, settings: settings, reportTo: directory, shouldStop: shouldStop) { _ in
+    /// progresses, and writes its full report into `directory`. Attacked batches are kept in
+    /// `journal` (in the job's work directory) as they finish, so an evaluation cut short by a
+    /// stop, a crash or SIGKILL resumes where it was.
+    func attack(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, reportTo directory: URL,
+                journal: URL) throws -> RobustnessReport {
+        let kept = try StudentEvaluation.openJournal(journal.path, for: model, test: test, settings: settings)
+        if kept.resumable > 0 {
+            log.log(event: "evaluating", message: "resuming the evaluation of \(model.path): \(kept.resumable) attacked batches kept from before",
+                    fields: ["batches": "\(kept.resumable)"])
+        }
+        return try StudentEvaluation.run(model, test: test, settings: settings, reportTo: directory, journal: kept,
+                                         shouldStop: shouldStop) { _ in
             _ = self.notifier.watchdog()
         }.report
     }
@@ -39,7 +48,8 @@ extension JobRunner {
                 fields: ["job": job.id.rawValue, "arch": teacher.metadata.architecture])
         let evaluated = EvaluatedModel(network: teacher.network, path: job.record.originalName, sha256: job.record.sha256,
                                        metadata: teacher.metadata)
-        let report = try attack(evaluated, test: test, settings: evalSettings, reportTo: job.output.appendingPathComponent("reports/teacher"))
+        let report = try attack(evaluated, test: test, settings: evalSettings, reportTo: job.output.appendingPathComponent("reports/teacher"),
+                                journal: job.directory.appendingPathComponent("evaluation-teacher.journal"))
         let result = JobReport.Robustness(cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
                                           evaluationSeconds: report.timing.totalSeconds, checksPassed: report.checks.allSatisfy(\.passed),
                                           report: "reports/teacher/report.md")

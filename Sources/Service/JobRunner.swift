@@ -293,7 +293,8 @@ public final class JobRunner {
         onStatus(status)
         let evaluated = EvaluatedModel(network: student, path: "students/\(arch).safetensors.zst",
                                        sha256: try SHA256.hex(contentsOfFile: checkpoint.path), metadata: metadata)
-        let report = try attack(evaluated, test: data.test, settings: evalSettings, reportTo: reportDir)
+        let report = try attack(evaluated, test: data.test, settings: evalSettings, reportTo: reportDir,
+                                journal: job.directory.appendingPathComponent("evaluation-\(arch).journal"))
         let passed = report.checks.allSatisfy(\.passed)
         let retained = JobReport.retained(student: report.worstCase.robustAccuracy, teacher: teacherRobustAccuracy)
         var fields = ["job": job.id.rawValue, "arch": arch, "clean_acc": String(format: "%.4f", report.clean.accuracy),

@@ -109,7 +109,8 @@ struct DistillCommand: ParsableCommand {
         var robust: Double?
         if !noEvaluate {
             robust = try runEvaluation(network: studentNet, path: out, metadata: metadata, test: data.test, settings: evalSettings,
-                                       reportDirectory: report ?? Self.defaultReportDirectory(for: out), reporter: reporter)
+                                       reportDirectory: report ?? Self.defaultReportDirectory(for: out), journal: evaluation.journal,
+                                       reporter: reporter)
                 .worstCase.robustAccuracy
         }
         if json {

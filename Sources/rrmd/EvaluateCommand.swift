@@ -40,7 +40,7 @@ struct EvaluateCommand: ParsableCommand {
         if let problem = settings.problem(numClasses: data.test.numClasses) { throw ValidationError(problem) }
 
         let result = try runEvaluation(network: loaded.network, path: model, metadata: meta, test: data.test,
-                                       settings: settings, reportDirectory: report, reporter: ProgressReporter())
+                                       settings: settings, reportDirectory: report, journal: evaluation.journal, reporter: ProgressReporter())
         if json { print(String(decoding: try ReportJSON.encode(result), as: UTF8.self)) }
     }
 }

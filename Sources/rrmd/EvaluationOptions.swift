@@ -15,6 +15,8 @@ struct EvaluationOptions: ParsableArguments {
     @Option(name: .customLong("check-samples"), help: "Images in the iterations check (0: no check).") var checkSamples = 500
     @Option(name: .customLong("attack-batch"), help: "Images attacked together.") var attackBatch = 200
     @Option(name: .customLong("attack-seed"), help: "Seed of the attacks' random starts.") var attackSeed: UInt64 = 0
+    @Option(help: "Keep attacked batches in this file as they finish, so that running the same command again after an interruption resumes where it stopped (removed once the report is written).")
+    var journal: String?
     @Flag(help: "Attack only what the previous attacks left correct (AutoAttack's way): an equally strong worst case, much faster, but per-attack accuracies become cumulative.") var cascade = false
 
     /// The settings these options describe, falling back to the model's own threat model.

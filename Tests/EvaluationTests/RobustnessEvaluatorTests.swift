@@ -10,7 +10,7 @@ import Training
 import XCTest
 
 /// A cnn-small trained naturally on the digits fixture (1,500 train / 297 test, 8x8), once.
-private enum DigitsModel {
+enum DigitsModel {
     static let shared: (network: Network, test: Dataset) = {
         let data = try! digits()
         let network = try! digitsModel("cnn-small", data.train, seed: 2)
