@@ -47,7 +47,7 @@ public enum Benchmarks {
             layers += [Conv2d(cin, v, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(v), ReLU()]
             cin = v
         }
-        let body = Sequential([("body", Sequential(indexed: layers)), ("flatten", Flatten())])
+        let body = Sequential([("body", Sequential(ConvBNReLU.fusing(indexed: layers))), ("flatten", Flatten())])
         return Network(architecture: "vgg-small", config: config, body: body,
                        classifier: Linear(256 * 4 * 4, 10, rng: &rng), classifierName: "fc")
     }

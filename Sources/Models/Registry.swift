@@ -118,10 +118,10 @@ public enum ModelRegistry {
         ("normalize", Normalize(mean: c.mean, std: c.std))
     }
 
-    /// `conv -> bn -> relu` children named `conv<i>`, `bn<i>`.
+    /// `conv -> bn -> relu` as one fused child whose parts are named `conv<i>`, `bn<i>`.
     static func convBNReLU(_ i: String, _ cin: Int, _ cout: Int, kernel: Int = 3, stride: Int = 1, padding: Int = 1,
                            groups: Int = 1, _ rng: inout RNG) -> [(String, Layer)] {
-        [("conv" + i, Conv2d(cin, cout, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: false, rng: &rng)),
-         ("bn" + i, BatchNorm2d(cout)), ("relu" + i, ReLU())]
+        let conv = Conv2d(cin, cout, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: false, rng: &rng)
+        return [("", ConvBNReLU(conv, BatchNorm2d(cout), relu: true, names: ("conv" + i, "bn" + i)))]
     }
 }

@@ -3,17 +3,23 @@ import TensorCore
 
 extension ModelRegistry {
     /// A ResNet basic block: two 3x3 conv-BN pairs and a shortcut, ReLU after the sum.
-    static func basicBlock(_ cin: Int, _ cout: Int, stride: Int, optionA: Bool, _ rng: inout RNG) -> Residual {
-        let main = Sequential(
-            convBNReLU("1", cin, cout, stride: stride, &rng)
-                + [("conv2", Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn2", BatchNorm2d(cout))])
+    static func basicBlock(_ cin: Int, _ cout: Int, stride: Int, optionA: Bool, _ rng: inout RNG) -> ResidualBlock {
+        let main = Sequential(convBNReLU("1", cin, cout, stride: stride, &rng))
+        let conv2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng)
         var shortcut: Layer? = nil
         if stride != 1 || cin != cout {
             shortcut = optionA
                 ? ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: stride)
-                : Sequential(indexed: [Conv2d(cin, cout, kernel: 1, stride: stride, bias: false, rng: &rng), BatchNorm2d(cout)])
+                : projectionShortcut(cin, cout, stride: stride, &rng)
         }
-        return Residual(main: main, shortcut: shortcut, reluAfterSum: true)
+        return ResidualBlock(main: main, conv: conv2, bn: BatchNorm2d(cout), tailNames: ("conv2", "bn2"),
+                             shortcut: shortcut, reluAfterSum: true)
+    }
+
+    /// A 1x1-convolution + BatchNorm shortcut, named as `nn.Sequential` names them (`0`, `1`).
+    static func projectionShortcut(_ cin: Int, _ cout: Int, stride: Int, _ rng: inout RNG) -> Layer {
+        ConvBNReLU(Conv2d(cin, cout, kernel: 1, stride: stride, bias: false, rng: &rng), BatchNorm2d(cout),
+                   relu: false, names: ("0", "1"))
     }
 
     /// `resnet20`: the CIFAR ResNet of He et al. (3 stages x 3 basic blocks, widths 16/32/64,
@@ -65,16 +71,15 @@ extension ModelRegistry {
             for j in 0..<row.blocks {
                 let stride = j == 0 ? row.stride : 1
                 let planes = row.expansion * cin
-                let main = Sequential(
-                    convBNReLU("1", cin, planes, kernel: 1, padding: 0, &rng)
-                        + convBNReLU("2", planes, planes, stride: stride, groups: planes, &rng)
-                        + [("conv3", Conv2d(planes, cout, kernel: 1, bias: false, rng: &rng)), ("bn3", BatchNorm2d(cout))])
+                let expand = convBNReLU("1", cin, planes, kernel: 1, padding: 0, &rng)
+                    + convBNReLU("2", planes, planes, stride: stride, groups: planes, &rng)
+                let conv3 = Conv2d(planes, cout, kernel: 1, bias: false, rng: &rng), bn3 = BatchNorm2d(cout)
                 if stride == 1 {
-                    let shortcut: Layer? = cin == cout ? nil
-                        : Sequential(indexed: [Conv2d(cin, cout, kernel: 1, bias: false, rng: &rng), BatchNorm2d(cout)])
-                    blocks.append(Residual(main: main, shortcut: shortcut, reluAfterSum: false))
+                    let shortcut: Layer? = cin == cout ? nil : projectionShortcut(cin, cout, stride: 1, &rng)
+                    blocks.append(ResidualBlock(main: Sequential(expand), conv: conv3, bn: bn3, tailNames: ("conv3", "bn3"),
+                                                shortcut: shortcut, reluAfterSum: false))
                 } else {
-                    blocks.append(main)
+                    blocks.append(Sequential(expand + [("", ConvBNReLU(conv3, bn3, relu: false, names: ("conv3", "bn3")))]))
                 }
                 cin = cout
             }

@@ -48,7 +48,8 @@ extension ModelRegistry {
                 layers.append(Identity())
             }
         }
-        let body = Sequential([normalize(c), ("features", Sequential(indexed: layers)), ("pool", GlobalAvgPool())])
+        let features = Sequential(ConvBNReLU.fusing(indexed: layers))
+        let body = Sequential([normalize(c), ("features", features), ("pool", GlobalAvgPool())])
         return BuiltBody(body: body, width: cin, classifierName: "classifier")
     }
 }

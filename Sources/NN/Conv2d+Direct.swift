@@ -209,7 +209,7 @@ extension Conv2d {
     }
 
     /// dL/dx with no parameter gradients, where this layer is followed by an inference-mode
-    /// BatchNorm with gradient factors `factors` (`BatchNorm2d.inferenceGradientFactor`) and
+    /// BatchNorm with gradient factors `factors` (gamma / sqrt(running var + eps), its `scale`) and
     /// then a ReLU with output `mask`: the BatchNorm's and ReLU's backward are applied as dy is
     /// padded for the kernel, so neither writes a tensor. Bit-identical to running the three
     /// backwards in turn. Nil, having done nothing, when this layer is not on `directPlan`.

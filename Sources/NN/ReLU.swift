@@ -22,15 +22,13 @@ public final class ReLU: Layer {
         return y
     }
 
-    /// Records `y` as this layer's output when a neighbour computed the ReLU in its own pass
-    /// (a residual sum, an inference BatchNorm), so `backward` works as after `forward`.
-    func adopt(output y: Tensor) { output = y }
-
-    /// The output of the last forward, which the BatchNorm before it masks its gradient by.
-    var lastOutput: Tensor? { output }
-
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU: backward called before forward") }
+        return Self.backward(dy, output: y)
+    }
+
+    /// `dy` where the ReLU's output `y` is positive, 0 elsewhere, in one pass split over cores.
+    static func backward(_ dy: Tensor, output y: Tensor) -> Tensor {
         dy.expectShape(y.shape, "ReLU.backward")
         var dx = Tensor(uninitializedShape: y.shape)
         let n = y.count

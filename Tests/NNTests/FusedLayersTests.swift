@@ -2,11 +2,11 @@ import NN
 import TensorCore
 import XCTest
 
-/// `Sequential` runs conv → BatchNorm (→ ReLU) fused, in both modes, and BatchNorm → ReLU
-/// fused in backward. It must give the same bits as running the layers one by one (outputs,
-/// gradients, running statistics), and leave every layer ready for `backward` exactly as its
-/// own forward would. (Each layer's own gradients are checked against finite
-/// differences in LayerGradientTests, and a residual block through the fused path there too.)
+/// `ConvBNReLU` runs conv → BatchNorm (→ ReLU) fused, in both modes, with the ReLU's backward
+/// inside BatchNorm's. It must give the same bits as running the layers one by one (outputs,
+/// gradients, running statistics) and name its state as they are named. (Each layer's own
+/// gradients, the fused ones included, are checked against finite differences in
+/// LayerGradientTests.)
 final class FusedLayersTests: XCTestCase {
     /// conv-bn-relu, conv(bias)-bn, and a conv-bn at the end; BatchNorm states far from identity.
     func makeStack(_ rng: inout RNG) -> [(String, Layer)] {
@@ -33,7 +33,8 @@ final class FusedLayersTests: XCTestCase {
             let plain = makeStack(&rng)
             rng = RNG(seed: 31)
             let stack = makeStack(&rng)
-            let fused = Sequential(stack)
+            let fused = Sequential(ConvBNReLU.fusing(stack))
+            XCTAssertEqual(fused.children.map { $0.layer is ConvBNReLU }, [true, true, false, true])
             let x = Tensor.normal(shape: [4, 3, 7, 6], std: 1, rng: &rng)
             let r = Tensor.normal(shape: fused.outputShape(for: x.shape), std: 1, rng: &rng)
 
@@ -44,16 +45,16 @@ final class FusedLayersTests: XCTestCase {
             for (_, layer) in plain.reversed() { g = layer.backward(g, parameterGradients: true) }
             let plainSequential = Sequential(plain)
 
-            // The same through Sequential's fused paths.
+            // The same through the fused layers.
             let y = fused.forward(x, mode: mode)
             XCTAssertEqual(y.array, h.array, "\(mode): fused forward changes bits")
             let dx = fused.backward(r, parameterGradients: true)
             XCTAssertEqual(dx.array, g.array, "\(mode): input gradient")
-            var expected: [String: [Float]] = [:]
-            plainSequential.visitState(prefix: "") { name, entry in expected[name] = Self.values(entry) }
-            fused.visitState(prefix: "") { name, entry in
-                XCTAssertEqual(Self.values(entry), expected[name], "\(mode): \(name)")
-            }
+            var expected: [(String, [Float])] = [], got: [(String, [Float])] = []
+            plainSequential.visitState(prefix: "") { name, entry in expected.append((name, Self.values(entry))) }
+            fused.visitState(prefix: "") { name, entry in got.append((name, Self.values(entry))) }
+            XCTAssertEqual(got.map(\.0), expected.map(\.0), "state names, in order")
+            for ((name, a), (_, b)) in zip(got, expected) { XCTAssertEqual(a, b, "\(mode): \(name)") }
             for ((name, p), (_, q)) in zip(fused.namedParameters(), plainSequential.namedParameters()) {
                 XCTAssertEqual(p.grad.array, q.grad.array, "\(mode): \(name).grad")
             }
@@ -76,75 +77,93 @@ final class FusedLayersTests: XCTestCase {
     }
 }
 
-/// A residual block puts its sum and ReLU into the last conv -> BatchNorm's last pass (the
+/// `ResidualBlock` puts its sum and ReLU into the last conv -> BatchNorm's last pass (the
 /// convolution's epilogue in inference, BatchNorm's normalisation in training); outputs,
-/// gradients and running statistics must be the bits of running every layer on its own.
+/// gradients and running statistics must be the bits of running every layer on its own, for
+/// every shortcut the registry builds and with or without the ReLU after the sum.
 final class FusedResidualTests: XCTestCase {
-    func makeBlock(_ rng: inout RNG, downsample: Bool) -> (Residual, [Layer], Layer?) {
-        let (cin, cout, s) = downsample ? (4, 8, 2) : (6, 6, 1)
+    enum Shortcut: CaseIterable { case identity, channelPad, projection }
+
+    /// The block's layers one by one (`layers`: conv1, bn1, relu, conv2, bn2; `shortcut`: none,
+    /// a channel pad, or conv + BN), and the same layers as a `ResidualBlock`.
+    func makeBlock(_ rng: inout RNG, _ kind: Shortcut, reluAfterSum: Bool) -> (ResidualBlock, layers: [Layer], shortcut: [Layer]) {
+        let (cin, cout, s) = kind == .identity ? (6, 6, 1) : (4, 8, 2)
         let layers: [Layer] = [
             Conv2d(cin, cout, kernel: 3, stride: s, padding: 1, bias: false, rng: &rng), BatchNorm2d(cout), ReLU(),
             Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(cout),
         ]
-        for case let bn as BatchNorm2d in layers {
+        var shortcut: [Layer] = []
+        switch kind {
+        case .identity: break
+        case .channelPad: shortcut = [ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: 2)]
+        case .projection: shortcut = [Conv2d(cin, cout, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(cout)]
+        }
+        for case let bn as BatchNorm2d in layers + shortcut {
             bn.weight.value = Tensor.uniform(shape: [cout], bound: 1.5, rng: &rng)
             bn.bias.value = Tensor.normal(shape: [cout], std: 0.5, rng: &rng)
             bn.runningMean.value = Tensor.normal(shape: [cout], std: 0.3, rng: &rng)
             bn.runningVar.value = Tensor(shape: [cout], data: (0..<cout).map { 0.5 + Float($0) * 0.2 })
         }
-        let shortcut: Layer? = downsample ? ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: 2) : nil
-        let main = Sequential(zip(["conv1", "bn1", "relu", "conv2", "bn2"], layers).map { ($0, $1) })
-        return (Residual(main: main, shortcut: shortcut, reluAfterSum: true), layers, shortcut)
+        let fusedShortcut: Layer? = switch kind {
+        case .identity: nil
+        case .channelPad: shortcut[0]
+        case .projection: ConvBNReLU(shortcut[0] as! Conv2d, shortcut[1] as! BatchNorm2d, relu: false, names: ("0", "1"))
+        }
+        let head = ConvBNReLU(layers[0] as! Conv2d, layers[1] as! BatchNorm2d, relu: true, names: ("conv1", "bn1"))
+        let block = ResidualBlock(main: Sequential([("", head)]), conv: layers[3] as! Conv2d, bn: layers[4] as! BatchNorm2d,
+                                  tailNames: ("conv2", "bn2"), shortcut: fusedShortcut, reluAfterSum: reluAfterSum)
+        return (block, layers, shortcut)
     }
 
     func testBlockMatchesLayerByLayerInBothModes() {
-        for mode in [Mode.inference, .training] {
-          for downsample in [false, true] {
+        let cases = [Mode.inference, .training].flatMap { mode in
+            Shortcut.allCases.flatMap { kind in [true, false].map { (mode, kind, $0) } }
+        }
+        for (mode, kind, reluAfterSum) in cases {
             var rng = RNG(seed: 41)
-            let (block, layers, shortcut) = makeBlock(&rng, downsample: downsample)
-            let x = Tensor.normal(shape: [3, downsample ? 4 : 6, 8, 6], std: 1, rng: &rng)
+            let (block, layers, shortcut) = makeBlock(&rng, kind, reluAfterSum: reluAfterSum)
+            let x = Tensor.normal(shape: [3, kind == .identity ? 6 : 4, 8, 6], std: 1, rng: &rng)
             let r = Tensor.normal(shape: block.outputShape(for: x.shape), std: 1, rng: &rng)
 
             // Layer by layer, every layer on its own.
             var h = x
             for layer in layers { h = layer.forward(h, mode: mode) }
-            let skip = shortcut?.forward(x, mode: mode) ?? x
-            let sum = zip(h.array, skip.array).map { Swift.max($0 + $1, 0) }
-            let dSum = Tensor(shape: r.shape, data: zip(sum, r.array).map { $0 > 0 ? $1 : 0 })
+            let skip = shortcut.reduce(x) { $1.forward($0, mode: mode) }
+            let sum = zip(h.array, skip.array).map { reluAfterSum ? Swift.max($0 + $1, 0) : $0 + $1 }
+            let dSum = reluAfterSum ? Tensor(shape: r.shape, data: zip(sum, r.array).map { $0 > 0 ? $1 : 0 }) : r
             var g = dSum
             for layer in layers.reversed() { g = layer.backward(g, parameterGradients: true) }
-            let dSkip = shortcut?.backward(dSum, parameterGradients: true) ?? dSum
+            let dSkip = shortcut.reversed().reduce(dSum) { $1.backward($0, parameterGradients: true) }
             let dx = zip(g.array, dSkip.array).map { $0 + $1 }
-            let plainGrads = layers.flatMap { layer -> [[Float]] in
-                var grads: [[Float]] = []
-                layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
-                return grads
-            }
+            let plainGrads = Self.gradients(layers + shortcut)
 
             // Fused, on a fresh copy of the block.
             rng = RNG(seed: 41)
-            let (fused, fusedLayers, _) = makeBlock(&rng, downsample: downsample)
-            let what = "\(mode), downsample \(downsample)"
+            let (fused, fusedLayers, fusedShortcut) = makeBlock(&rng, kind, reluAfterSum: reluAfterSum)
+            let what = "\(mode), \(kind), ReLU after the sum \(reluAfterSum)"
             XCTAssertEqual(fused.forward(x, mode: mode).array, sum, "\(what): output")
             XCTAssertEqual(fused.backward(r, parameterGradients: true).array, dx, "\(what): input gradient")
-            let fusedGrads = fusedLayers.flatMap { layer -> [[Float]] in
-                var grads: [[Float]] = []
-                layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
-                return grads
-            }
-            XCTAssertEqual(fusedGrads, plainGrads, "\(what): parameter gradients")
+            XCTAssertEqual(Self.gradients(fusedLayers + fusedShortcut), plainGrads, "\(what): parameter gradients")
             if mode == .inference {
                 // An attack's backward: BatchNorm and ReLU folded into each convolution's input gradient.
                 _ = fused.forward(x, mode: mode)
                 XCTAssertEqual(fused.backward(r, parameterGradients: false).array, dx, "\(what): input gradient only")
             }
-            for (a, b) in zip(fusedLayers, layers) {
+            for (a, b) in zip(fusedLayers + fusedShortcut, layers + shortcut) {
                 if let a = a as? BatchNorm2d, let b = b as? BatchNorm2d {
                     XCTAssertEqual(a.runningMean.value.array, b.runningMean.value.array, "\(what): running mean")
                     XCTAssertEqual(a.runningVar.value.array, b.runningVar.value.array, "\(what): running variance")
                 }
             }
-          }
+        }
+    }
+
+    /// Every parameter gradient of `layers`, in order.
+    static func gradients(_ layers: [Layer]) -> [[Float]] {
+        layers.flatMap { layer -> [[Float]] in
+            var grads: [[Float]] = []
+            layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
+            return grads
         }
     }
 }

@@ -76,29 +76,52 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The fused convolution → BatchNorm (→ ReLU) layer, with and without its ReLU, both modes.
+    func testConvBNReLU() {
+        // Few outputs, so that a finite-difference step rarely crosses a ReLU kink.
+        var rng = RNG(seed: 13)
+        let x = Tensor.normal(shape: [2, 2, 3, 4], std: 1, rng: &rng)
+        for relu in [true, false] {
+            let layer = ConvBNReLU(Conv2d(2, 3, kernel: 3, padding: 1, bias: relu, rng: &rng), BatchNorm2d(3), relu: relu,
+                                   names: ("conv", "bn"))
+            for m in modes { GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(layer, input: x, mode: m) }
+        }
+    }
+
     func testResidualBlocks() {
         var rng = RNG(seed: 14)
         // ResNet block with a projection shortcut (1x1 conv + BN), stride 2.
-        let main = Sequential([
-            ("conv1", Conv2d(3, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)), ("bn1", BatchNorm2d(4)), ("relu", ReLU()),
-            ("conv2", Conv2d(4, 4, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn2", BatchNorm2d(4)),
-        ])
-        let shortcut = Sequential(indexed: [Conv2d(3, 4, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(4)])
-        let block = Residual(main: main, shortcut: shortcut, reluAfterSum: true)
+        let conv1 = Conv2d(3, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng)
+        let conv2 = Conv2d(4, 4, kernel: 3, padding: 1, bias: false, rng: &rng)
+        let main = Sequential([("", ConvBNReLU(conv1, BatchNorm2d(4), relu: true, names: ("conv1", "bn1")))])
+        let shortcut = ConvBNReLU(Conv2d(3, 4, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(4), relu: false,
+                                  names: ("0", "1"))
+        let block = ResidualBlock(main: main, conv: conv2, bn: BatchNorm2d(4), tailNames: ("conv2", "bn2"),
+                                  shortcut: shortcut, reluAfterSum: true)
         let x = Tensor.normal(shape: [3, 3, 6, 6], std: 1, rng: &rng)
         GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: .training)
         GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: .inference)
         // Names follow the PyTorch module.
         var names: [String] = []
         block.visitState(prefix: "layer1.0.") { n, _ in names.append(n) }
-        XCTAssertTrue(names.contains("layer1.0.conv1.weight"))
-        XCTAssertTrue(names.contains("layer1.0.shortcut.0.weight"))
+        XCTAssertEqual(names.filter { $0.hasSuffix(".weight") },
+                       ["layer1.0.conv1.weight", "layer1.0.bn1.weight", "layer1.0.conv2.weight", "layer1.0.bn2.weight",
+                        "layer1.0.shortcut.0.weight", "layer1.0.shortcut.1.weight"])
         XCTAssertTrue(names.contains("layer1.0.shortcut.1.num_batches_tracked"))
-        // Option-A block with identity-free shortcut and no activation after the sum.
-        let mainA = Sequential([("conv1", Conv2d(2, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng))])
-        let blockA = Residual(main: mainA, shortcut: ChannelPadShortcut(inChannels: 2, outChannels: 4, stride: 2), reluAfterSum: false)
+        // An identity shortcut with a ReLU after the sum: the ReLU's mask goes into the last BatchNorm.
+        let identity = ResidualBlock(
+            main: Sequential([("", ConvBNReLU(Conv2d(3, 3, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(3),
+                                              relu: true, names: ("conv1", "bn1")))]),
+            conv: Conv2d(3, 3, kernel: 3, padding: 1, bias: false, rng: &rng), bn: BatchNorm2d(3), tailNames: ("conv2", "bn2"),
+            shortcut: nil, reluAfterSum: true)
+        let xi = Tensor.normal(shape: [2, 3, 2, 2], std: 1, rng: &rng)
+        for m in modes { GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(identity, input: xi, mode: m) }
+        // Option-A block: channel-padding shortcut, an empty branch before the tail, no activation after the sum.
+        let blockA = ResidualBlock(main: Sequential([]), conv: Conv2d(2, 4, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng),
+                                   bn: BatchNorm2d(4), tailNames: ("conv1", "bn1"),
+                                   shortcut: ChannelPadShortcut(inChannels: 2, outChannels: 4, stride: 2), reluAfterSum: false)
         let xa = Tensor.normal(shape: [2, 2, 5, 5], std: 1, rng: &rng)
-        for m in modes { GradientCheck().check(blockA, input: xa, mode: m) }
+        for m in modes { GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(blockA, input: xa, mode: m) }
     }
 }
 
