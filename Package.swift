@@ -21,6 +21,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C shims (Debian: libopenblas-dev, zlib1g-dev, libzstd-dev, libinotifytools0-dev, libsystemd-dev).
@@ -63,7 +65,8 @@ let package = Package(
         .target(
             name: "Service",
             dependencies: ["Spool", "Pipeline", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
-                           .product(name: "TOMLKit", package: "TOMLKit")]),
+                           .product(name: "TOMLKit", package: "TOMLKit"),
+                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
 
         // The one executable.
         .executableTarget(
@@ -71,6 +74,8 @@ let package = Package(
             dependencies: [
                 "Service", "Pipeline", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: optimised),
 

@@ -1,20 +1,28 @@
 import Foundation
 import Kernels
 import ModelIO
-import Pipeline
+import ServiceLifecycle
 import Spool
 
 /// The service: owns the spool, watches `incoming/`, runs jobs one at a time in arrival order,
-/// and keeps systemd and the journal informed. Single-threaded apart from the watcher thread,
-/// whose only job is to wake this loop.
-public final class Daemon {
+/// and keeps systemd and the journal informed.
+///
+/// A `Service` in swift-service-lifecycle's sense: `run()` is async, and a `ServiceGroup`'s
+/// graceful shutdown (SIGTERM) is a stop request. Everything it meets in the world is injected
+/// (`DaemonEnvironment`: clock, notifier, signal source, watcher, job executor), so tests drive
+/// it in process with fakes. One loop owns all of the daemon's state; the watcher, signals, the
+/// job's thread and timers only post events into its inbox. The job runs on a thread of its
+/// own, so the loop answers stop and reload requests and keeps the status fresh meanwhile.
+public final class Daemon: Service, @unchecked Sendable {
     private var config: ServiceConfig
     private let configPath: String?
     private let spool: Spool
     private let log: EventLog
-    private let notifier = SystemdNotifier()
+    private let environment: DaemonEnvironment
+    private var clock: any DaemonClock { environment.clock }
+    private var notifier: any ServiceNotifier { environment.notifier }
     private let once: Bool
-    private let wake = DispatchSemaphore(value: 0)
+    private let inbox = DaemonInbox()
     private var status: SpoolStatus
     private var lastStatusWrite = Date.distantPast
     /// What was last written to status.json (without `updated`), so an unchanged status is not
@@ -52,27 +60,46 @@ public final class Daemon {
     /// the spool's run marker) after which it is failed as the likely cause of the restarts.
     static let maxAttempts = 10
 
-    /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given).
-    public init(config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog()) {
+    /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given) in `environment`.
+    public init(config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog(),
+                environment: DaemonEnvironment) {
         self.config = config; self.configPath = configPath; self.once = once; self.log = log
+        self.environment = environment
         spool = Spool(root: URL(fileURLWithPath: config.spool, isDirectory: true))
         status = SpoolStatus(state: .idle, pid: getpid())
     }
 
-    /// Runs until SIGTERM/SIGINT (or, with `once`, until the queue is empty). Throws only for
+    /// Asks the daemon to save its state and stop, as SIGTERM does (any thread).
+    public func requestStop() { inbox.post(.stop) }
+
+    /// Returns once the daemon waits for something to happen with nothing left to do and no job
+    /// running (with `whileAJobRuns`, only waits, a job may be running), or has ended: tests
+    /// await this instead of sleeping.
+    public func idle(whileAJobRuns: Bool = false) async { await inbox.idle(whileAJobRuns: whileAJobRuns) }
+
+    /// Runs until a stop request (or, with `once`, until the queue is empty). Throws only for
     /// start-up problems (spool unusable, another daemon on it).
-    public func run() throws {
-        ProcessSignals.installStopHandlers()
-        ProcessSignals.installReloadHandler()
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await serve()
+        } onGracefulShutdown: { [inbox] in
+            inbox.post(.stop)
+        }
+    }
+
+    private func serve() async throws {
+        defer { inbox.close() }
+        environment.signals.start { [inbox] signal in inbox.post(signal == .stop ? .stop : .reload) }
+        defer { environment.signals.stop() }
         Compute.configure(threads: config.threads)
         try spool.layout.create()
         let lock = try spool.lock()
         defer { lock.release() }
         let recovery: SpoolRecovery
         do {
-            recovery = try spool.recover(shouldStop: { ProcessSignals.stopRequested })
+            recovery = try spool.recover(shouldStop: { [inbox] in inbox.stopRequested })
         } catch SpoolError.stopped {
-            // SIGTERM during start-up: no READY=1, a STOPPING=1, a clean exit; the job recovery
+            // A stop during start-up: no READY=1, a STOPPING=1, a clean exit; the job recovery
             // was finishing stays in work/ exactly as a crash would have left it.
             announceStopping()
             log.log(event: "stopping", message: "stop requested during recovery; the next start finishes it")
@@ -104,15 +131,13 @@ public final class Daemon {
         if !pending.isEmpty { log.log(event: "recovery", message: "resuming \(pending.count) job(s): \(pending.map(\.job.id.rawValue).joined(separator: ", "))") }
         status.queue = queuedIDs()
 
-        let watcher = SpoolWatcher(directory: spool.layout.incoming.path, rescanInterval: TimeInterval(config.service.rescanSeconds),
-                                   onFile: { [wake] _ in wake.signal() }, onRescan: { [wake] _ in wake.signal() },
-                                   onProblem: { [log] text in log.log(event: "watcher", priority: .warning, message: text) })
-        try watcher.start()
+        let watcher = environment.watcher(spool.layout.incoming.path, TimeInterval(config.service.rescanSeconds), log)
+        try watcher.start { [inbox] in inbox.post(.incoming) }
         defer { watcher.stop() }
         // A stop requested during start-up (recovery can take a while) ends the run without
         // ever claiming readiness; the loop below is skipped and STOPPING=1 follows.
-        if !ProcessSignals.stopRequested {
-            _ = notifier.ready(status: "ready; spool \(config.spool)")
+        if !inbox.stopRequested {
+            notifier.ready(status: "ready; spool \(config.spool)")
             log.log(event: "ready", message: "rrmd \(RRMDVersion.string) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
                     fields: ["spool": config.spool])
         }
@@ -122,14 +147,13 @@ public final class Daemon {
         // after each job, when a failed claim is due again, and every rescan_seconds in case the
         // watcher is not watching; never more often than once a second.
         var scanDue = true
-        while !ProcessSignals.stopRequested {
-            if ProcessSignals.takeReloadRequest() { reload() }
-            if scanDue || scanOverdue(), Date().timeIntervalSince(lastScan) >= Self.minimumScanInterval {
+        while !inbox.stopRequested {
+            if scanDue || scanOverdue(), clock.now.timeIntervalSince(lastScan) >= Self.minimumScanInterval {
                 scanDue = false
                 claimIncoming()
             }
-            if let index = pending.firstIndex(where: { $0.notBefore <= Date() }) {
-                runJob(at: index)
+            if let index = pending.firstIndex(where: { $0.notBefore <= clock.now }) {
+                await runJob(at: index)
                 scanDue = true  // teachers may have arrived meanwhile
                 continue
             }
@@ -137,16 +161,16 @@ public final class Daemon {
             status.state = .idle; status.current = nil
             publishStatus()
             pingWatchdog()
-            if wake.wait(timeout: .now() + 1) == .success {
-                // One scan answers every wake-up that has piled up (e.g. during a long job).
-                while wake.wait(timeout: .now()) == .success {}
-                scanDue = true
+            switch await inbox.next(until: nextDeadline(scanDue: scanDue), clock: clock) {
+            case .incoming: scanDue = true  // one scan answers every wake-up that has piled up
+            case .reload: reload()
+            case .stop, .timer, .jobStatus, .jobFinished: break
             }
         }
         announceStopping()
         let waiting = pending.count
         let reason: String
-        if ProcessSignals.stopRequested {
+        if inbox.stopRequested {
             reason = "stop requested; state saved"
         } else if waiting > 0 {
             reason = "--once: \(waiting) job(s) left in work/ waiting for a retry (\(pending.map(\.job.id.rawValue).joined(separator: ", "))); the next start resumes them"
@@ -156,10 +180,23 @@ public final class Daemon {
         log.log(event: "stopping", message: reason)
     }
 
+    /// The earliest moment the idle loop has something to do without an event: a job's retry, a
+    /// failed claim's retry, the periodic rescan, a due scan held back by the minimum interval,
+    /// a status refresh, a watchdog ping.
+    private func nextDeadline(scanDue: Bool) -> Date {
+        var deadline = lastScan.addingTimeInterval(Double(config.service.rescanSeconds))
+        if scanDue { deadline = min(deadline, lastScan.addingTimeInterval(Self.minimumScanInterval)) }
+        for retry in claimRetry.values { deadline = min(deadline, retry.notBefore) }
+        for job in pending { deadline = min(deadline, job.notBefore) }
+        deadline = min(deadline, lastStatusWrite.addingTimeInterval(status == lastWrittenStatus ? 60 : 2))
+        if let interval = notifier.watchdogPingInterval { deadline = min(deadline, lastPing.addingTimeInterval(interval)) }
+        return deadline
+    }
+
     /// Whether a scan is due without a wake-up: the periodic safety net, or a failed claim whose
     /// pause is over.
     private func scanOverdue() -> Bool {
-        let now = Date()
+        let now = clock.now
         if now.timeIntervalSince(lastScan) >= Double(config.service.rescanSeconds) { return true }
         return claimRetry.values.contains { $0.notBefore <= now }
     }
@@ -169,7 +206,7 @@ public final class Daemon {
     /// a mail queue's scheduler, it leaves the rest in incoming/: work/ holds only the job being
     /// run and jobs waiting for a retry, so a restart can count against nothing else.
     private func claimIncoming() {
-        lastScan = Date()
+        lastScan = clock.now
         let scan: IncomingScan
         do {
             scan = try spool.scanIncoming()
@@ -182,12 +219,12 @@ public final class Daemon {
         // Forget pauses of entries that are gone (claimed by hand, removed).
         let present = Set(scan.entries.map(\.name))
         claimRetry = claimRetry.filter { present.contains($0.key) }
-        var workerFree = !pending.contains { $0.notBefore <= Date() }
+        var workerFree = !pending.contains { $0.notBefore <= clock.now }
         var waiting: [String] = []
         for entry in scan.entries {
             var backoff = Double(config.service.retryInitialSeconds)
             if let retry = claimRetry[entry.name], retry.size == entry.size, retry.arrived == entry.arrived {
-                if retry.notBefore > Date() { continue }
+                if retry.notBefore > clock.now { continue }
                 backoff = retry.backoff
             }
             do {
@@ -214,7 +251,7 @@ public final class Daemon {
                 logRefused(refused)
             } catch {
                 let wait = min(backoff, Double(config.service.retryMaxSeconds))
-                claimRetry[entry.name] = (entry.size, entry.arrived, Date().addingTimeInterval(wait), min(wait * 2, Double(config.service.retryMaxSeconds)))
+                claimRetry[entry.name] = (entry.size, entry.arrived, clock.now.addingTimeInterval(wait), min(wait * 2, Double(config.service.retryMaxSeconds)))
                 log.log(event: "claim", priority: .warning, message: "cannot claim \(entry.name) yet (next try in \(Int(wait)) s): \(error)")
             }
         }
@@ -226,13 +263,13 @@ public final class Daemon {
     private func logRefused(_ refused: RefusedEntry) {
         log.log(event: "refused", priority: .error, message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
                 fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
-        status.remember(.init(job: refused.job, outcome: .failed, time: Date(), summary: refused.failure.what))
+        status.remember(.init(job: refused.job, outcome: .failed, time: clock.now, summary: refused.failure.what))
     }
 
     /// Logs each problem that is new or was last logged over `retry_max_seconds` ago; problems
     /// that went away are forgotten, so they are logged again if they come back.
     private func reportProblems(_ problems: [String]) {
-        let now = Date(), repeatAfter = Double(config.service.retryMaxSeconds)
+        let now = clock.now, repeatAfter = Double(config.service.retryMaxSeconds)
         var kept: [String: Date] = [:]
         for problem in problems {
             if let last = reportedProblems[problem], now.timeIntervalSince(last) < repeatAfter {
@@ -250,32 +287,45 @@ public final class Daemon {
         pending.filter { $0.job.id != running }.map { $0.job.id.rawValue } + waitingInIncoming
     }
 
-    /// Runs the pending job at `index` and files its outcome.
-    private func runJob(at index: Int) {
+    /// Runs the pending job at `index` on the executor and files its outcome. Meanwhile the loop
+    /// keeps serving: a stop request is announced at once (the job sees it at its next step
+    /// boundary), a reload applies to the jobs after this one, and the job's progress goes to
+    /// status.json and STATUS=. incoming/ is left alone until the job ends (the job owns the
+    /// spool's directories meanwhile) and is scanned right after.
+    private func runJob(at index: Int) async {
         let entry = pending[index]
         running = entry.job.id
         status.state = .working
         status.queue = queuedIDs()
-        let runner = JobRunner(config: config, spool: spool, log: log, notifier: notifier,
-                               shouldStop: { [weak self] in
-                                   guard ProcessSignals.stopRequested else { return false }
-                                   // Say so at once: saving the state may take a while.
-                                   self?.announceStopping()
-                                   return true
-                               }) { [weak self] current in
-            guard let self else { return }
-            // A new phase or student is news worth sending at once; epochs and steps can wait.
-            let changed = self.status.current?.phase != current.phase || self.status.current?.arch != current.arch
-            self.status.current = current
-            self.publishStatus(force: changed)
-        }
+        let context = JobContext(config: config, spool: spool, log: log, notifier: notifier,
+                                 shouldStop: { [inbox] in inbox.stopRequested },
+                                 onStatus: { [inbox] current in inbox.post(.jobStatus(current)) })
         // Marked before any work, cleared when the run ends with the daemon alive: the next
         // start-up counts a death against this job only (docs/spool.md, "Restarts").
         do { try spool.beginRun(entry.job) } catch {
             log.log(event: "claim", priority: .warning, message: "job \(entry.job.id): cannot mark it running (\(error)); a crash now would not count against it",
                     fields: ["job": entry.job.id.rawValue])
         }
-        let outcome = runner.run(entry.job)
+        inbox.jobStarted()
+        environment.executor.start(entry.job, context: context) { [inbox] outcome in inbox.post(.jobFinished(outcome)) }
+        var finished: JobOutcome?
+        while finished == nil {
+            if inbox.stopRequested { announceStopping() }
+            switch await inbox.next(until: lastStatusWrite.addingTimeInterval(60), clock: clock) {
+            case .jobFinished(let outcome):
+                finished = outcome
+            case .jobStatus(let current):
+                // A new phase or student is news worth sending at once; epochs and steps can wait.
+                let changed = status.current?.phase != current.phase || status.current?.arch != current.arch
+                status.current = current
+                publishStatus(force: changed)
+            case .reload:
+                reload()
+            case .stop, .incoming, .timer:
+                publishStatus()
+            }
+        }
+        let outcome = finished!
         running = nil
         switch outcome {
         case .stopped, .retryLater:
@@ -291,16 +341,16 @@ public final class Daemon {
             let kind: SpoolStatus.Outcome = outcome == .done ? .done : outcome == .failed ? .failed : .duplicate
             var summary = "\(entry.job.record.originalName): \(kind.rawValue)"
             if kind != .done, let record = try? spool.failure(of: entry.job.id) { summary += ": \(record.failure.what)" }
-            status.remember(.init(job: entry.job.id, outcome: kind, time: Date(), summary: summary))
+            status.remember(.init(job: entry.job.id, outcome: kind, time: clock.now, summary: summary))
         case .vanished:
             pending.remove(at: index)
-            status.remember(.init(job: entry.job.id, outcome: .failed, time: Date(),
+            status.remember(.init(job: entry.job.id, outcome: .failed, time: clock.now,
                                   summary: "\(entry.job.record.originalName): removed from work/ by hand; dropped"))
         case .stopped:
             break
         case .retryLater(let reason):
             let wait = min(entry.backoff, Double(config.service.retryMaxSeconds))
-            pending[index].notBefore = Date().addingTimeInterval(wait)
+            pending[index].notBefore = clock.now.addingTimeInterval(wait)
             pending[index].backoff = min(wait * 2, Double(config.service.retryMaxSeconds))
             log.log(event: "retry", priority: .warning, message: "job \(entry.job.id) will be retried in \(Int(wait)) s: \(reason)",
                     fields: ["job": entry.job.id.rawValue])
@@ -363,9 +413,9 @@ public final class Daemon {
     /// Writes status.json and STATUS= (at most every 2 s unless forced; an unchanged status only
     /// once a minute, to keep `updated` fresh without flushing the disk every few seconds).
     private func publishStatus(force: Bool = false) {
-        let age = Date().timeIntervalSince(lastStatusWrite)
+        let age = clock.now.timeIntervalSince(lastStatusWrite)
         guard force || age >= (status == lastWrittenStatus ? 60 : 2) else { return }
-        lastStatusWrite = Date()
+        lastStatusWrite = clock.now
         lastWrittenStatus = status
         try? spool.writeStatus(status)
         _ = notifier.status(statusText())
@@ -373,8 +423,8 @@ public final class Daemon {
 
     /// Feeds the watchdog while idle: the loop itself is the progress.
     private func pingWatchdog() {
-        guard let interval = notifier.watchdogPingInterval, Date().timeIntervalSince(lastPing) >= interval else { return }
-        lastPing = Date()
+        guard let interval = notifier.watchdogPingInterval, clock.now.timeIntervalSince(lastPing) >= interval else { return }
+        lastPing = clock.now
         _ = notifier.watchdog()
     }
 }

@@ -36,14 +36,14 @@ public final class JobRunner {
     public let config: ServiceConfig
     let spool: Spool
     let log: EventLog
-    let notifier: SystemdNotifier
+    let notifier: any ServiceNotifier
     /// Called whenever the job's status changes; the daemon writes status.json and STATUS=.
     let onStatus: (SpoolStatus.CurrentJob) -> Void
     /// Asked at every step boundary.
     let shouldStop: () -> Bool
 
     /// A runner; `onStatus` reports progress (throttling is the caller's business).
-    public init(config: ServiceConfig, spool: Spool, log: EventLog, notifier: SystemdNotifier,
+    public init(config: ServiceConfig, spool: Spool, log: EventLog, notifier: any ServiceNotifier,
                 shouldStop: @escaping () -> Bool, onStatus: @escaping (SpoolStatus.CurrentJob) -> Void) {
         self.config = config; self.spool = spool; self.log = log; self.notifier = notifier
         self.shouldStop = shouldStop; self.onStatus = onStatus

@@ -12,19 +12,25 @@ public struct IncomingEntry: Equatable, Sendable {
     public let arrived: Date
     /// Its size at scan time.
     public let size: UInt64
+    /// Its modification time (nanosecond resolution), which orders files whose ids share a second.
+    public let modified: Date
 
-    /// An entry from its parts.
-    public init(name: String, job: JobID?, originalName: String, arrived: Date, size: UInt64) {
+    /// An entry from its parts (`modified` defaults to `arrived`).
+    public init(name: String, job: JobID?, originalName: String, arrived: Date, size: UInt64, modified: Date? = nil) {
         self.name = name
         self.job = job
         self.originalName = originalName
         self.arrived = arrived
         self.size = size
+        self.modified = modified ?? arrived
     }
 
-    /// Arrival order: by arrival time, then by name (which for submitted files is id order).
+    /// Arrival order: by arrival time, then (ids carry whole seconds, so several submissions can
+    /// share one) by modification time, then by name.
     static func arrivalOrder(_ a: IncomingEntry, _ b: IncomingEntry) -> Bool {
-        a.arrived != b.arrived ? a.arrived < b.arrived : a.name < b.name
+        if a.arrived != b.arrived { return a.arrived < b.arrived }
+        if a.modified != b.modified { return a.modified < b.modified }
+        return a.name < b.name
     }
 }
 

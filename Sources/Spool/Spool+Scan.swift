@@ -36,7 +36,8 @@ extension Spool {
             if found.kind == .regular {
                 let (job, originalName) = SpoolNames.parseIncoming(name)
                 scan.entries.append(IncomingEntry(name: name, job: job, originalName: originalName,
-                                                  arrived: job?.date ?? found.modified, size: found.size))
+                                                  arrived: job?.date ?? found.modified, size: found.size,
+                                                  modified: found.modified))
                 continue
             }
             do {

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Service
+import ServiceLifecycle
 import Spool
 
 /// Where the service commands find their configuration: `--config`, else the built-in defaults
@@ -17,7 +19,9 @@ struct ServiceOptions: ParsableArguments {
     }
 }
 
-/// `rrmd serve`: the daemon.
+/// `rrmd serve`: the daemon, run as the one service of a `ServiceGroup` that turns SIGTERM and
+/// SIGINT into a graceful shutdown (the daemon saves its job's state and stops). The group runs
+/// on Swift's concurrency pool; jobs run here, on the main thread.
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
@@ -29,7 +33,21 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
-        try Daemon(config: config, configPath: options.config, once: once).run()
+        let jobs = MainThreadJobExecutor()
+        let daemon = Daemon(config: config, configPath: options.config, once: once, environment: .live(executor: jobs))
+        // The daemon reports through its own journal events; the group's own logging is not needed.
+        let quiet = Logger(label: "rrmd.service-group", factory: { _ in SwiftLogNoOpLogHandler() })
+        // The daemon returning (a stop, or --once with the queue empty) ends the group cleanly.
+        let service = ServiceGroupConfiguration.ServiceConfiguration(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        let failure = LockedBox<Error?>(nil)
+        Task.detached {
+            do { try await group.run() } catch { failure.value = error }
+            jobs.finish()
+        }
+        jobs.serve()
+        if let error = failure.value { throw error }
     }
 }
 

@@ -95,24 +95,6 @@ final class DaemonQueueTests: DaemonTestCase {
         for (name, kind) in hostile { XCTAssertEqual(failedKinds[name], kind, "\(name): \(failedKinds)") }
     }
 
-    /// Twenty submissions at once: each is processed exactly once.
-    func testTwentySubmissionsAtOnce() throws {
-        let cfg = try config()
-        let teachers = try (0..<20).map { try teacherFile(seed: UInt64(100 + $0), name: "t\($0).safetensors") }
-        let ids = LockedIDs()
-        DispatchQueue.concurrentPerform(iterations: teachers.count) { i in
-            if let r = try? rrmd(["submit", "--config", cfg, teachers[i]]), r.status == 0 {
-                ids.add(r.output.trimmingCharacters(in: .whitespacesAndNewlines))
-            }
-        }
-        XCTAssertEqual(Set(ids.all).count, 20)
-        let served = try rrmd(["serve", "--config", cfg, "--once"], timeout: 300)
-        XCTAssertEqual(served.status, 0, served.output)
-        XCTAssertEqual(Set(jobs(in: "done")), Set(ids.all))
-        XCTAssertTrue(jobs(in: "failed").isEmpty && jobs(in: "work").isEmpty && jobs(in: "incoming").isEmpty)
-        XCTAssertEqual(served.output.components(separatedBy: " done job=").count - 1, 20, served.output)
-    }
-
     /// Bad inputs end in failed/ with a reason, and the daemon goes on to serve a good one.
     func testBadInputsFailAndTheDaemonKeepsServing() throws {
         let cfg = try config()
@@ -150,44 +132,6 @@ final class DaemonQueueTests: DaemonTestCase {
             }
         }
     }
-
-    /// A file in incoming/ that the scan cannot use is reported once, not at every turn of the
-    /// main loop (it used to rescan and warn every second).
-    func testAScanProblemIsLoggedOnceNotEverySecond() throws {
-        let cfg = try config(service: "rescan_seconds = 60")
-        let incoming = root.appendingPathComponent("spool/incoming")
-        try FileManager.default.createDirectory(at: incoming, withIntermediateDirectories: true)
-        // A name that is not UTF-8, created with raw bytes.
-        var path = Array(incoming.path.utf8).map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0x2F), CChar(bitPattern: 0xFF)]
-        path += Array(".safetensors".utf8).map { CChar(bitPattern: $0) } + [0]
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        XCTAssertGreaterThanOrEqual(fd, 0)
-        close(fd)
-        let served = try start(["serve", "--config", cfg])
-        usleep(3_500_000)
-        kill(served.process.processIdentifier, SIGTERM)
-        served.process.waitUntilExit()
-        let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
-        XCTAssertEqual(occurrences(of: "cannot open it; rename it", in: served.log), 1, log)
-    }
-
-    /// A claim that fails (here: work/ cannot take a new directory) waits retry_initial_seconds
-    /// before it is tried again, instead of being retried and logged at every turn of the loop.
-    func testAFailedClaimWaitsBeforeItIsRetried() throws {
-        let cfg = try config(service: "rescan_seconds = 60")
-        _ = try rrmd(["submit", "--config", cfg, try teacherFile()])
-        try withImmutable(root.appendingPathComponent("spool/work").path) {
-            let served = try start(["serve", "--config", cfg])
-            usleep(3_500_000)
-            kill(served.process.processIdentifier, SIGTERM)
-            served.process.waitUntilExit()
-            let log = String(decoding: try Data(contentsOf: served.log), as: UTF8.self)
-            XCTAssertEqual(occurrences(of: "cannot claim", in: served.log), 1, log)
-            XCTAssertTrue(log.contains("next try in 30 s"), log)
-        }
-        XCTAssertEqual(jobs(in: "incoming").count, 1)
-        XCTAssertTrue(jobs(in: "failed").isEmpty)
-    }
 }
 
 /// A zstd frame of `blocks` RLE blocks of 128 KiB zeros (4 bytes each) whose header declares
@@ -201,12 +145,4 @@ private func zeroBombFrame(blocks: Int, contentSize: UInt64) -> [UInt8] {
         out += [UInt8(header & 0xFF), UInt8((header >> 8) & 0xFF), UInt8(header >> 16), 0]
     }
     return out
-}
-
-/// Job ids collected from concurrent submissions.
-private final class LockedIDs: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ids: [String] = []
-    func add(_ id: String) { lock.lock(); ids.append(id); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return ids }
 }
