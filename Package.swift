@@ -16,7 +16,7 @@ let package = Package(
     name: "rrmd",
     platforms: [.macOS(.v14)],
     products: [
-        .executable(name: "rrmd", targets: ["rrmd"]),
+        .executable(name: "rrmd", targets: ["rrmd"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,34 +45,45 @@ let package = Package(
         .target(name: "FileSystem"),
         .target(name: "Checkpoint", dependencies: ["FileSystem", "TensorCore", "Kernels", "CZstd"]),
         // Models to and from checkpoints: the rrm.* metadata schema, the loader, state dicts.
-        .target(name: "ModelIO", dependencies: ["Models", "NN", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"]),
+        .target(
+            name: "ModelIO", dependencies: ["Models", "NN", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"]),
         .target(
             name: "Training",
             dependencies: ["NN", "Models", "ModelIO", "Attacks", "Data", "Checkpoint", "TensorCore", "Kernels"],
             swiftSettings: optimised),
         .target(
             name: "Evaluation",
-            dependencies: ["ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels"],
+            dependencies: [
+                "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
+            ],
             swiftSettings: optimised),
         // One student from teacher to report (distil, save, attack, write the report): the steps
         // `rrmd distill` and the daemon share, and the stop/reload signal flags both honour.
-        .target(name: "Pipeline", dependencies: ["Training", "Evaluation", "ModelIO", "Models", "NN", "Data", "Checkpoint", "FileSystem"]),
+        .target(
+            name: "Pipeline",
+            dependencies: ["Training", "Evaluation", "ModelIO", "Models", "NN", "Data", "Checkpoint", "FileSystem"]),
         // `rrmd bench`: the workloads, their timing and peak memory.
-        .target(name: "Bench", dependencies: ["Training", "Attacks", "Models", "NN", "TensorCore", "Kernels"], swiftSettings: optimised),
+        .target(
+            name: "Bench", dependencies: ["Training", "Attacks", "Models", "NN", "TensorCore", "Kernels"],
+            swiftSettings: optimised),
 
         // The daemon: the spool state machine (no ML) and the service around the job pipeline.
         .target(name: "Spool", dependencies: ["FileSystem"]),
         .target(
             name: "Service",
-            dependencies: ["Spool", "Pipeline", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
-                           .product(name: "TOMLKit", package: "TOMLKit"),
-                           .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]),
+            dependencies: [
+                "Spool", "Pipeline", "Evaluation", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint",
+                "FileSystem", "Kernels", "CInotifyTools", "CSystemd",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]),
 
         // The one executable.
         .executableTarget(
             name: "rrmd",
             dependencies: [
-                "Service", "Pipeline", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models", "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
+                "Service", "Pipeline", "Spool", "Evaluation", "Bench", "Training", "ModelIO", "Attacks", "Models",
+                "Data", "Checkpoint", "FileSystem", "NN", "TensorCore", "Kernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -81,20 +92,43 @@ let package = Package(
 
         // What many test targets share: fixture locations, the digits set and models, temporary
         // directories, tolerance checks. Used only by tests.
-        .target(name: "TestSupport", dependencies: ["Data", "Models", "Checkpoint", "TensorCore"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["Data", "Models", "Checkpoint", "TensorCore"], path: "Tests/TestSupport"
+        ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "NNTests", dependencies: ["TestSupport", "NN", "Checkpoint", "TensorCore"]),
-        .testTarget(name: "ModelsTests", dependencies: ["TestSupport", "Models", "NN", "Checkpoint", "ModelIO", "Training", "TensorCore", "Kernels"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "ModelsTests",
+            dependencies: [
+                "TestSupport", "Models", "NN", "Checkpoint", "ModelIO", "Training", "TensorCore", "Kernels",
+            ], resources: [.copy("Fixtures")]),
         .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "FileSystem", "TensorCore"]),
-        .testTarget(name: "AttacksTests", dependencies: ["TestSupport", "Attacks", "Models", "NN", "TensorCore", "Training", "ModelIO", "Data"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "ModelIO", "Training", "Attacks", "Models", "Data", "NN", "TensorCore"]),
+        .testTarget(
+            name: "AttacksTests",
+            dependencies: ["TestSupport", "Attacks", "Models", "NN", "TensorCore", "Training", "ModelIO", "Data"]),
+        .testTarget(
+            name: "EvaluationTests",
+            dependencies: [
+                "TestSupport", "Evaluation", "ModelIO", "Training", "Attacks", "Models", "Data", "NN", "TensorCore",
+            ]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
-        .testTarget(name: "ServiceTests", dependencies: ["TestSupport", "Service", "Pipeline", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data", "Checkpoint", "FileSystem"]),
-        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "ModelIO", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore", "Kernels"]),
-        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"]),
+        .testTarget(
+            name: "ServiceTests",
+            dependencies: [
+                "TestSupport", "Service", "Pipeline", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data",
+                "Checkpoint", "FileSystem",
+            ]),
+        .testTarget(
+            name: "TrainingTests",
+            dependencies: [
+                "TestSupport", "Training", "ModelIO", "Attacks", "Models", "Data", "NN", "Checkpoint", "TensorCore",
+                "Kernels",
+            ]),
+        .testTarget(
+            name: "ModelIOTests", dependencies: ["ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ],
     swiftLanguageModes: [.v5]

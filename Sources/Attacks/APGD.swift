@@ -38,16 +38,24 @@ public struct APGDConfig: Equatable, Sendable {
     public var momentum: Float
 
     /// A configuration with the paper's defaults (100 iterations, rho 0.75, alpha 0.75, 9 targets).
-    public init(norm: ThreatNorm, epsilon: Float, iterations: Int = 100, restarts: Int = 1, loss: Loss = .crossEntropy,
-                targetClasses: Int = 9, rho: Float = 0.75, momentum: Float = 0.75) {
+    public init(
+        norm: ThreatNorm, epsilon: Float, iterations: Int = 100, restarts: Int = 1, loss: Loss = .crossEntropy,
+        targetClasses: Int = 9, rho: Float = 0.75, momentum: Float = 0.75
+    ) {
         precondition(epsilon >= 0 && epsilon.isFinite, "APGDConfig: epsilon must be finite and >= 0, got \(epsilon)")
         precondition(iterations >= 0, "APGDConfig: iterations must be >= 0, got \(iterations)")
         precondition(restarts >= 1, "APGDConfig: restarts must be >= 1, got \(restarts)")
         precondition(targetClasses >= 1, "APGDConfig: targetClasses must be >= 1, got \(targetClasses)")
         precondition(rho >= 0 && rho <= 1, "APGDConfig: rho must be in [0, 1], got \(rho)")
         precondition(momentum > 0 && momentum <= 1, "APGDConfig: momentum alpha must be in (0, 1], got \(momentum)")
-        self.norm = norm; self.epsilon = epsilon; self.iterations = iterations; self.restarts = restarts
-        self.loss = loss; self.targetClasses = targetClasses; self.rho = rho; self.momentum = momentum
+        self.norm = norm
+        self.epsilon = epsilon
+        self.iterations = iterations
+        self.restarts = restarts
+        self.loss = loss
+        self.targetClasses = targetClasses
+        self.rho = rho
+        self.momentum = momentum
     }
 
     /// The iterations after which step sizes are reviewed: w_j = ceil(p_j * N_iter) with p_0 = 0,
@@ -56,7 +64,8 @@ public struct APGDConfig: Equatable, Sendable {
     /// whose ceiling would be 23. w_0 = 0 is the start and is not returned.
     public var checkpoints: [Int] {
         var out: [Int] = []
-        var previous = 0, current = 22  // p_{j-1}, p_j in hundredths
+        var previous = 0
+        var current = 22  // p_{j-1}, p_j in hundredths
         while current <= 100 {
             let w = (current * iterations + 99) / 100
             if w > 0 && w != out.last { out.append(w) }
@@ -86,10 +95,13 @@ public struct APGDConfig: Equatable, Sendable {
 public enum APGD {
     /// Attacks x `[N, C, H, W]` in [0, 1] with labels `[N]`. All randomness (the random starts)
     /// comes from `rng`, drawn run by run, so the same generator state gives the same result.
-    public static func attack(_ network: Network, x: Tensor, labels: [Int32], config: APGDConfig, rng: inout RNG) -> AttackResult {
+    public static func attack(
+        _ network: Network, x: Tensor, labels: [Int32], config: APGDConfig, rng: inout RNG
+    ) -> AttackResult {
         checkAttackInput("APGD", network, x, labels)
         if labels.isEmpty { return AttackResult(adversarial: x, loss: [], predictions: [], labels: []) }
-        let n = x.dim(0), d = x.count / n
+        let n = x.dim(0)
+        let d = x.count / n
         let logits = network.forward(x, mode: .inference)  // [N, K]
         let k = logits.dim(1)
         switch config.loss {
@@ -98,8 +110,11 @@ public enum APGD {
             precondition(k >= 3, "APGD: the DLR loss needs at least 3 classes, the network has \(k)")
         case .targetedDLR:
             precondition(k >= 4, "APGD: the targeted DLR loss needs at least 4 classes, the network has \(k)")
-            precondition(config.targetClasses <= k - 1,
-                         "APGD: targetClasses \(config.targetClasses) but a \(k)-class network has only \(k - 1) classes besides the top one")
+            precondition(
+                config.targetClasses <= k - 1,
+                "APGD: targetClasses \(config.targetClasses) but a \(k)-class network has only \(k - 1) classes "
+                    + "besides the top one"
+            )
         }
         let clean = perExampleCrossEntropy(logits: logits, labels: labels)
         var best = AttackResult(adversarial: x, loss: clean.loss, predictions: clean.predictions, labels: labels)
@@ -157,7 +172,9 @@ public enum APGD {
                 for (j, i) in rows.enumerated()
                 where PGD.stronger(run.success[j], run.loss[j], than: best.success[i], best.loss[i]) {
                     (bp + i * d).update(from: rp + j * d, count: d)
-                    best.loss[i] = run.loss[j]; best.predictions[i] = run.predictions[j]; best.success[i] = run.success[j]
+                    best.loss[i] = run.loss[j]
+                    best.predictions[i] = run.predictions[j]
+                    best.success[i] = run.success[j]
                 }
             }
         }
@@ -167,10 +184,14 @@ public enum APGD {
     /// random start, `iterations` steps with per-example step sizes, checkpoints. Returns per
     /// example the best misclassifying iterate if there was one, else x_max, with its
     /// cross-entropy and prediction.
-    static func singleRun(_ network: Network, x: Tensor, labels: [Int32], targets: [Int32]?,
-                          config: APGDConfig, rng: inout RNG) -> AttackResult {
-        let n = x.dim(0), d = x.count / n
-        let eps = config.epsilon, iterations = config.iterations
+    static func singleRun(
+        _ network: Network, x: Tensor, labels: [Int32], targets: [Int32]?,
+        config: APGDConfig, rng: inout RNG
+    ) -> AttackResult {
+        let n = x.dim(0)
+        let d = x.count / n
+        let eps = config.epsilon
+        let iterations = config.iterations
         let checkpoints = config.checkpoints
 
         // x^(k), the current iterate, and x^(k-1), the previous one: [N, C, H, W].
@@ -178,36 +199,41 @@ public enum APGD {
         var previous = current
         // Per example: x_max (best point by the attack's loss) with the gradient there, so a
         // restart from x_max needs no extra backward; and the best misclassifying iterate.
-        var bestPoint = current                                 // [N, C, H, W]
-        var fooledPoint = Tensor(uninitializedShape: x.shape)   // [N, C, H, W]; row e valid iff fooled[e]
-        var fooled = [Bool](repeating: false, count: n)         // [N]
-        var fooledLoss = [Float](repeating: 0, count: n)        // [N] the run's loss at fooledPoint
-        var step = [Float](repeating: 2 * eps, count: n)        // [N] eta, per example
-        var bestLoss = [Float](repeating: 0, count: n)          // [N] f_max
-        var lastLoss = [Float](repeating: 0, count: n)          // [N] f(x^(k)), to count successful steps
-        var successes = [Int](repeating: 0, count: n)           // [N] steps that raised the loss since the last checkpoint
-        var bestLossAtCheck = [Float](repeating: 0, count: n)   // [N] f_max at the last checkpoint
-        var reducedAtCheck = [Bool](repeating: false, count: n) // [N] whether eta was halved at the last checkpoint
-        var stepScratch = [Float](repeating: 0, count: d)       // [D] one example's displacement (L2)
-        var evaluation = Evaluation(n: n, k: network.config.numClasses, labels: labels, targets: targets, loss: config.loss)
+        var bestPoint = current  // [N, C, H, W]
+        var fooledPoint = Tensor(uninitializedShape: x.shape)  // [N, C, H, W]; row e valid iff fooled[e]
+        var fooled = [Bool](repeating: false, count: n)  // [N]
+        var fooledLoss = [Float](repeating: 0, count: n)  // [N] the run's loss at fooledPoint
+        var step = [Float](repeating: 2 * eps, count: n)  // [N] eta, per example
+        var bestLoss = [Float](repeating: 0, count: n)  // [N] f_max
+        var lastLoss = [Float](repeating: 0, count: n)  // [N] f(x^(k)), to count successful steps
+        var successes = [Int](repeating: 0, count: n)  // [N] steps that raised the loss since the last checkpoint
+        var bestLossAtCheck = [Float](repeating: 0, count: n)  // [N] f_max at the last checkpoint
+        var reducedAtCheck = [Bool](repeating: false, count: n)  // [N] whether eta was halved at the last checkpoint
+        var stepScratch = [Float](repeating: 0, count: d)  // [D] one example's displacement (L2)
+        var evaluation = Evaluation(
+            n: n, k: network.config.numClasses, labels: labels, targets: targets, loss: config.loss)
 
         // x^(0): loss and gradient; it is the first x_max, and may already fool the network.
         var gradient = evaluation.run(network, current, backward: true)!  // [N, C, H, W]
         var bestGradient = gradient  // [N, C, H, W]; row e is the gradient at x_max of example e
         for e in 0..<n {
-            bestLoss[e] = evaluation.loss[e]; lastLoss[e] = evaluation.loss[e]; bestLossAtCheck[e] = evaluation.loss[e]
+            bestLoss[e] = evaluation.loss[e]
+            lastLoss[e] = evaluation.loss[e]
+            bestLossAtCheck[e] = evaluation.loss[e]
         }
         recordFooled(evaluation, current, &fooledPoint, &fooled, &fooledLoss, d: d)
 
-        var nextCheck = 0, lastCheckpoint = 0
+        var nextCheck = 0
+        var lastCheckpoint = 0
         for iteration in stride(from: 1, through: iterations, by: 1) {
             // x^(k) from x^(k-1): the first step has no momentum (alpha = 1).
             let alpha: Float = iteration == 1 ? 1 : config.momentum
             // x^(k+1) goes into the buffer of x^(k-1), which is no longer needed: the buffer
             // the network may still hold from the last forward is never written, so no
             // copy-on-write copy of the batch happens per iteration.
-            takeStep(from: current, into: &previous, x: x, gradient: gradient, step: step, alpha: alpha,
-                     norm: config.norm, epsilon: eps, n: n, d: d, scratch: &stepScratch)
+            takeStep(
+                from: current, into: &previous, x: x, gradient: gradient, step: step, alpha: alpha,
+                norm: config.norm, epsilon: eps, n: n, d: d, scratch: &stepScratch)
             swap(&current, &previous)
             // The last iterate needs only its loss: nothing steps from it.
             let isLast = iteration == iterations
@@ -236,7 +262,8 @@ public enum APGD {
             guard nextCheck < checkpoints.count, checkpoints[nextCheck] == iteration else { continue }
             // Checkpoint w_j: review every example's step size over the steps since w_{j-1}.
             let interval = Float(iteration - lastCheckpoint)
-            lastCheckpoint = iteration; nextCheck += 1
+            lastCheckpoint = iteration
+            nextCheck += 1
             current.withUnsafeMutablePointer { cp in
                 bestPoint.withUnsafePointer { bp in
                     gradient.withUnsafeMutablePointer { gp in
@@ -250,7 +277,9 @@ public enum APGD {
                                 // reads; AutoAttack's code skips condition 2 at w_1 instead.
                                 let stuck = !reducedAtCheck[e] && bestLoss[e] == bestLossAtCheck[e]
                                 let reduce = oscillating || stuck
-                                reducedAtCheck[e] = reduce; bestLossAtCheck[e] = bestLoss[e]; successes[e] = 0
+                                reducedAtCheck[e] = reduce
+                                bestLossAtCheck[e] = bestLoss[e]
+                                successes[e] = 0
                                 // After the last iterate a restart would change nothing returned.
                                 if reduce && !isLast {
                                     // Halve eta and continue from x_max, whose gradient was kept.
@@ -282,7 +311,9 @@ public enum APGD {
     /// scaled onto the sphere of radius epsilon. Both are clipped to [0, 1], which moves pixels
     /// toward x and so stays inside the ball.
     static func randomStart(_ x: Tensor, config: APGDConfig, rng: inout RNG) -> Tensor {
-        let n = x.dim(0), d = x.count / n, eps = config.epsilon
+        let n = x.dim(0)
+        let d = x.count / n
+        let eps = config.epsilon
         var start = Tensor(uninitializedShape: x.shape)  // [N, C, H, W]
         start.withUnsafeMutablePointer { sp in
             x.withUnsafePointer { xp in
@@ -291,7 +322,8 @@ public enum APGD {
                     for i in 0..<x.count { sp[i] = min(max(xp[i] + rng.uniform(-eps, eps), 0), 1) }
                 case .l2:
                     for e in 0..<n {
-                        let s = sp + e * d, xe = xp + e * d
+                        let s = sp + e * d
+                        let xe = xp + e * d
                         for i in 0..<d { s[i] = rng.normal() }
                         let norm = Double(Vector.dot(s, s, d)).squareRoot()
                         // A hair inside the sphere so Float rounding cannot leave the ball.
@@ -308,14 +340,17 @@ public enum APGD {
     /// run ascends) beats the misclassifying point kept so far. Judging by the run's own loss
     /// keeps APGD-T's answer on its target class (a higher cross-entropy point may have crossed
     /// into another class); runs are compared by cross-entropy only when they are merged.
-    static func recordFooled(_ evaluation: Evaluation, _ current: Tensor, _ fooledPoint: inout Tensor,
-                             _ fooled: inout [Bool], _ fooledLoss: inout [Float], d: Int) {
+    static func recordFooled(
+        _ evaluation: Evaluation, _ current: Tensor, _ fooledPoint: inout Tensor,
+        _ fooled: inout [Bool], _ fooledLoss: inout [Float], d: Int
+    ) {
         let n = fooled.count
         fooledPoint.withUnsafeMutablePointer { fp in
             current.withUnsafePointer { cp in
                 for e in 0..<n where evaluation.predictions[e] != evaluation.labels[e] {
                     if fooled[e] && evaluation.loss[e] <= fooledLoss[e] { continue }
-                    fooled[e] = true; fooledLoss[e] = evaluation.loss[e]
+                    fooled[e] = true
+                    fooledLoss[e] = evaluation.loss[e]
                     (fp + e * d).update(from: cp + e * d, count: d)
                 }
             }
@@ -328,8 +363,10 @@ public enum APGD {
     /// the ball followed by clipping to [0, 1] (as `PGD.project`). `current` is x^(k); `previous`
     /// holds x^(k-1) on entry and x^(k+1) on return. x, gradient, current, previous:
     /// [N, C, H, W]; step: [N].
-    static func takeStep(from current: Tensor, into previous: inout Tensor, x: Tensor, gradient: Tensor, step: [Float],
-                         alpha: Float, norm: ThreatNorm, epsilon eps: Float, n: Int, d: Int, scratch: inout [Float]) {
+    static func takeStep(
+        from current: Tensor, into previous: inout Tensor, x: Tensor, gradient: Tensor, step: [Float],
+        alpha: Float, norm: ThreatNorm, epsilon eps: Float, n: Int, d: Int, scratch: inout [Float]
+    ) {
         let beta = 1 - alpha
         current.withUnsafePointer { cp in
             previous.withUnsafeMutablePointer { pp in
@@ -338,12 +375,16 @@ public enum APGD {
                         switch norm {
                         case .linf:
                             for e in 0..<n {
-                                let c = cp + e * d, p = pp + e * d, x0 = xp + e * d, g = gp + e * d
+                                let c = cp + e * d
+                                let p = pp + e * d
+                                let x0 = xp + e * d
+                                let g = gp + e * d
                                 let eta = step[e]
                                 // Element-wise: the L-inf projection acts on each pixel alone.
                                 for i in 0..<d {
                                     let s: Float = g[i] > 0 ? 1 : (g[i] < 0 ? -1 : 0)
-                                    let xi = c[i], oi = x0[i]
+                                    let xi = c[i]
+                                    let oi = x0[i]
                                     let z = min(max(oi + min(max(xi + eta * s - oi, -eps), eps), 0), 1)
                                     let u = xi + alpha * (z - xi) + beta * (xi - p[i])
                                     p[i] = min(max(oi + min(max(u - oi, -eps), eps), 0), 1)
@@ -353,23 +394,29 @@ public enum APGD {
                             scratch.withUnsafeMutableBufferPointer { sb in
                                 let delta = sb.baseAddress!  // [D]
                                 for e in 0..<n {
-                                    let c = cp + e * d, p = pp + e * d, x0 = xp + e * d, g = gp + e * d
+                                    let c = cp + e * d
+                                    let p = pp + e * d
+                                    let x0 = xp + e * d
+                                    let g = gp + e * d
                                     let gNorm = Double(Vector.dot(g, g, d)).squareRoot()
                                     let scale = gNorm > 0 ? Float(Double(step[e]) / gNorm) : 0
                                     // z - x0 before projection, then the factor that projects it.
                                     var sq = 0.0
                                     for i in 0..<d {
                                         let v = c[i] + scale * g[i] - x0[i]
-                                        delta[i] = v; sq += Double(v) * Double(v)
+                                        delta[i] = v
+                                        sq += Double(v) * Double(v)
                                     }
                                     let fz = shrink(sq, eps)
                                     // The momentum point u - x0, then its projection factor.
                                     sq = 0
                                     for i in 0..<d {
-                                        let xi = c[i], oi = x0[i]
+                                        let xi = c[i]
+                                        let oi = x0[i]
                                         let z = min(max(oi + delta[i] * fz, 0), 1)
                                         let v = xi + alpha * (z - xi) + beta * (xi - p[i]) - oi
-                                        delta[i] = v; sq += Double(v) * Double(v)
+                                        delta[i] = v
+                                        sq += Double(v) * Double(v)
                                     }
                                     let fu = shrink(sq, eps)
                                     for i in 0..<d { p[i] = min(max(x0[i] + delta[i] * fu, 0), 1) }
@@ -392,16 +439,19 @@ public enum APGD {
     /// The per-iteration loss evaluation with its buffers, reused across iterations: the attack's
     /// loss and prediction per example, and dLoss/dlogits `[N, K]`.
     struct Evaluation {
-        let labels: [Int32]            // [N]
-        let targets: [Int32]?          // [N], for the targeted loss
+        let labels: [Int32]  // [N]
+        let targets: [Int32]?  // [N], for the targeted loss
         let kind: APGDConfig.Loss
         let k: Int
-        var loss: [Float]              // [N] the loss APGD ascends
-        var predictions: [Int32]       // [N]
-        var logitsGradient: Tensor     // [N, K]
+        var loss: [Float]  // [N] the loss APGD ascends
+        var predictions: [Int32]  // [N]
+        var logitsGradient: Tensor  // [N, K]
 
         init(n: Int, k: Int, labels: [Int32], targets: [Int32]?, loss kind: APGDConfig.Loss) {
-            self.labels = labels; self.targets = targets; self.kind = kind; self.k = k
+            self.labels = labels
+            self.targets = targets
+            self.kind = kind
+            self.k = k
             loss = [Float](repeating: 0, count: n)
             predictions = [Int32](repeating: 0, count: n)
             logitsGradient = Tensor(shape: [n, k])
@@ -416,19 +466,23 @@ public enum APGD {
             logitsGradient.withUnsafeMutablePointer { gp in
                 logits.withUnsafePointer { lp in
                     for e in 0..<n {
-                        let row = lp + e * k, g = gp + e * k, y = Int(labels[e])
+                        let row = lp + e * k
+                        let g = gp + e * k
+                        let y = Int(labels[e])
                         let r: (loss: Float, prediction: Int32)
                         switch kind {
                         case .crossEntropy: r = DLRKernel.crossEntropy(row, k, y, g)
                         case .dlr: r = DLRKernel.untargeted(row, k, y, g)
                         case .targetedDLR: r = DLRKernel.targeted(row, k, y, Int(targets![e]), g)
                         }
-                        loss[e] = r.loss; predictions[e] = r.prediction
+                        loss[e] = r.loss
+                        predictions[e] = r.prediction
                     }
                 }
             }
             guard backward else { return nil }
-            return network.backward(logitsGradient: logitsGradient, representationGradient: nil, parameterGradients: false)
+            return network.backward(
+                logitsGradient: logitsGradient, representationGradient: nil, parameterGradients: false)
         }
     }
 }

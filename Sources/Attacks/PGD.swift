@@ -20,19 +20,28 @@ public struct PGDConfig: Equatable, Sendable {
     public var randomStart: Bool
 
     /// A configuration; the values are checked here so an attack never runs with nonsense.
-    public init(norm: ThreatNorm, epsilon: Float, stepSize: Float, iterations: Int, restarts: Int = 1, randomStart: Bool = true) {
+    public init(
+        norm: ThreatNorm, epsilon: Float, stepSize: Float, iterations: Int, restarts: Int = 1, randomStart: Bool = true
+    ) {
         precondition(epsilon >= 0 && epsilon.isFinite, "PGDConfig: epsilon must be finite and >= 0, got \(epsilon)")
         precondition(stepSize > 0 && stepSize.isFinite, "PGDConfig: step size must be finite and > 0, got \(stepSize)")
         precondition(iterations >= 0, "PGDConfig: iterations must be >= 0, got \(iterations)")
         precondition(restarts >= 1, "PGDConfig: restarts must be >= 1, got \(restarts)")
-        self.norm = norm; self.epsilon = epsilon; self.stepSize = stepSize
-        self.iterations = iterations; self.restarts = restarts; self.randomStart = randomStart
+        self.norm = norm
+        self.epsilon = epsilon
+        self.stepSize = stepSize
+        self.iterations = iterations
+        self.restarts = restarts
+        self.randomStart = randomStart
     }
 
     /// Madry et al.'s recipe: step 2.5 * epsilon / iterations, so a run can cross the ball and back.
-    public static func standard(norm: ThreatNorm, epsilon: Float, iterations: Int = 10, restarts: Int = 1) -> PGDConfig {
-        PGDConfig(norm: norm, epsilon: epsilon, stepSize: max(2.5 * epsilon / Float(max(iterations, 1)), Float.leastNormalMagnitude),
-                  iterations: iterations, restarts: restarts, randomStart: true)
+    public static func standard(norm: ThreatNorm, epsilon: Float, iterations: Int = 10, restarts: Int = 1) -> PGDConfig
+    {
+        PGDConfig(
+            norm: norm, epsilon: epsilon,
+            stepSize: max(2.5 * epsilon / Float(max(iterations, 1)), Float.leastNormalMagnitude),
+            iterations: iterations, restarts: restarts, randomStart: true)
     }
 }
 
@@ -43,7 +52,9 @@ public enum PGD {
     /// across restarts an example keeps the run that misclassifies it, else the one with the
     /// highest loss. All randomness comes from `rng`, drawn run by run, so the first run with
     /// `restarts: k` is the run with `restarts: 1` from the same generator state.
-    public static func attack(_ network: Network, x: Tensor, labels: [Int32], config: PGDConfig, rng: inout RNG) -> AttackResult {
+    public static func attack(
+        _ network: Network, x: Tensor, labels: [Int32], config: PGDConfig, rng: inout RNG
+    ) -> AttackResult {
         checkAttackInput("PGD", network, x, labels)
         if labels.isEmpty { return AttackResult(adversarial: x, loss: [], predictions: [], labels: []) }
         var best = singleRun(network, x: x, labels: labels, config: config, rng: &rng)
@@ -55,7 +66,9 @@ public enum PGD {
     }
 
     /// Whether a run's outcome for one example beats another: fooling the network first, then loss.
-    @inline(__always) static func stronger(_ aSuccess: Bool, _ aLoss: Float, than bSuccess: Bool, _ bLoss: Float) -> Bool {
+    @inline(__always) static func stronger(
+        _ aSuccess: Bool, _ aLoss: Float, than bSuccess: Bool, _ bLoss: Float
+    ) -> Bool {
         aSuccess != bSuccess ? aSuccess : aLoss > bLoss
     }
 
@@ -66,15 +79,21 @@ public enum PGD {
             run.adversarial.withUnsafePointer { rp in
                 for i in 0..<n where stronger(run.success[i], run.loss[i], than: best.success[i], best.loss[i]) {
                     (bp + i * d).update(from: rp + i * d, count: d)
-                    best.loss[i] = run.loss[i]; best.predictions[i] = run.predictions[i]; best.success[i] = run.success[i]
+                    best.loss[i] = run.loss[i]
+                    best.predictions[i] = run.predictions[i]
+                    best.success[i] = run.success[i]
                 }
             }
         }
     }
 
     /// One run from a (random) start: `iterations` steps, each one forward + backward for the batch.
-    static func singleRun(_ network: Network, x: Tensor, labels: [Int32], config: PGDConfig, rng: inout RNG) -> AttackResult {
-        let n = x.dim(0), total = x.count, d = total / max(n, 1)
+    static func singleRun(
+        _ network: Network, x: Tensor, labels: [Int32], config: PGDConfig, rng: inout RNG
+    ) -> AttackResult {
+        let n = x.dim(0)
+        let total = x.count
+        let d = total / max(n, 1)
         let eps = config.epsilon
         var adv = x  // [N, C, H, W]; x + delta, always inside the ball and [0, 1]
         if config.randomStart {
@@ -121,7 +140,9 @@ public enum PGD {
 
     /// `adv = clip(x + P_eps(adv + scale * direction - x), 0, 1)`. Clipping to [0, 1] after the
     /// ball projection only moves pixels toward x, so the result stays inside the ball.
-    static func project(_ adv: inout Tensor, x: Tensor, direction: Tensor, scale: Float, config: PGDConfig, n: Int, d: Int) {
+    static func project(
+        _ adv: inout Tensor, x: Tensor, direction: Tensor, scale: Float, config: PGDConfig, n: Int, d: Int
+    ) {
         let total = adv.count
         let eps = config.epsilon
         adv.withUnsafeMutablePointer { ap in
@@ -135,7 +156,9 @@ public enum PGD {
                         }
                     case .l2:
                         for e in 0..<n {
-                            let a = ap + e * d, xe = xp + e * d, ge = gp + e * d
+                            let a = ap + e * d
+                            let xe = xp + e * d
+                            let ge = gp + e * d
                             var sq = 0.0
                             for i in 0..<d {
                                 let delta = a[i] + scale * ge[i] - xe[i]

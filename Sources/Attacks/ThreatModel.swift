@@ -24,14 +24,21 @@ public struct ThreatModel: Equatable, Sendable {
 
     /// A budget from its parts.
     public init(norm: ThreatNorm?, epsilon: Double, epsilonText: String) {
-        self.norm = norm; self.epsilon = epsilon; self.epsilonText = epsilonText
+        self.norm = norm
+        self.epsilon = epsilon
+        self.epsilonText = epsilonText
     }
 
     /// Parses `none`, `linf:8/255`, `l2:0.5`; nil for anything else.
     public init?(_ text: String) {
-        if text == "none" { self = .none; return }
+        if text == "none" {
+            self = .none
+            return
+        }
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
-        guard parts.count == 2, let n = ThreatNorm(rawValue: parts[0]), let e = parseEpsilon(parts[1]), e > 0 else { return nil }
+        guard parts.count == 2, let n = ThreatNorm(rawValue: parts[0]), let e = parseEpsilon(parts[1]), e > 0 else {
+            return nil
+        }
         self.init(norm: n, epsilon: e, epsilonText: parts[1])
     }
 

@@ -24,7 +24,9 @@ public struct BenchTimer: Sendable {
 
     /// A timer; the defaults match the peers' (5 x 2 s after 3 warm-up calls).
     public init(repeats: Int = 5, minSeconds: Double = 2, warmup: Int = 3) {
-        self.repeats = max(1, repeats); self.minSeconds = minSeconds; self.warmup = max(1, warmup)
+        self.repeats = max(1, repeats)
+        self.minSeconds = minSeconds
+        self.warmup = max(1, warmup)
     }
 
     /// Times `body`, which processes `images` images per call.
@@ -34,9 +36,11 @@ public struct BenchTimer: Sendable {
         body()
         let one = now() - t0
         let iterations = max(1, Int((minSeconds / max(one, 1e-6)).rounded()))
-        var rates: [Double] = [], other: [Double] = []
+        var rates: [Double] = []
+        var other: [Double] = []
         for _ in 0..<repeats {
-            let busy0 = systemBusyTicks(), self0 = selfTicks()
+            let busy0 = systemBusyTicks()
+            let self0 = selfTicks()
             let start = now()
             for _ in 0..<iterations { body() }
             let wall = now() - start
@@ -65,7 +69,8 @@ let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 /// Busy jiffies of the whole machine (user + nice + system + irq + softirq + steal).
 func systemBusyTicks() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-          let line = text.split(separator: "\n").first else { return 0 }
+        let line = text.split(separator: "\n").first
+    else { return 0 }
     let v = line.split(separator: " ").dropFirst().prefix(8).compactMap { Int($0) }
     guard v.count == 8 else { return 0 }
     return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
@@ -74,7 +79,8 @@ func systemBusyTicks() -> Int {
 /// Jiffies this process has used (utime + stime).
 func selfTicks() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-          let close = text.lastIndex(of: ")") else { return 0 }
+        let close = text.lastIndex(of: ")")
+    else { return 0 }
     let fields = text[text.index(close, offsetBy: 2)...].split(separator: " ")
     guard fields.count > 12, let u = Int(fields[11]), let s = Int(fields[12]) else { return 0 }
     return u + s

@@ -43,13 +43,17 @@ public enum Benchmarks {
         var layers: [Layer] = []
         var cin = 3
         for v in [64, 64, 0, 128, 128, 0, 256, 0] {
-            if v == 0 { layers.append(MaxPool2d(kernel: 2)); continue }
+            if v == 0 {
+                layers.append(MaxPool2d(kernel: 2))
+                continue
+            }
             layers += [Conv2d(cin, v, kernel: 3, padding: 1, bias: false, rng: &rng), BatchNorm2d(v), ReLU()]
             cin = v
         }
         let body = Sequential([("body", Sequential(ConvBNReLU.fusing(indexed: layers))), ("flatten", Flatten())])
-        return Network(architecture: "vgg-small", config: config, body: body,
-                       classifier: Linear(256 * 4 * 4, 10, rng: &rng), classifierName: "fc")
+        return Network(
+            architecture: "vgg-small", config: config, body: body,
+            classifier: Linear(256 * 4 * 4, 10, rng: &rng), classifierName: "fc")
     }
 
     /// A random batch in [0, 1) with random labels.
@@ -76,7 +80,8 @@ public enum Benchmarks {
         let model: Network
         switch name {
         case "resnet20_train", "resnet20_infer", "pgd10":
-            model = try ModelRegistry.make("resnet20", config: ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10), seed: 0)
+            model = try ModelRegistry.make(
+                "resnet20", config: ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10), seed: 0)
         case "vgg_small_train":
             model = vggSmall()
         default:
@@ -93,7 +98,8 @@ public enum Benchmarks {
             // inference mode; each step is a forward and an input-only backward (counted as 2x
             // forward, as the peer does). rrmd's attack also scores its final point, one more
             // forward the peer's loop skips, so the comparison slightly favours the peer.
-            let config = PGDConfig(norm: .linf, epsilon: 8 / 255, stepSize: 2 / 255, iterations: 10, restarts: 1, randomStart: true)
+            let config = PGDConfig(
+                norm: .linf, epsilon: 8 / 255, stepSize: 2 / 255, iterations: 10, restarts: 1, randomStart: true)
             var rng = RNG(seed: 3)
             factor = 20
             m = timer.measure(images: batch) { _ = PGD.attack(model, x: x, labels: y, config: config, rng: &rng) }
@@ -107,8 +113,9 @@ public enum Benchmarks {
                 sgd.step(lr: 0.1)
             }
         }
-        return Result(imagesPerSecond: m.imagesPerSecond, gflops: factor * Double(flops) * m.imagesPerSecond / 1e9,
-                      forwardFLOPsPerImage: flops, measurement: m)
+        return Result(
+            imagesPerSecond: m.imagesPerSecond, gflops: factor * Double(flops) * m.imagesPerSecond / 1e9,
+            forwardFLOPsPerImage: flops, measurement: m)
     }
 
     /// bench_rrm.py: one RRM step of a ResNet-20 student whose 64-d representation is projected
@@ -124,8 +131,9 @@ public enum Benchmarks {
         let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
         let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
         let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage
-        return Result(imagesPerSecond: m.imagesPerSecond, gflops: Double(flops) * m.imagesPerSecond / 1e9,
-                      forwardFLOPsPerImage: student.forwardFLOPsPerImage, measurement: m)
+        return Result(
+            imagesPerSecond: m.imagesPerSecond, gflops: Double(flops) * m.imagesPerSecond / 1e9,
+            forwardFLOPsPerImage: student.forwardFLOPsPerImage, measurement: m)
     }
 
     /// OpenBLAS sgemm GFLOP/s at 2048^3 with all compute threads (median of `repeats`).
@@ -140,7 +148,9 @@ public enum Benchmarks {
             for r in 0..<(repeats + 1) {
                 let t0 = now()
                 c.withUnsafeMutableBufferPointer { cp in
-                    gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                    gemm(
+                        transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: a, lda: n, b: b, ldb: n, beta: 0,
+                        c: cp.baseAddress!, ldc: n)
                 }
                 if r > 0 { rates.append(2 * Double(n) * Double(n) * Double(n) / (now() - t0) / 1e9) }
             }

@@ -25,7 +25,9 @@ extension SafeTensors {
             // The header, in the first decoded bytes, is checked as soon as it is complete, and
             // the size it declares caps the rest (a bomb is refused in bounded memory).
             let plain = try Zstd.decompress(bytes, limits: limits, source: source) { prefix in
-                guard let size = try Self.declaredSize(prefix: prefix, source: "\(source) (decompressed)") else { return nil }
+                guard let size = try Self.declaredSize(prefix: prefix, source: "\(source) (decompressed)") else {
+                    return nil
+                }
                 // The content and the tensors decoded from it are both held at once.
                 try Self.checkMemory(needed: 2 * size, source: source)
                 return size
@@ -34,7 +36,8 @@ extension SafeTensors {
             try self.init(plain: plain, source: "\(source) (decompressed)")
         } else {
             guard bytes.count <= limits.maxContentSize else {
-                throw CheckpointError.fileTooLarge(source: source, size: UInt64(bytes.count), limit: UInt64(limits.maxContentSize))
+                throw CheckpointError.fileTooLarge(
+                    source: source, size: UInt64(bytes.count), limit: UInt64(limits.maxContentSize))
             }
             try self.init(plain: bytes, source: source)
         }
@@ -123,14 +126,19 @@ extension SafeTensors {
                 #if _endian(little)
                 if n > 0 { UnsafeMutableRawPointer(dst).copyMemory(from: src.baseAddress!, byteCount: n * 4) }
                 #else
-                for k in 0..<n { dst[k] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))) }
+                for k in 0..<n {
+                    dst[k] = Float(
+                        bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
+                }
                 #endif
             }
             return .float32(t)
         case .i64:
             let n = src.count / 8
             let values = [Int64](unsafeUninitializedCapacity: n) { buf, initialized in
-                for k in 0..<n { buf[k] = Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * k, as: Int64.self)) }
+                for k in 0..<n {
+                    buf[k] = Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * k, as: Int64.self))
+                }
                 initialized = n
             }
             return .int64(shape: e.shape, values: values)
@@ -167,10 +175,12 @@ struct HeaderLayout {
         do {
             root = try JSONParser.parse(header)
         } catch let e as JSONParseError {
-            throw CheckpointError.invalidHeader(source: source, reason: "malformed JSON at header byte \(e.offset): \(e.message)")
+            throw CheckpointError.invalidHeader(
+                source: source, reason: "malformed JSON at header byte \(e.offset): \(e.message)")
         }
         guard case .object(let members) = root else {
-            throw CheckpointError.invalidHeader(source: source, reason: "the header is \(root.kind), expected a JSON object")
+            throw CheckpointError.invalidHeader(
+                source: source, reason: "the header is \(root.kind), expected a JSON object")
         }
 
         var metadata: [String: String]?
@@ -179,7 +189,8 @@ struct HeaderLayout {
         for (name, value) in members {
             guard seen.insert(name).inserted else {
                 if name == "__metadata__" {
-                    throw CheckpointError.invalidMetadata(source: source, key: nil, reason: "__metadata__ appears twice")
+                    throw CheckpointError.invalidMetadata(
+                        source: source, key: nil, reason: "__metadata__ appears twice")
                 }
                 throw CheckpointError.duplicateName(source: source, name: name)
             }
@@ -199,13 +210,18 @@ struct HeaderLayout {
         var previous: String?
         for e in sorted {
             if e.begin < cursor {
-                throw CheckpointError.overlap(source: source, tensor: e.name, previous: previous ?? "", begin: e.begin, previousEnd: cursor)
+                throw CheckpointError.overlap(
+                    source: source, tensor: e.name, previous: previous ?? "", begin: e.begin, previousEnd: cursor)
             }
-            if e.begin > cursor { throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: e.begin) }
+            if e.begin > cursor {
+                throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: e.begin)
+            }
             cursor = e.end
             previous = e.name
         }
-        if let dataSize, cursor != dataSize { throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: dataSize) }
+        if let dataSize, cursor != dataSize {
+            throw CheckpointError.gap(source: source, after: previous, begin: cursor, end: dataSize)
+        }
 
         self.metadata = metadata ?? [:]
         self.entries = sorted
@@ -215,12 +231,14 @@ struct HeaderLayout {
     /// Validates the `__metadata__` value: an object whose values are all strings.
     private static func metadata(_ value: JSONValue, source: String) throws -> [String: String] {
         guard case .object(let members) = value else {
-            throw CheckpointError.invalidMetadata(source: source, key: nil, reason: "it is \(value.kind), expected an object")
+            throw CheckpointError.invalidMetadata(
+                source: source, key: nil, reason: "it is \(value.kind), expected an object")
         }
         var map: [String: String] = [:]
         for (key, v) in members {
             guard case .string(let s) = v else {
-                throw CheckpointError.invalidMetadata(source: source, key: key, reason: "the value is \(v.kind), expected a string")
+                throw CheckpointError.invalidMetadata(
+                    source: source, key: key, reason: "the value is \(v.kind), expected a string")
             }
             guard map.updateValue(s, forKey: key) == nil else {
                 throw CheckpointError.invalidMetadata(source: source, key: key, reason: "the key appears twice")
@@ -243,7 +261,9 @@ struct HeaderLayout {
         }
 
         guard let dtypeValue = fields["dtype"] else { throw bad("missing field 'dtype'") }
-        guard case .string(let dtypeName) = dtypeValue else { throw bad("'dtype' is \(dtypeValue.kind), expected a string") }
+        guard case .string(let dtypeName) = dtypeValue else {
+            throw bad("'dtype' is \(dtypeValue.kind), expected a string")
+        }
         guard let dtype = DType(rawValue: dtypeName) else {
             throw CheckpointError.unknownDType(source: source, tensor: name, dtype: dtypeName)
         }
@@ -252,13 +272,16 @@ struct HeaderLayout {
         guard case .array(let dims) = shapeValue else { throw bad("'shape' is \(shapeValue.kind), expected an array") }
         var shape: [Int] = []
         for d in dims {
-            guard let v = d.nonNegativeInt else { throw bad("'shape' holds \(describe(d)), expected non-negative integers") }
+            guard let v = d.nonNegativeInt else {
+                throw bad("'shape' holds \(describe(d)), expected non-negative integers")
+            }
             shape.append(v)
         }
 
         guard let offsetsValue = fields["data_offsets"] else { throw bad("missing field 'data_offsets'") }
         guard case .array(let offsets) = offsetsValue, offsets.count == 2,
-              let begin = offsets[0].nonNegativeInt, let end = offsets[1].nonNegativeInt else {
+            let begin = offsets[0].nonNegativeInt, let end = offsets[1].nonNegativeInt
+        else {
             throw bad("'data_offsets' is \(describe(offsetsValue)), expected [begin, end] with non-negative integers")
         }
         guard begin <= end else { throw bad("'data_offsets' [\(begin), \(end)] ends before it begins") }
@@ -266,16 +289,22 @@ struct HeaderLayout {
         var elements = 1
         for d in shape {
             let (p, overflow) = elements.multipliedReportingOverflow(by: d)
-            guard !overflow else { throw CheckpointError.sizeOverflow(source: source, tensor: name, shape: shape, dtype: dtype) }
+            guard !overflow else {
+                throw CheckpointError.sizeOverflow(source: source, tensor: name, shape: shape, dtype: dtype)
+            }
             elements = p
         }
         let (needed, overflow) = elements.multipliedReportingOverflow(by: dtype.size)
-        guard !overflow else { throw CheckpointError.sizeOverflow(source: source, tensor: name, shape: shape, dtype: dtype) }
+        guard !overflow else {
+            throw CheckpointError.sizeOverflow(source: source, tensor: name, shape: shape, dtype: dtype)
+        }
         guard end - begin == needed else {
-            throw CheckpointError.sizeMismatch(source: source, tensor: name, shape: shape, dtype: dtype, needed: needed, declared: end - begin)
+            throw CheckpointError.sizeMismatch(
+                source: source, tensor: name, shape: shape, dtype: dtype, needed: needed, declared: end - begin)
         }
         if let dataSize, end > dataSize {
-            throw CheckpointError.offsetsOutOfBounds(source: source, tensor: name, begin: begin, end: end, dataSize: dataSize)
+            throw CheckpointError.offsetsOutOfBounds(
+                source: source, tensor: name, begin: begin, end: end, dataSize: dataSize)
         }
         return Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end)
     }

@@ -13,7 +13,8 @@ extension SafeTensors {
     /// tensor starts aligned to its element size) and then by the UTF-8 bytes of the name.
     public func serialized() -> [UInt8] {
         let order = names.sorted { a, b in
-            let ra = storedTensor(a).dtype.writeRank, rb = storedTensor(b).dtype.writeRank
+            let ra = storedTensor(a).dtype.writeRank
+            let rb = storedTensor(b).dtype.writeRank
             if ra != rb { return ra > rb }
             return a.utf8.lexicographicallyPrecedes(b.utf8)
         }

@@ -40,15 +40,20 @@ public enum StoredTensor {
     func checkConsistent(_ name: String) {
         switch self {
         case .float32(let t):
-            precondition(t.count == elementCount, "StoredTensor '\(name)': tensor of shape \(t.shape) has \(t.count) elements")
+            precondition(
+                t.count == elementCount, "StoredTensor '\(name)': tensor of shape \(t.shape) has \(t.count) elements")
         case .int64(let shape, let values):
             precondition(shape.allSatisfy { $0 >= 0 }, "StoredTensor '\(name)': negative dimension in shape \(shape)")
-            precondition(values.count == elementCount,
-                         "StoredTensor '\(name)': shape \(shape) needs \(elementCount) Int64 values, got \(values.count)")
+            precondition(
+                values.count == elementCount,
+                "StoredTensor '\(name)': shape \(shape) needs \(elementCount) Int64 values, got \(values.count)")
         case .raw(let dtype, let shape, let bytes):
             precondition(shape.allSatisfy { $0 >= 0 }, "StoredTensor '\(name)': negative dimension in shape \(shape)")
-            precondition(bytes.count == byteCount,
-                         "StoredTensor '\(name)': shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes, got \(bytes.count)")
+            precondition(
+                bytes.count == byteCount,
+                "StoredTensor '\(name)': shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes, got "
+                    + "\(bytes.count)"
+            )
         }
     }
 }

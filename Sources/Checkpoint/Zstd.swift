@@ -35,19 +35,32 @@ enum Zstd {
     /// `bytes` compressed into one frame at `level`, with content size and checksum.
     static func compress(_ bytes: [UInt8], level: Int) throws -> [UInt8] {
         precondition(levels.contains(level), "zstd level \(level) is outside \(levels)")
-        guard let cctx = ZSTD_createCCtx() else { throw CheckpointError.compressionFailed(reason: "cannot allocate a compression context") }
+        guard let cctx = ZSTD_createCCtx() else {
+            throw CheckpointError.compressionFailed(reason: "cannot allocate a compression context")
+        }
         defer { ZSTD_freeCCtx(cctx) }
-        for (parameter, value) in [(ZSTD_c_compressionLevel, Int32(level)), (ZSTD_c_checksumFlag, 1), (ZSTD_c_contentSizeFlag, 1)] {
+        for (parameter, value) in [
+            (ZSTD_c_compressionLevel, Int32(level)), (ZSTD_c_checksumFlag, 1), (ZSTD_c_contentSizeFlag, 1),
+        ] {
             let r = ZSTD_CCtx_setParameter(cctx, parameter, value)
             if ZSTD_isError(r) != 0 { throw CheckpointError.compressionFailed(reason: errorName(r)) }
         }
         let bound = ZSTD_compressBound(bytes.count)
-        if ZSTD_isError(bound) != 0 { throw CheckpointError.compressionFailed(reason: "input of \(bytes.count) bytes is too large for zstd") }
+        if ZSTD_isError(bound) != 0 {
+            throw CheckpointError.compressionFailed(reason: "input of \(bytes.count) bytes is too large for zstd")
+        }
         var failure: Int?
         let out = [UInt8](unsafeUninitializedCapacity: bound) { dst, initialized in
             // ZSTD_compress2 always writes the size of a one-shot input into the frame header.
-            let r = bytes.withUnsafeBytes { src in ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count) }
-            if ZSTD_isError(r) != 0 { failure = r; initialized = 0 } else { initialized = r }
+            let r = bytes.withUnsafeBytes { src in
+                ZSTD_compress2(cctx, dst.baseAddress, bound, src.baseAddress, src.count)
+            }
+            if ZSTD_isError(r) != 0 {
+                failure = r
+                initialized = 0
+            } else {
+                initialized = r
+            }
         }
         if let failure { throw CheckpointError.compressionFailed(reason: errorName(failure)) }
         return out
@@ -67,22 +80,27 @@ enum Zstd {
     /// stops decoding at once. From then on that size is the cap: a file whose header is invalid
     /// is refused after its first chunk, and one that inflates past what its header declares
     /// stops there, so memory follows what a valid file of that header would need.
-    static func decompress(_ bytes: [UInt8], limits: ReadLimits, source: String,
-                           contentSize: (([UInt8]) throws -> Int?)? = nil) throws -> [UInt8] {
+    static func decompress(
+        _ bytes: [UInt8], limits: ReadLimits, source: String,
+        contentSize: (([UInt8]) throws -> Int?)? = nil
+    ) throws -> [UInt8] {
         try bytes.withUnsafeBytes { src -> [UInt8] in
             var header = ZSTD_frameHeader()
             let h = ZSTD_getFrameHeader(&header, src.baseAddress, src.count)
             if ZSTD_isError(h) != 0 { throw error(h, source: source, size: src.count) }
             if h > 0 { throw CheckpointError.zstdTruncated(source: source, size: src.count) }
             guard header.frameType == ZSTD_frame else {
-                throw CheckpointError.zstdCorrupt(source: source, reason: "the file starts with a skippable frame, not a compressed one")
+                throw CheckpointError.zstdCorrupt(
+                    source: source, reason: "the file starts with a skippable frame, not a compressed one")
             }
             if header.windowSize > limits.maxWindowSize {
-                throw CheckpointError.zstdWindowTooLarge(source: source, windowSize: header.windowSize, limit: limits.maxWindowSize)
+                throw CheckpointError.zstdWindowTooLarge(
+                    source: source, windowSize: header.windowSize, limit: limits.maxWindowSize)
             }
             let declared: UInt64? = header.frameContentSize == contentSizeUnknown ? nil : header.frameContentSize
             if let declared, declared == contentSizeError || declared > UInt64(limits.maxContentSize) {
-                throw CheckpointError.decompressedTooLarge(source: source, declared: declared, limit: limits.maxContentSize)
+                throw CheckpointError.decompressedTooLarge(
+                    source: source, declared: declared, limit: limits.maxContentSize)
             }
 
             // Walks block headers only (no decoding), so a cut or padded file is reported as
@@ -90,11 +108,13 @@ enum Zstd {
             let frameSize = ZSTD_findFrameCompressedSize(src.baseAddress, src.count)
             if ZSTD_isError(frameSize) != 0 { throw error(frameSize, source: source, size: src.count) }
             if frameSize < src.count {
-                throw CheckpointError.zstdTrailingData(source: source, offset: frameSize, trailing: src.count - frameSize)
+                throw CheckpointError.zstdTrailingData(
+                    source: source, offset: frameSize, trailing: src.count - frameSize)
             }
 
             guard let dctx = ZSTD_createDCtx() else {
-                throw CheckpointError.zstdCorrupt(source: source, reason: "cannot allocate a decompression context (out of memory?)")
+                throw CheckpointError.zstdCorrupt(
+                    source: source, reason: "cannot allocate a decompression context (out of memory?)")
             }
             defer { ZSTD_freeDCtx(dctx) }
             // Belt and braces: libzstd enforces the same window cap while decoding.
@@ -105,7 +125,9 @@ enum Zstd {
             // A declared size is trusted for the reservation only as far as the input could
             // plausibly expand (weights barely compress; 16x or 64 MiB is generous); beyond that
             // the array grows by doubling, so a lying header costs no more than real output.
-            if let declared { out.reserveCapacity(Int(Swift.min(declared, UInt64(Swift.max(64 << 20, 16 * src.count))))) }
+            if let declared {
+                out.reserveCapacity(Int(Swift.min(declared, UInt64(Swift.max(64 << 20, 16 * src.count)))))
+            }
             let chunkSize = Swift.max(ZSTD_DStreamOutSize(), 1 << 20)
             let chunk = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 16)
             defer { chunk.deallocate() }
@@ -116,7 +138,8 @@ enum Zstd {
                 let r = ZSTD_decompressStream(dctx, &output, &input)
                 if ZSTD_isError(r) != 0 { throw error(r, source: source, size: src.count) }
                 if out.count + output.pos > limits.maxContentSize {
-                    throw CheckpointError.decompressedTooLarge(source: source, declared: declared, limit: limits.maxContentSize)
+                    throw CheckpointError.decompressedTooLarge(
+                        source: source, declared: declared, limit: limits.maxContentSize)
                 }
                 if let selfDeclared, out.count + output.pos > selfDeclared {
                     throw CheckpointError.contentBeyondHeader(source: source, declared: selfDeclared)

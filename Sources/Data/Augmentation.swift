@@ -36,7 +36,8 @@ public enum Augmentation {
             return
         }
         // Columns whose source x + dx lies inside the image (before the flip).
-        let lo = min(w, max(0, -dx)), hi = max(lo, min(w, w - dx))
+        let lo = min(w, max(0, -dx))
+        let hi = max(lo, min(w, w - dx))
         for c in 0..<channels {
             for y in 0..<h {
                 let out = dst + c * plane + y * w

@@ -45,7 +45,7 @@ public struct BatchIterator: IteratorProtocol, Sequence {
     public private(set) var lastDraws: [AugmentationDraw] = []
 
     private let epochRNG: RNG
-    private var fullBuffer: Tensor   // [batchSize, C, H, W]
+    private var fullBuffer: Tensor  // [batchSize, C, H, W]
     private var tailBuffer: Tensor?  // [N % batchSize, C, H, W], made on first use
     private var labelBuffer: [Int32] = []
 
@@ -53,8 +53,9 @@ public struct BatchIterator: IteratorProtocol, Sequence {
     public init(dataset: Dataset, options: BatchOptions, seed: UInt64, epoch: Int, startBatch: Int = 0) {
         precondition(epoch >= 0, "BatchIterator: epoch must be non-negative, got \(epoch)")
         let count = options.batchCount(samples: dataset.count)
-        precondition(startBatch >= 0 && startBatch <= count,
-                     "BatchIterator: startBatch \(startBatch) not in 0...\(count)")
+        precondition(
+            startBatch >= 0 && startBatch <= count,
+            "BatchIterator: startBatch \(startBatch) not in 0...\(count)")
         self.dataset = dataset
         self.options = options
         self.seed = seed
@@ -89,15 +90,17 @@ public struct BatchIterator: IteratorProtocol, Sequence {
         let index = batchIndex
         let b = size(ofBatch: index)
         if b == options.batchSize {
-            Self.fill(index, of: self.dataset, order: order, options: options, epochRNG: epochRNG,
-                      flips: flipsImages, images: &fullBuffer, labels: &labelBuffer, draws: &lastDraws)
+            Self.fill(
+                index, of: self.dataset, order: order, options: options, epochRNG: epochRNG,
+                flips: flipsImages, images: &fullBuffer, labels: &labelBuffer, draws: &lastDraws)
             batchIndex = index + 1
             return Batch(images: fullBuffer, labels: labelBuffer, epoch: epoch, index: index)
         }
         var tail = tailBuffer ?? Tensor(uninitializedShape: [b] + dataset.imageShape)
         tailBuffer = nil  // keep `tail` uniquely referenced while it is filled
-        Self.fill(index, of: dataset, order: order, options: options, epochRNG: epochRNG,
-                  flips: flipsImages, images: &tail, labels: &labelBuffer, draws: &lastDraws)
+        Self.fill(
+            index, of: dataset, order: order, options: options, epochRNG: epochRNG,
+            flips: flipsImages, images: &tail, labels: &labelBuffer, draws: &lastDraws)
         batchIndex = index + 1
         tailBuffer = tail
         return Batch(images: tail, labels: labelBuffer, epoch: epoch, index: index)
@@ -109,8 +112,9 @@ public struct BatchIterator: IteratorProtocol, Sequence {
         guard batchIndex < batchCount else { return false }
         let shape = [size(ofBatch: batchIndex)] + dataset.imageShape
         if images.shape != shape { images = Tensor(uninitializedShape: shape) }
-        Self.fill(batchIndex, of: dataset, order: order, options: options, epochRNG: epochRNG,
-                  flips: flipsImages, images: &images, labels: &labels, draws: &lastDraws)
+        Self.fill(
+            batchIndex, of: dataset, order: order, options: options, epochRNG: epochRNG,
+            flips: flipsImages, images: &images, labels: &labels, draws: &lastDraws)
         batchIndex += 1
         return true
     }

@@ -14,8 +14,10 @@ public struct BatchOptions: Equatable, Sendable {
     public var horizontalFlip: Bool
 
     /// Options with the given values; the defaults are plain shuffled batches.
-    public init(batchSize: Int, shuffle: Bool = true, dropLast: Bool = false,
-                cropPadding: Int = 0, horizontalFlip: Bool = false) {
+    public init(
+        batchSize: Int, shuffle: Bool = true, dropLast: Bool = false,
+        cropPadding: Int = 0, horizontalFlip: Bool = false
+    ) {
         precondition(batchSize >= 1, "BatchOptions: batchSize must be at least 1, got \(batchSize)")
         precondition(cropPadding >= 0, "BatchOptions: cropPadding must be non-negative, got \(cropPadding)")
         self.batchSize = batchSize

@@ -38,8 +38,9 @@ public enum CIFAR10 {
         }
         let n = min(records, wanted)
         let pixels = recordSize - 1
-        try MemoryBudget.check(n * pixels * MemoryLayout<Float>.size, for: "decoding \(n) CIFAR-10 images",
-                               whatToDo: "read fewer images (limit), or run where more memory is available")
+        try MemoryBudget.check(
+            n * pixels * MemoryLayout<Float>.size, for: "decoding \(n) CIFAR-10 images",
+            whatToDo: "read fewer images (limit), or run where more memory is available")
         var images = Tensor(uninitializedShape: [n, 3, 32, 32])  // [N, 3, 32, 32]
         var labels = [Int32](repeating: 0, count: n)
         let table = IDX.scaleTable(255)

@@ -18,8 +18,12 @@ public struct ChannelStatistics: Equatable, Sendable {
             for i in 0..<n {
                 for ch in 0..<c {
                     let base = p + (i * c + ch) * plane
-                    var s: Float = 0, s2: Float = 0  // one plane is small: Float is exact enough
-                    for k in 0..<plane { s += base[k]; s2 += base[k] * base[k] }
+                    var s: Float = 0
+                    var s2: Float = 0  // one plane is small: Float is exact enough
+                    for k in 0..<plane {
+                        s += base[k]
+                        s2 += base[k] * base[k]
+                    }
                     sum[ch] += Double(s)
                     sumSq[ch] += Double(s2)
                 }

@@ -39,48 +39,48 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     /// One readable sentence or two: what happened, where, what to do.
     public var description: String {
         switch self {
-        case let .fileNotFound(path, hint):
+        case .fileNotFound(let path, let hint):
             return "dataset file not found: \(path). \(hint)"
-        case let .datasetNotFound(name, searched, hint):
+        case .datasetNotFound(let name, let searched, let hint):
             let list = searched.isEmpty ? "no directories given" : searched.joined(separator: ", ")
             return "dataset '\(name)' not found (searched: \(list)). \(hint)"
-        case let .unknownDataset(name, known):
+        case .unknownDataset(let name, let known):
             return "unknown dataset '\(name)'; known datasets: \(known.joined(separator: ", "))."
-        case let .unreadable(path, reason):
+        case .unreadable(let path, let reason):
             return "cannot read \(path): \(reason). Check the path and its permissions."
-        case let .truncated(path, expected, got, decompressed):
+        case .truncated(let path, let expected, let got, let decompressed):
             return "\(path) is truncated: expected \(expected) \(kind(decompressed)) bytes, got \(got). "
                 + "The file is incomplete; download or copy it again."
-        case let .trailingData(path, expected, got, decompressed):
+        case .trailingData(let path, let expected, let got, let decompressed):
             let actual = got.map { "it has \($0)" } ?? "it has more"
             return "\(path) is longer than its header says: expected \(expected) \(kind(decompressed)) "
                 + "bytes, \(actual). It may be corrupt or not the file its name suggests; replace it."
-        case let .badMagic(path, offset, found, expected):
+        case .badMagic(let path, let offset, let found, let expected):
             return "\(path): bad magic number at byte \(offset): found \(hex(found)), expected \(expected). "
                 + "This is not a file of the expected format (wrong file, or an HTML error page?)."
-        case let .wrongDType(path, found, expected):
+        case .wrongDType(let path, let found, let expected):
             return "\(path): IDX element type 0x\(hex2(found)) at byte 2, expected 0x\(hex2(expected)) "
                 + "(unsigned byte). Only unsigned-byte IDX files are supported."
-        case let .wrongShape(path, found, expected):
+        case .wrongShape(let path, let found, let expected):
             return "\(path): header dimensions \(found), expected \(expected). "
                 + "Check that images and labels files are not swapped and belong to this dataset."
-        case let .countMismatch(imagesPath, images, labelsPath, labels):
+        case .countMismatch(let imagesPath, let images, let labelsPath, let labels):
             return "\(imagesPath) holds \(images) images but \(labelsPath) holds \(labels) labels. "
                 + "The two files do not belong together; use the matching pair."
-        case let .labelOutOfRange(path, index, offset, label, numClasses):
+        case .labelOutOfRange(let path, let index, let offset, let label, let numClasses):
             return "\(path): label \(label) of sample \(index) (byte \(offset)) is outside 0..<\(numClasses). "
                 + "The file is corrupt or belongs to another dataset."
-        case let .pixelOutOfRange(path, offset, value, max):
+        case .pixelOutOfRange(let path, let offset, let value, let max):
             return "\(path): pixel value \(value) at byte \(offset) exceeds this dataset's maximum \(max). "
                 + "The file belongs to another dataset or the pixel scale is wrong."
-        case let .badRecordSize(path, size, recordSize):
+        case .badRecordSize(let path, let size, let recordSize):
             return "\(path): size \(size) bytes is not a multiple of the \(recordSize)-byte record "
                 + "(\(size / recordSize) whole records + \(size % recordSize) bytes). "
                 + "The file is truncated or not in this format (CIFAR-10 needs the \"binary version\")."
-        case let .gzipCorrupt(path, offset, reason):
+        case .gzipCorrupt(let path, let offset, let reason):
             return "\(path): corrupt gzip data at compressed byte \(offset): \(reason). "
                 + "Download or copy the file again."
-        case let .tooLarge(path, what, limit):
+        case .tooLarge(let path, let what, let limit):
             return "\(path): \(what) exceeds the limit of \(limit) bytes; refusing to read it "
                 + "(corrupt header or decompression bomb)."
         }

@@ -17,8 +17,9 @@ public struct Dataset {
     /// Wraps already-validated arrays; mismatched shapes are programmer errors and stop.
     public init(name: String, images: Tensor, labels: [Int32], numClasses: Int, allowsHorizontalFlip: Bool) {
         precondition(images.rank == 4, "Dataset \(name): images must be [N, C, H, W], got \(images.shape)")
-        precondition(images.shape[0] == labels.count,
-                     "Dataset \(name): images \(images.shape) but \(labels.count) labels")
+        precondition(
+            images.shape[0] == labels.count,
+            "Dataset \(name): images \(images.shape) but \(labels.count) labels")
         precondition(numClasses > 0, "Dataset \(name): numClasses must be positive, got \(numClasses)")
         self.name = name
         self.images = images
@@ -40,16 +41,18 @@ public struct Dataset {
 
     /// The samples `range` (a copy), e.g. to cut a quick-run subset or a validation split.
     public func slice(_ range: Range<Int>) -> Dataset {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count,
-                     "Dataset \(name): slice \(range) out of 0..<\(count)")
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= count,
+            "Dataset \(name): slice \(range) out of 0..<\(count)")
         let per = channels * height * width
         var out = Tensor(uninitializedShape: [range.count, channels, height, width])  // [n, C, H, W]
         let n = range.count * per
         images.withUnsafePointer { src in
             out.withUnsafeMutablePointer { $0.update(from: src + range.lowerBound * per, count: n) }
         }
-        return Dataset(name: name, images: out, labels: Array(labels[range]), numClasses: numClasses,
-                       allowsHorizontalFlip: allowsHorizontalFlip)
+        return Dataset(
+            name: name, images: out, labels: Array(labels[range]), numClasses: numClasses,
+            allowsHorizontalFlip: allowsHorizontalFlip)
     }
 
     /// The first `n` samples (all when `n` is nil or at least `count`).

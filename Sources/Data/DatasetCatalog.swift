@@ -31,7 +31,10 @@ public struct DatasetSpec: Sendable {
     public var classNames: [String] {
         switch name {
         case "fashion-mnist":
-            return ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            return [
+                "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                "Ankle boot",
+            ]
         case "cifar10":
             return ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
         default:
@@ -59,7 +62,8 @@ public struct DatasetSpec: Sendable {
 public enum DatasetCatalog {
     /// MNIST's standard file names, shared by Fashion-MNIST.
     static let mnistFiles = (
-        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
+    )
 
     static func mnistHint(_ prefix: String) -> String {
         prefix + "pass --data-dir DIR where DIR holds \(mnistFiles.0), \(mnistFiles.1), \(mnistFiles.2) and "
@@ -72,16 +76,19 @@ public enum DatasetCatalog {
             name: "fashion-mnist", numClasses: 10, allowsHorizontalFlip: true,
             defaultDirectories: ["/usr/share/datasets/fashion-mnist"],
             files: [mnistFiles.0, mnistFiles.1, mnistFiles.2, mnistFiles.3],
-            hint: mnistHint("Install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or "),
-            layout: .idx(trainImages: mnistFiles.0, trainLabels: mnistFiles.1,
-                         testImages: mnistFiles.2, testLabels: mnistFiles.3, maxValue: 255)),
+            hint: mnistHint(
+                "Install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) or "),
+            layout: .idx(
+                trainImages: mnistFiles.0, trainLabels: mnistFiles.1,
+                testImages: mnistFiles.2, testLabels: mnistFiles.3, maxValue: 255)),
         DatasetSpec(
             name: "mnist", numClasses: 10, allowsHorizontalFlip: false,
             defaultDirectories: [],
             files: [mnistFiles.0, mnistFiles.1, mnistFiles.2, mnistFiles.3],
             hint: mnistHint("Download MNIST and "),
-            layout: .idx(trainImages: mnistFiles.0, trainLabels: mnistFiles.1,
-                         testImages: mnistFiles.2, testLabels: mnistFiles.3, maxValue: 255)),
+            layout: .idx(
+                trainImages: mnistFiles.0, trainLabels: mnistFiles.1,
+                testImages: mnistFiles.2, testLabels: mnistFiles.3, maxValue: 255)),
         // UCI digits has no official split; the last 297 of the 1,797 images are the test set,
         // the first 1,500 the training set, so every run and machine uses the same split.
         DatasetSpec(
@@ -90,8 +97,9 @@ public enum DatasetCatalog {
             files: ["digits-images-idx3-ubyte", "digits-labels-idx1-ubyte"],
             hint: "Pass --data-dir DIR where DIR holds digits-images-idx3-ubyte and digits-labels-idx1-ubyte "
                 + "(the UCI 8x8 digits as IDX, pixel values 0..16; a copy is in shared/data/digits).",
-            layout: .idxSplit(images: "digits-images-idx3-ubyte", labels: "digits-labels-idx1-ubyte",
-                              maxValue: 16, total: 1797, testCount: 297)),
+            layout: .idxSplit(
+                images: "digits-images-idx3-ubyte", labels: "digits-labels-idx1-ubyte",
+                maxValue: 16, total: 1797, testCount: 297)),
         DatasetSpec(
             name: "cifar10", numClasses: 10, allowsHorizontalFlip: true,
             defaultDirectories: [],
@@ -151,24 +159,28 @@ public enum DatasetCatalog {
             return path
         }
         func make(_ images: Tensor, _ labels: [Int32]) -> Dataset {
-            Dataset(name: spec.name, images: images, labels: labels, numClasses: spec.numClasses,
-                    allowsHorizontalFlip: spec.allowsHorizontalFlip)
+            Dataset(
+                name: spec.name, images: images, labels: labels, numClasses: spec.numClasses,
+                allowsHorizontalFlip: spec.allowsHorizontalFlip)
         }
         func readPair(_ imagesName: String, _ labelsName: String, maxValue: Int, limit: Int?) throws -> Dataset {
             let (ip, lp) = (try file(imagesName), try file(labelsName))
             let images = try IDX.readImages(path: ip, maxValue: maxValue, limit: limit, hint: spec.hint)
             let labels = try IDX.readLabels(path: lp, numClasses: spec.numClasses, limit: limit, hint: spec.hint)
             if images.shape[0] != labels.count {
-                throw DataError.countMismatch(imagesPath: ip, images: images.shape[0], labelsPath: lp, labels: labels.count)
+                throw DataError.countMismatch(
+                    imagesPath: ip, images: images.shape[0], labelsPath: lp, labels: labels.count)
             }
             return make(images, labels)
         }
 
         switch spec.layout {
-        case let .idx(trainImages, trainLabels, testImages, testLabels, maxValue):
-            return (try readPair(trainImages, trainLabels, maxValue: maxValue, limit: limit),
-                    try readPair(testImages, testLabels, maxValue: maxValue, limit: limit))
-        case let .idxSplit(images, labels, maxValue, total, testCount):
+        case .idx(let trainImages, let trainLabels, let testImages, let testLabels, let maxValue):
+            return (
+                try readPair(trainImages, trainLabels, maxValue: maxValue, limit: limit),
+                try readPair(testImages, testLabels, maxValue: maxValue, limit: limit)
+            )
+        case .idxSplit(let images, let labels, let maxValue, let total, let testCount):
             let whole = try readPair(images, labels, maxValue: maxValue, limit: nil)
             if whole.count != total {
                 throw DataError.wrongShape(

@@ -27,8 +27,13 @@ public enum IDX {
         let keep = min(n, max(0, limit ?? n))
         let pixels = h * w  // cannot overflow: header.payload already checked n*h*w
         // The count comes from the header: a gzipped file can declare far more than it holds.
-        try MemoryBudget.check(keep * pixels * MemoryLayout<Float>.size, for: "reading \(path) (\(keep) images of \(h)x\(w), as the header declares)",
-                               whatToDo: "check the file (its header may be damaged), read fewer images (limit), or run where more memory is available")
+        try MemoryBudget.check(
+            keep * pixels * MemoryLayout<Float>.size,
+            for: "reading \(path) (\(keep) images of \(h)x\(w), as the header declares)",
+            whatToDo:
+                "check the file (its header may be damaged), read fewer images (limit), or run where more memory is "
+                    + "available"
+        )
         var images = Tensor(uninitializedShape: [keep, 1, h, w])  // [N, 1, H, W]
         let total = keep * pixels
         let table = scaleTable(maxValue)

@@ -22,7 +22,9 @@ public final class EvaluationJournal {
 
         /// A batch's results.
         public init(fooled: [Bool], excess: [Double], seconds: Double) {
-            self.fooled = fooled; self.excess = excess; self.seconds = seconds
+            self.fooled = fooled
+            self.excess = excess
+            self.seconds = seconds
         }
     }
 
@@ -48,7 +50,8 @@ public final class EvaluationJournal {
         var keptLines: [Substring] = []
         var other = false
         if FileManager.default.fileExists(atPath: path) {
-            let text = String(decoding: try readWholeFile(path, limit: Self.sizeLimit, regularOnly: true), as: UTF8.self)
+            let text = String(
+                decoding: try readWholeFile(path, limit: Self.sizeLimit, regularOnly: true), as: UTF8.self)
             var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
             // Only newline-terminated lines were written whole: the piece after the last newline
             // (empty, or a line cut short) is dropped.
@@ -79,20 +82,28 @@ public final class EvaluationJournal {
     /// The recorded results of batch `index` of `phase`, if it was attacked with these `images`.
     public func batch(phase: String, index: Int, images: [Int]) -> Batch? {
         guard let entry = batches[Self.key(phase, index)], entry.digest == Self.digest(images),
-              entry.batch.fooled.count == images.count else { return nil }
+            entry.batch.fooled.count == images.count
+        else { return nil }
         return entry.batch
     }
 
     /// Appends batch `index` of `phase` and flushes it to disk.
     public func record(phase: String, index: Int, images: [Int], _ batch: Batch) throws {
-        precondition(batch.fooled.count == images.count && batch.excess.count == images.count,
-                     "EvaluationJournal: a batch needs one result per image")
-        let fields = [phase, String(index), String(Self.digest(images), radix: 16), "\(batch.seconds)",
-                      String(batch.fooled.map { $0 ? "1" : "0" }), batch.excess.map { "\($0)" }.joined(separator: ",")]
+        precondition(
+            batch.fooled.count == images.count && batch.excess.count == images.count,
+            "EvaluationJournal: a batch needs one result per image")
+        let fields = [
+            phase, String(index), String(Self.digest(images), radix: 16), "\(batch.seconds)",
+            String(batch.fooled.map { $0 ? "1" : "0" }), batch.excess.map { "\($0)" }.joined(separator: ","),
+        ]
         let bytes = Array((fields.joined(separator: "\t") + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        if written != bytes.count { throw FileSystemError.system(operation: "write", path: path, errno: written < 0 ? errno : EIO) }
-        guard fdatasync(descriptor) == 0 else { throw FileSystemError.system(operation: "fdatasync", path: path, errno: errno) }
+        if written != bytes.count {
+            throw FileSystemError.system(operation: "write", path: path, errno: written < 0 ? errno : EIO)
+        }
+        guard fdatasync(descriptor) == 0 else {
+            throw FileSystemError.system(operation: "fdatasync", path: path, errno: errno)
+        }
         batches[Self.key(phase, index)] = (Self.digest(images), batch)
     }
 
@@ -108,7 +119,10 @@ public final class EvaluationJournal {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for i in images {
             var v = UInt64(bitPattern: Int64(i))
-            for _ in 0..<8 { h = (h ^ (v & 0xff)) &* 0x100_0000_01b3; v >>= 8 }
+            for _ in 0..<8 {
+                h = (h ^ (v & 0xff)) &* 0x100_0000_01b3
+                v >>= 8
+            }
         }
         return h
     }
@@ -116,7 +130,8 @@ public final class EvaluationJournal {
     private static func parse(_ line: Substring) -> (String, UInt64, Batch)? {
         let f = line.split(separator: "\t", omittingEmptySubsequences: false)
         guard f.count == 6, let index = Int(f[1]), let digest = UInt64(f[2], radix: 16), let seconds = Double(f[3]),
-              f[4].allSatisfy({ $0 == "0" || $0 == "1" }) else { return nil }
+            f[4].allSatisfy({ $0 == "0" || $0 == "1" })
+        else { return nil }
         let fooled = f[4].map { $0 == "1" }
         let excess = f[5].isEmpty ? [] : f[5].split(separator: ",").compactMap { Double($0) }
         guard excess.count == fooled.count else { return nil }

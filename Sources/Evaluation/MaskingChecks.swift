@@ -42,7 +42,8 @@ public enum MaskingChecks {
         // Counts decide, since both sides are over the same samples; the accuracies are the
         // same numbers divided by one denominator and might disagree only by rounding.
         var offenders: [String] = []
-        for attack in report.attacks where attack.correct > clean.correct || attack.robustAccuracy > clean.accuracy + slack {
+        for attack in report.attacks
+        where attack.correct > clean.correct || attack.robustAccuracy > clean.accuracy + slack {
             offenders.append("\(attack.name) \(ReportText.percent(attack.robustAccuracy)) (\(attack.correct) correct)")
         }
         let worst = report.worstCase
@@ -51,13 +52,19 @@ public enum MaskingChecks {
         }
         let cleanText = "clean \(ReportText.percent(clean.accuracy)) (\(clean.correct)/\(report.data.samples))"
         if offenders.isEmpty {
-            return .init(name: robustNotAboveClean, passed: true,
-                         detail: "\(cleanText); worst case \(ReportText.percent(worst.robustAccuracy)) over \(report.attacks.count) attack(s), none above clean.")
+            return .init(
+                name: robustNotAboveClean, passed: true,
+                detail:
+                    "\(cleanText); worst case \(ReportText.percent(worst.robustAccuracy)) over "
+                        + "\(report.attacks.count) attack(s), none above clean."
+            )
         }
-        return .init(name: robustNotAboveClean, passed: false,
-                     detail: "\(offenders.joined(separator: ", ")) above \(cleanText). An attack cannot make a model more accurate, "
-                        + "so this points to a bug: attacks run on other samples or labels than the clean pass, a sign error in the attack loss, "
-                        + "or the model left in training mode (BatchNorm batch statistics, dropout).")
+        return .init(
+            name: robustNotAboveClean, passed: false,
+            detail:
+                "\(offenders.joined(separator: ", ")) above \(cleanText). An attack cannot make a model more accurate, "
+                + "so this points to a bug: attacks run on other samples or labels than the clean pass, a sign error "
+                    + "in the attack loss, or the model left in training mode (BatchNorm batch statistics, dropout).")
     }
 
     private static func checkIterationsMonotone(_ report: RobustnessReport) -> RobustnessReport.Check {
@@ -69,13 +76,20 @@ public enum MaskingChecks {
         let tol = tolerance(samples: check.samples)
         let trail = "\(check.attack) on \(check.samples) samples: " + trailText(series, unit: "iterations")
         if let rise = firstRise(series, tolerance: tol) {
-            return .init(name: iterationsMonotone, passed: false,
-                         detail: "\(trail). Accuracy rises from \(ReportText.percent(rise.low)) at \(rise.lowLabel) to \(ReportText.percent(rise.high)) at \(rise.highLabel) iterations, "
-                            + "more than the \(ReportText.points(tol)) tolerance. A stronger attack finding fewer adversarial examples suggests noisy or "
-                            + "shattered gradients (gradient masking) or randomness in the model; try more restarts and a gradient-free attack.")
+            return .init(
+                name: iterationsMonotone, passed: false,
+                detail:
+                    "\(trail). Accuracy rises from \(ReportText.percent(rise.low)) at \(rise.lowLabel) to "
+                        + "\(ReportText.percent(rise.high)) at \(rise.highLabel) iterations, "
+                    + "more than the \(ReportText.points(tol)) tolerance. A stronger attack finding fewer adversarial "
+                        + "examples suggests noisy or "
+                    + "shattered gradients (gradient masking) or randomness in the model; try more restarts and a "
+                        + "gradient-free attack."
+            )
         }
-        return .init(name: iterationsMonotone, passed: true,
-                     detail: "\(trail); never rises by more than \(ReportText.points(tol)).")
+        return .init(
+            name: iterationsMonotone, passed: true,
+            detail: "\(trail); never rises by more than \(ReportText.points(tol)).")
     }
 
     private static func checkLargeEpsilonBreaks(_ report: RobustnessReport) -> RobustnessReport.Check {
@@ -86,14 +100,20 @@ public enum MaskingChecks {
         // as broken as 0 % for a model with few classes.
         let chance = report.data.numClasses > 0 ? 1.0 / Double(report.data.numClasses) : 0
         let bound = max(0.05, chance + 0.02)
-        let at = "\(sweep.attack) at the largest epsilon \(ReportText.number(last.epsilon)) leaves \(ReportText.percent(last.accuracy)) accuracy on \(sweep.samples) samples"
+        let at =
+            "\(sweep.attack) at the largest epsilon \(ReportText.number(last.epsilon)) leaves "
+                + "\(ReportText.percent(last.accuracy)) accuracy on \(sweep.samples) samples"
         if last.accuracy <= bound + slack {
-            return .init(name: largeEpsilonBreaks, passed: true, detail: "\(at), within the \(ReportText.percent(bound)) bound.")
+            return .init(
+                name: largeEpsilonBreaks, passed: true, detail: "\(at), within the \(ReportText.percent(bound)) bound.")
         }
-        return .init(name: largeEpsilonBreaks, passed: false,
-                     detail: "\(at), above the \(ReportText.percent(bound)) bound. A budget that large should break any model; surviving it suggests "
-                        + "the attack cannot follow the model's gradients (masking, e.g. saturated softmax or non-differentiable layers), "
-                        + "or too few iterations for that radius.")
+        return .init(
+            name: largeEpsilonBreaks, passed: false,
+            detail:
+                "\(at), above the \(ReportText.percent(bound)) bound. A budget that large should break any model; "
+                    + "surviving it suggests "
+                + "the attack cannot follow the model's gradients (masking, e.g. saturated softmax or "
+                    + "non-differentiable layers), or too few iterations for that radius.")
     }
 
     private static func checkSweepMonotone(_ report: RobustnessReport) -> RobustnessReport.Check {
@@ -105,39 +125,56 @@ public enum MaskingChecks {
         let tol = tolerance(samples: sweep.samples)
         let trail = "\(sweep.attack) on \(sweep.samples) samples: " + trailText(series, unit: "epsilon")
         if let rise = firstRise(series, tolerance: tol) {
-            return .init(name: sweepMonotone, passed: false,
-                         detail: "\(trail). Accuracy rises from \(ReportText.percent(rise.low)) at epsilon \(rise.lowLabel) to \(ReportText.percent(rise.high)) at \(rise.highLabel), "
-                            + "more than the \(ReportText.points(tol)) tolerance. A larger budget contains every smaller one, so the attack is failing to "
-                            + "optimise at the larger radius: suspect gradient masking or a step size that does not scale with epsilon.")
+            return .init(
+                name: sweepMonotone, passed: false,
+                detail:
+                    "\(trail). Accuracy rises from \(ReportText.percent(rise.low)) at epsilon \(rise.lowLabel) to "
+                        + "\(ReportText.percent(rise.high)) at \(rise.highLabel), "
+                    + "more than the \(ReportText.points(tol)) tolerance. A larger budget contains every smaller one, "
+                        + "so the attack is failing to "
+                    + "optimise at the larger radius: suspect gradient masking or a step size that does not scale "
+                        + "with epsilon."
+            )
         }
-        return .init(name: sweepMonotone, passed: true, detail: "\(trail); never rises by more than \(ReportText.points(tol)).")
+        return .init(
+            name: sweepMonotone, passed: true, detail: "\(trail); never rises by more than \(ReportText.points(tol)).")
     }
 
     private static func checkTargetedNotWeaker(_ report: RobustnessReport) -> RobustnessReport.Check {
         let ran = report.attacks.map(\.name)
         guard let ce = report.attacks.first(where: { $0.name == RobustnessReport.Attack.apgdCE }),
-              let t = report.attacks.first(where: { $0.name == RobustnessReport.Attack.apgdT }) else {
+            let t = report.attacks.first(where: { $0.name == RobustnessReport.Attack.apgdT })
+        else {
             let list = ran.isEmpty ? "none" : ran.joined(separator: ", ")
-            return .init(name: targetedNotWeaker, passed: true,
-                         detail: "Not run: needs both apgd-ce and apgd-t (ran: \(list)).")
+            return .init(
+                name: targetedNotWeaker, passed: true,
+                detail: "Not run: needs both apgd-ce and apgd-t (ran: \(list)).")
         }
         let gap = t.robustAccuracy - ce.robustAccuracy
-        let numbers = "apgd-t \(ReportText.percent(t.robustAccuracy)) vs apgd-ce \(ReportText.percent(ce.robustAccuracy))"
+        let numbers =
+            "apgd-t \(ReportText.percent(t.robustAccuracy)) vs apgd-ce \(ReportText.percent(ce.robustAccuracy))"
         if gap <= 0.10 + slack {
-            return .init(name: targetedNotWeaker, passed: true,
-                         detail: "\(numbers): apgd-t is at most 10 points above apgd-ce.")
+            return .init(
+                name: targetedNotWeaker, passed: true,
+                detail: "\(numbers): apgd-t is at most 10 points above apgd-ce.")
         }
-        return .init(name: targetedNotWeaker, passed: false,
-                     detail: "\(numbers): apgd-t leaves \(ReportText.points(gap)) more accuracy, over the 10-point limit. On an honest model the "
-                        + "targeted DLR attack is about as strong as APGD-CE; a much weaker one suggests a bug in the targeted attack "
-                        + "(target classes, DLR loss) or logits that mask the DLR gradient.")
+        return .init(
+            name: targetedNotWeaker, passed: false,
+            detail:
+                "\(numbers): apgd-t leaves \(ReportText.points(gap)) more accuracy, over the 10-point limit. On an "
+                    + "honest model the "
+                + "targeted DLR attack is about as strong as APGD-CE; a much weaker one suggests a bug in the "
+                    + "targeted attack (target classes, DLR loss) or logits that mask the DLR gradient.")
     }
 
     /// The first point whose accuracy exceeds the lowest accuracy seen at any smaller x by more
     /// than `tolerance`. Comparing with the running minimum, not just the previous point, stops
     /// a slow creep of small rises from passing.
-    private static func firstRise(_ series: [(x: Double, label: String, accuracy: Double)], tolerance: Double)
-        -> (lowLabel: String, low: Double, highLabel: String, high: Double)? {
+    private static func firstRise(
+        _ series: [(x: Double, label: String, accuracy: Double)], tolerance: Double
+    )
+        -> (lowLabel: String, low: Double, highLabel: String, high: Double)?
+    {
         guard var best = series.first else { return nil }
         for point in series.dropFirst() {
             if point.accuracy > best.accuracy + tolerance + slack {

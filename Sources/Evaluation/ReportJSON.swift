@@ -38,7 +38,8 @@ public enum ReportJSON {
         } catch let DecodingError.keyNotFound(key, context) {
             throw ReportJSONError.invalid(path: keyPath(context.codingPath + [key]), reason: "missing")
         } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context),
-                let DecodingError.dataCorrupted(context) {
+            let DecodingError.dataCorrupted(context)
+        {
             throw ReportJSONError.invalid(path: keyPath(context.codingPath), reason: context.debugDescription)
         }
     }
@@ -71,9 +72,12 @@ public enum ReportJSONError: Error, CustomStringConvertible, Equatable, Sendable
         switch self {
         case .nonFinite(let path, let value):
             return "report value \(path.isEmpty ? "(top level)" : path) is \(value), which JSON cannot represent; "
-                + "the evaluation produced an undefined number (e.g. an accuracy over zero samples) and should be fixed or rerun"
+                + "the evaluation produced an undefined number (e.g. an accuracy over zero samples) and should be "
+                    + "fixed or rerun"
         case .unsupportedSchema(let found):
-            return "report schema is \(found.map { "'\($0)'" } ?? "missing"), expected '\(RobustnessReport.currentSchema)'; "
+            return
+                "report schema is \(found.map { "'\($0)'" } ?? "missing"), expected "
+                    + "'\(RobustnessReport.currentSchema)'; "
                 + "read it with the rrmd version that wrote it, or regenerate it with `rrmd evaluate`"
         case .invalid(let path, let reason):
             return "report JSON is invalid at \(path.isEmpty ? "the top level" : path): \(reason); "

@@ -7,13 +7,18 @@ public enum ReportMarkdown {
     public static func render(_ report: RobustnessReport) -> String {
         var out: [String] = []
         let m = report.model
-        out.append("# Robustness report: \(ReportText.escape(m.arch)) ×\(ReportText.number(m.width)), \(ReportText.threat(report.threat))")
+        out.append(
+            "# Robustness report: \(ReportText.escape(m.arch)) ×\(ReportText.number(m.width)), "
+                + "\(ReportText.threat(report.threat))"
+        )
         out.append("")
         out.append(contentsOf: verdict(report))
         out.append("")
-        out.append("\(ReportText.code(m.path)) (trained by \(ReportText.escape(m.trainedBy))) on \(report.data.samples) "
-            + "\(ReportText.escape(report.data.split)) samples of \(ReportText.escape(report.data.name)), seed \(report.data.seed). "
-            + "Created \(ReportText.escape(report.created)) by rrmd \(ReportText.escape(report.rrmdVersion)).")
+        out.append(
+            "\(ReportText.code(m.path)) (trained by \(ReportText.escape(m.trainedBy))) on \(report.data.samples) "
+                + "\(ReportText.escape(report.data.split)) samples of \(ReportText.escape(report.data.name)), seed "
+                    + "\(report.data.seed). "
+                + "Created \(ReportText.escape(report.created)) by rrmd \(ReportText.escape(report.rrmdVersion)).")
         out.append("")
         out.append(contentsOf: summary(report))
         out.append(contentsOf: checks(report))
@@ -35,8 +40,10 @@ public enum ReportMarkdown {
         if failed.isEmpty {
             return ["All \(report.checks.count) gradient-masking checks passed."]
         }
-        var lines = ["> **Possible gradient masking:** \(failed.count) of \(report.checks.count) checks failed; "
-            + "the robust accuracy below may be overestimated."]
+        var lines = [
+            "> **Possible gradient masking:** \(failed.count) of \(report.checks.count) checks failed; "
+                + "the robust accuracy below may be overestimated."
+        ]
         for check in failed {
             lines.append("> - **\(ReportText.code(check.name))**: \(ReportText.escape(check.detail))")
         }
@@ -48,10 +55,14 @@ public enum ReportMarkdown {
         var lines = ["## Summary", "", "| Evaluation | Accuracy | Correct |", "|:--|--:|--:|"]
         lines.append("| Clean | \(ReportText.percent(report.clean.accuracy)) | \(report.clean.correct) / \(n) |")
         for attack in report.attacks {
-            lines.append("| \(ReportText.attackTitle(attack.name)) | \(ReportText.percent(attack.robustAccuracy)) | \(attack.correct) / \(n) |")
+            lines.append(
+                "| \(ReportText.attackTitle(attack.name)) | \(ReportText.percent(attack.robustAccuracy)) | "
+                    + "\(attack.correct) / \(n) |"
+            )
         }
         let worst = report.worstCase
-        lines.append("| **Worst case** | **\(ReportText.percent(worst.robustAccuracy))** | **\(worst.correct) / \(n)** |")
+        lines.append(
+            "| **Worst case** | **\(ReportText.percent(worst.robustAccuracy))** | **\(worst.correct) / \(n)** |")
         lines.append("")
         return lines
     }
@@ -72,11 +83,15 @@ public enum ReportMarkdown {
         var lines = ["## Accuracy vs epsilon", ""]
         lines.append("![Accuracy against epsilon](\(ReportWriter.sweepChartName))")
         lines.append("")
-        lines.append("\(ReportText.attackTitle(sweep.attack)) on \(sweep.samples) samples; epsilon 0 is clean accuracy on the same samples.")
+        lines.append(
+            "\(ReportText.attackTitle(sweep.attack)) on \(sweep.samples) samples; epsilon 0 is clean accuracy on the "
+                + "same samples."
+        )
         lines.append("")
         lines.append(contentsOf: ["| Epsilon | Accuracy |", "|--:|--:|"])
         for point in sweep.points.sorted(by: { $0.epsilon < $1.epsilon }) {
-            lines.append("| \(ReportText.epsilon(point.epsilon, like: report.threat)) | \(ReportText.percent(point.accuracy)) |")
+            lines.append(
+                "| \(ReportText.epsilon(point.epsilon, like: report.threat)) | \(ReportText.percent(point.accuracy)) |")
         }
         lines.append("")
         return lines
@@ -85,8 +100,9 @@ public enum ReportMarkdown {
     private static func iterations(_ report: RobustnessReport) -> [String] {
         guard let check = report.iterationsCheck, !check.points.isEmpty else { return [] }
         var lines = ["## Iterations check", ""]
-        lines.append("\(ReportText.attackTitle(check.attack)) at \(ReportText.threat(report.threat)) on \(check.samples) samples; "
-            + "accuracy should not rise as the attack gets more iterations.")
+        lines.append(
+            "\(ReportText.attackTitle(check.attack)) at \(ReportText.threat(report.threat)) on \(check.samples) "
+                + "samples; accuracy should not rise as the attack gets more iterations.")
         lines.append("")
         lines.append(contentsOf: ["| Iterations | Accuracy |", "|--:|--:|"])
         for point in check.points.sorted(by: { $0.iterations < $1.iterations }) {
@@ -104,7 +120,10 @@ public enum ReportMarkdown {
         lines.append(contentsOf: ["| Class | Name | Samples | Clean | Robust (worst case) |", "|--:|:--|--:|--:|--:|"])
         for row in report.perClass {
             let name = ReportText.className(row, in: report).map(ReportText.escape) ?? ""
-            lines.append("| \(row.classIndex) | \(name) | \(row.samples) | \(ReportText.percent(row.cleanAccuracy)) | \(ReportText.percent(row.robustAccuracy)) |")
+            lines.append(
+                "| \(row.classIndex) | \(name) | \(row.samples) | \(ReportText.percent(row.cleanAccuracy)) | "
+                    + "\(ReportText.percent(row.robustAccuracy)) |"
+            )
         }
         lines.append("")
         return lines
@@ -113,12 +132,18 @@ public enum ReportMarkdown {
     private static func settings(_ report: RobustnessReport) -> [String] {
         guard !report.attacks.isEmpty else { return [] }
         var lines = ["## Attack settings", ""]
-        lines.append("Threat model: \(ReportText.threat(report.threat)) (\(report.threat.norm.rawValue), epsilon \(ReportText.number(report.threat.epsilon)) in input units).")
+        lines.append(
+            "Threat model: \(ReportText.threat(report.threat)) (\(report.threat.norm.rawValue), epsilon "
+                + "\(ReportText.number(report.threat.epsilon)) in input units)."
+        )
         lines.append("")
         lines.append(contentsOf: ["| Attack | Settings | Time |", "|:--|:--|--:|"])
         for attack in report.attacks {
             let text = attack.settings.keys.sorted().map { "\($0)=\(attack.settings[$0]!)" }.joined(separator: ", ")
-            lines.append("| \(ReportText.attackTitle(attack.name)) | \(text.isEmpty ? "defaults" : ReportText.escape(text)) | \(ReportText.seconds(attack.seconds)) |")
+            lines.append(
+                "| \(ReportText.attackTitle(attack.name)) | \(text.isEmpty ? "defaults" : ReportText.escape(text)) | "
+                    + "\(ReportText.seconds(attack.seconds)) |"
+            )
         }
         lines.append("")
         return lines
@@ -126,11 +151,13 @@ public enum ReportMarkdown {
 
     private static func timing(_ report: RobustnessReport) -> [String] {
         let t = report.timing
-        return ["## Timing", "",
-                "- Total: \(ReportText.seconds(t.totalSeconds))",
-                "- Clean pass: \(ReportText.seconds(t.cleanSeconds))",
-                "- Threads: \(t.threads)",
-                ""]
+        return [
+            "## Timing", "",
+            "- Total: \(ReportText.seconds(t.totalSeconds))",
+            "- Clean pass: \(ReportText.seconds(t.cleanSeconds))",
+            "- Threads: \(t.threads)",
+            "",
+        ]
     }
 
     private static func model(_ report: RobustnessReport) -> [String] {
@@ -242,7 +269,8 @@ enum ReportText {
     static func code(_ text: String) -> String {
         let flat = text.replacingOccurrences(of: "\n", with: " ").replacingOccurrences(of: "\r", with: " ")
             .replacingOccurrences(of: "|", with: "\\|")
-        var longest = 0, run = 0
+        var longest = 0
+        var run = 0
         for ch in flat {
             run = ch == "`" ? run + 1 : 0
             longest = max(longest, run)

@@ -1,6 +1,7 @@
 import Checkpoint
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,8 +33,9 @@ public enum ReportWriter {
         do {
             json = try ReportJSON.encode(report)
         } catch {
-            throw ReportWriterError(file: directory.appendingPathComponent(jsonName).path,
-                                    reason: "\(error)", hint: "fix the evaluation that produced the value and rerun it")
+            throw ReportWriterError(
+                file: directory.appendingPathComponent(jsonName).path,
+                reason: "\(error)", hint: "fix the evaluation that produced the value and rerun it")
         }
         var files: [(name: String, bytes: [UInt8])] = [(perClassChartName, Array(SVGChart.perClass(report).utf8))]
         let sweepChart = SVGChart.accuracyVsEpsilon(report)
@@ -47,8 +49,10 @@ public enum ReportWriter {
             let stale = directory.appendingPathComponent(sweepChartName).path
             if unlink(stale) != 0 && errno != ENOENT {
                 let code = errno
-                throw ReportWriterError(file: stale, reason: "cannot remove the chart of an earlier report: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code), cause: .system(operation: "remove", path: stale, errno: code))
+                throw ReportWriterError(
+                    file: stale,
+                    reason: "cannot remove the chart of an earlier report: \(String(cString: strerror(code)))",
+                    hint: hint(forErrno: code), cause: .system(operation: "remove", path: stale, errno: code))
             }
         }
 
@@ -58,8 +62,9 @@ public enum ReportWriter {
             do {
                 try writeAtomically(file.bytes, to: url)
             } catch let FileSystemError.system(operation, path, code) {
-                throw ReportWriterError(file: url.path, reason: "\(operation) failed: \(String(cString: strerror(code)))",
-                                        hint: hint(forErrno: code), cause: .system(operation: operation, path: path, errno: code))
+                throw ReportWriterError(
+                    file: url.path, reason: "\(operation) failed: \(String(cString: strerror(code)))",
+                    hint: hint(forErrno: code), cause: .system(operation: operation, path: path, errno: code))
             } catch {
                 throw ReportWriterError(file: url.path, reason: "\(error)", hint: "check the directory and retry")
             }
@@ -79,8 +84,10 @@ public enum ReportWriter {
             var info = stat()
             if code == EEXIST, stat(prefix, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
             let reported = code == EEXIST ? ENOTDIR : code
-            throw ReportWriterError(file: path, reason: "cannot create the directory \(prefix): \(String(cString: strerror(reported)))",
-                                    hint: hint(forErrno: reported), cause: .system(operation: "create directory", path: prefix, errno: reported))
+            throw ReportWriterError(
+                file: path, reason: "cannot create the directory \(prefix): \(String(cString: strerror(reported)))",
+                hint: hint(forErrno: reported),
+                cause: .system(operation: "create directory", path: prefix, errno: reported))
         }
     }
 
@@ -88,7 +95,9 @@ public enum ReportWriter {
     static func hint(forErrno code: Int32) -> String {
         switch code {
         case EACCES, EPERM, EROFS:
-            return "make the directory writable by this user (under systemd, list it in ReadWritePaths=) or choose another output directory"
+            return
+                "make the directory writable by this user (under systemd, list it in ReadWritePaths=) or choose "
+                    + "another output directory"
         case ENOSPC, EDQUOT:
             return "free space (or quota) on that filesystem and rerun"
         case ENOENT, ENOTDIR:

@@ -2,9 +2,9 @@ import Attacks
 import Data
 import Foundation
 import Kernels
+import ModelIO
 import Models
 import TensorCore
-import ModelIO
 
 /// Where an evaluation is, for progress displays: `done` of `total` images in `phase`.
 public struct RobustnessProgress: Sendable {
@@ -33,7 +33,10 @@ public struct EvaluatedModel {
 
     /// Bundles a loaded model with its file's identity.
     public init(network: Network, path: String, sha256: String, metadata: ModelMetadata) {
-        self.network = network; self.path = path; self.sha256 = sha256; self.metadata = metadata
+        self.network = network
+        self.path = path
+        self.sha256 = sha256
+        self.metadata = metadata
     }
 }
 
@@ -46,13 +49,18 @@ public enum RobustnessEvaluator {
     /// batches; when it answers true the evaluation throws `EvaluationStopped`. With a `journal`
     /// (opened with `journalIdentity`), attacked batches it holds are read back instead of
     /// attacked again, and every newly attacked batch is added to it.
-    public static func evaluate(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, rrmdVersion: String,
-                                journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
-                                progress: (RobustnessProgress) -> Void = { _ in }) throws -> RobustnessReport {
-        precondition(settings.problem(numClasses: test.numClasses) == nil, "RobustnessEvaluator: \(settings.problem(numClasses: test.numClasses)!)")
+    public static func evaluate(
+        _ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, rrmdVersion: String,
+        journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
+        progress: (RobustnessProgress) -> Void = { _ in }
+    ) throws -> RobustnessReport {
+        precondition(
+            settings.problem(numClasses: test.numClasses) == nil,
+            "RobustnessEvaluator: \(settings.problem(numClasses: test.numClasses)!)")
         let net = model.network
-        precondition(test.imageShape == net.config.inputShape,
-                     "RobustnessEvaluator: dataset images \(test.imageShape) but the model takes \(net.config.inputShape)")
+        precondition(
+            test.imageShape == net.config.inputShape,
+            "RobustnessEvaluator: dataset images \(test.imageShape) but the model takes \(net.config.inputShape)")
         let start = Date()
         let data = test.prefix(settings.samples)
         let n = data.count
@@ -79,19 +87,32 @@ public enum RobustnessEvaluator {
             var fooled = 0
             var worstExcess = 0.0
             let targets = settings.cascade ? (0..<n).filter { robust[$0] } : correctIndices
-            let replayed = try run(name, on: targets, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
-                settings: settings, net: net, stream: UInt64(a + 1), phase: name, journal: journal, shouldStop: shouldStop,
-                progress: progress) { index, success, excess in
-                if success { fooled += 1; robust[index] = false }
+            let replayed = try run(
+                name, on: targets, data: data, epsilon: settings.epsilon, iterations: settings.iterations,
+                settings: settings, net: net, stream: UInt64(a + 1), phase: name, journal: journal,
+                shouldStop: shouldStop,
+                progress: progress
+            ) { index, success, excess in
+                if success {
+                    fooled += 1
+                    robust[index] = false
+                }
                 worstExcess = max(worstExcess, excess)
             }
-            if worstExcess > 1e-5 { budgetViolations.append(String(format: "%@ exceeded the budget by %.2g", name, worstExcess)) }
+            if worstExcess > 1e-5 {
+                budgetViolations.append(String(format: "%@ exceeded the budget by %.2g", name, worstExcess))
+            }
             let correct = targets.count - fooled
             var recordSettings = attackSettings(name, settings, numClasses: data.numClasses)
-            if settings.cascade { recordSettings["cascade"] = "true (attacked only the images the attacks before it left correct; accuracy is cumulative)" }
-            attackRecords.append(RobustnessReport.Attack(
-                name: name, settings: recordSettings,
-                robustAccuracy: fraction(correct, n), correct: correct, seconds: Date().timeIntervalSince(t0) + replayed))
+            if settings.cascade {
+                recordSettings["cascade"] =
+                    "true (attacked only the images the attacks before it left correct; accuracy is cumulative)"
+            }
+            attackRecords.append(
+                RobustnessReport.Attack(
+                    name: name, settings: recordSettings,
+                    robustAccuracy: fraction(correct, n), correct: correct,
+                    seconds: Date().timeIntervalSince(t0) + replayed))
         }
         let robustCount = robust.lazy.filter { $0 }.count
 
@@ -104,9 +125,13 @@ public enum RobustnessEvaluator {
             for (s, eps) in settings.sweepEpsilons(dimension: net.config.inputShape.reduce(1, *)).enumerated() {
                 var correct = subset.count
                 if eps > 0 {
-                    try run("apgd-ce", on: subset, data: data, epsilon: eps, iterations: settings.sweepIterations, settings: settings,
-                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps), journal: journal,
-                        shouldStop: shouldStop, progress: progress) { _, success, _ in
+                    try run(
+                        "apgd-ce", on: subset, data: data, epsilon: eps, iterations: settings.sweepIterations,
+                        settings: settings,
+                        net: net, stream: 0x5EE9 + UInt64(s), phase: String(format: "sweep eps=%.4g", eps),
+                        journal: journal,
+                        shouldStop: shouldStop, progress: progress
+                    ) { _, success, _ in
                         if success { correct -= 1 }
                     }
                 }
@@ -123,9 +148,13 @@ public enum RobustnessEvaluator {
             var points: [RobustnessReport.IterationsPoint] = []
             for iterations in settings.checkIterations {
                 var correct = subset.count
-                try run("apgd-ce", on: subset, data: data, epsilon: settings.epsilon, iterations: iterations, settings: settings,
-                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", journal: journal, shouldStop: shouldStop,
-                    progress: progress) { _, success, _ in
+                try run(
+                    "apgd-ce", on: subset, data: data, epsilon: settings.epsilon, iterations: iterations,
+                    settings: settings,
+                    net: net, stream: 0x17E2, phase: "iterations n=\(iterations)", journal: journal,
+                    shouldStop: shouldStop,
+                    progress: progress
+                ) { _, success, _ in
                     if success { correct -= 1 }
                 }
                 points.append(.init(iterations: iterations, accuracy: fraction(correct, m)))
@@ -133,21 +162,28 @@ public enum RobustnessEvaluator {
             iterationsCheck = .init(attack: "apgd-ce", samples: m, points: points)
         }
 
-        let names = (try? DatasetCatalog.spec(named: data.name).classNames).flatMap { $0.count == data.numClasses ? $0 : nil }
+        let names = (try? DatasetCatalog.spec(named: data.name).classNames).flatMap {
+            $0.count == data.numClasses ? $0 : nil
+        }
         var perClass: [RobustnessReport.ClassResult] = []
         for k in 0..<data.numClasses {
             let members = (0..<n).filter { Int(data.labels[$0]) == k }
-            perClass.append(.init(classIndex: k, name: names?[k], samples: members.count,
-                                  cleanAccuracy: fraction(members.filter { cleanCorrect[$0] }.count, members.count),
-                                  robustAccuracy: fraction(members.filter { robust[$0] }.count, members.count)))
+            perClass.append(
+                .init(
+                    classIndex: k, name: names?[k], samples: members.count,
+                    cleanAccuracy: fraction(members.filter { cleanCorrect[$0] }.count, members.count),
+                    robustAccuracy: fraction(members.filter { robust[$0] }.count, members.count)))
         }
 
         let meta = model.metadata
         var report = RobustnessReport(
-            model: .init(path: model.path, sha256: model.sha256, arch: meta.architecture, width: meta.config.widthMultiplier,
-                         dataset: meta.dataset, parameters: net.parameterCount, trainedBy: meta.trainedBy ?? "unknown",
-                         threatModel: meta.threatModel, producer: meta.producer),
-            data: .init(name: data.name, split: "test", samples: n, numClasses: data.numClasses, classNames: names, seed: settings.seed),
+            model: .init(
+                path: model.path, sha256: model.sha256, arch: meta.architecture, width: meta.config.widthMultiplier,
+                dataset: meta.dataset, parameters: net.parameterCount, trainedBy: meta.trainedBy ?? "unknown",
+                threatModel: meta.threatModel, producer: meta.producer),
+            data: .init(
+                name: data.name, split: "test", samples: n, numClasses: data.numClasses, classNames: names,
+                seed: settings.seed),
             threat: .init(norm: settings.norm, epsilon: settings.epsilon, epsilonText: settings.epsilonText),
             clean: .init(accuracy: fraction(correctIndices.count, n), correct: correctIndices.count),
             attacks: attackRecords,
@@ -156,11 +192,15 @@ public enum RobustnessEvaluator {
             timing: .init(totalSeconds: 0, cleanSeconds: cleanSeconds, threads: Compute.threads),
             created: RobustnessReport.timestamp(Date()), rrmdVersion: rrmdVersion)
         report.checks = MaskingChecks.run(report)
-        report.checks.append(.init(
-            name: "perturbation_within_budget", passed: budgetViolations.isEmpty,
-            detail: budgetViolations.isEmpty
-                ? "every adversarial image stayed within \(settings.norm.rawValue) epsilon \(settings.epsilonText) of its original and inside [0, 1]"
-                : "an attack left the threat model (\(budgetViolations.joined(separator: "; "))): its numbers are not valid; please report this as a bug"))
+        report.checks.append(
+            .init(
+                name: "perturbation_within_budget", passed: budgetViolations.isEmpty,
+                detail: budgetViolations.isEmpty
+                    ? "every adversarial image stayed within \(settings.norm.rawValue) epsilon "
+                        + "\(settings.epsilonText) of its original and inside [0, 1]"
+                    : "an attack left the threat model (\(budgetViolations.joined(separator: "; "))): its numbers are "
+                        + "not valid; please report this as a bug"
+            ))
         report.timing.totalSeconds = Date().timeIntervalSince(start)
         return report
     }
@@ -171,10 +211,12 @@ public enum RobustnessEvaluator {
     /// results do not depend on batch order, and a batch `journal` holds is read back rather than
     /// attacked. Returns the seconds the read-back batches had taken.
     @discardableResult
-    private static func run(_ name: String, on indices: [Int], data: Dataset, epsilon: Double, iterations: Int,
-                            settings: RobustnessSettings, net: Network, stream: UInt64, phase: String,
-                            journal: EvaluationJournal?, shouldStop: () -> Bool,
-                            progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void) throws -> Double {
+    private static func run(
+        _ name: String, on indices: [Int], data: Dataset, epsilon: Double, iterations: Int,
+        settings: RobustnessSettings, net: Network, stream: UInt64, phase: String,
+        journal: EvaluationJournal?, shouldStop: () -> Bool,
+        progress: (RobustnessProgress) -> Void, visit: (Int, Bool, Double) -> Void
+    ) throws -> Double {
         let base = RNG(seed: settings.seed).fork(stream)
         var batchIndex = 0
         var replayedSeconds = 0.0
@@ -193,12 +235,15 @@ public enum RobustnessEvaluator {
             let x = data.images.gather(rows: chosen)  // [B, C, H, W]
             let labels = chosen.map { data.labels[$0] }
             var rng = base.fork(UInt64(batchIndex))
-            let result = attack(name, net, x: x, labels: labels, epsilon: Float(epsilon), iterations: iterations,
-                                settings: settings, numClasses: data.numClasses, rng: &rng)
+            let result = attack(
+                name, net, x: x, labels: labels, epsilon: Float(epsilon), iterations: iterations,
+                settings: settings, numClasses: data.numClasses, rng: &rng)
             let excess = budgetExcess(result.adversarial, x, norm: settings.norm, epsilon: epsilon)
             for (j, i) in chosen.enumerated() { visit(i, result.success[j], excess[j]) }
-            try journal?.record(phase: phase, index: batchIndex, images: chosen, .init(
-                fooled: result.success, excess: excess, seconds: Date().timeIntervalSince(t0)))
+            try journal?.record(
+                phase: phase, index: batchIndex, images: chosen,
+                .init(
+                    fooled: result.success, excess: excess, seconds: Date().timeIntervalSince(t0)))
             Compute.releaseFreeMemory()
             progress(RobustnessProgress(phase: phase, done: range.upperBound, total: indices.count))
         }
@@ -213,19 +258,30 @@ public enum RobustnessEvaluator {
     }
 
     /// One attack by name with the evaluation's budget.
-    static func attack(_ name: String, _ net: Network, x: Tensor, labels: [Int32], epsilon: Float, iterations: Int,
-                       settings: RobustnessSettings, numClasses: Int, rng: inout RNG) -> AttackResult {
+    static func attack(
+        _ name: String, _ net: Network, x: Tensor, labels: [Int32], epsilon: Float, iterations: Int,
+        settings: RobustnessSettings, numClasses: Int, rng: inout RNG
+    ) -> AttackResult {
         switch name {
         case "apgd-ce":
-            return APGD.attack(net, x: x, labels: labels, config: APGDConfig(
-                norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts, loss: .crossEntropy), rng: &rng)
+            return APGD.attack(
+                net, x: x, labels: labels,
+                config: APGDConfig(
+                    norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts,
+                    loss: .crossEntropy), rng: &rng)
         case "apgd-t":
-            return APGD.attack(net, x: x, labels: labels, config: APGDConfig(
-                norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts, loss: .targetedDLR,
-                targetClasses: min(settings.targetClasses, numClasses - 1)), rng: &rng)
+            return APGD.attack(
+                net, x: x, labels: labels,
+                config: APGDConfig(
+                    norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts,
+                    loss: .targetedDLR,
+                    targetClasses: min(settings.targetClasses, numClasses - 1)), rng: &rng)
         case "pgd":
-            return PGD.attack(net, x: x, labels: labels,
-                              config: .standard(norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts), rng: &rng)
+            return PGD.attack(
+                net, x: x, labels: labels,
+                config: .standard(
+                    norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts),
+                rng: &rng)
         case "fgsm":
             return FGSM.attack(net, x: x, labels: labels, epsilon: epsilon)
         default:
@@ -238,13 +294,21 @@ public enum RobustnessEvaluator {
         var d = ["norm": s.norm.rawValue, "epsilon": s.epsilonText, "seed": "\(s.seed)"]
         switch name {
         case "apgd-ce":
-            d["iterations"] = "\(s.iterations)"; d["restarts"] = "\(s.restarts)"; d["loss"] = "cross-entropy"
+            d["iterations"] = "\(s.iterations)"
+            d["restarts"] = "\(s.restarts)"
+            d["loss"] = "cross-entropy"
         case "apgd-t":
-            d["iterations"] = "\(s.iterations)"; d["restarts"] = "\(s.restarts)"; d["loss"] = "targeted DLR"
+            d["iterations"] = "\(s.iterations)"
+            d["restarts"] = "\(s.restarts)"
+            d["loss"] = "targeted DLR"
             d["target_classes"] = "\(min(s.targetClasses, numClasses - 1))"
         case "pgd":
-            let c = PGDConfig.standard(norm: s.norm, epsilon: Float(s.epsilon), iterations: s.iterations, restarts: s.restarts)
-            d["iterations"] = "\(s.iterations)"; d["restarts"] = "\(s.restarts)"; d["step"] = "\(c.stepSize)"; d["random_start"] = "true"
+            let c = PGDConfig.standard(
+                norm: s.norm, epsilon: Float(s.epsilon), iterations: s.iterations, restarts: s.restarts)
+            d["iterations"] = "\(s.iterations)"
+            d["restarts"] = "\(s.restarts)"
+            d["step"] = "\(c.stepSize)"
+            d["random_start"] = "true"
         default:
             d["step"] = s.epsilonText
         }
@@ -253,15 +317,20 @@ public enum RobustnessEvaluator {
 
     /// Per image, how far `adv` lies outside the epsilon-ball around `x` or outside [0, 1].
     static func budgetExcess(_ adv: Tensor, _ x: Tensor, norm: ThreatNorm, epsilon: Double) -> [Double] {
-        let n = x.dim(0), d = x.count / max(n, 1)
+        let n = x.dim(0)
+        let d = x.count / max(n, 1)
         var excess = [Double](repeating: 0, count: n)
         adv.withUnsafePointer { ap in
             x.withUnsafePointer { xp in
                 for e in 0..<n {
-                    var linf = 0.0, sq = 0.0, box = 0.0
+                    var linf = 0.0
+                    var sq = 0.0
+                    var box = 0.0
                     for i in e * d..<(e + 1) * d {
-                        let a = Double(ap[i]), delta = a - Double(xp[i])
-                        linf = max(linf, abs(delta)); sq += delta * delta
+                        let a = Double(ap[i])
+                        let delta = a - Double(xp[i])
+                        linf = max(linf, abs(delta))
+                        sq += delta * delta
                         box = max(box, -a, a - 1)
                     }
                     // Float32 images carry about 6e-8 of rounding per pixel; allow that much.

@@ -133,8 +133,10 @@ extension RobustnessReport {
         public var producer: String?
 
         /// Makes a model description.
-        public init(path: String, sha256: String, arch: String, width: Double, dataset: String,
-                    parameters: Int, trainedBy: String, threatModel: String? = nil, producer: String? = nil) {
+        public init(
+            path: String, sha256: String, arch: String, width: Double, dataset: String,
+            parameters: Int, trainedBy: String, threatModel: String? = nil, producer: String? = nil
+        ) {
             self.path = path
             self.sha256 = sha256
             self.arch = arch
@@ -184,8 +186,10 @@ extension RobustnessReport {
         public var seed: UInt64
 
         /// Makes a dataset description.
-        public init(name: String, split: String = "test", samples: Int, numClasses: Int,
-                    classNames: [String]? = nil, seed: UInt64) {
+        public init(
+            name: String, split: String = "test", samples: Int, numClasses: Int,
+            classNames: [String]? = nil, seed: UInt64
+        ) {
             self.name = name
             self.split = split
             self.samples = samples
@@ -280,7 +284,9 @@ extension RobustnessReport {
         public var seconds: Double
 
         /// Makes an attack result.
-        public init(name: String, settings: [String: String] = [:], robustAccuracy: Double, correct: Int, seconds: Double) {
+        public init(
+            name: String, settings: [String: String] = [:], robustAccuracy: Double, correct: Int, seconds: Double
+        ) {
             self.name = name
             self.settings = settings
             self.robustAccuracy = robustAccuracy

@@ -42,15 +42,28 @@ public struct RobustnessSettings: Equatable, Sendable {
     public var cascade: Bool
 
     /// Settings with the defaults of `rrmd evaluate`.
-    public init(norm: ThreatNorm = .linf, epsilon: Double = 8.0 / 255, epsilonText: String = "8/255",
-                attacks: [String] = ["apgd-ce", "apgd-t"], samples: Int? = nil, batchSize: Int = 200,
-                iterations: Int = 100, restarts: Int = 1, targetClasses: Int = 9,
-                sweepSamples: Int = 1000, sweepIterations: Int = 20,
-                checkSamples: Int = 500, checkIterations: [Int] = [5, 10, 25, 50, 100], seed: UInt64 = 0, cascade: Bool = false) {
-        self.norm = norm; self.epsilon = epsilon; self.epsilonText = epsilonText; self.attacks = attacks
-        self.samples = samples; self.batchSize = batchSize; self.iterations = iterations; self.restarts = restarts
-        self.targetClasses = targetClasses; self.sweepSamples = sweepSamples; self.sweepIterations = sweepIterations
-        self.checkSamples = checkSamples; self.checkIterations = checkIterations; self.seed = seed; self.cascade = cascade
+    public init(
+        norm: ThreatNorm = .linf, epsilon: Double = 8.0 / 255, epsilonText: String = "8/255",
+        attacks: [String] = ["apgd-ce", "apgd-t"], samples: Int? = nil, batchSize: Int = 200,
+        iterations: Int = 100, restarts: Int = 1, targetClasses: Int = 9,
+        sweepSamples: Int = 1000, sweepIterations: Int = 20,
+        checkSamples: Int = 500, checkIterations: [Int] = [5, 10, 25, 50, 100], seed: UInt64 = 0, cascade: Bool = false
+    ) {
+        self.norm = norm
+        self.epsilon = epsilon
+        self.epsilonText = epsilonText
+        self.attacks = attacks
+        self.samples = samples
+        self.batchSize = batchSize
+        self.iterations = iterations
+        self.restarts = restarts
+        self.targetClasses = targetClasses
+        self.sweepSamples = sweepSamples
+        self.sweepIterations = sweepIterations
+        self.checkSamples = checkSamples
+        self.checkIterations = checkIterations
+        self.seed = seed
+        self.cascade = cascade
     }
 
     /// The sweep's radii: fractions and multiples of epsilon, then one radius large enough that
@@ -66,12 +79,16 @@ public struct RobustnessSettings: Equatable, Sendable {
     /// A description of what is wrong for a dataset of `numClasses` classes, or nil.
     public func problem(numClasses: Int) -> String? {
         if !(epsilon > 0 && epsilon.isFinite) { return "epsilon must be a positive number, got \(epsilonText)" }
-        if norm == .linf && epsilon > 1 { return "an L-inf epsilon above 1 allows any image in [0, 1]; got \(epsilonText)" }
+        if norm == .linf && epsilon > 1 {
+            return "an L-inf epsilon above 1 allows any image in [0, 1]; got \(epsilonText)"
+        }
         if attacks.isEmpty { return "no attacks given; choose from \(Self.knownAttacks.joined(separator: ", "))" }
         if let bad = attacks.first(where: { !Self.knownAttacks.contains($0) }) {
             return "unknown attack '\(bad)'; choose from \(Self.knownAttacks.joined(separator: ", "))"
         }
-        if Set(attacks).count != attacks.count { return "an attack is listed twice in \(attacks.joined(separator: ","))" }
+        if Set(attacks).count != attacks.count {
+            return "an attack is listed twice in \(attacks.joined(separator: ","))"
+        }
         if attacks.contains("fgsm") && norm != .linf { return "fgsm is an L-inf attack; use pgd or apgd-ce for l2" }
         if attacks.contains("apgd-t") {
             if numClasses < 4 { return "apgd-t's DLR loss needs at least 4 classes; the dataset has \(numClasses)" }
@@ -84,9 +101,13 @@ public struct RobustnessSettings: Equatable, Sendable {
         if iterations < 1 { return "iterations must be at least 1, got \(iterations)" }
         if restarts < 1 { return "restarts must be at least 1, got \(restarts)" }
         if sweepSamples < 0 || checkSamples < 0 { return "sweep and check samples must be non-negative" }
-        if sweepSamples > 0 && sweepIterations < 1 { return "sweep iterations must be at least 1, got \(sweepIterations)" }
-        if checkSamples > 0 && (checkIterations.count < 2 || zip(checkIterations, checkIterations.dropFirst()).contains { $0 >= $1 }
-                                || checkIterations[0] < 1) {
+        if sweepSamples > 0 && sweepIterations < 1 {
+            return "sweep iterations must be at least 1, got \(sweepIterations)"
+        }
+        if checkSamples > 0
+            && (checkIterations.count < 2 || zip(checkIterations, checkIterations.dropFirst()).contains { $0 >= $1 }
+                || checkIterations[0] < 1)
+        {
             return "check iterations must be at least two increasing positive counts, got \(checkIterations)"
         }
         return nil

@@ -94,40 +94,54 @@ public enum SVGChart {
     /// accuracy as guides; nil when the report has no sweep points.
     public static func accuracyVsEpsilon(_ report: RobustnessReport) -> String? {
         guard let sweep = report.sweep, !sweep.points.isEmpty else { return nil }
-        let series = Series(name: "\(sweep.attack.uppercased()) (\(sweep.samples) samples)",
-                            points: sweep.points.map { Point(x: $0.epsilon, y: $0.accuracy) })
-        var guides = [Guide(axis: .x, value: report.threat.epsilon, label: "ε = \(report.threat.epsilonText.isEmpty ? ReportText.number(report.threat.epsilon) : report.threat.epsilonText)")]
+        let series = Series(
+            name: "\(sweep.attack.uppercased()) (\(sweep.samples) samples)",
+            points: sweep.points.map { Point(x: $0.epsilon, y: $0.accuracy) })
+        let threat = report.threat
+        let epsilonText = threat.epsilonText.isEmpty ? ReportText.number(threat.epsilon) : threat.epsilonText
+        var guides = [Guide(axis: .x, value: threat.epsilon, label: "ε = \(epsilonText)")]
         if report.data.numClasses > 1 {
             guides.append(Guide(axis: .y, value: 1 / Double(report.data.numClasses), label: "chance"))
         }
         let maxEpsilon = max(sweep.points.map(\.epsilon).filter(\.isFinite).max() ?? 0, report.threat.epsilon)
         let norm = report.threat.norm == .linf ? "L∞" : "L2"
-        return lineChart(title: "\(report.model.arch) ×\(ReportText.number(report.model.width)): accuracy against \(norm) epsilon",
-                         xTitle: "epsilon (\(norm))", yTitle: "accuracy",
-                         series: [series], xTicks: epsilonTicks(upTo: maxEpsilon, threat: report.threat), guides: guides)
+        return lineChart(
+            title: "\(report.model.arch) ×\(ReportText.number(report.model.width)): accuracy against \(norm) epsilon",
+            xTitle: "epsilon (\(norm))", yTitle: "accuracy",
+            series: [series], xTicks: epsilonTicks(upTo: maxEpsilon, threat: report.threat), guides: guides)
     }
 
     /// `per_class.svg`: clean and worst-case robust accuracy of each class as grouped bars.
     public static func perClass(_ report: RobustnessReport) -> String {
         let groups = report.perClass.map { row in
-            BarGroup(label: ReportText.className(row, in: report) ?? String(row.classIndex),
-                     values: [row.cleanAccuracy, row.robustAccuracy])
+            BarGroup(
+                label: ReportText.className(row, in: report) ?? String(row.classIndex),
+                values: [row.cleanAccuracy, row.robustAccuracy])
         }
-        return groupedBars(title: "\(report.model.arch) ×\(ReportText.number(report.model.width)): accuracy per class, \(ReportText.threat(report.threat))",
-                           yTitle: "accuracy", seriesNames: ["clean", "robust (worst case)"], groups: groups)
+        return groupedBars(
+            title:
+                "\(report.model.arch) ×\(ReportText.number(report.model.width)): accuracy per class, "
+                    + "\(ReportText.threat(report.threat))",
+            yTitle: "accuracy", seriesNames: ["clean", "robust (worst case)"], groups: groups)
     }
 
     /// A line chart of accuracies: one polyline and its markers per series, a legend, axis
     /// titles and a title. Ticks default to round numbers covering the data.
-    public static func lineChart(title: String, xTitle: String, yTitle: String, series: [Series],
-                                 xTicks: [Tick]? = nil, guides: [Guide] = []) -> String {
+    public static func lineChart(
+        title: String, xTitle: String, yTitle: String, series: [Series],
+        xTicks: [Tick]? = nil, guides: [Guide] = []
+    ) -> String {
         var svg = SVGDocument(title: title)
         let plot = Frame(left: 70, top: 70, right: width - 24, bottom: height - 64)
-        let xs = series.flatMap { $0.points.map(\.x) }.filter(\.isFinite)
+        let xs =
+            series.flatMap { $0.points.map(\.x) }.filter(\.isFinite)
             + guides.filter { $0.axis == .x }.map(\.value).filter(\.isFinite)
-        let ticks = xTicks ?? niceTicks(low: xs.min() ?? 0, high: xs.max() ?? 1).map { Tick(value: $0, label: ReportText.number($0)) }
+        let ticks =
+            xTicks
+            ?? niceTicks(low: xs.min() ?? 0, high: xs.max() ?? 1).map { Tick(value: $0, label: ReportText.number($0)) }
         let allX = xs + ticks.map(\.value)
-        var lo = allX.min() ?? 0, hi = allX.max() ?? 1
+        var lo = allX.min() ?? 0
+        var hi = allX.max() ?? 1
         if hi <= lo { hi = lo + 1 }  // a single x value still needs a scale
         if lo > 0 && lo < hi / 2 { lo = 0 }
         let xPos = { (x: Double) in plot.left + (x - lo) / (hi - lo) * plot.width }
@@ -138,16 +152,27 @@ public enum SVGChart {
             svg.add("line", ["x1": f(x), "y1": f(plot.bottom), "x2": f(x), "y2": f(plot.bottom + 5), "stroke": "#333"])
             svg.add("text", ["x": f(x), "y": f(plot.bottom + 19), "text-anchor": "middle"], text: tick.label)
         }
-        svg.add("text", ["x": f(plot.left + plot.width / 2), "y": f(height - 18), "text-anchor": "middle"], text: xTitle)
+        svg.add(
+            "text", ["x": f(plot.left + plot.width / 2), "y": f(height - 18), "text-anchor": "middle"], text: xTitle)
 
         for guide in guides where guide.value.isFinite {
             if guide.axis == .x {
                 let x = xPos(guide.value)
-                svg.add("line", ["x1": f(x), "y1": f(plot.top), "x2": f(x), "y2": f(plot.bottom), "stroke": "#777", "stroke-dasharray": "5 4", "class": "guide"])
+                svg.add(
+                    "line",
+                    [
+                        "x1": f(x), "y1": f(plot.top), "x2": f(x), "y2": f(plot.bottom), "stroke": "#777",
+                        "stroke-dasharray": "5 4", "class": "guide",
+                    ])
                 svg.add("text", ["x": f(x + 4), "y": f(plot.top + 12), "fill": "#555"], text: guide.label)
             } else {
                 let y = plot.y(guide.value)
-                svg.add("line", ["x1": f(plot.left), "y1": f(y), "x2": f(plot.right), "y2": f(y), "stroke": "#777", "stroke-dasharray": "5 4", "class": "guide"])
+                svg.add(
+                    "line",
+                    [
+                        "x1": f(plot.left), "y1": f(y), "x2": f(plot.right), "y2": f(y), "stroke": "#777",
+                        "stroke-dasharray": "5 4", "class": "guide",
+                    ])
                 svg.add("text", ["x": f(plot.left + 4), "y": f(y - 4), "fill": "#555"], text: guide.label)
             }
         }
@@ -156,10 +181,16 @@ public enum SVGChart {
             let color = palette[i % palette.count]
             let points = line.points.filter { $0.x.isFinite && $0.y.isFinite }.sorted { $0.x < $1.x }
             let coordinates = points.map { "\(f(xPos($0.x))),\(f(plot.y($0.y)))" }.joined(separator: " ")
-            svg.add("polyline", ["points": coordinates, "fill": "none", "stroke": color, "stroke-width": "2",
-                                 "class": "series", "data-series": line.name])
+            svg.add(
+                "polyline",
+                [
+                    "points": coordinates, "fill": "none", "stroke": color, "stroke-width": "2",
+                    "class": "series", "data-series": line.name,
+                ])
             for p in points {
-                svg.open("circle", ["cx": f(xPos(p.x)), "cy": f(plot.y(p.y)), "r": "3.5", "fill": color, "data-series": line.name])
+                svg.open(
+                    "circle",
+                    ["cx": f(xPos(p.x)), "cy": f(plot.y(p.y)), "r": "3.5", "fill": color, "data-series": line.name])
                 svg.add("title", [:], text: "\(line.name): \(ReportText.number(p.x)), \(ReportText.percent(p.y))")
                 svg.close("circle")
             }
@@ -177,8 +208,13 @@ public enum SVGChart {
         let plot = Frame(left: 70, top: 70, right: width - 24, bottom: height - (rotate ? 110 : 64))
         drawAccuracyAxis(&svg, plot: plot, yTitle: yTitle)
         guard !groups.isEmpty else {
-            svg.add("text", ["x": f(plot.left + plot.width / 2), "y": f(plot.top + plot.height / 2), "text-anchor": "middle", "fill": "#555"],
-                    text: "no per-class results")
+            svg.add(
+                "text",
+                [
+                    "x": f(plot.left + plot.width / 2), "y": f(plot.top + plot.height / 2), "text-anchor": "middle",
+                    "fill": "#555",
+                ],
+                text: "no per-class results")
             return svg.finish()
         }
         let groupWidth = plot.width / Double(groups.count)
@@ -189,16 +225,23 @@ public enum SVGChart {
             let left = plot.left + Double(g) * groupWidth + groupWidth * 0.1
             for (s, value) in group.values.enumerated() where s < seriesNames.count && value.isFinite {
                 let top = plot.y(value)
-                svg.open("rect", ["x": f(left + Double(s) * barWidth), "y": f(top), "width": f(barWidth), "height": f(plot.bottom - top),
-                                  "fill": palette[s % palette.count], "data-series": seriesNames[s]])
+                svg.open(
+                    "rect",
+                    [
+                        "x": f(left + Double(s) * barWidth), "y": f(top), "width": f(barWidth),
+                        "height": f(plot.bottom - top),
+                        "fill": palette[s % palette.count], "data-series": seriesNames[s],
+                    ])
                 svg.add("title", [:], text: "\(group.label), \(seriesNames[s]): \(ReportText.percent(value))")
                 svg.close("rect")
             }
             guard g % labelEvery == 0 else { continue }
-            let x = plot.left + (Double(g) + 0.5) * groupWidth, y = plot.bottom + 16
+            let x = plot.left + (Double(g) + 0.5) * groupWidth
+            let y = plot.bottom + 16
             if rotate {
-                svg.add("text", ["x": f(x), "y": f(y), "text-anchor": "end", "transform": "rotate(-45 \(f(x)) \(f(y)))"],
-                        text: String(group.label.prefix(18)))
+                svg.add(
+                    "text", ["x": f(x), "y": f(y), "text-anchor": "end", "transform": "rotate(-45 \(f(x)) \(f(y)))"],
+                    text: String(group.label.prefix(18)))
             } else {
                 svg.add("text", ["x": f(x), "y": f(y), "text-anchor": "middle"], text: group.label)
             }
@@ -222,13 +265,23 @@ public enum SVGChart {
 
     private static func drawAccuracyAxis(_ svg: inout SVGDocument, plot: Frame, yTitle: String) {
         for step in 0...5 {
-            let value = Double(step) / 5, y = plot.y(value)
-            svg.add("line", ["x1": f(plot.left), "y1": f(y), "x2": f(plot.right), "y2": f(y), "stroke": step == 0 ? "#333" : "#e3e3e3"])
+            let value = Double(step) / 5
+            let y = plot.y(value)
+            svg.add(
+                "line",
+                [
+                    "x1": f(plot.left), "y1": f(y), "x2": f(plot.right), "y2": f(y),
+                    "stroke": step == 0 ? "#333" : "#e3e3e3",
+                ])
             svg.add("text", ["x": f(plot.left - 8), "y": f(y + 4), "text-anchor": "end"], text: "\(step * 20)%")
         }
-        svg.add("line", ["x1": f(plot.left), "y1": f(plot.top), "x2": f(plot.left), "y2": f(plot.bottom), "stroke": "#333"])
-        let cx = 20.0, cy = plot.top + plot.height / 2
-        svg.add("text", ["x": f(cx), "y": f(cy), "text-anchor": "middle", "transform": "rotate(-90 \(f(cx)) \(f(cy)))"], text: yTitle)
+        svg.add(
+            "line", ["x1": f(plot.left), "y1": f(plot.top), "x2": f(plot.left), "y2": f(plot.bottom), "stroke": "#333"])
+        let cx = 20.0
+        let cy = plot.top + plot.height / 2
+        svg.add(
+            "text", ["x": f(cx), "y": f(cy), "text-anchor": "middle", "transform": "rotate(-90 \(f(cx)) \(f(cy)))"],
+            text: yTitle)
     }
 
     /// A one-row legend between the title and the plot, right-aligned, so it never hides data.
@@ -239,8 +292,12 @@ public enum SVGChart {
         var x = max(8, right - widths.reduce(0, +))
         let y = top - 12
         for (i, name) in names.enumerated() {
-            svg.add("line", ["x1": f(x), "y1": f(y - 4), "x2": f(x + 18), "y2": f(y - 4),
-                             "stroke": palette[i % palette.count], "stroke-width": "4"])
+            svg.add(
+                "line",
+                [
+                    "x1": f(x), "y1": f(y - 4), "x2": f(x + 18), "y2": f(y - 4),
+                    "stroke": palette[i % palette.count], "stroke-width": "4",
+                ])
             svg.add("text", ["x": f(x + 24), "y": f(y)], text: name)
             x += widths[i]
         }
@@ -250,7 +307,9 @@ public enum SVGChart {
     static func epsilonTicks(upTo maxEpsilon: Double, threat: RobustnessReport.Threat) -> [Tick] {
         let top = maxEpsilon.isFinite && maxEpsilon > 0 ? maxEpsilon : 1
         if threat.epsilonText.contains("/255") {
-            return niceTicks(low: 0, high: top * 255).map { Tick(value: $0 / 255, label: $0 == 0 ? "0" : "\(ReportText.number($0))/255") }
+            return niceTicks(low: 0, high: top * 255).map {
+                Tick(value: $0 / 255, label: $0 == 0 ? "0" : "\(ReportText.number($0))/255")
+            }
         }
         return niceTicks(low: 0, high: top).map { Tick(value: $0, label: ReportText.number($0)) }
     }
@@ -261,7 +320,8 @@ public enum SVGChart {
         let rough = (high - low) / 5
         let power = pow(10, (log10(rough)).rounded(.down))
         let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= rough } ?? 10 * power
-        let first = (low / step).rounded(.down), last = (high / step).rounded(.up)
+        let first = (low / step).rounded(.down)
+        let last = (high / step).rounded(.up)
         // Multiplying integers by the step, rather than adding steps, keeps 0.3 from being 0.30000000000000004.
         return stride(from: first, through: last, by: 1).map { ($0 * step * 1e9).rounded() / 1e9 }
     }
@@ -278,13 +338,21 @@ struct SVGDocument {
     private var depth = 1
 
     init(title: String) {
-        let w = String(Int(SVGChart.width)), h = String(Int(SVGChart.height))
-        lines = ["<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(w)\" height=\"\(h)\" "
-                    + "viewBox=\"0 0 \(w) \(h)\" font-family=\"sans-serif\" font-size=\"12\" role=\"img\">"]
+        let w = String(Int(SVGChart.width))
+        let h = String(Int(SVGChart.height))
+        lines = [
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(w)\" height=\"\(h)\" "
+                + "viewBox=\"0 0 \(w) \(h)\" font-family=\"sans-serif\" font-size=\"12\" role=\"img\">",
+        ]
         add("title", [:], text: title)
         add("rect", ["x": "0", "y": "0", "width": w, "height": h, "fill": "white"])
-        add("text", ["x": SVGChart.f(SVGChart.width / 2), "y": "28", "text-anchor": "middle", "font-size": "16", "font-weight": "bold"], text: title)
+        add(
+            "text",
+            [
+                "x": SVGChart.f(SVGChart.width / 2), "y": "28", "text-anchor": "middle", "font-size": "16",
+                "font-weight": "bold",
+            ], text: title)
     }
 
     /// A complete element, empty or holding `text`.

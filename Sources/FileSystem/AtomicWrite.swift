@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -44,7 +45,9 @@ public func writeAtomically(_ bytes: [UInt8], toFile path: String) throws {
         closed = true
         // close can report a deferred write error (e.g. on NFS), so it is checked too.
         guard close(fd) == 0 else { throw FileSystemError.system(operation: "close", path: temp, errno: errno) }
-        guard rename(temp, path) == 0 else { throw FileSystemError.system(operation: "rename to \(path)", path: temp, errno: errno) }
+        guard rename(temp, path) == 0 else {
+            throw FileSystemError.system(operation: "rename to \(path)", path: temp, errno: errno)
+        }
     } catch {
         if !closed { close(fd) }
         unlink(temp)
@@ -66,7 +69,9 @@ public func syncDirectory(_ path: String) throws {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { throw FileSystemError.system(operation: "open directory", path: path, errno: errno) }
     defer { close(fd) }
-    guard fsync(fd) == 0 || errno == EINVAL else { throw FileSystemError.system(operation: "fsync directory", path: path, errno: errno) }
+    guard fsync(fd) == 0 || errno == EINVAL else {
+        throw FileSystemError.system(operation: "fsync directory", path: path, errno: errno)
+    }
 }
 
 /// Flushes a regular file's data without following a link or blocking on a special file.
@@ -74,5 +79,7 @@ public func syncFile(_ path: String) throws {
     let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
     guard fd >= 0 else { throw FileSystemError.system(operation: "open", path: path, errno: errno) }
     defer { close(fd) }
-    guard fsync(fd) == 0 || errno == EINVAL else { throw FileSystemError.system(operation: "fsync", path: path, errno: errno) }
+    guard fsync(fd) == 0 || errno == EINVAL else {
+        throw FileSystemError.system(operation: "fsync", path: path, errno: errno)
+    }
 }

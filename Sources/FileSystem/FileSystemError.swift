@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -18,7 +19,7 @@ public enum FileSystemError: Error, CustomStringConvertible, Equatable, Sendable
 
     /// The errno of a failed system call, if that is what this is.
     public var errno: Int32? {
-        if case let .system(_, _, code) = self { return code }
+        if case .system(_, _, let code) = self { return code }
         return nil
     }
 
@@ -38,11 +39,13 @@ public enum FileSystemError: Error, CustomStringConvertible, Equatable, Sendable
     /// What happened, where, and what to do.
     public var description: String {
         switch self {
-        case let .system(operation, path, code):
-            return "\(path): \(operation) failed: \(String(cString: strerror(code))) (errno \(code)); \(Self.advice(errno: code))"
-        case let .tooLarge(path, size, limit):
+        case .system(let operation, let path, let code):
+            return
+                "\(path): \(operation) failed: \(String(cString: strerror(code))) (errno \(code)); "
+                    + "\(Self.advice(errno: code))"
+        case .tooLarge(let path, let size, let limit):
             return "\(path): the file has \(size) bytes, over the \(limit)-byte limit; nothing of it was read"
-        case let .notRegularFile(path, kind):
+        case .notRegularFile(let path, let kind):
             return "\(path) is \(kind), not a regular file"
         }
     }
@@ -53,15 +56,26 @@ public enum FileSystemError: Error, CustomStringConvertible, Equatable, Sendable
         case ENOSPC: return "free space on that filesystem"
         case EDQUOT: return "raise the disk quota of the user rrmd runs as, or free space"
         case EACCES, EPERM:
-            return "give the user rrmd runs as read and write access to the directory (the spool's are created with mode 0750)"
-        case EROFS: return "the filesystem is read-only: remount it read-write, or list the directory in ReadWritePaths= of the unit"
+            return
+                "give the user rrmd runs as read and write access to the directory (the spool's are created with mode "
+                    + "0750)"
+        case EROFS:
+            return
+                "the filesystem is read-only: remount it read-write, or list the directory in ReadWritePaths= of the "
+                    + "unit"
         case EMFILE, ENFILE: return "too many open files: raise LimitNOFILE= of the unit"
         case EIO: return "the disk reported an I/O error: check the kernel log (journalctl -k) and the disk"
         case ENOMEM: return "the machine is out of memory"
-        case EXDEV: return "a rename cannot cross filesystems: keep all spool directories on one filesystem (mount nothing below the spool root)"
+        case EXDEV:
+            return
+                "a rename cannot cross filesystems: keep all spool directories on one filesystem (mount nothing below "
+                    + "the spool root)"
         case ENOENT, ENOTDIR: return "check that the directory exists and that nothing removed it meanwhile"
         case EEXIST, ENOTEMPTY: return "something else already has this name; move it aside and retry"
-        case ELOOP: return "a symbolic link is in the way, and rrmd never follows links there; replace it with the real file or directory"
+        case ELOOP:
+            return
+                "a symbolic link is in the way, and rrmd never follows links there; replace it with the real file or "
+                    + "directory"
         case EISDIR: return "a directory has that name; give the path of a file"
         default: return "check the path, its permissions and its filesystem"
         }

@@ -32,15 +32,19 @@ extension DirectConv3x3 {
     /// `paddedInputs` holds the input images as `pad` writes them, `inputStride` floats apart;
     /// `paddedGradients` holds dL/dy of the same images as `inputGradientPlan.pad` writes them,
     /// `gradientStride` floats apart.
-    public func accumulateWeightGradient(paddedInputs: UnsafePointer<Float>, inputStride: Int,
-                                         paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
-                                         into dW: UnsafeMutablePointer<Float>) {
+    public func accumulateWeightGradient(
+        paddedInputs: UnsafePointer<Float>, inputStride: Int,
+        paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
+        into dW: UnsafeMutablePointer<Float>
+    ) {
         // Output position j of the forward layout is padded position j + rowStride + 1.
-        conv3x3WeightGradient(inputs: PlaneStreams(paddedInputs, imageStride: inputStride, channelStride: planeStride),
-                              inChannels: inChannels,
-                              gradients: PlaneStreams(paddedGradients + rowStride + 1, imageStride: gradientStride,
-                                                      channelStride: planeStride),
-                              outChannels: outChannels, images: images,
-                              positions: height * rowStride, rowStride: rowStride, weightGradient: dW)
+        conv3x3WeightGradient(
+            inputs: PlaneStreams(paddedInputs, imageStride: inputStride, channelStride: planeStride),
+            inChannels: inChannels,
+            gradients: PlaneStreams(
+                paddedGradients + rowStride + 1, imageStride: gradientStride,
+                channelStride: planeStride),
+            outChannels: outChannels, images: images,
+            positions: height * rowStride, rowStride: rowStride, weightGradient: dW)
     }
 }

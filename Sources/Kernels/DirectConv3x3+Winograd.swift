@@ -42,13 +42,16 @@ extension DirectConv3x3 {
     /// written out and computed in Double, rounded once. `window(co, ci)` points at the pair's
     /// nine weights, read in tap order (`ky * 3 + kx`), or reversed when `flipped`.
     func packWinograd(flipped: Bool, _ window: (_ co: Int, _ ci: Int) -> UnsafePointer<Float>) -> [Float] {
-        let lanes = conv3x3TileChannels, blockCount = blocks * inChannels * lanes
+        let lanes = conv3x3TileChannels
+        let blockCount = blocks * inChannels * lanes
         var packed = [Float](repeating: 0, count: 16 * blockCount)
         packed.withUnsafeMutableBufferPointer { out in
             for co in 0..<outChannels {
                 for ci in 0..<inChannels {
                     let w = window(co, ci)
-                    @inline(__always) func g(_ a: Int, _ b: Int) -> Double { Double(w[flipped ? 8 - (a * 3 + b) : a * 3 + b]) }
+                    @inline(__always) func g(_ a: Int, _ b: Int) -> Double {
+                        Double(w[flipped ? 8 - (a * 3 + b) : a * 3 + b])
+                    }
                     let slot = ((co / lanes) * inChannels + ci) * lanes + co % lanes
                     // U = t G^T for one row (t0, t1, t2) of t = G g.
                     @inline(__always) func emit(_ i: Int, _ t0: Double, _ t1: Double, _ t2: Double) {
@@ -59,8 +62,12 @@ extension DirectConv3x3 {
                     }
                     // t = G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 of each column.
                     emit(0, g(0, 0), g(0, 1), g(0, 2))
-                    emit(1, 0.5 * (g(0, 0) + g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) + g(1, 1) + g(2, 1)), 0.5 * (g(0, 2) + g(1, 2) + g(2, 2)))
-                    emit(2, 0.5 * (g(0, 0) - g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) - g(1, 1) + g(2, 1)), 0.5 * (g(0, 2) - g(1, 2) + g(2, 2)))
+                    emit(
+                        1, 0.5 * (g(0, 0) + g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) + g(1, 1) + g(2, 1)),
+                        0.5 * (g(0, 2) + g(1, 2) + g(2, 2)))
+                    emit(
+                        2, 0.5 * (g(0, 0) - g(1, 0) + g(2, 0)), 0.5 * (g(0, 1) - g(1, 1) + g(2, 1)),
+                        0.5 * (g(0, 2) - g(1, 2) + g(2, 2)))
                     emit(3, g(2, 0), g(2, 1), g(2, 2))
                 }
             }
@@ -82,29 +89,39 @@ extension DirectConv3x3 {
     /// The `[outChannels, height, width]` outputs (plus `bias`) of `images` images whose inputs
     /// `pad` wrote `paddedStride` floats apart, into `output + b * outputStride`; `scratch` holds
     /// `winogradScratchCount` floats.
-    public func runWinograd(_ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
-                            weights: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
-                            _ output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?) {
-        let tiles = winogradTiles, rows = blocks * conv3x3TileChannels, lanes = conv3x3TileChannels
+    public func runWinograd(
+        _ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
+        weights: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+        _ output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?
+    ) {
+        let tiles = winogradTiles
+        let rows = blocks * conv3x3TileChannels
+        let lanes = conv3x3TileChannels
         withUnsafeTemporaryAllocation(of: Int.self, capacity: inChannels) { offsets in
             for first in Swift.stride(from: 0, to: images, by: winogradGroup) {
-                let count = min(winogradGroup, images - first), positions = count * tiles
-                let vXi = inChannels * positions + Self.xiSkew, mXi = rows * positions + Self.xiSkew
-                let v = scratch, m = scratch + 16 * vXi
+                let count = min(winogradGroup, images - first)
+                let positions = count * tiles
+                let vXi = inChannels * positions + Self.xiSkew
+                let mXi = rows * positions + Self.xiSkew
+                let v = scratch
+                let m = scratch + 16 * vXi
                 for b in 0..<count {
-                    winogradInput(padded + (first + b) * paddedStride, channels: inChannels, planeStride: planeStride,
-                                  rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions,
-                                  xiStride: vXi)
+                    winogradInput(
+                        padded + (first + b) * paddedStride, channels: inChannels, planeStride: planeStride,
+                        rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions,
+                        xiStride: vXi)
                 }
                 for ci in 0..<inChannels { offsets[ci] = ci * positions }
                 for xi in 0..<16 {
-                    indexedTiles(input: v + xi * vXi, offsets: offsets.baseAddress!, steps: inChannels,
-                                 weights: weights + xi * blocks * inChannels * lanes, blocks: blocks,
-                                 output: m + xi * mXi, outputStride: positions, positions: positions)
+                    indexedTiles(
+                        input: v + xi * vXi, offsets: offsets.baseAddress!, steps: inChannels,
+                        weights: weights + xi * blocks * inChannels * lanes, blocks: blocks,
+                        output: m + xi * mXi, outputStride: positions, positions: positions)
                 }
                 for b in 0..<count {
-                    winogradOutput(m + b * tiles, channels: outChannels, stride: positions, xiStride: mXi,
-                                   height: height, width: width, bias: bias, output + (first + b) * outputStride)
+                    winogradOutput(
+                        m + b * tiles, channels: outChannels, stride: positions, xiStride: mXi,
+                        height: height, width: width, bias: bias, output + (first + b) * outputStride)
                 }
             }
         }
@@ -133,24 +150,32 @@ extension DirectConv3x3 {
     /// Adds the transformed-domain weight gradient of `images` images to `sums`
     /// (`winogradGradientSumCount` floats; `finishWinogradWeightGradient` maps them to dW).
     /// `paddedInputs` and `paddedGradients` are laid out as for `accumulateWeightGradient`.
-    public func accumulateWinogradWeightGradient(paddedInputs: UnsafePointer<Float>, inputStride: Int,
-                                                 paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
-                                                 scratch: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>) {
+    public func accumulateWinogradWeightGradient(
+        paddedInputs: UnsafePointer<Float>, inputStride: Int,
+        paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
+        scratch: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
+    ) {
         let tiles = winogradTiles
         for first in Swift.stride(from: 0, to: images, by: winogradGradientGroup) {
-            let count = min(winogradGradientGroup, images - first), positions = count * tiles
-            let vXi = inChannels * positions + Self.xiSkew, uXi = outChannels * positions + Self.xiSkew
-            let v = scratch, u = scratch + 16 * vXi
+            let count = min(winogradGradientGroup, images - first)
+            let positions = count * tiles
+            let vXi = inChannels * positions + Self.xiSkew
+            let uXi = outChannels * positions + Self.xiSkew
+            let v = scratch
+            let u = scratch + 16 * vXi
             for b in 0..<count {
-                winogradInput(paddedInputs + (first + b) * inputStride, channels: inChannels, planeStride: planeStride,
-                              rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions, xiStride: vXi)
-                winogradGradient(paddedGradients + (first + b) * gradientStride, channels: outChannels, planeStride: planeStride,
-                                 rowStride: rowStride, height: height, width: width, u + b * tiles, stride: positions, xiStride: uXi)
+                winogradInput(
+                    paddedInputs + (first + b) * inputStride, channels: inChannels, planeStride: planeStride,
+                    rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions, xiStride: vXi)
+                winogradGradient(
+                    paddedGradients + (first + b) * gradientStride, channels: outChannels, planeStride: planeStride,
+                    rowStride: rowStride, height: height, width: width, u + b * tiles, stride: positions, xiStride: uXi)
             }
             for xi in 0..<16 {
-                gemm(transA: false, transB: true, m: outChannels, n: inChannels, k: positions,
-                     alpha: 1, a: u + xi * uXi, lda: positions, b: v + xi * vXi, ldb: positions,
-                     beta: 1, c: sums + xi * outChannels * inChannels, ldc: inChannels)
+                gemm(
+                    transA: false, transB: true, m: outChannels, n: inChannels, k: positions,
+                    alpha: 1, a: u + xi * uXi, lda: positions, b: v + xi * vXi, ldb: positions,
+                    beta: 1, c: sums + xi * outChannels * inChannels, ldc: inChannels)
             }
         }
     }
@@ -163,13 +188,17 @@ extension DirectConv3x3 {
         for pair in 0..<pairs {
             @inline(__always) func m(_ k: Int, _ l: Int) -> Float { sums[(k * 4 + l) * pairs + pair] }
             // t = M G (4 x 3), one row of M at a time.
-            var t = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
-                     Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+            var t = (
+                Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
+                Float(0), Float(0), Float(0), Float(0), Float(0), Float(0)
+            )
             withUnsafeMutableBytes(of: &t) { raw in
                 let row = raw.bindMemory(to: Float.self)
                 for k in 0..<4 {
                     let half = 0.5 * (m(k, 1) + m(k, 2))
-                    row[3 * k] = m(k, 0) + half; row[3 * k + 1] = 0.5 * (m(k, 1) - m(k, 2)); row[3 * k + 2] = half + m(k, 3)
+                    row[3 * k] = m(k, 0) + half
+                    row[3 * k + 1] = 0.5 * (m(k, 1) - m(k, 2))
+                    row[3 * k + 2] = half + m(k, 3)
                 }
                 // G^T t (3 x 3).
                 let out = dW + pair * 9

@@ -13,7 +13,8 @@ public protocol PaddedConvolution: Sendable {
     /// One image `[Cin, H, W]` into the kernel's layout.
     func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
     /// Every output channel of one padded image.
-    func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    func run(
+        _ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
     /// The `[Cout, OH, OW]` image from `run`'s output, plus `bias[c]` when given.
     func unpad(_ src: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>)
 }
@@ -44,10 +45,13 @@ public struct DirectConv3x3: PaddedConvolution {
 
     /// A convolution of `inChannels` planes of `height x width` into `outChannels` planes.
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int) {
-        precondition(inChannels > 0 && outChannels > 0 && height > 0 && width > 0,
-                     "DirectConv3x3: \(inChannels)->\(outChannels) channels of \(height)x\(width) is empty")
-        self.inChannels = inChannels; self.outChannels = outChannels
-        self.height = height; self.width = width
+        precondition(
+            inChannels > 0 && outChannels > 0 && height > 0 && width > 0,
+            "DirectConv3x3: \(inChannels)->\(outChannels) channels of \(height)x\(width) is empty")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.height = height
+        self.width = width
     }
 
     /// Padded row length: one zero column in front of each row, which is also the zero the row
@@ -76,7 +80,8 @@ public struct DirectConv3x3: PaddedConvolution {
         var packed = [Float](repeating: 0, count: packedWeightCount)
         let lanes = conv3x3TileChannels
         for co in 0..<outChannels {
-            let block = co / lanes, lane = co % lanes
+            let block = co / lanes
+            let lane = co % lanes
             for ci in 0..<inChannels {
                 for tap in 0..<9 { packed[((block * inChannels + ci) * 9 + tap) * lanes + lane] = weight(co, ci, tap) }
             }
@@ -109,8 +114,10 @@ public struct DirectConv3x3: PaddedConvolution {
     /// `pad` of `(mask > 0 ? dy : 0) * factors[c]` (`Vector.maskedScale`, so the same bits): an
     /// inference BatchNorm's input gradient after a ReLU, computed as this convolution's input
     /// gradient reads it instead of in a pass of its own.
-    public func padMaskedScaled(_ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, factors: UnsafePointer<Float>,
-                                _ dst: UnsafeMutablePointer<Float>) {
+    public func padMaskedScaled(
+        _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>, factors: UnsafePointer<Float>,
+        _ dst: UnsafeMutablePointer<Float>
+    ) {
         let hw = height * width
         for c in 0..<inChannels {
             for y in 0..<height {
@@ -145,21 +152,27 @@ public struct DirectConv3x3: PaddedConvolution {
     }
 
     /// Every output channel of one padded image into `dst[0..<paddedOutputCount]`.
-    public func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
-                    _ dst: UnsafeMutablePointer<Float>) {
-        conv3x3Tiles(input: paddedInput, channels: inChannels, planeStride: planeStride, rowStride: rowStride,
-                     weights: packedWeights, blocks: blocks, output: dst, outputStride: outputStride, positions: height * rowStride)
+    public func run(
+        _ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
+        _ dst: UnsafeMutablePointer<Float>
+    ) {
+        conv3x3Tiles(
+            input: paddedInput, channels: inChannels, planeStride: planeStride, rowStride: rowStride,
+            weights: packedWeights, blocks: blocks, output: dst, outputStride: outputStride,
+            positions: height * rowStride)
     }
 
     /// Writes the `[outChannels, height, width]` image from `run`'s output, adding `bias[c]`.
     public func unpad(_ src: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>) {
         let hw = height * width
         for c in 0..<outChannels {
-            let plane = src + c * outputStride, out = dst + c * hw
+            let plane = src + c * outputStride
+            let out = dst + c * hw
             if let bias {
                 let b = bias[c]
                 for y in 0..<height {
-                    let s = plane + y * rowStride, d = out + y * width
+                    let s = plane + y * rowStride
+                    let d = out + y * width
                     for x in 0..<width { d[x] = s[x] + b }
                 }
             } else {

@@ -10,14 +10,22 @@ public struct ConvGeometry: Equatable, Sendable {
     public var padH, padW: Int
 
     /// Creates a geometry; output sizes follow PyTorch's floor rule.
-    public init(channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int,
-                strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0) {
-        precondition(kernelH > 0 && kernelW > 0 && strideH > 0 && strideW > 0 && padH >= 0 && padW >= 0,
-                     "ConvGeometry: kernel \(kernelH)x\(kernelW), stride \(strideH)x\(strideW), pad \(padH)x\(padW) is invalid")
-        self.channels = channels; self.height = height; self.width = width
-        self.kernelH = kernelH; self.kernelW = kernelW
-        self.strideH = strideH; self.strideW = strideW
-        self.padH = padH; self.padW = padW
+    public init(
+        channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int,
+        strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0
+    ) {
+        precondition(
+            kernelH > 0 && kernelW > 0 && strideH > 0 && strideW > 0 && padH >= 0 && padW >= 0,
+            "ConvGeometry: kernel \(kernelH)x\(kernelW), stride \(strideH)x\(strideW), pad \(padH)x\(padW) is invalid")
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.kernelH = kernelH
+        self.kernelW = kernelW
+        self.strideH = strideH
+        self.strideW = strideW
+        self.padH = padH
+        self.padW = padW
     }
 
     /// Output height: `floor((H + 2p - k) / s) + 1`.
@@ -46,7 +54,9 @@ public struct ConvGeometry: Equatable, Sendable {
 /// Unfolds one image `[C, H, W]` into the column matrix `[C*kh*kw, outH*outW]` (row-major), so a
 /// convolution becomes one GEMM. Out-of-image taps are zero.
 public func im2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
-    let oh = g.outH, ow = g.outW, hw = g.height * g.width
+    let oh = g.outH
+    let ow = g.outW
+    let hw = g.height * g.width
     var row = 0
     for c in 0..<g.channels {
         let plane = image + c * hw
@@ -61,7 +71,9 @@ public func im2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: Unsa
                     continue
                 }
                 if rows.lowerBound > 0 { dst.update(repeating: 0, count: rows.lowerBound * ow) }
-                if rows.upperBound < oh { (dst + rows.upperBound * ow).update(repeating: 0, count: (oh - rows.upperBound) * ow) }
+                if rows.upperBound < oh {
+                    (dst + rows.upperBound * ow).update(repeating: 0, count: (oh - rows.upperBound) * ow)
+                }
                 for y in rows {
                     let out = dst + y * ow
                     let src = plane + (y * g.strideH - g.padH + ki) * g.width
@@ -74,7 +86,10 @@ public func im2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: Unsa
                         Vector.copy(src + x0, out + cols.lowerBound, cols.count)
                     } else {
                         var x = x0
-                        for o in cols { out[o] = src[x]; x += g.strideW }
+                        for o in cols {
+                            out[o] = src[x]
+                            x += g.strideW
+                        }
                     }
                 }
             }
@@ -85,7 +100,9 @@ public func im2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: Unsa
 /// Folds a column matrix `[C*kh*kw, outH*outW]` back onto an image `[C, H, W]`, *adding* every
 /// tap into the pixel it came from (the adjoint of `im2col`). The image is not cleared first.
 public func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ image: UnsafeMutablePointer<Float>) {
-    let oh = g.outH, ow = g.outW, hw = g.height * g.width
+    let oh = g.outH
+    let ow = g.outW
+    let hw = g.height * g.width
     var row = 0
     for c in 0..<g.channels {
         let plane = image + c * hw
@@ -104,7 +121,10 @@ public func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ image: Unsa
                         Vector.add(dst + x0, src + cols.lowerBound, dst + x0, cols.count)
                     } else {
                         var x = x0
-                        for o in cols { dst[x] += src[o]; x += g.strideW }
+                        for o in cols {
+                            dst[x] += src[o]
+                            x += g.strideW
+                        }
                     }
                 }
             }
@@ -114,7 +134,8 @@ public func col2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ image: Unsa
 
 /// Plain twin of `im2col`: one bounds check per element.
 public func referenceIm2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ col: UnsafeMutablePointer<Float>) {
-    let oh = g.outH, ow = g.outW
+    let oh = g.outH
+    let ow = g.outW
     for c in 0..<g.channels {
         for ki in 0..<g.kernelH {
             for kj in 0..<g.kernelW {
@@ -134,7 +155,8 @@ public func referenceIm2col(_ image: UnsafePointer<Float>, _ g: ConvGeometry, _ 
 
 /// Plain twin of `col2im`.
 public func referenceCol2im(_ col: UnsafePointer<Float>, _ g: ConvGeometry, _ image: UnsafeMutablePointer<Float>) {
-    let oh = g.outH, ow = g.outW
+    let oh = g.outH
+    let ow = g.outW
     for c in 0..<g.channels {
         for ki in 0..<g.kernelH {
             for kj in 0..<g.kernelW {

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,9 @@ public enum MemoryBudget {
     /// Throws `NotEnoughMemory` when `bytes` more cannot be allocated; amounts under 64 MiB are
     /// not checked (every limit rrmd runs under leaves that much, and reading the limits costs
     /// a few system calls).
-    public static func check(_ bytes: Int, for what: @autoclosure () -> String, whatToDo: @autoclosure () -> String) throws {
+    public static func check(
+        _ bytes: Int, for what: @autoclosure () -> String, whatToDo: @autoclosure () -> String
+    ) throws {
         guard bytes > 64 << 20, let available = available(), bytes > available else { return }
         throw NotEnoughMemory(what: what(), needed: bytes, available: available, whatToDo: whatToDo())
     }
@@ -31,10 +34,18 @@ public enum MemoryBudget {
 
     /// `memory.max - memory.current` of this process's cgroup (v2), when it has a limit.
     static func cgroupHeadroom() -> Int? {
-        guard let line = text("/proc/self/cgroup")?.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        guard let line = text("/proc/self/cgroup")?.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else {
+            return nil
+        }
         let directory = "/sys/fs/cgroup" + line.dropFirst(3)
-        guard let max = text(directory + "/memory.max").flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }),
-              let current = text(directory + "/memory.current").flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
+        guard
+            let max = text(directory + "/memory.max").flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            }),
+            let current = text(directory + "/memory.current").flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            })
+        else {
             return nil  // "max" (no limit), or no cgroup v2
         }
         return max - current
@@ -47,7 +58,9 @@ public enum MemoryBudget {
     static func meminfoField(_ name: String) -> Int? { kilobytes(name, in: "/proc/meminfo") }
 
     private static func kilobytes(_ name: String, in path: String) -> Int? {
-        guard let line = text(path)?.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return nil }
+        guard let line = text(path)?.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else {
+            return nil
+        }
         let digits = line.dropFirst(name.count + 1).split(whereSeparator: \.isWhitespace).first.flatMap { Int($0) }
         return digits.map { $0 * 1024 }
     }
@@ -67,11 +80,15 @@ public struct NotEnoughMemory: Error, CustomStringConvertible, Equatable, Sendab
 
     /// Makes the error.
     public init(what: String, needed: Int, available: Int, whatToDo: String) {
-        self.what = what; self.needed = needed; self.available = available; self.whatToDo = whatToDo
+        self.what = what
+        self.needed = needed
+        self.available = available
+        self.whatToDo = whatToDo
     }
 
     public var description: String {
-        "\(what) needs about \(Self.mebibytes(needed)) of memory but only \(Self.mebibytes(max(available, 0))) can be allocated "
+        "\(what) needs about \(Self.mebibytes(needed)) of memory but only \(Self.mebibytes(max(available, 0))) can be "
+            + "allocated "
             + "(the least of ulimit -v, the service's MemoryMax= and the machine's available memory); \(whatToDo)"
     }
 

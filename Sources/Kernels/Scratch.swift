@@ -24,8 +24,9 @@ public enum Scratch {
 
     /// A buffer of at least `count` Floats for `worker`'s slot number `slot`; contents are unspecified.
     public static func buffer(worker: Int, slot: Int, count: Int) -> UnsafeMutablePointer<Float> {
-        precondition(worker >= 0 && worker < maxWorkers && slot >= 0 && slot < slotsPerWorker,
-                     "Scratch: worker \(worker) slot \(slot) outside \(maxWorkers)x\(slotsPerWorker)")
+        precondition(
+            worker >= 0 && worker < maxWorkers && slot >= 0 && slot < slotsPerWorker,
+            "Scratch: worker \(worker) slot \(slot) outside \(maxWorkers)x\(slotsPerWorker)")
         let s = slots[worker * slotsPerWorker + slot]
         if s.capacity < count || s.pointer == nil {
             s.pointer?.deallocate()

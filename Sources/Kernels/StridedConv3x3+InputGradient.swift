@@ -14,8 +14,11 @@ import KernelsAVX512
 extension StridedConv3x3 {
     /// The taps of phase `(a, b)`: those with `ky % 2 == a` and `kx % 2 == b`.
     static func taps(phase: Int) -> [(ky: Int, kx: Int)] {
-        let a = phase / 2, b = phase % 2
-        return [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)].filter { $0.0 % 2 == a && $0.1 % 2 == b }
+        let a = phase / 2
+        let b = phase % 2
+        return [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2)].filter {
+            $0.0 % 2 == a && $0.1 % 2 == b
+        }
     }
 
     /// One padded dy channel: rows 0 and OH + 1 and column 0 are zero.
@@ -34,7 +37,9 @@ extension StridedConv3x3 {
     /// `indexedTiles` order: `[block of 8 input channels][co][tap of the phase][8]`.
     public func packInputGradient(_ w: UnsafePointer<Float>) -> [[Float]] {
         (0..<4).map { phase in
-            let taps = Self.taps(phase: phase), steps = outChannels * taps.count, lanes = conv3x3TileChannels
+            let taps = Self.taps(phase: phase)
+            let steps = outChannels * taps.count
+            let lanes = conv3x3TileChannels
             var packed = [Float](repeating: 0, count: gradientBlocks * steps * lanes)
             for ci in 0..<inChannels {
                 for co in 0..<outChannels {
@@ -60,9 +65,12 @@ extension StridedConv3x3 {
     /// Copies one image's dL/dy `[outChannels, OH, OW]` into the zero-bordered layout, writing
     /// every float of `dst[0..<paddedGradientCount]`.
     public func padGradient(_ dy: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
-        let rs = rowStride, oh = outHeight, ow = outWidth
+        let rs = rowStride
+        let oh = outHeight
+        let ow = outWidth
         for c in 0..<outChannels {
-            let plane = dst + c * gradientPlaneStride, src = dy + c * oh * ow
+            let plane = dst + c * gradientPlaneStride
+            let src = dy + c * oh * ow
             plane.update(repeating: 0, count: rs)
             for y in 0..<oh {
                 let row = plane + (y + 1) * rs
@@ -76,25 +84,35 @@ extension StridedConv3x3 {
 
     /// dL/dx `[inChannels, height, width]` of one image from its padded dy: each phase on the
     /// tiles into `scratch` (`phaseResultCount` floats), then scattered into `dx`.
-    public func inputGradient(_ paddedDy: UnsafePointer<Float>, weights: [[Float]], offsets: [[Int]],
-                              scratch: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
-        let stride = gradientTiles * conv3x3TileWidth, rs = rowStride
+    public func inputGradient(
+        _ paddedDy: UnsafePointer<Float>, weights: [[Float]], offsets: [[Int]],
+        scratch: UnsafeMutablePointer<Float>, _ dx: UnsafeMutablePointer<Float>
+    ) {
+        let stride = gradientTiles * conv3x3TileWidth
+        let rs = rowStride
         for phase in 0..<4 {
-            let a = phase / 2, b = phase % 2
+            let a = phase / 2
+            let b = phase % 2
             weights[phase].withUnsafeBufferPointer { wp in
                 offsets[phase].withUnsafeBufferPointer { op in
-                    indexedTiles(input: paddedDy, offsets: op.baseAddress!, steps: op.count, weights: wp.baseAddress!,
-                                 blocks: gradientBlocks, output: scratch, outputStride: stride, positions: phaseStride)
+                    indexedTiles(
+                        input: paddedDy, offsets: op.baseAddress!, steps: op.count, weights: wp.baseAddress!,
+                        blocks: gradientBlocks, output: scratch, outputStride: stride, positions: phaseStride)
                 }
             }
             // Padded row P = 2u + a is image row P - 1; likewise for columns.
             for ci in 0..<inChannels {
-                let plane = scratch + ci * stride, image = dx + ci * height * width
+                let plane = scratch + ci * stride
+                let image = dx + ci * height * width
                 var u = 1 - a
                 while 2 * u + a - 1 < height {
-                    let src = plane + u * rs, dst = image + (2 * u + a - 1) * width
+                    let src = plane + u * rs
+                    let dst = image + (2 * u + a - 1) * width
                     var v = 1 - b
-                    while 2 * v + b - 1 < width { dst[2 * v + b - 1] = src[v]; v += 1 }
+                    while 2 * v + b - 1 < width {
+                        dst[2 * v + b - 1] = src[v]
+                        v += 1
+                    }
                     u += 1
                 }
             }

@@ -16,15 +16,18 @@ extension StridedConv3x3 {
     /// `paddedInputs` holds the input images as `pad` writes them, `inputStride` floats apart;
     /// `paddedGradients` holds dL/dy of the same images as `padGradient` writes them,
     /// `gradientStride` floats apart.
-    public func accumulateWeightGradient(paddedInputs: UnsafePointer<Float>, inputStride: Int,
-                                         paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
-                                         into dW: UnsafeMutablePointer<Float>) {
+    public func accumulateWeightGradient(
+        paddedInputs: UnsafePointer<Float>, inputStride: Int,
+        paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
+        into dW: UnsafeMutablePointer<Float>
+    ) {
         // Output position j = y * rowStride + x is bordered position j + rowStride + 1.
         stridedConv3x3WeightGradient(
             inputs: PlaneStreams(paddedInputs, imageStride: inputStride, channelStride: 4 * phaseStride),
             inChannels: inChannels,
-            gradients: PlaneStreams(paddedGradients + rowStride + 1, imageStride: gradientStride,
-                                    channelStride: gradientPlaneStride),
+            gradients: PlaneStreams(
+                paddedGradients + rowStride + 1, imageStride: gradientStride,
+                channelStride: gradientPlaneStride),
             outChannels: outChannels, images: images, positions: outHeight * rowStride,
             phaseStride: phaseStride, rowStride: rowStride, weightGradient: dW)
     }

@@ -17,10 +17,13 @@ public struct StridedConv3x3: PaddedConvolution {
 
     /// A stride-2 convolution of `inChannels` planes of `height x width`.
     public init(inChannels: Int, outChannels: Int, height: Int, width: Int) {
-        precondition(inChannels > 0 && outChannels > 0 && height > 0 && width > 0,
-                     "StridedConv3x3: \(inChannels)->\(outChannels) channels of \(height)x\(width) is empty")
-        self.inChannels = inChannels; self.outChannels = outChannels
-        self.height = height; self.width = width
+        precondition(
+            inChannels > 0 && outChannels > 0 && height > 0 && width > 0,
+            "StridedConv3x3: \(inChannels)->\(outChannels) channels of \(height)x\(width) is empty")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.height = height
+        self.width = width
         offsets = streamOffsets()
     }
 
@@ -65,7 +68,8 @@ public struct StridedConv3x3: PaddedConvolution {
     /// Splits one image `[inChannels, height, width]` into its zero-padded phase planes, writing
     /// every float of `dst[0..<paddedInputCount]`.
     public func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
-        let rows = outHeight + 1, cols = rowStride
+        let rows = outHeight + 1
+        let cols = rowStride
         for c in 0..<inChannels {
             let image = src + c * height * width
             for a in 0..<2 {
@@ -74,7 +78,8 @@ public struct StridedConv3x3: PaddedConvolution {
                 let evenPlane = dst + (4 * c + 2 * a + 1) * phaseStride
                 let oddPlane = dst + (4 * c + 2 * a) * phaseStride
                 for u in 0..<rows {
-                    let even = evenPlane + u * cols, odd = oddPlane + u * cols
+                    let even = evenPlane + u * cols
+                    let odd = oddPlane + u * cols
                     let p = 2 * u + a - 1  // the image row this phase row holds, if any
                     if p < 0 || p >= height {
                         even.update(repeating: 0, count: cols)
@@ -92,7 +97,9 @@ public struct StridedConv3x3: PaddedConvolution {
     }
 
     /// `even[i] = line[2i]` and `odd[i] = line[2i + 1]` for every such column of one image row.
-    private func splitColumns(_ line: UnsafePointer<Float>, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
+    private func splitColumns(
+        _ line: UnsafePointer<Float>, even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>
+    ) {
         var q = 0
         while q + 16 <= width {
             let v = UnsafeRawPointer(line + q).loadUnaligned(as: SIMD16<Float>.self)
@@ -107,22 +114,28 @@ public struct StridedConv3x3: PaddedConvolution {
     }
 
     /// Every output channel of one phase-split image into `dst[0..<paddedOutputCount]`.
-    public func run(_ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
-                    _ dst: UnsafeMutablePointer<Float>) {
+    public func run(
+        _ paddedInput: UnsafePointer<Float>, _ packedWeights: UnsafePointer<Float>,
+        _ dst: UnsafeMutablePointer<Float>
+    ) {
         offsets.withUnsafeBufferPointer { list in
-            indexedTiles(input: paddedInput, offsets: list.baseAddress!, steps: inChannels * 9, weights: packedWeights,
-                         blocks: blocks, output: dst, outputStride: outputStride, positions: outHeight * rowStride)
+            indexedTiles(
+                input: paddedInput, offsets: list.baseAddress!, steps: inChannels * 9, weights: packedWeights,
+                blocks: blocks, output: dst, outputStride: outputStride, positions: outHeight * rowStride)
         }
     }
 
     /// Writes the `[outChannels, outHeight, outWidth]` image from `run`'s output, adding `bias[c]`.
     public func unpad(_ src: UnsafePointer<Float>, bias: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>) {
-        let oh = outHeight, ow = outWidth
+        let oh = outHeight
+        let ow = outWidth
         for c in 0..<outChannels {
-            let plane = src + c * outputStride, out = dst + c * oh * ow
+            let plane = src + c * outputStride
+            let out = dst + c * oh * ow
             let b = bias?[c] ?? 0
             for y in 0..<oh {
-                let s = plane + y * rowStride, d = out + y * ow
+                let s = plane + y * rowStride
+                let d = out + y * ow
                 if bias == nil { Vector.copy(s, d, ow) } else { for x in 0..<ow { d[x] = s[x] + b } }
             }
         }

@@ -21,19 +21,25 @@ public let conv3x3TileChannels = 8
 ///   output channels of the block innermost).
 /// - `output`: `blocks * 8` rows of `outputStride` floats, of which the first `positions`
 ///   (rounded up to 16) are written.
-public func conv3x3Tiles(input: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-                         weights: UnsafePointer<Float>, blocks: Int,
-                         output: UnsafeMutablePointer<Float>, outputStride: Int, positions: Int) {
+public func conv3x3Tiles(
+    input: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
+    weights: UnsafePointer<Float>, blocks: Int,
+    output: UnsafeMutablePointer<Float>, outputStride: Int, positions: Int
+) {
     // The reduction's streams in weight order (channel, then tap), so one tile kernel serves this
     // layout and the stride-2 phases (`indexedTiles`).
     withUnsafeTemporaryAllocation(of: Int.self, capacity: channels * 9) { offsets in
         var r = 0
         for c in 0..<channels {
             for ky in 0..<3 {
-                for kx in 0..<3 { offsets[r] = c * planeStride + ky * rowStride + kx; r += 1 }
+                for kx in 0..<3 {
+                    offsets[r] = c * planeStride + ky * rowStride + kx
+                    r += 1
+                }
             }
         }
-        indexedTiles(input: input, offsets: offsets.baseAddress!, steps: channels * 9, weights: weights, blocks: blocks,
-                     output: output, outputStride: outputStride, positions: positions)
+        indexedTiles(
+            input: input, offsets: offsets.baseAddress!, steps: channels * 9, weights: weights, blocks: blocks,
+            output: output, outputStride: outputStride, positions: positions)
     }
 }

@@ -10,23 +10,36 @@ private struct TapSums {
     /// Adds `d * x[tap]` where `x[tap]` is the stream of `tap` at position `j`.
     @inline(__always)
     mutating func add<T: TapStreams>(_ d: SIMD16<Float>, _ x: T, _ j: Int) {
-        t0.addProduct(d, load16(x.tap0 + j)); t1.addProduct(d, load16(x.tap1 + j)); t2.addProduct(d, load16(x.tap2 + j))
-        t3.addProduct(d, load16(x.tap3 + j)); t4.addProduct(d, load16(x.tap4 + j)); t5.addProduct(d, load16(x.tap5 + j))
-        t6.addProduct(d, load16(x.tap6 + j)); t7.addProduct(d, load16(x.tap7 + j)); t8.addProduct(d, load16(x.tap8 + j))
+        t0.addProduct(d, load16(x.tap0 + j))
+        t1.addProduct(d, load16(x.tap1 + j))
+        t2.addProduct(d, load16(x.tap2 + j))
+        t3.addProduct(d, load16(x.tap3 + j))
+        t4.addProduct(d, load16(x.tap4 + j))
+        t5.addProduct(d, load16(x.tap5 + j))
+        t6.addProduct(d, load16(x.tap6 + j))
+        t7.addProduct(d, load16(x.tap7 + j))
+        t8.addProduct(d, load16(x.tap8 + j))
     }
 
     /// Adds each tap's total to `out[0..<9]`, lanes summed in a fixed tree order.
     @inline(__always)
     func addTotals(_ out: UnsafeMutablePointer<Float>) {
-        out[0] += total(t0); out[1] += total(t1); out[2] += total(t2)
-        out[3] += total(t3); out[4] += total(t4); out[5] += total(t5)
-        out[6] += total(t6); out[7] += total(t7); out[8] += total(t8)
+        out[0] += total(t0)
+        out[1] += total(t1)
+        out[2] += total(t2)
+        out[3] += total(t3)
+        out[4] += total(t4)
+        out[5] += total(t5)
+        out[6] += total(t6)
+        out[7] += total(t7)
+        out[8] += total(t8)
     }
 }
 
 @inline(__always)
 private func total(_ v: SIMD16<Float>) -> Float {
-    let a = v.lowHalf + v.highHalf, b = a.lowHalf + a.highHalf
+    let a = v.lowHalf + v.highHalf
+    let b = a.lowHalf + a.highHalf
     return (b[0] + b[1]) + (b[2] + b[3])
 }
 
@@ -41,7 +54,9 @@ public struct PlaneStreams {
     /// Streams starting at `base`, one image every `imageStride` floats and one channel every
     /// `channelStride`.
     public init(_ base: UnsafePointer<Float>, imageStride: Int, channelStride: Int) {
-        self.base = base; self.imageStride = imageStride; self.channelStride = channelStride
+        self.base = base
+        self.imageStride = imageStride
+        self.channelStride = channelStride
     }
 }
 
@@ -65,7 +80,9 @@ protocol TapStreams {
 struct RowTaps: TapStreams {
     let row0, row1, row2: UnsafePointer<Float>
     @inline(__always) init(_ x: UnsafePointer<Float>, rowStride: Int) {
-        row0 = x; row1 = x + rowStride; row2 = x + 2 * rowStride
+        row0 = x
+        row1 = x + rowStride
+        row2 = x + 2 * rowStride
     }
     var tap0: UnsafePointer<Float> { @inline(__always) get { row0 } }
     var tap1: UnsafePointer<Float> { @inline(__always) get { row0 + 1 } }
@@ -87,7 +104,10 @@ struct PhaseTaps: TapStreams {
     let p00, p01, p10, p11: UnsafePointer<Float>
     let rowStride: Int
     @inline(__always) init(_ x: UnsafePointer<Float>, phaseStride: Int, rowStride: Int) {
-        p00 = x; p01 = x + phaseStride; p10 = x + 2 * phaseStride; p11 = x + 3 * phaseStride
+        p00 = x
+        p01 = x + phaseStride
+        p10 = x + 2 * phaseStride
+        p11 = x + 3 * phaseStride
         self.rowStride = rowStride
     }
     var tap0: UnsafePointer<Float> { @inline(__always) get { p00 } }
@@ -115,11 +135,15 @@ struct PhaseTaps: TapStreams {
 /// accumulators in registers over every image, and the last partial 16-lane step of an image
 /// masks off the gradient lanes past `positions` (so what lies there is never added). Inputs
 /// must be readable and finite `2 * rowStride + 17` floats past each channel's `positions`.
-public func conv3x3WeightGradient(inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
-                                  images: Int, positions: Int, rowStride: Int,
-                                  weightGradient: UnsafeMutablePointer<Float>) {
-    weightGradient3x3(inputs: inputs, inChannels: inChannels, gradients: gradients, outChannels: outChannels,
-                      images: images, positions: positions, weightGradient: weightGradient) {
+public func conv3x3WeightGradient(
+    inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
+    images: Int, positions: Int, rowStride: Int,
+    weightGradient: UnsafeMutablePointer<Float>
+) {
+    weightGradient3x3(
+        inputs: inputs, inChannels: inChannels, gradients: gradients, outChannels: outChannels,
+        images: images, positions: positions, weightGradient: weightGradient
+    ) {
         RowTaps($0, rowStride: rowStride)
     }
 }
@@ -129,32 +153,42 @@ public func conv3x3WeightGradient(inputs: PlaneStreams, inChannels: Int, gradien
 /// with rows of `rowStride = OW + 1`, and `gradients` dL/dy at the output positions
 /// `j = y * rowStride + x` (zeros where `x >= OW`). Inputs must be readable and finite
 /// `3 * phaseStride + rowStride + 17` floats past each channel's start plus `positions`.
-public func stridedConv3x3WeightGradient(inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
-                                         images: Int, positions: Int, phaseStride: Int, rowStride: Int,
-                                         weightGradient: UnsafeMutablePointer<Float>) {
-    weightGradient3x3(inputs: inputs, inChannels: inChannels, gradients: gradients, outChannels: outChannels,
-                      images: images, positions: positions, weightGradient: weightGradient) {
+public func stridedConv3x3WeightGradient(
+    inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
+    images: Int, positions: Int, phaseStride: Int, rowStride: Int,
+    weightGradient: UnsafeMutablePointer<Float>
+) {
+    weightGradient3x3(
+        inputs: inputs, inChannels: inChannels, gradients: gradients, outChannels: outChannels,
+        images: images, positions: positions, weightGradient: weightGradient
+    ) {
         PhaseTaps($0, phaseStride: phaseStride, rowStride: rowStride)
     }
 }
 
 /// The loop both weight gradients share; `taps(channelStart)` gives an input channel's streams.
 @inline(__always)
-private func weightGradient3x3<T: TapStreams>(inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
-                                              images: Int, positions: Int, weightGradient: UnsafeMutablePointer<Float>,
-                                              _ taps: (UnsafePointer<Float>) -> T) {
-    let full = positions / 16 * 16, rest = positions - full
-    let keep = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< SIMD16<Int32>(repeating: Int32(rest))
+private func weightGradient3x3<T: TapStreams>(
+    inputs: PlaneStreams, inChannels: Int, gradients: PlaneStreams, outChannels: Int,
+    images: Int, positions: Int, weightGradient: UnsafeMutablePointer<Float>,
+    _ taps: (UnsafePointer<Float>) -> T
+) {
+    let full = positions / 16 * 16
+    let rest = positions - full
+    let keep =
+        SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) .< SIMD16<Int32>(repeating: Int32(rest))
     for ci in 0..<inChannels {
         var co = 0
         while co < outChannels {
             // An odd last channel runs as a pair with itself; only its first half is kept.
             let second = co + 1 < outChannels ? co + 1 : co
-            var a = TapSums(), b = TapSums()
+            var a = TapSums()
+            var b = TapSums()
             // Pointers step from image to image (no multiplications between the short runs of
             // an 8x8 image's five steps).
             var x = taps(inputs.base + ci * inputs.channelStride)
-            var d0 = gradients.base + co * gradients.channelStride, d1 = gradients.base + second * gradients.channelStride
+            var d0 = gradients.base + co * gradients.channelStride
+            var d1 = gradients.base + second * gradients.channelStride
             for _ in 0..<images {
                 var j = 0
                 while j < full {
@@ -166,7 +200,9 @@ private func weightGradient3x3<T: TapStreams>(inputs: PlaneStreams, inChannels: 
                     a.add(load16(d0 + j).replacing(with: 0, where: .!keep), x, j)
                     b.add(load16(d1 + j).replacing(with: 0, where: .!keep), x, j)
                 }
-                x = x.advanced(by: inputs.imageStride); d0 += gradients.imageStride; d1 += gradients.imageStride
+                x = x.advanced(by: inputs.imageStride)
+                d0 += gradients.imageStride
+                d1 += gradients.imageStride
             }
             a.addTotals(weightGradient + (co * inChannels + ci) * 9)
             if second != co { b.addTotals(weightGradient + (second * inChannels + ci) * 9) }

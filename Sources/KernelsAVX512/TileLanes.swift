@@ -28,53 +28,89 @@ struct Lanes16: TileLanes {
 /// Two registers of sums.
 struct Lanes32: TileLanes {
     var a, b: SIMD16<Float>
-    @inline(__always) init() { a = .zero; b = .zero }
-    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>) { (load16(p), load16(p + 16)) }
+    @inline(__always) init() {
+        a = .zero
+        b = .zero
+    }
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>) {
+        (load16(p), load16(p + 16))
+    }
     @inline(__always) mutating func add(_ x: (SIMD16<Float>, SIMD16<Float>), _ w: Float) {
         let s = SIMD16<Float>(repeating: w)
-        a.addProduct(x.0, s); b.addProduct(x.1, s)
+        a.addProduct(x.0, s)
+        b.addProduct(x.1, s)
     }
-    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { store16(a, p); store16(b, p + 16) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) {
+        store16(a, p)
+        store16(b, p + 16)
+    }
 }
 
 /// Three registers of sums: a full tile.
 struct Lanes48: TileLanes {
     var a, b, c: SIMD16<Float>
-    @inline(__always) init() { a = .zero; b = .zero; c = .zero }
+    @inline(__always) init() {
+        a = .zero
+        b = .zero
+        c = .zero
+    }
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
         (load16(p), load16(p + 16), load16(p + 32))
     }
     @inline(__always) mutating func add(_ x: (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>), _ w: Float) {
         let s = SIMD16<Float>(repeating: w)
-        a.addProduct(x.0, s); b.addProduct(x.1, s); c.addProduct(x.2, s)
+        a.addProduct(x.0, s)
+        b.addProduct(x.1, s)
+        c.addProduct(x.2, s)
     }
-    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) { store16(a, p); store16(b, p + 16); store16(c, p + 32) }
+    @inline(__always) func store(_ p: UnsafeMutablePointer<Float>) {
+        store16(a, p)
+        store16(b, p + 16)
+        store16(c, p + 32)
+    }
 }
 
 /// Adds one reduction step of a tile, the input floats at `p` times the eight channels'
 /// weights `w[0..<8]`, to its eight rows of sums (kept as separate locals by the callers: held
 /// in one struct, LLVM left them on the stack).
 @inline(__always)
-func addStep<L: TileLanes>(_ p: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                           _ r0: inout L, _ r1: inout L, _ r2: inout L, _ r3: inout L,
-                           _ r4: inout L, _ r5: inout L, _ r6: inout L, _ r7: inout L) {
+func addStep<L: TileLanes>(
+    _ p: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+    _ r0: inout L, _ r1: inout L, _ r2: inout L, _ r3: inout L,
+    _ r4: inout L, _ r5: inout L, _ r6: inout L, _ r7: inout L
+) {
     let x = L.load(p)
-    r0.add(x, w[0]); r1.add(x, w[1]); r2.add(x, w[2]); r3.add(x, w[3])
-    r4.add(x, w[4]); r5.add(x, w[5]); r6.add(x, w[6]); r7.add(x, w[7])
+    r0.add(x, w[0])
+    r1.add(x, w[1])
+    r2.add(x, w[2])
+    r3.add(x, w[3])
+    r4.add(x, w[4])
+    r5.add(x, w[5])
+    r6.add(x, w[6])
+    r7.add(x, w[7])
 }
 
 /// Writes a tile's eight rows of sums, row `k` to `output + k * stride`.
 @inline(__always)
-func storeRows<L: TileLanes>(_ output: UnsafeMutablePointer<Float>, _ stride: Int,
-                             _ r0: L, _ r1: L, _ r2: L, _ r3: L, _ r4: L, _ r5: L, _ r6: L, _ r7: L) {
-    r0.store(output); r1.store(output + stride); r2.store(output + 2 * stride); r3.store(output + 3 * stride)
-    r4.store(output + 4 * stride); r5.store(output + 5 * stride); r6.store(output + 6 * stride); r7.store(output + 7 * stride)
+func storeRows<L: TileLanes>(
+    _ output: UnsafeMutablePointer<Float>, _ stride: Int,
+    _ r0: L, _ r1: L, _ r2: L, _ r3: L, _ r4: L, _ r5: L, _ r6: L, _ r7: L
+) {
+    r0.store(output)
+    r1.store(output + stride)
+    r2.store(output + 2 * stride)
+    r3.store(output + 3 * stride)
+    r4.store(output + 4 * stride)
+    r5.store(output + 5 * stride)
+    r6.store(output + 6 * stride)
+    r7.store(output + 7 * stride)
 }
 
 /// How `positions` consecutive positions split into tiles: `full` 48-wide tiles, then a last
 /// one `tail` wide (0, 16, 32 or 48: the rest rounded up to whole registers).
 @inline(__always)
 func tileSplit(_ positions: Int) -> (full: Int, tail: Int) {
-    let full = positions / 48, rest = positions - full * 48
+    let full = positions / 48
+    let rest = positions - full * 48
     return (full, (rest + 15) / 16 * 16)
 }

@@ -18,42 +18,56 @@ private func tileRowFloats(_ p: UnsafePointer<Float>, _ tileRowStride: Int, _ ti
     case 8:
         return SIMD32(lowHalf: load16(p), highHalf: load16(p + tileRowStride))
     default:
-        return SIMD32(lowHalf: SIMD16(lowHalf: load8(p), highHalf: load8(p + tileRowStride)),
-                      highHalf: SIMD16(lowHalf: load8(p + 2 * tileRowStride), highHalf: load8(p + 3 * tileRowStride)))
+        return SIMD32(
+            lowHalf: SIMD16(lowHalf: load8(p), highHalf: load8(p + tileRowStride)),
+            highHalf: SIMD16(lowHalf: load8(p + 2 * tileRowStride), highHalf: load8(p + 3 * tileRowStride)))
     }
 }
 
 /// Writes `tileRowFloats`'s inverse: chunk `k` of `2 * tilesPerRow` floats of `v` to
 /// `p + k * tileRowStride`.
 @inline(__always)
-private func storeTileRows(_ v: SIMD32<Float>, _ p: UnsafeMutablePointer<Float>, _ tileRowStride: Int, _ tilesPerRow: Int) {
+private func storeTileRows(
+    _ v: SIMD32<Float>, _ p: UnsafeMutablePointer<Float>, _ tileRowStride: Int, _ tilesPerRow: Int
+) {
     switch tilesPerRow {
     case 16:
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD32<Float>.self)
     case 8:
-        store16(v.lowHalf, p); store16(v.highHalf, p + tileRowStride)
+        store16(v.lowHalf, p)
+        store16(v.highHalf, p + tileRowStride)
     default:
-        store8(v.lowHalf.lowHalf, p); store8(v.lowHalf.highHalf, p + tileRowStride)
-        store8(v.highHalf.lowHalf, p + 2 * tileRowStride); store8(v.highHalf.highHalf, p + 3 * tileRowStride)
+        store8(v.lowHalf.lowHalf, p)
+        store8(v.lowHalf.highHalf, p + tileRowStride)
+        store8(v.highHalf.lowHalf, p + 2 * tileRowStride)
+        store8(v.highHalf.highHalf, p + 3 * tileRowStride)
     }
 }
 
 /// One row of 16 patches: columns 0 to 3 of each lane's patch row, the 4 floats at `p` onward
 /// of its tile (see `tileRowFloats`).
 @inline(__always)
-private func patchRow(_ p: UnsafePointer<Float>, _ tileRowStride: Int, _ tilesPerRow: Int)
-    -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
-    let a = tileRowFloats(p, tileRowStride, tilesPerRow), b = tileRowFloats(p + 2, tileRowStride, tilesPerRow)
+private func patchRow(
+    _ p: UnsafePointer<Float>, _ tileRowStride: Int, _ tilesPerRow: Int
+)
+    -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>)
+{
+    let a = tileRowFloats(p, tileRowStride, tilesPerRow)
+    let b = tileRowFloats(p + 2, tileRowStride, tilesPerRow)
     return (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
 }
 
 /// The column half of the input transform for one row of 16 patches (its columns `k0`-`k3`):
 /// its four results, `xiStride` floats apart.
 @inline(__always)
-private func columnTransform(_ k0: SIMD16<Float>, _ k1: SIMD16<Float>, _ k2: SIMD16<Float>, _ k3: SIMD16<Float>,
-                             _ out: UnsafeMutablePointer<Float>, _ xiStride: Int) {
-    store16(k0 - k2, out); store16(k1 + k2, out + xiStride)
-    store16(k2 - k1, out + 2 * xiStride); store16(k1 - k3, out + 3 * xiStride)
+private func columnTransform(
+    _ k0: SIMD16<Float>, _ k1: SIMD16<Float>, _ k2: SIMD16<Float>, _ k3: SIMD16<Float>,
+    _ out: UnsafeMutablePointer<Float>, _ xiStride: Int
+) {
+    store16(k0 - k2, out)
+    store16(k1 + k2, out + xiStride)
+    store16(k2 - k1, out + 2 * xiStride)
+    store16(k1 - k3, out + 3 * xiStride)
 }
 
 /// True when `winogradInput` and `winogradOutput` handle a `height x width` image: 2x2 tiles,
@@ -69,9 +83,13 @@ public func winogradFits(height: Int, width: Int) -> Bool {
 /// 1, zeros around it): `v[xi * xiStride + c * stride + t] = (B^T d B)[xi]` for each channel
 /// `c`, tile `t = ty * (width / 2) + tx` with input patch `d` = padded rows `2ty..2ty+3`,
 /// columns `2tx..2tx+3`, and transform position `xi` in `0..<16`.
-public func winogradInput(_ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-                          height: Int, width: Int, _ v: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int) {
-    let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow, tileRowStride = 2 * rowStride
+public func winogradInput(
+    _ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
+    height: Int, width: Int, _ v: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
+) {
+    let tilesPerRow = width / 2
+    let tiles = height / 2 * tilesPerRow
+    let tileRowStride = 2 * rowStride
     let tileRowsPerGroup = 16 / tilesPerRow
     for c in 0..<channels {
         let plane = padded + c * planeStride
@@ -98,31 +116,51 @@ public func winogradInput(_ padded: UnsafePointer<Float>, channels: Int, planeSt
 /// The F(2x2, 3x3) output transform: from `m[xi * xiStride + c * stride + t]` (the products for
 /// output channel `c`, tile `t`, transform position `xi`) writes each channel's `height x width`
 /// plane `A^T m A` (plus `bias[c]` when given) to `out + c * height * width`.
-public func winogradOutput(_ m: UnsafePointer<Float>, channels: Int, stride: Int, xiStride: Int,
-                           height: Int, width: Int, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>) {
-    let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow
-    let tileRowsPerGroup = 16 / tilesPerRow, outRowStride = 2 * width
+public func winogradOutput(
+    _ m: UnsafePointer<Float>, channels: Int, stride: Int, xiStride: Int,
+    height: Int, width: Int, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>
+) {
+    let tilesPerRow = width / 2
+    let tiles = height / 2 * tilesPerRow
+    let tileRowsPerGroup = 16 / tilesPerRow
+    let outRowStride = 2 * width
     for c in 0..<channels {
         let b = SIMD16<Float>(repeating: bias?[c] ?? 0)
         var src = m + c * stride
         let plane = out + c * height * width
         for group in 0..<(tiles / 16) {
-            let m0 = load16(src), m1 = load16(src + xiStride), m2 = load16(src + 2 * xiStride), m3 = load16(src + 3 * xiStride)
-            let m4 = load16(src + 4 * xiStride), m5 = load16(src + 5 * xiStride)
-            let m6 = load16(src + 6 * xiStride), m7 = load16(src + 7 * xiStride)
-            let m8 = load16(src + 8 * xiStride), m9 = load16(src + 9 * xiStride)
-            let m10 = load16(src + 10 * xiStride), m11 = load16(src + 11 * xiStride)
-            let m12 = load16(src + 12 * xiStride), m13 = load16(src + 13 * xiStride)
-            let m14 = load16(src + 14 * xiStride), m15 = load16(src + 15 * xiStride)
+            let m0 = load16(src)
+            let m1 = load16(src + xiStride)
+            let m2 = load16(src + 2 * xiStride)
+            let m3 = load16(src + 3 * xiStride)
+            let m4 = load16(src + 4 * xiStride)
+            let m5 = load16(src + 5 * xiStride)
+            let m6 = load16(src + 6 * xiStride)
+            let m7 = load16(src + 7 * xiStride)
+            let m8 = load16(src + 8 * xiStride)
+            let m9 = load16(src + 9 * xiStride)
+            let m10 = load16(src + 10 * xiStride)
+            let m11 = load16(src + 11 * xiStride)
+            let m12 = load16(src + 12 * xiStride)
+            let m13 = load16(src + 13 * xiStride)
+            let m14 = load16(src + 14 * xiStride)
+            let m15 = load16(src + 15 * xiStride)
             // A^T m: rows m0 + m1 + m2 and m1 - m2 - m3 (in transform rows) for each column.
-            let s00 = m0 + m4 + m8, s10 = m4 - m8 - m12
-            let s01 = m1 + m5 + m9, s11 = m5 - m9 - m13
-            let s02 = m2 + m6 + m10, s12 = m6 - m10 - m14
-            let s03 = m3 + m7 + m11, s13 = m7 - m11 - m15
+            let s00 = m0 + m4 + m8
+            let s10 = m4 - m8 - m12
+            let s01 = m1 + m5 + m9
+            let s11 = m5 - m9 - m13
+            let s02 = m2 + m6 + m10
+            let s12 = m6 - m10 - m14
+            let s03 = m3 + m7 + m11
+            let s13 = m7 - m11 - m15
             // (A^T m) A: the same on the columns, then the bias.
-            var row0 = SIMD32<Float>(), row1 = SIMD32<Float>()
-            row0.evenHalf = s00 + s01 + s02 + b; row0.oddHalf = s01 - s02 - s03 + b
-            row1.evenHalf = s10 + s11 + s12 + b; row1.oddHalf = s11 - s12 - s13 + b
+            var row0 = SIMD32<Float>()
+            var row1 = SIMD32<Float>()
+            row0.evenHalf = s00 + s01 + s02 + b
+            row0.oddHalf = s01 - s02 - s03 + b
+            row1.evenHalf = s10 + s11 + s12 + b
+            row1.oddHalf = s11 - s12 - s13 + b
             let top = plane + group * tileRowsPerGroup * outRowStride
             storeTileRows(row0, top, outRowStride, tilesPerRow)
             storeTileRows(row1, top + width, outRowStride, tilesPerRow)
@@ -136,17 +174,25 @@ public func winogradOutput(_ m: UnsafePointer<Float>, channels: Int, stride: Int
 /// from dy in the padded layout of `DirectConv3x3.pad` (each channel's image at row 1, column 1 of
 /// a plane), `u[xi * xiStride + c * stride + t] = (A dy_t A^T)[xi]` for the 2x2 block `dy_t` of
 /// tile `t` and `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`.
-public func winogradGradient(_ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-                             height: Int, width: Int, _ u: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int) {
-    let tilesPerRow = width / 2, tiles = height / 2 * tilesPerRow, tileRowStride = 2 * rowStride
+public func winogradGradient(
+    _ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
+    height: Int, width: Int, _ u: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
+) {
+    let tilesPerRow = width / 2
+    let tiles = height / 2 * tilesPerRow
+    let tileRowStride = 2 * rowStride
     let tileRowsPerGroup = 16 / tilesPerRow
     for c in 0..<channels {
         let plane = padded + c * planeStride + rowStride + 1
         var out = u + c * stride
         for group in 0..<(tiles / 16) {
             let top = plane + group * tileRowsPerGroup * tileRowStride
-            let a = tileRowFloats(top, tileRowStride, tilesPerRow), b = tileRowFloats(top + rowStride, tileRowStride, tilesPerRow)
-            let d00 = a.evenHalf, d01 = a.oddHalf, d10 = b.evenHalf, d11 = b.oddHalf
+            let a = tileRowFloats(top, tileRowStride, tilesPerRow)
+            let b = tileRowFloats(top + rowStride, tileRowStride, tilesPerRow)
+            let d00 = a.evenHalf
+            let d01 = a.oddHalf
+            let d10 = b.evenHalf
+            let d11 = b.oddHalf
             // A dy: rows d0, d0 + d1, d0 - d1, -d1; then (A dy) A^T on each row's two columns.
             gradientColumns(d00, d01, out, xiStride)
             gradientColumns(d00 + d10, d01 + d11, out + 4 * xiStride, xiStride)
@@ -160,7 +206,11 @@ public func winogradGradient(_ padded: UnsafePointer<Float>, channels: Int, plan
 /// The column half of `winogradGradient` for one row (columns `e0`, `e1`): `e0, e0 + e1,
 /// e0 - e1, -e1`, `xiStride` floats apart.
 @inline(__always)
-private func gradientColumns(_ e0: SIMD16<Float>, _ e1: SIMD16<Float>, _ out: UnsafeMutablePointer<Float>, _ xiStride: Int) {
-    store16(e0, out); store16(e0 + e1, out + xiStride)
-    store16(e0 - e1, out + 2 * xiStride); store16(-e1, out + 3 * xiStride)
+private func gradientColumns(
+    _ e0: SIMD16<Float>, _ e1: SIMD16<Float>, _ out: UnsafeMutablePointer<Float>, _ xiStride: Int
+) {
+    store16(e0, out)
+    store16(e0 + e1, out + xiStride)
+    store16(e0 - e1, out + 2 * xiStride)
+    store16(-e1, out + 3 * xiStride)
 }

@@ -31,17 +31,34 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .datasetNeeded(let source):
-            return "\(source): the file has no rrm.* metadata, so its dataset is unknown; name it (--dataset) or add rrm.dataset, rrm.arch, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ (docs/checkpoints.md)"
-        case let .datasetMismatch(source, inFile, requested):
-            return "\(source): made for dataset '\(inFile)' but '\(requested)' was requested; use a checkpoint for \(requested) or drop the dataset option"
-        case let .unidentified(source, candidates):
-            let which = candidates.isEmpty ? "no registry architecture (\(ModelRegistry.names.joined(separator: ", "))) has exactly these tensor names and shapes"
-                                           : "several architectures fit: \(candidates.joined(separator: ", "))"
-            return "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with a projection head) to __metadata__ (docs/checkpoints.md)"
-        case let .metadataDisagrees(source, architecture, parameters, values):
-            return "\(source): its rrm.* metadata describes \(architecture) with \(parameters) parameters, but the file holds only \(values) values; the metadata does not belong to these weights (fix rrm.arch, rrm.width, rrm.input_shape, rrm.num_classes or rrm.projection, docs/checkpoints.md)"
-        case let .nonFinite(source, tensors):
-            return "\(source): NaN or infinite weights in \(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model diverged or the file is damaged, so export it again from a healthy run"
+            return
+                "\(source): the file has no rrm.* metadata, so its dataset is unknown; name it (--dataset) or add "
+                    + "rrm.dataset, rrm.arch, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ "
+                        + "(docs/checkpoints.md)"
+        case .datasetMismatch(let source, let inFile, let requested):
+            return
+                "\(source): made for dataset '\(inFile)' but '\(requested)' was requested; use a checkpoint for "
+                    + "\(requested) or drop the dataset option"
+        case .unidentified(let source, let candidates):
+            let which =
+                candidates.isEmpty
+                ? "no registry architecture (\(ModelRegistry.names.joined(separator: ", "))) has exactly these tensor "
+                    + "names and shapes"
+                : "several architectures fit: \(candidates.joined(separator: ", "))"
+            return
+                "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, "
+                    + "rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with "
+                        + "a projection head) to __metadata__ (docs/checkpoints.md)"
+        case .metadataDisagrees(let source, let architecture, let parameters, let values):
+            return
+                "\(source): its rrm.* metadata describes \(architecture) with \(parameters) parameters, but the file "
+                    + "holds only \(values) values; the metadata does not belong to these weights (fix rrm.arch, "
+                        + "rrm.width, rrm.input_shape, rrm.num_classes or rrm.projection, docs/checkpoints.md)"
+        case .nonFinite(let source, let tensors):
+            return
+                "\(source): NaN or infinite weights in "
+                    + "\(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model "
+                        + "diverged or the file is damaged, so export it again from a healthy run"
         }
     }
 }
@@ -50,7 +67,8 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
 /// architecture from tensor names and shapes for a named dataset.
 public enum ModelLoader {
     /// Reads `path` (plain or zstd-compressed safetensors) and restores the network.
-    public static func load(path: String, dataset: String? = nil, limits: ReadLimits = .standard) throws -> LoadedModel {
+    public static func load(path: String, dataset: String? = nil, limits: ReadLimits = .standard) throws -> LoadedModel
+    {
         try load(archive: SafeTensors(contentsOfFile: path, limits: limits), source: path, dataset: dataset)
     }
 
@@ -67,7 +85,8 @@ public enum ModelLoader {
             let parameters = try ModelRegistry.parameterCount(metadata.architecture, config: metadata.config)
             let values = archive.entries.reduce(0) { $0 + $1.tensor.elementCount }
             if parameters > values {
-                throw ModelLoadError.metadataDisagrees(source: source, architecture: metadata.architecture, parameters: parameters, values: values)
+                throw ModelLoadError.metadataDisagrees(
+                    source: source, architecture: metadata.architecture, parameters: parameters, values: values)
             }
             let network = try ModelRegistry.make(metadata.architecture, config: metadata.config, seed: 0)
             try network.loadState(from: archive)
@@ -80,7 +99,8 @@ public enum ModelLoader {
             throw ModelLoadError.unidentified(source: source, candidates: fits.map(\.architecture))
         }
         try network.loadState(from: archive)
-        let metadata = ModelMetadata(model: network, dataset: spec.name, trainedBy: "external", seed: nil, producer: nil)
+        let metadata = ModelMetadata(
+            model: network, dataset: spec.name, trainedBy: "external", seed: nil, producer: nil)
         return LoadedModel(network: network, metadata: metadata, inferred: true)
     }
 
@@ -88,8 +108,10 @@ public enum ModelLoader {
     /// first tensor and that tensor's unscaled width, from which the width multiplier is read.
     static let widthProbes: [(arch: String, signature: String, tensor: String, base: Int)] = [
         ("mlp", "fc2.weight", "fc1.weight", 256), ("cnn-small", "fc1.weight", "conv1.weight", 32),
-        ("resnet20", "layers.8.conv2.weight", "conv1.weight", 16), ("resnet18", "layer4.1.conv2.weight", "conv1.weight", 64),
-        ("vgg11", "features.0.weight", "features.0.weight", 64), ("mobilenetv2", "layers.16.conv3.weight", "conv1.weight", 32),
+        ("resnet20", "layers.8.conv2.weight", "conv1.weight", 16),
+        ("resnet18", "layer4.1.conv2.weight", "conv1.weight", 64),
+        ("vgg11", "features.0.weight", "features.0.weight", 64),
+        ("mobilenetv2", "layers.16.conv3.weight", "conv1.weight", 32),
     ]
 
     /// Networks (identity input normalisation) whose state names and shapes equal the archive's.
@@ -106,12 +128,14 @@ public enum ModelLoader {
         var fits: [Network] = []
         for probe in widthProbes {
             guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
-            let config = ModelConfig(channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
-                                     numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base),
-                                     projection: projection, projectionBias: projection != nil && shapes["projection.bias"] != nil)
+            let config = ModelConfig(
+                channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],
+                numClasses: spec.numClasses, widthMultiplier: Double(first) / Double(probe.base),
+                projection: projection, projectionBias: projection != nil && shapes["projection.bias"] != nil)
             // Only an architecture the file's values can fill is built (a first tensor can claim any width).
             guard let parameters = try? ModelRegistry.parameterCount(probe.arch, config: config), parameters <= values,
-                  let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0) else { continue }
+                let network = try? ModelRegistry.make(probe.arch, config: config, seed: 0)
+            else { continue }
             let expected = network.stateTensors()
             if expected.count == shapes.count && expected.allSatisfy({ shapes[$0.name] == $0.tensor.shape }) {
                 fits.append(network)

@@ -29,11 +29,19 @@ public struct ModelMetadata: Equatable, Sendable {
     public var producer: String?
 
     /// Metadata for a model rrmd is about to save.
-    public init(model: Network, dataset: String, threatModel: String = "none", trainedBy: String?, training: String? = nil,
-                seed: UInt64?, teacherSHA256: String? = nil, producer: String? = RRMDVersion.producer) {
-        architecture = model.architecture; config = model.config; self.dataset = dataset
-        self.threatModel = threatModel; self.trainedBy = trainedBy; self.training = training; self.seed = seed
-        self.teacherSHA256 = teacherSHA256; self.producer = producer
+    public init(
+        model: Network, dataset: String, threatModel: String = "none", trainedBy: String?, training: String? = nil,
+        seed: UInt64?, teacherSHA256: String? = nil, producer: String? = RRMDVersion.producer
+    ) {
+        architecture = model.architecture
+        config = model.config
+        self.dataset = dataset
+        self.threatModel = threatModel
+        self.trainedBy = trainedBy
+        self.training = training
+        self.seed = seed
+        self.teacherSHA256 = teacherSHA256
+        self.producer = producer
     }
 
     /// True when `metadata` carries rrmd keys at all (a plain PyTorch state_dict has none).
@@ -61,17 +69,23 @@ public struct ModelMetadata: Equatable, Sendable {
         guard let classes = Int(try required("rrm.num_classes")), classes >= 2, classes <= 100_000 else {
             throw bad("rrm.num_classes", "an integer from 2 to 100000")
         }
-        let shape = try required("rrm.input_shape").split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        let shape = try required("rrm.input_shape").split(separator: ",").map {
+            Int($0.trimmingCharacters(in: .whitespaces))
+        }
         guard shape.count == 3, let c = shape[0], let h = shape[1], let w = shape[2],
-              (1...64).contains(c), (1...4096).contains(h), (1...4096).contains(w) else {
+            (1...64).contains(c), (1...4096).contains(h), (1...4096).contains(w)
+        else {
             throw bad("rrm.input_shape", "C,H,W with 1 <= C <= 64 and 1 <= H, W <= 4096, e.g. 3,32,32")
         }
         func floats(_ key: String) throws -> [Float] {
             let v = try required(key).split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-            guard v.count == c, v.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw bad(key, "\(c) comma-separated finite numbers") }
+            guard v.count == c, v.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+                throw bad(key, "\(c) comma-separated finite numbers")
+            }
             return v.map { $0! }
         }
-        let mean = try floats("rrm.mean"), std = try floats("rrm.std")
+        let mean = try floats("rrm.mean")
+        let std = try floats("rrm.std")
         guard std.allSatisfy({ $0 > 0 }) else { throw bad("rrm.std", "positive numbers") }
         let width = metadata["rrm.width"].map { Double($0) } ?? 1
         guard let width, width > 0, width <= 64 else { throw bad("rrm.width", "a width multiplier in (0, 64]") }
@@ -79,8 +93,14 @@ public struct ModelMetadata: Equatable, Sendable {
         if let p = metadata["rrm.projection"] {
             // Absent means no projection; present, it must be a usable width (an empty or zero
             // value is an error rather than "none", so a damaged file is not silently misread).
-            guard p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(p), (1...ModelRegistry.maxProjectionWidth).contains(v) else {
-                throw bad("rrm.projection", "an integer from 1 to \(ModelRegistry.maxProjectionWidth) (the projection head's output width), or absent for none")
+            guard p.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(p),
+                (1...ModelRegistry.maxProjectionWidth).contains(v)
+            else {
+                throw bad(
+                    "rrm.projection",
+                    "an integer from 1 to \(ModelRegistry.maxProjectionWidth) (the projection head's output width), "
+                        + "or absent for none"
+                )
             }
             projection = v
         }
@@ -91,8 +111,9 @@ public struct ModelMetadata: Equatable, Sendable {
             }
             projectionBias = b == "true"
         }
-        config = ModelConfig(channels: c, height: h, width: w, numClasses: classes, widthMultiplier: width, mean: mean, std: std,
-                             projection: projection, projectionBias: projectionBias)
+        config = ModelConfig(
+            channels: c, height: h, width: w, numClasses: classes, widthMultiplier: width, mean: mean, std: std,
+            projection: projection, projectionBias: projectionBias)
         threatModel = metadata["rrm.threat_model"] ?? "none"
         guard ThreatModel(threatModel) != nil else {
             throw bad("rrm.threat_model", "none, linf:<eps> or l2:<eps> (eps a number or fraction such as 8/255)")
@@ -148,7 +169,7 @@ public enum ModelMetadataError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .missing(let key):
             return "checkpoint metadata lacks '\(key)'; add it to __metadata__ (see docs/checkpoints.md for every key)"
-        case let .invalid(key, value, expected):
+        case .invalid(let key, let value, let expected):
             return "checkpoint metadata '\(key)' is '\(value)' but must be \(expected) (see docs/checkpoints.md)"
         }
     }

@@ -14,14 +14,28 @@ public enum ModelStateError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .keysDiffer(arch, missing, unexpected):
+        case .keysDiffer(let arch, let missing, let unexpected):
             var parts: [String] = []
-            if !missing.isEmpty { parts.append("missing \(missing.count) tensor(s): \(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", …" : "")") }
-            if !unexpected.isEmpty { parts.append("unexpected \(unexpected.count) tensor(s): \(unexpected.prefix(8).joined(separator: ", "))\(unexpected.count > 8 ? ", …" : "")") }
-            return "checkpoint does not match architecture '\(arch)': \(parts.joined(separator: "; ")); check the architecture name and width multiplier the checkpoint was made with"
-        case let .shapeMismatch(name, expected, found):
-            return "tensor '\(name)' has shape \(found) but the network expects \(expected); check the architecture, width multiplier, input shape and class count"
-        case let .dtypeMismatch(name, expected, found):
+            if !missing.isEmpty {
+                parts.append(
+                    "missing \(missing.count) tensor(s): "
+                        + "\(missing.prefix(8).joined(separator: ", "))\(missing.count > 8 ? ", …" : "")"
+                )
+            }
+            if !unexpected.isEmpty {
+                parts.append(
+                    "unexpected \(unexpected.count) tensor(s): "
+                        + "\(unexpected.prefix(8).joined(separator: ", "))\(unexpected.count > 8 ? ", …" : "")"
+                )
+            }
+            return
+                "checkpoint does not match architecture '\(arch)': \(parts.joined(separator: "; ")); check the "
+                    + "architecture name and width multiplier the checkpoint was made with"
+        case .shapeMismatch(let name, let expected, let found):
+            return
+                "tensor '\(name)' has shape \(found) but the network expects \(expected); check the architecture, "
+                    + "width multiplier, input shape and class count"
+        case .dtypeMismatch(let name, let expected, let found):
             return "tensor '\(name)' is \(found) but must be \(expected); re-export it with that dtype"
         }
     }

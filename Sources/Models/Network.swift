@@ -20,10 +20,15 @@ public struct ModelConfig: Equatable, Sendable {
     public var projectionBias: Bool
 
     /// A configuration; `mean`/`std` default to the identity normalisation, `projection` to none.
-    public init(channels: Int, height: Int, width: Int, numClasses: Int, widthMultiplier: Double = 1,
-                mean: [Float]? = nil, std: [Float]? = nil, projection: Int? = nil, projectionBias: Bool = false) {
-        self.channels = channels; self.height = height; self.width = width
-        self.numClasses = numClasses; self.widthMultiplier = widthMultiplier
+    public init(
+        channels: Int, height: Int, width: Int, numClasses: Int, widthMultiplier: Double = 1,
+        mean: [Float]? = nil, std: [Float]? = nil, projection: Int? = nil, projectionBias: Bool = false
+    ) {
+        self.channels = channels
+        self.height = height
+        self.width = width
+        self.numClasses = numClasses
+        self.widthMultiplier = widthMultiplier
         self.mean = mean ?? [Float](repeating: 0, count: channels)
         self.std = std ?? [Float](repeating: 1, count: channels)
         self.projection = projection
@@ -62,18 +67,33 @@ public final class Network: Layer {
 
     /// Assembles a network; the body's children carry their PyTorch names. `projection` must be
     /// present exactly when `config.projection` is set, with that many outputs.
-    public init(architecture: String, config: ModelConfig, body: Sequential, classifier: Linear, classifierName: String,
-                projection: Linear? = nil) {
-        precondition(projection?.outFeatures == config.projection,
-                     "\(architecture): config.projection is \(config.projection.map(String.init) ?? "nil") but the projection layer has \(projection.map { "\($0.outFeatures)" } ?? "no") outputs")
+    public init(
+        architecture: String, config: ModelConfig, body: Sequential, classifier: Linear, classifierName: String,
+        projection: Linear? = nil
+    ) {
+        precondition(
+            projection?.outFeatures == config.projection,
+            "\(architecture): config.projection is \(config.projection.map(String.init) ?? "nil") but the projection "
+                + "layer has \(projection.map { "\($0.outFeatures)" } ?? "no") outputs"
+        )
         if let projection {
-            precondition((projection.bias != nil) == config.projectionBias,
-                         "\(architecture): config.projectionBias is \(config.projectionBias) but the projection layer \(projection.bias == nil ? "has no" : "has a") bias")
-            precondition(classifier.inFeatures == projection.outFeatures,
-                         "\(architecture): classifier expects \(classifier.inFeatures) features but the projection gives \(projection.outFeatures)")
+            precondition(
+                (projection.bias != nil) == config.projectionBias,
+                "\(architecture): config.projectionBias is \(config.projectionBias) but the projection layer "
+                    + "\(projection.bias == nil ? "has no" : "has a") bias"
+            )
+            precondition(
+                classifier.inFeatures == projection.outFeatures,
+                "\(architecture): classifier expects \(classifier.inFeatures) features but the projection gives "
+                    + "\(projection.outFeatures)"
+            )
         }
-        self.architecture = architecture; self.config = config
-        self.body = body; self.projection = projection; self.classifier = classifier; self.classifierName = classifierName
+        self.architecture = architecture
+        self.config = config
+        self.body = body
+        self.projection = projection
+        self.classifier = classifier
+        self.classifierName = classifierName
     }
 
     /// Width of the penultimate representation: the projection's output P when there is one,
@@ -91,8 +111,11 @@ public final class Network: Layer {
     /// Logits `[N, K]` and representation `[N, representationWidth]` (projected, if there is a
     /// projection) for `x` `[N, C, H, W]`.
     public func forwardWithRepresentation(_ x: Tensor, mode: Mode) -> (logits: Tensor, representation: Tensor) {
-        precondition(x.rank == 4 && Array(x.shape.dropFirst()) == config.inputShape,
-                     "\(architecture): expected input [N, \(config.inputShape.map(String.init).joined(separator: ", "))], got \(x.shape)")
+        precondition(
+            x.rank == 4 && Array(x.shape.dropFirst()) == config.inputShape,
+            "\(architecture): expected input [N, \(config.inputShape.map(String.init).joined(separator: ", "))], got "
+                + "\(x.shape)"
+        )
         let features = body.forward(x, mode: mode)  // [N, D]
         let z = projection?.forward(features, mode: mode) ?? features  // [N, P] or [N, D]
         representation = z
@@ -107,18 +130,21 @@ public final class Network: Layer {
     /// Backward from gradients at the logits and/or directly at the representation (RRM's
     /// feature loss enters there); returns dL/dx.
     public func backward(logitsGradient: Tensor?, representationGradient: Tensor?, parameterGradients: Bool) -> Tensor {
-        precondition(logitsGradient != nil || representationGradient != nil, "\(architecture): backward needs a gradient")
+        precondition(
+            logitsGradient != nil || representationGradient != nil, "\(architecture): backward needs a gradient")
         var dz: Tensor
         if let g = logitsGradient {
             dz = classifier.backward(g, parameterGradients: parameterGradients)
             if let extra = representationGradient {
                 extra.expectShape(dz.shape, "\(architecture) representation gradient")
                 let n = dz.count
-                dz.withUnsafeMutablePointer { dp in extra.withUnsafePointer { ep in for i in 0..<n { dp[i] += ep[i] } } }
+                dz.withUnsafeMutablePointer { dp in extra.withUnsafePointer { ep in for i in 0..<n { dp[i] += ep[i] } }
+                }
             }
         } else {
             let g = representationGradient!
-            g.expectShape(representation?.shape ?? [g.dim(0), representationWidth], "\(architecture) representation gradient")
+            g.expectShape(
+                representation?.shape ?? [g.dim(0), representationWidth], "\(architecture) representation gradient")
             dz = g
         }
         // The feature loss acts on the projected representation, so its gradient reaches the

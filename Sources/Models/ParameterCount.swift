@@ -8,7 +8,8 @@ extension ModelRegistry {
     /// compares it with the built networks over many configurations.
     public static func parameterCount(_ name: String, config c: ModelConfig) throws -> Int {
         try validate(c)
-        var body = 0, width = 0
+        var body = 0
+        var width = 0
         switch name {
         case "mlp":
             let hidden = c.scaled(256)
@@ -16,10 +17,15 @@ extension ModelRegistry {
             width = hidden
         case "cnn-small":
             guard c.height >= 4, c.width >= 4 else {
-                throw ModelError.invalidConfig("cnn-small pools twice by 2 and needs images of at least 4x4, got \(c.height)x\(c.width)")
+                throw ModelError.invalidConfig(
+                    "cnn-small pools twice by 2 and needs images of at least 4x4, got \(c.height)x\(c.width)")
             }
-            let c1 = c.scaled(32), c2 = c.scaled(64), hidden = c.scaled(128)
-            body = conv(c.channels, c1, 3) + bn(c1) + conv(c1, c2, 3) + bn(c2) + linear(c2 * (c.height / 4) * (c.width / 4), hidden)
+            let c1 = c.scaled(32)
+            let c2 = c.scaled(64)
+            let hidden = c.scaled(128)
+            body =
+                conv(c.channels, c1, 3) + bn(c1) + conv(c1, c2, 3) + bn(c2)
+                + linear(c2 * (c.height / 4) * (c.width / 4), hidden)
             width = hidden
         case "resnet20":
             (body, width) = basicResNet(c, widths: [16, 32, 64], blocksPerStage: 3, optionA: true)
@@ -36,11 +42,17 @@ extension ModelRegistry {
         case "mobilenetv2":
             var cin = c.scaled(32)
             body = conv(c.channels, cin, 3) + bn(cin)
-            for row in [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)] {
+            for row in [
+                (1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1),
+            ] {
                 let cout = c.scaled(row.1)
                 for j in 0..<row.2 {
-                    let stride = j == 0 ? row.3 : 1, planes = row.0 * cin
-                    body += conv(cin, planes, 1) + bn(planes) + conv(planes, planes, 3, groups: planes) + bn(planes) + conv(planes, cout, 1) + bn(cout)
+                    let stride = j == 0 ? row.3 : 1
+                    let planes = row.0 * cin
+                    body +=
+                        conv(cin, planes, 1) + bn(planes) + conv(planes, planes, 3, groups: planes) + bn(planes)
+                        + conv(planes, cout, 1) + bn(cout)
                     if stride == 1 && cin != cout { body += conv(cin, cout, 1) + bn(cout) }
                     cin = cout
                 }
@@ -63,9 +75,16 @@ extension ModelRegistry {
     static func checkMemory(_ name: String, config: ModelConfig) throws {
         let bytes = try parameterCount(name, config: config).multipliedReportingOverflow(by: MemoryLayout<Float>.size)
         do {
-            try MemoryBudget.check(bytes.overflow ? Int.max : bytes.partialValue,
-                                   for: "building \(name) ×\(config.widthMultiplier) for input \(config.inputShape.map(String.init).joined(separator: "x")) with \(config.numClasses) classes",
-                                   whatToDo: "use a smaller width multiplier (or check the checkpoint's rrm.* metadata), or run where more memory is available")
+            try MemoryBudget.check(
+                bytes.overflow ? Int.max : bytes.partialValue,
+                for:
+                    "building \(name) ×\(config.widthMultiplier) for input "
+                        + "\(config.inputShape.map(String.init).joined(separator: "x")) with \(config.numClasses) "
+                            + "classes",
+                whatToDo:
+                    "use a smaller width multiplier (or check the checkpoint's rrm.* metadata), or run where more "
+                        + "memory is available"
+            )
         } catch let e as NotEnoughMemory {
             throw ModelError.notEnoughMemory(e)
         }
@@ -83,7 +102,9 @@ extension ModelRegistry {
 
     /// A 3x3 stem and stages of basic blocks (the first block of every stage but the first
     /// strided), as `resnet20` and `resnet18` build them: their parameters and output width.
-    private static func basicResNet(_ c: ModelConfig, widths base: [Int], blocksPerStage: Int, optionA: Bool) -> (Int, Int) {
+    private static func basicResNet(
+        _ c: ModelConfig, widths base: [Int], blocksPerStage: Int, optionA: Bool
+    ) -> (Int, Int) {
         let widths = base.map(c.scaled)
         var cin = widths[0]
         var n = conv(c.channels, cin, 3) + bn(cin)

@@ -82,8 +82,9 @@ public enum ModelRegistry {
         default: throw ModelError.unknownArchitecture(name)
         }
         let expectedWidth = try bodyWidth(name, config: config)
-        precondition(built.width == expectedWidth,
-                     "\(name): body gives \(built.width) features but baseRepresentationWidths says \(expectedWidth)")
+        precondition(
+            built.width == expectedWidth,
+            "\(name): body gives \(built.width) features but baseRepresentationWidths says \(expectedWidth)")
         // Head parameters are drawn after the body's, projection first: without a projection the
         // random stream (hence every seeded model) is the same as before projections existed.
         var width = built.width
@@ -93,23 +94,33 @@ public enum ModelRegistry {
             width = p
         }
         let classifier = Linear(width, config.numClasses, rng: &rng)
-        return Network(architecture: name, config: config, body: built.body, classifier: classifier,
-                       classifierName: built.classifierName, projection: projection)
+        return Network(
+            architecture: name, config: config, body: built.body, classifier: classifier,
+            classifierName: built.classifierName, projection: projection)
     }
 
     /// Throws `invalidConfig` for a configuration no architecture can be built for.
     static func validate(_ config: ModelConfig) throws {
         guard config.channels > 0, config.height > 0, config.width > 0, config.numClasses > 1 else {
-            throw ModelError.invalidConfig("need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) classes")
+            throw ModelError.invalidConfig(
+                "need positive input shape and at least 2 classes, got \(config.inputShape) with \(config.numClasses) "
+                    + "classes"
+            )
         }
         guard config.widthMultiplier > 0, config.widthMultiplier <= 64 else {
             throw ModelError.invalidConfig("width multiplier \(config.widthMultiplier) outside (0, 64]")
         }
-        guard config.mean.count == config.channels, config.std.count == config.channels, config.std.allSatisfy({ $0 > 0 }) else {
-            throw ModelError.invalidConfig("normalisation needs \(config.channels) means and positive stds, got \(config.mean) and \(config.std)")
+        guard config.mean.count == config.channels, config.std.count == config.channels,
+            config.std.allSatisfy({ $0 > 0 })
+        else {
+            throw ModelError.invalidConfig(
+                "normalisation needs \(config.channels) means and positive stds, got \(config.mean) and \(config.std)")
         }
         if let p = config.projection, !(1...maxProjectionWidth).contains(p) {
-            throw ModelError.invalidConfig("projection width \(p) outside 1...\(maxProjectionWidth); use the teacher's representation width, or nil for no projection")
+            throw ModelError.invalidConfig(
+                "projection width \(p) outside 1...\(maxProjectionWidth); use the teacher's representation width, or "
+                    + "nil for no projection"
+            )
         }
     }
 
@@ -119,9 +130,12 @@ public enum ModelRegistry {
     }
 
     /// `conv -> bn -> relu` as one fused child whose parts are named `conv<i>`, `bn<i>`.
-    static func convBNReLU(_ i: String, _ cin: Int, _ cout: Int, kernel: Int = 3, stride: Int = 1, padding: Int = 1,
-                           groups: Int = 1, _ rng: inout RNG) -> [(String, Layer)] {
-        let conv = Conv2d(cin, cout, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: false, rng: &rng)
+    static func convBNReLU(
+        _ i: String, _ cin: Int, _ cout: Int, kernel: Int = 3, stride: Int = 1, padding: Int = 1,
+        groups: Int = 1, _ rng: inout RNG
+    ) -> [(String, Layer)] {
+        let conv = Conv2d(
+            cin, cout, kernel: kernel, stride: stride, padding: padding, groups: groups, bias: false, rng: &rng)
         return [("", ConvBNReLU(conv, BatchNorm2d(cout), relu: true, names: ("conv" + i, "bn" + i)))]
     }
 }

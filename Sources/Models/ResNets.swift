@@ -8,18 +8,21 @@ extension ModelRegistry {
         let conv2 = Conv2d(cout, cout, kernel: 3, padding: 1, bias: false, rng: &rng)
         var shortcut: Layer? = nil
         if stride != 1 || cin != cout {
-            shortcut = optionA
+            shortcut =
+                optionA
                 ? ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: stride)
                 : projectionShortcut(cin, cout, stride: stride, &rng)
         }
-        return ResidualBlock(main: main, conv: conv2, bn: BatchNorm2d(cout), tailNames: ("conv2", "bn2"),
-                             shortcut: shortcut, reluAfterSum: true)
+        return ResidualBlock(
+            main: main, conv: conv2, bn: BatchNorm2d(cout), tailNames: ("conv2", "bn2"),
+            shortcut: shortcut, reluAfterSum: true)
     }
 
     /// A 1x1-convolution + BatchNorm shortcut, named as `nn.Sequential` names them (`0`, `1`).
     static func projectionShortcut(_ cin: Int, _ cout: Int, stride: Int, _ rng: inout RNG) -> Layer {
-        ConvBNReLU(Conv2d(cin, cout, kernel: 1, stride: stride, bias: false, rng: &rng), BatchNorm2d(cout),
-                   relu: false, names: ("0", "1"))
+        ConvBNReLU(
+            Conv2d(cin, cout, kernel: 1, stride: stride, bias: false, rng: &rng), BatchNorm2d(cout),
+            relu: false, names: ("0", "1"))
     }
 
     /// `resnet20`: the CIFAR ResNet of He et al. (3 stages x 3 basic blocks, widths 16/32/64,
@@ -35,7 +38,8 @@ extension ModelRegistry {
                 cin = w
             }
         }
-        let body = Sequential([normalize(c)] + stem + [("layers", Sequential(indexed: blocks)), ("pool", GlobalAvgPool())])
+        let body = Sequential(
+            [normalize(c)] + stem + [("layers", Sequential(indexed: blocks)), ("pool", GlobalAvgPool())])
         return BuiltBody(body: body, width: cin, classifierName: "fc")
     }
 
@@ -71,22 +75,28 @@ extension ModelRegistry {
             for j in 0..<row.blocks {
                 let stride = j == 0 ? row.stride : 1
                 let planes = row.expansion * cin
-                let expand = convBNReLU("1", cin, planes, kernel: 1, padding: 0, &rng)
+                let expand =
+                    convBNReLU("1", cin, planes, kernel: 1, padding: 0, &rng)
                     + convBNReLU("2", planes, planes, stride: stride, groups: planes, &rng)
-                let conv3 = Conv2d(planes, cout, kernel: 1, bias: false, rng: &rng), bn3 = BatchNorm2d(cout)
+                let conv3 = Conv2d(planes, cout, kernel: 1, bias: false, rng: &rng)
+                let bn3 = BatchNorm2d(cout)
                 if stride == 1 {
                     let shortcut: Layer? = cin == cout ? nil : projectionShortcut(cin, cout, stride: 1, &rng)
-                    blocks.append(ResidualBlock(main: Sequential(expand), conv: conv3, bn: bn3, tailNames: ("conv3", "bn3"),
-                                                shortcut: shortcut, reluAfterSum: false))
+                    blocks.append(
+                        ResidualBlock(
+                            main: Sequential(expand), conv: conv3, bn: bn3, tailNames: ("conv3", "bn3"),
+                            shortcut: shortcut, reluAfterSum: false))
                 } else {
-                    blocks.append(Sequential(expand + [("", ConvBNReLU(conv3, bn3, relu: false, names: ("conv3", "bn3")))]))
+                    blocks.append(
+                        Sequential(expand + [("", ConvBNReLU(conv3, bn3, relu: false, names: ("conv3", "bn3")))]))
                 }
                 cin = cout
             }
         }
         let last = c.scaled(1280)
-        let body = Sequential([normalize(c)] + stem + [("layers", Sequential(indexed: blocks))]
-                              + convBNReLU("2", cin, last, kernel: 1, padding: 0, &rng) + [("pool", GlobalAvgPool())])
+        let body = Sequential(
+            [normalize(c)] + stem + [("layers", Sequential(indexed: blocks))]
+                + convBNReLU("2", cin, last, kernel: 1, padding: 0, &rng) + [("pool", GlobalAvgPool())])
         return BuiltBody(body: body, width: last, classifierName: "fc")
     }
 }

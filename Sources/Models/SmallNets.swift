@@ -17,9 +17,12 @@ extension ModelRegistry {
     /// (the representation), classifier `fc`. An MNIST-scale network.
     static func cnnSmall(_ c: ModelConfig, _ rng: inout RNG) throws -> BuiltBody {
         guard c.height >= 4, c.width >= 4 else {
-            throw ModelError.invalidConfig("cnn-small pools twice by 2 and needs images of at least 4x4, got \(c.height)x\(c.width)")
+            throw ModelError.invalidConfig(
+                "cnn-small pools twice by 2 and needs images of at least 4x4, got \(c.height)x\(c.width)")
         }
-        let c1 = c.scaled(32), c2 = c.scaled(64), hidden = c.scaled(128)
+        let c1 = c.scaled(32)
+        let c2 = c.scaled(64)
+        let hidden = c.scaled(128)
         let flat = c2 * (c.height / 4) * (c.width / 4)
         let body = Sequential(
             [normalize(c)]
@@ -35,7 +38,9 @@ extension ModelRegistry {
     static func vgg11(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {
         let plan: [Int?] = [64, nil, 128, nil, 256, 256, nil, 512, 512, nil, 512, 512, nil]
         var layers: [Layer] = []
-        var cin = c.channels, h = c.height, w = c.width
+        var cin = c.channels
+        var h = c.height
+        var w = c.width
         for v in plan {
             if let v {
                 let cout = c.scaled(v)
@@ -43,7 +48,8 @@ extension ModelRegistry {
                 cin = cout
             } else if h >= 2 && w >= 2 {
                 layers.append(MaxPool2d(kernel: 2))
-                h /= 2; w /= 2
+                h /= 2
+                w /= 2
             } else {
                 layers.append(Identity())
             }

@@ -18,8 +18,14 @@ public final class AvgPool2d: Layer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         expectRank(x, 4, "AvgPool2d")
         inputShape = x.shape
-        let g = window.geometry(x.shape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
-        precondition(oh > 0 && ow > 0, "AvgPool2d: input \(x.shape) is smaller than the \(window.kernel)x\(window.kernel) window")
+        let g = window.geometry(x.shape)
+        let oh = g.outH
+        let ow = g.outW
+        let h = g.height
+        let w = g.width
+        precondition(
+            oh > 0 && ow > 0, "AvgPool2d: input \(x.shape) is smaller than the \(window.kernel)x\(window.kernel) window"
+        )
         var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1), oh, ow])
         let (k, s, p) = (window.kernel, window.stride, window.padding)
         let scale = 1 / Float(k * k)
@@ -52,7 +58,11 @@ public final class AvgPool2d: Layer {
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         precondition(!inputShape.isEmpty, "AvgPool2d: backward called before forward")
         dy.expectShape(outputShape(for: inputShape), "AvgPool2d.backward")
-        let g = window.geometry(inputShape), oh = g.outH, ow = g.outW, h = g.height, w = g.width
+        let g = window.geometry(inputShape)
+        let oh = g.outH
+        let ow = g.outW
+        let h = g.height
+        let w = g.width
         var dx = Tensor(shape: inputShape)
         let (k, s, p) = (window.kernel, window.stride, window.padding)
         let scale = 1 / Float(k * k)
@@ -95,7 +105,8 @@ public final class GlobalAvgPool: Layer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         expectRank(x, 4, "GlobalAvgPool")
         inputShape = x.shape
-        let planes = x.dim(0) * x.dim(1), plane = x.dim(2) * x.dim(3)
+        let planes = x.dim(0) * x.dim(1)
+        let plane = x.dim(2) * x.dim(3)
         var y = Tensor(uninitializedShape: [x.dim(0), x.dim(1)])
         let scale = 1 / Float(plane)
         y.withUnsafeMutablePointer { yp in
@@ -109,7 +120,8 @@ public final class GlobalAvgPool: Layer {
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         precondition(!inputShape.isEmpty, "GlobalAvgPool: backward called before forward")
         dy.expectShape([inputShape[0], inputShape[1]], "GlobalAvgPool.backward")
-        let planes = inputShape[0] * inputShape[1], plane = inputShape[2] * inputShape[3]
+        let planes = inputShape[0] * inputShape[1]
+        let plane = inputShape[2] * inputShape[3]
         var dx = Tensor(uninitializedShape: inputShape)
         let scale = 1 / Float(plane)
         dx.withUnsafeMutablePointer { dxp in

@@ -27,8 +27,10 @@ enum AffineEpilogue {
     /// Applies the map and this epilogue to one plane of `n` values; `residual` points at the
     /// same plane of the residual (only `.add` reads it).
     @inline(__always)
-    func apply(_ x: UnsafePointer<Float>, _ scale: Float, _ shift: Float, residual: UnsafePointer<Float>?,
-               _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+    func apply(
+        _ x: UnsafePointer<Float>, _ scale: Float, _ shift: Float, residual: UnsafePointer<Float>?,
+        _ out: UnsafeMutablePointer<Float>, _ n: Int
+    ) {
         switch self {
         case .none: Vector.affine(x, scale, shift, out, n)
         case .relu: Vector.affineRelu(x, scale, shift, out, n)
@@ -71,21 +73,29 @@ extension BatchNorm2d {
     /// moving each to a common shift (so they depend on neither the thread that computed a
     /// plane nor any state). Updates the running statistics and the batch counter.
     func batchStatistics(_ x: Tensor, moments: [Float]) -> BatchNormStatistics {
-        precondition(x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
-        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        precondition(
+            x.rank == 4 && x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
+        let n = x.dim(0)
+        let plane = x.dim(2) * x.dim(3)
+        let c = channels
         let m = n * plane
         precondition(m > 1, "BatchNorm2d: training needs more than one value per channel, got shape \(x.shape)")
-        var mean = [Float](repeating: 0, count: c), invStd = mean, batchVar = mean
+        var mean = [Float](repeating: 0, count: c)
+        var invStd = mean
+        var batchVar = mean
         x.withUnsafePointer { xp in
             for ch in 0..<c {
                 // About the first plane's shift: sum(x - S) = s + np*d, sum((x - S)^2) = q + 2*d*s + np*d^2
                 // for a plane with moments (s, q) about its own shift S + d.
-                let common = Double(xp[ch * plane]), np = Double(plane)
-                var sum = 0.0, squares = 0.0
+                let common = Double(xp[ch * plane])
+                let np = Double(plane)
+                var sum = 0.0
+                var squares = 0.0
                 for i in 0..<n {
                     let p = i * c + ch
                     let d = Double(xp[p * plane]) - common
-                    let s = Double(moments[2 * p]), q = Double(moments[2 * p + 1])
+                    let s = Double(moments[2 * p])
+                    let q = Double(moments[2 * p + 1])
                     sum += s + np * d
                     squares += q + 2 * d * s + np * d * d
                 }
@@ -110,14 +120,17 @@ extension BatchNorm2d {
 
     /// The running statistics, as an inference-mode forward uses them.
     func runningStatistics() -> BatchNormStatistics {
-        statistics(mean: runningMean.value.array, invStd: runningVar.value.array.map { 1 / ($0 + epsilon).squareRoot() },
-                   training: false)
+        statistics(
+            mean: runningMean.value.array, invStd: runningVar.value.array.map { 1 / ($0 + epsilon).squareRoot() },
+            training: false)
     }
 
     /// The one place the affine map is computed, so the layer and a fused neighbour agree to the bit.
     private func statistics(mean: [Float], invStd: [Float], training: Bool) -> BatchNormStatistics {
-        let gamma = weight.value.array, beta = bias.value.array
-        var scale = [Float](repeating: 0, count: channels), shift = scale
+        let gamma = weight.value.array
+        let beta = bias.value.array
+        var scale = [Float](repeating: 0, count: channels)
+        var shift = scale
         for ch in 0..<channels {
             scale[ch] = gamma[ch] * invStd[ch]
             shift[ch] = beta[ch] - mean[ch] * scale[ch]
@@ -127,9 +140,12 @@ extension BatchNorm2d {
 
     /// `x` normalised with `s`, then `epilogue`, in one pass split over the planes.
     func normalize(_ x: Tensor, _ s: BatchNormStatistics, then epilogue: AffineEpilogue) -> Tensor {
-        let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+        let n = x.dim(0)
+        let plane = x.dim(2) * x.dim(3)
+        let c = channels
         if case .add(let residual, _) = epilogue {
-            precondition(residual.shape == x.shape, "BatchNorm2d: a residual of shape \(residual.shape) does not fit \(x.shape)")
+            precondition(
+                residual.shape == x.shape, "BatchNorm2d: a residual of shape \(residual.shape) does not fit \(x.shape)")
         }
         let (scale, shift) = (s.scale, s.shift)
         var out = Tensor(uninitializedShape: x.shape)
@@ -138,8 +154,9 @@ extension BatchNorm2d {
                 epilogue.withResidual { rp in
                     Compute.parallelFor(n * c) { planes in
                         for p in planes {
-                            epilogue.apply(xp + p * plane, scale[p % c], shift[p % c], residual: rp.map { $0 + p * plane },
-                                           op + p * plane, plane)
+                            epilogue.apply(
+                                xp + p * plane, scale[p % c], shift[p % c], residual: rp.map { $0 + p * plane },
+                                op + p * plane, plane)
                         }
                     }
                 }
@@ -152,8 +169,10 @@ extension BatchNorm2d {
     /// ReLU after it folded in as `mask` says. `x` is read only for batch statistics or parameter
     /// gradients: an attack's backward (inference, input gradient only) may pass nil. Parameter
     /// gradients are added when asked. Bit-identical to `ReLU.backward` then the plain backward.
-    func backward(_ dy: Tensor, input x: Tensor?, shape: [Int], statistics s: BatchNormStatistics, mask: ReLUMask,
-                  parameterGradients: Bool) -> Tensor {
+    func backward(
+        _ dy: Tensor, input x: Tensor?, shape: [Int], statistics s: BatchNormStatistics, mask: ReLUMask,
+        parameterGradients: Bool
+    ) -> Tensor {
         dy.expectShape(shape, "BatchNorm2d.backward")
         if case .output(let y) = mask { y.expectShape(shape, "BatchNorm2d.backward (ReLU output)") }
         let needsInput = s.training || parameterGradients
@@ -162,7 +181,8 @@ extension BatchNorm2d {
         let sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2 * c)  // sum(dy), sum(dy * xhat)
         defer { sums.deallocate() }
         var dx = Tensor(uninitializedShape: shape)
-        let pass = BackwardPass(shape: shape, statistics: s, gamma: weight.value.array, mask: mask, needsSums: needsInput)
+        let pass = BackwardPass(
+            shape: shape, statistics: s, gamma: weight.value.array, mask: mask, needsSums: needsInput)
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in
                 (x ?? dy).withUnsafePointer { xp in
@@ -195,8 +215,13 @@ private struct BackwardPass {
     let needsSums: Bool
 
     init(shape: [Int], statistics: BatchNormStatistics, gamma: [Float], mask: ReLUMask, needsSums: Bool) {
-        images = shape[0]; channels = shape[1]; plane = shape[2] * shape[3]
-        s = statistics; self.gamma = gamma; self.mask = mask; self.needsSums = needsSums
+        images = shape[0]
+        channels = shape[1]
+        plane = shape[2] * shape[3]
+        s = statistics
+        self.gamma = gamma
+        self.mask = mask
+        self.needsSums = needsSums
     }
 
     /// The ReLU output to mask by, or an empty tensor when the mask is not read from one.
@@ -205,11 +230,14 @@ private struct BackwardPass {
         return Tensor(shape: [0])
     }
 
-    func channel(_ ch: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, y: UnsafePointer<Float>,
-                 dx: UnsafeMutablePointer<Float>, sums: UnsafeMutableBufferPointer<Float>) {
+    func channel(
+        _ ch: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>, y: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, sums: UnsafeMutableBufferPointer<Float>
+    ) {
         let (mu, inv) = (s.mean[ch], s.invStd[ch])
         let (a, b) = (s.scale[ch], s.shift[ch])  // the forward's affine map, for `.affineOfInput`
-        var sum = 0.0, dot = 0.0
+        var sum = 0.0
+        var dot = 0.0
         for i in 0..<(needsSums ? images : 0) {
             let off = (i * channels + ch) * plane
             let part: (sum: Float, dot: Float)
@@ -218,13 +246,16 @@ private struct BackwardPass {
             case .output: part = Vector.maskedSumAndDot(y + off, dy + off, x + off, plane)
             case .none: part = Vector.sumAndDot(dy + off, x + off, plane)
             }
-            sum += Double(part.sum); dot += Double(part.dot)
+            sum += Double(part.sum)
+            dot += Double(part.dot)
         }
-        let sd = Float(sum), sdxh = inv * (Float(dot) - mu * Float(sum))
+        let sd = Float(sum)
+        let sdxh = inv * (Float(dot) - mu * Float(sum))
         sums[2 * ch] = sd
         sums[2 * ch + 1] = sdxh
         let k1 = gamma[ch] * inv
-        var k2: Float = 0, k3: Float = 0
+        var k2: Float = 0
+        var k3: Float = 0
         if s.training {
             let m = Float(images * plane)
             k2 = -k1 * inv * sdxh / m
@@ -233,12 +264,14 @@ private struct BackwardPass {
         for i in 0..<images {
             let off = (i * channels + ch) * plane
             switch (mask, s.training) {
-            case (.affineOfInput, true): Vector.affineMaskedCombine(x + off, a, b, dy + off, k1, k2, k3, dx + off, plane)
+            case (.affineOfInput, true):
+                Vector.affineMaskedCombine(x + off, a, b, dy + off, k1, k2, k3, dx + off, plane)
             case (.output, true): Vector.maskedCombine(y + off, dy + off, k1, x + off, k2, k3, dx + off, plane)
             case (.none, true): Vector.combine(dy + off, k1, x + off, k2, k3, dx + off, plane)
             case (.output, false): Vector.maskedScale(y + off, dy + off, k1, dx + off, plane)
             case (.none, false): Vector.scale(dy + off, k1, dx + off, plane)
-            case (.affineOfInput, false): preconditionFailure("BatchNorm2d: an inference forward keeps its ReLU's output as the mask")
+            case (.affineOfInput, false):
+                preconditionFailure("BatchNorm2d: an inference forward keeps its ReLU's output as the mask")
             }
         }
     }

@@ -22,12 +22,14 @@ public final class BatchNorm2d: Layer {
     /// Number of training batches seen (`num_batches_tracked`).
     public let batchesTracked: Counter
 
-    private var input: Tensor?                      // [N, C, H, W] of the last forward
-    private var statistics: BatchNormStatistics?    // what that forward normalised with
+    private var input: Tensor?  // [N, C, H, W] of the last forward
+    private var statistics: BatchNormStatistics?  // what that forward normalised with
 
     /// A BatchNorm with weight 1, bias 0, running mean 0 and variance 1.
     public init(_ channels: Int, momentum: Float = 0.1, epsilon: Float = 1e-5) {
-        self.channels = channels; self.momentum = momentum; self.epsilon = epsilon
+        self.channels = channels
+        self.momentum = momentum
+        self.epsilon = epsilon
         weight = Parameter(Tensor(shape: [channels], repeating: 1))
         bias = Parameter(Tensor(shape: [channels]))
         runningMean = Buffer(Tensor(shape: [channels]))
@@ -50,14 +52,17 @@ public final class BatchNorm2d: Layer {
         precondition(x.dim(1) == channels, "BatchNorm2d: expected \(channels) channels, got shape \(x.shape)")
         let s: BatchNormStatistics
         if mode == .training {
-            let n = x.dim(0), plane = x.dim(2) * x.dim(3), c = channels
+            let n = x.dim(0)
+            let plane = x.dim(2) * x.dim(3)
+            let c = channels
             var moments = [Float](repeating: 0, count: 2 * n * c)
             x.withUnsafePointer { xp in
                 moments.withUnsafeMutableBufferPointer { mp in
                     Compute.parallelFor(n * c) { planes in
                         for p in planes {
                             let part = Self.planeMoments(xp + p * plane, plane)
-                            mp[2 * p] = part.sum; mp[2 * p + 1] = part.squares
+                            mp[2 * p] = part.sum
+                            mp[2 * p + 1] = part.squares
                         }
                     }
                 }
@@ -72,7 +77,10 @@ public final class BatchNorm2d: Layer {
     }
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
-        guard let x = input, let s = statistics else { preconditionFailure("BatchNorm2d: backward called before forward") }
-        return backward(dy, input: x, shape: x.shape, statistics: s, mask: .none, parameterGradients: parameterGradients)
+        guard let x = input, let s = statistics else {
+            preconditionFailure("BatchNorm2d: backward called before forward")
+        }
+        return backward(
+            dy, input: x, shape: x.shape, statistics: s, mask: .none, parameterGradients: parameterGradients)
     }
 }

@@ -13,7 +13,8 @@ public final class ChannelPadShortcut: Layer {
     /// A shortcut from `inChannels` to `outChannels` subsampling by `stride`; the padding is
     /// split as PyTorch's `F.pad(x, (0,0,0,0, p//2, p - p//2))`.
     public init(inChannels: Int, outChannels: Int, stride: Int) {
-        precondition(outChannels >= inChannels, "ChannelPadShortcut: cannot shrink \(inChannels) to \(outChannels) channels")
+        precondition(
+            outChannels >= inChannels, "ChannelPadShortcut: cannot shrink \(inChannels) to \(outChannels) channels")
         self.stride = stride
         padBefore = (outChannels - inChannels) / 2
         padAfter = outChannels - inChannels - padBefore
@@ -29,7 +30,9 @@ public final class ChannelPadShortcut: Layer {
         let o = outputShape(for: x.shape)
         let (cin, h, w, oh, ow) = (x.dim(1), x.dim(2), x.dim(3), o[2], o[3])
         var y = Tensor(uninitializedShape: o)
-        let s = stride, pb = padBefore, plane = oh * ow
+        let s = stride
+        let pb = padBefore
+        let plane = oh * ow
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
                 // Images are independent: split them over the cores, each written exactly once.
@@ -56,7 +59,8 @@ public final class ChannelPadShortcut: Layer {
         dy.expectShape(o, "ChannelPadShortcut.backward")
         let (cin, h, w, oh, ow) = (inputShape[1], inputShape[2], inputShape[3], o[2], o[3])
         var dx = Tensor(uninitializedShape: inputShape)
-        let s = stride, pb = padBefore
+        let s = stride
+        let pb = padBefore
         // Images are independent: zeroed and filled on the cores like the forward (it was a
         // serial pass the other core waited on).
         dx.withUnsafeMutablePointer { dxp in

@@ -7,7 +7,9 @@ extension Conv2d {
     /// The direct kernel for an `h x w` input, when this layer's window is one it computes and
     /// `useDirectKernel` is on; nil means the im2col + GEMM path.
     func directPlan(_ h: Int, _ w: Int) -> DirectConv3x3? {
-        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 1, padding == 1, groups == 1 else { return nil }
+        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 1, padding == 1, groups == 1 else {
+            return nil
+        }
         return DirectConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
     }
 
@@ -19,14 +21,18 @@ extension Conv2d {
 
     /// `StridedConv3x3` for 3x3, stride-2, padding-1 windows without groups.
     func stridedPlan(_ h: Int, _ w: Int) -> StridedConv3x3? {
-        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 2, padding == 1, groups == 1 else { return nil }
+        guard Conv2d.useDirectKernel, kernelH == 3, kernelW == 3, stride == 2, padding == 1, groups == 1 else {
+            return nil
+        }
         return StridedConv3x3(inChannels: inChannels, outChannels: outChannels, height: h, width: w)
     }
 
     /// `forward` on a direct kernel: each image padded, convolved and unpadded on one worker,
     /// into `out` or, when it is nil, into scratch (see `outputImage`).
-    func forwardDirect<Plan: PaddedConvolution>(_ x: Tensor, _ plan: Plan, into out: UnsafeMutablePointer<Float>?,
-                                                outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+    func forwardDirect<Plan: PaddedConvolution>(
+        _ x: Tensor, _ plan: Plan, into out: UnsafeMutablePointer<Float>?,
+        outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?
+    ) {
         let packed = weight.value.withUnsafePointer { plan.packForward($0) }
         let biasValues = bias?.value.array ?? []
         let inImage = x.dim(1) * x.dim(2) * x.dim(3)
@@ -53,11 +59,15 @@ extension Conv2d {
     /// `forward` on Winograd (`DirectConv3x3.runWinograd`): `winogradGroup` images at a time
     /// padded and transformed together on one worker, their outputs written unpadded (into `out`,
     /// or the `.images` scratch slot when it is nil), then each image's epilogue.
-    func forwardWinograd(_ x: Tensor, _ plan: DirectConv3x3, into out: UnsafeMutablePointer<Float>?,
-                         outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+    func forwardWinograd(
+        _ x: Tensor, _ plan: DirectConv3x3, into out: UnsafeMutablePointer<Float>?,
+        outImage: Int, _ epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?
+    ) {
         let packed = weight.value.withUnsafePointer { plan.packWinogradForward($0) }
         let biasValues = bias?.value.array ?? []
-        let inImage = x.dim(1) * x.dim(2) * x.dim(3), group = plan.winogradGroup, padCount = plan.paddedImageStride
+        let inImage = x.dim(1) * x.dim(2) * x.dim(3)
+        let group = plan.winogradGroup
+        let padCount = plan.paddedImageStride
         x.withUnsafePointer { xp in
             packed.withUnsafeBufferPointer { wp in
                 biasValues.withUnsafeBufferPointer { biasBuffer in
@@ -65,13 +75,15 @@ extension Conv2d {
                     _ = Compute.parallelChunks(x.dim(0)) { worker, images in
                         let padded = Scratch.buffer(worker: worker, slot: .paddedInput, count: group * padCount)
                         let scratch = Scratch.buffer(worker: worker, slot: .output, count: plan.winogradScratchCount)
-                        let local = out == nil ? Scratch.buffer(worker: worker, slot: .images, count: group * outImage) : nil
+                        let local =
+                            out == nil ? Scratch.buffer(worker: worker, slot: .images, count: group * outImage) : nil
                         for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                             let count = min(group, images.upperBound - first)
                             for b in 0..<count { plan.pad(xp + (first + b) * inImage, padded + b * padCount) }
                             let dst = out.map { $0 + first * outImage } ?? local!
-                            plan.runWinograd(padded, paddedStride: padCount, images: count, weights: wp.baseAddress!,
-                                             scratch: scratch, dst, outputStride: outImage, bias: bp)
+                            plan.runWinograd(
+                                padded, paddedStride: padCount, images: count, weights: wp.baseAddress!,
+                                scratch: scratch, dst, outputStride: outImage, bias: bp)
                             if let epilogue { for b in 0..<count { epilogue(first + b, dst + b * outImage) } }
                         }
                     }
@@ -84,19 +96,26 @@ extension Conv2d {
     /// packed weights (window flipped), for Winograd when the plan uses it.
     private func inputGradientPlan(_ plan: DirectConv3x3) -> (plan: DirectConv3x3, weights: [Float]) {
         let gradientPlan = plan.inputGradientPlan
-        return (gradientPlan, weight.value.withUnsafePointer {
-            gradientPlan.usesWinograd ? gradientPlan.packWinogradInputGradient($0) : gradientPlan.packInputGradient($0)
-        })
+        return (
+            gradientPlan,
+            weight.value.withUnsafePointer {
+                gradientPlan.usesWinograd
+                    ? gradientPlan.packWinogradInputGradient($0) : gradientPlan.packInputGradient($0)
+            }
+        )
     }
 
     /// dL/dx of `images` images from their dy padded `paddedStride` floats apart, into
     /// `dx + b * dxStride`: on Winograd or, image by image, the tiles (the `.output` scratch slot).
-    private func runInputGradient(_ gradientPlan: DirectConv3x3, _ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
-                                  weights: UnsafePointer<Float>, worker: Int, _ dx: UnsafeMutablePointer<Float>, dxStride: Int) {
+    private func runInputGradient(
+        _ gradientPlan: DirectConv3x3, _ padded: UnsafePointer<Float>, paddedStride: Int, images: Int,
+        weights: UnsafePointer<Float>, worker: Int, _ dx: UnsafeMutablePointer<Float>, dxStride: Int
+    ) {
         if gradientPlan.usesWinograd {
             let scratch = Scratch.buffer(worker: worker, slot: .output, count: gradientPlan.winogradScratchCount)
-            gradientPlan.runWinograd(padded, paddedStride: paddedStride, images: images, weights: weights, scratch: scratch,
-                                     dx, outputStride: dxStride, bias: nil)
+            gradientPlan.runWinograd(
+                padded, paddedStride: paddedStride, images: images, weights: weights, scratch: scratch,
+                dx, outputStride: dxStride, bias: nil)
             return
         }
         let result = Scratch.buffer(worker: worker, slot: .output, count: gradientPlan.paddedOutputCount)
@@ -116,26 +135,40 @@ extension Conv2d {
     /// pass pads them) and each image's input-gradient convolution. On a plan that uses
     /// Winograd, both run on it: the weight gradient summed in the transformed domain over every
     /// group (`accumulateWinogradWeightGradient`) and mapped back once per worker at the end.
-    func backwardDirect(_ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
-                        parameterGradients: Bool) -> Int {
+    func backwardDirect(
+        _ x: Tensor, _ dy: Tensor, _ plan: DirectConv3x3, _ dx: inout Tensor,
+        parameterGradients: Bool
+    ) -> Int {
         let (gradientPlan, packed) = inputGradientPlan(plan)
-        let wCount = weight.value.count, plane = plan.height * plan.width
+        let wCount = weight.value.count
+        let plane = plan.height * plan.width
         let winograd = plan.usesWinograd && parameterGradients
         // Winograd's weight gradient wants its whole group of tiles at once (long sums).
-        let group = min(winograd ? max(plan.weightGradientGroup, plan.winogradGradientGroup) : plan.weightGradientGroup, x.dim(0))
-        let inputCount = plan.paddedImageStride, gradientCount = gradientPlan.paddedImageStride
+        let group = min(
+            winograd ? max(plan.weightGradientGroup, plan.winogradGradientGroup) : plan.weightGradientGroup, x.dim(0))
+        let inputCount = plan.paddedImageStride
+        let gradientCount = gradientPlan.paddedImageStride
         let lead = gradientPlan.gradientLead
         return dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     packed.withUnsafeBufferPointer { wp in
                         Compute.parallelChunks(x.dim(0)) { worker, images in
-                            let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
+                            let dW =
+                                parameterGradients
+                                ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                             dW?.update(repeating: 0, count: wCount)
-                            let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
-                            let grads = Scratch.buffer(worker: worker, slot: .outputGradients, count: lead + group * gradientCount) + lead
+                            let inputs =
+                                parameterGradients
+                                ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
+                            let grads =
+                                Scratch.buffer(
+                                    worker: worker, slot: .outputGradients, count: lead + group * gradientCount) + lead
                             // Winograd's weight gradient sums in the transformed domain until the end.
-                            let sums = winograd ? Scratch.buffer(worker: worker, slot: .columns, count: plan.winogradGradientSumCount) : nil
+                            let sums =
+                                winograd
+                                ? Scratch.buffer(worker: worker, slot: .columns, count: plan.winogradGradientSumCount)
+                                : nil
                             sums?.update(repeating: 0, count: plan.winogradGradientSumCount)
                             for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                                 let count = min(group, images.upperBound - first)
@@ -143,21 +176,28 @@ extension Conv2d {
                                     gradientPlan.pad(dyp + (first + b) * outChannels * plane, grads + b * gradientCount)
                                 }
                                 if let dW, let inputs {
-                                    for b in 0..<count { plan.pad(xp + (first + b) * inChannels * plane, inputs + b * inputCount) }
+                                    for b in 0..<count {
+                                        plan.pad(xp + (first + b) * inChannels * plane, inputs + b * inputCount)
+                                    }
                                     if let sums {
-                                        let scratch = Scratch.buffer(worker: worker, slot: .paddedInput, count: plan.winogradGradientScratchCount)
-                                        plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputCount,
-                                                                              paddedGradients: grads, gradientStride: gradientCount,
-                                                                              images: count, scratch: scratch, sums: sums)
+                                        let scratch = Scratch.buffer(
+                                            worker: worker, slot: .paddedInput, count: plan.winogradGradientScratchCount
+                                        )
+                                        plan.accumulateWinogradWeightGradient(
+                                            paddedInputs: inputs, inputStride: inputCount,
+                                            paddedGradients: grads, gradientStride: gradientCount,
+                                            images: count, scratch: scratch, sums: sums)
                                     } else {
-                                        plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
-                                                                      paddedGradients: grads, gradientStride: gradientCount,
-                                                                      images: count, into: dW)
+                                        plan.accumulateWeightGradient(
+                                            paddedInputs: inputs, inputStride: inputCount,
+                                            paddedGradients: grads, gradientStride: gradientCount,
+                                            images: count, into: dW)
                                     }
                                 }
-                                runInputGradient(gradientPlan, grads, paddedStride: gradientCount, images: count,
-                                                 weights: wp.baseAddress!, worker: worker,
-                                                 dxp + first * inChannels * plane, dxStride: inChannels * plane)
+                                runInputGradient(
+                                    gradientPlan, grads, paddedStride: gradientCount, images: count,
+                                    weights: wp.baseAddress!, worker: worker,
+                                    dxp + first * inChannels * plane, dxStride: inChannels * plane)
                             }
                             if let sums, let dW { plan.finishWinogradWeightGradient(sums, into: dW) }
                         }
@@ -172,34 +212,47 @@ extension Conv2d {
     /// into phases as the forward pass splits them) and each image's input gradient, phase by
     /// phase (`StridedConv3x3.inputGradient`). Each worker's dL/dW goes into its `.weightGradient` scratch slot;
     /// returns the number of workers used.
-    func backwardStrided(_ x: Tensor, _ dy: Tensor, _ plan: StridedConv3x3, _ dx: inout Tensor,
-                         parameterGradients: Bool) -> Int {
+    func backwardStrided(
+        _ x: Tensor, _ dy: Tensor, _ plan: StridedConv3x3, _ dx: inout Tensor,
+        parameterGradients: Bool
+    ) -> Int {
         let weights = weight.value.withUnsafePointer { plan.packInputGradient($0) }
         let offsets = plan.inputGradientOffsets()
-        let wCount = weight.value.count, group = min(plan.weightGradientGroup, x.dim(0))
-        let inImage = inChannels * plan.height * plan.width, outImage = outChannels * plan.outHeight * plan.outWidth
-        let inputCount = plan.paddedInputCount, gradientCount = plan.paddedGradientCount
+        let wCount = weight.value.count
+        let group = min(plan.weightGradientGroup, x.dim(0))
+        let inImage = inChannels * plan.height * plan.width
+        let outImage = outChannels * plan.outHeight * plan.outWidth
+        let inputCount = plan.paddedInputCount
+        let gradientCount = plan.paddedGradientCount
         return dx.withUnsafeMutablePointer { dxp in
             x.withUnsafePointer { xp in
                 dy.withUnsafePointer { dyp in
                     Compute.parallelChunks(x.dim(0)) { worker, images in
-                        let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
+                        let dW =
+                            parameterGradients
+                            ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                         dW?.update(repeating: 0, count: wCount)
-                        let inputs = parameterGradients ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
+                        let inputs =
+                            parameterGradients
+                            ? Scratch.buffer(worker: worker, slot: .images, count: group * inputCount) : nil
                         let grads = Scratch.buffer(worker: worker, slot: .outputGradients, count: group * gradientCount)
                         let result = Scratch.buffer(worker: worker, slot: .output, count: plan.phaseResultCount)
                         for first in Swift.stride(from: images.lowerBound, to: images.upperBound, by: group) {
                             let count = min(group, images.upperBound - first)
-                            for b in 0..<count { plan.padGradient(dyp + (first + b) * outImage, grads + b * gradientCount) }
+                            for b in 0..<count {
+                                plan.padGradient(dyp + (first + b) * outImage, grads + b * gradientCount)
+                            }
                             if let dW, let inputs {
                                 for b in 0..<count { plan.pad(xp + (first + b) * inImage, inputs + b * inputCount) }
-                                plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputCount,
-                                                              paddedGradients: grads, gradientStride: gradientCount,
-                                                              images: count, into: dW)
+                                plan.accumulateWeightGradient(
+                                    paddedInputs: inputs, inputStride: inputCount,
+                                    paddedGradients: grads, gradientStride: gradientCount,
+                                    images: count, into: dW)
                             }
                             for b in 0..<count {
-                                plan.inputGradient(grads + b * gradientCount, weights: weights, offsets: offsets,
-                                                   scratch: result, dxp + (first + b) * inImage)
+                                plan.inputGradient(
+                                    grads + b * gradientCount, weights: weights, offsets: offsets,
+                                    scratch: result, dxp + (first + b) * inImage)
                             }
                         }
                     }
@@ -217,9 +270,11 @@ extension Conv2d {
         guard let x = inputShapeOfLastForward, let plan = directPlan(x[2], x[3]) else { return nil }
         dy.expectShape([x[0], outChannels, x[2], x[3]], "Conv2d.backward")
         mask.expectShape(dy.shape, "Conv2d.backward (ReLU output)")
-        precondition(factors.count == outChannels, "Conv2d: \(factors.count) BatchNorm factors for \(outChannels) channels")
+        precondition(
+            factors.count == outChannels, "Conv2d: \(factors.count) BatchNorm factors for \(outChannels) channels")
         let (gradientPlan, packed) = inputGradientPlan(plan)
-        let plane = plan.height * plan.width, group = gradientPlan.usesWinograd ? gradientPlan.winogradGroup : 1
+        let plane = plan.height * plan.width
+        let group = gradientPlan.usesWinograd ? gradientPlan.winogradGroup : 1
         var dx = Tensor(uninitializedShape: x)
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in
@@ -233,12 +288,14 @@ extension Conv2d {
                                     let count = min(group, images.upperBound - first)
                                     for b in 0..<count {
                                         let off = (first + b) * outChannels * plane
-                                        gradientPlan.padMaskedScaled(dyp + off, mask: mp + off, factors: fp.baseAddress!,
-                                                                     padded + b * padCount)
+                                        gradientPlan.padMaskedScaled(
+                                            dyp + off, mask: mp + off, factors: fp.baseAddress!,
+                                            padded + b * padCount)
                                     }
-                                    runInputGradient(gradientPlan, padded, paddedStride: padCount, images: count,
-                                                     weights: wp.baseAddress!, worker: worker,
-                                                     dxp + first * inChannels * plane, dxStride: inChannels * plane)
+                                    runInputGradient(
+                                        gradientPlan, padded, paddedStride: padCount, images: count,
+                                        weights: wp.baseAddress!, worker: worker,
+                                        dxp + first * inChannels * plane, dxStride: inChannels * plane)
                                 }
                             }
                         }

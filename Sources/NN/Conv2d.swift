@@ -23,23 +23,32 @@ public final class Conv2d: Layer {
     var inputShapeOfLastForward: [Int]? { input?.shape }
 
     /// A convolution initialised like PyTorch's default (uniform, bound 1/sqrt(fan-in)).
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                groups: Int = 1, bias: Bool = true, rng: inout RNG) {
-        precondition(groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
-                     "Conv2d: channels \(inChannels)->\(outChannels) not divisible by groups \(groups)")
-        self.inChannels = inChannels; self.outChannels = outChannels
-        kernelH = kernel; kernelW = kernel
-        self.stride = stride; self.padding = padding; self.groups = groups
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+        groups: Int = 1, bias: Bool = true, rng: inout RNG
+    ) {
+        precondition(
+            groups >= 1 && inChannels % groups == 0 && outChannels % groups == 0,
+            "Conv2d: channels \(inChannels)->\(outChannels) not divisible by groups \(groups)")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        kernelH = kernel
+        kernelW = kernel
+        self.stride = stride
+        self.padding = padding
+        self.groups = groups
         let fanIn = inChannels / groups * kernel * kernel
         let bound = 1 / Float(fanIn).squareRoot()
-        weight = Parameter(.uniform(shape: [outChannels, inChannels / groups, kernel, kernel], bound: bound, rng: &rng))
+        weight = Parameter(
+            .uniform(shape: [outChannels, inChannels / groups, kernel, kernel], bound: bound, rng: &rng))
         self.bias = bias ? Parameter(.uniform(shape: [outChannels], bound: bound, rng: &rng)) : nil
     }
 
     /// Geometry of one group of one image of height `h` and width `w`.
     func geometry(_ h: Int, _ w: Int) -> ConvGeometry {
-        ConvGeometry(channels: inChannels / groups, height: h, width: w, kernelH: kernelH, kernelW: kernelW,
-                     strideH: stride, strideW: stride, padH: padding, padW: padding)
+        ConvGeometry(
+            channels: inChannels / groups, height: h, width: w, kernelH: kernelH, kernelW: kernelW,
+            strideH: stride, strideW: stride, padH: padding, padW: padding)
     }
 
     /// True when the input itself is the column matrix (1x1, stride 1, no padding).
@@ -88,20 +97,28 @@ public final class Conv2d: Layer {
 
     /// Where image `i`'s output planes go: `out` when given, else worker scratch (`ScratchSlot.images`).
     @inline(__always)
-    func outputImage(_ out: UnsafeMutablePointer<Float>?, _ i: Int, worker: Int, count: Int) -> UnsafeMutablePointer<Float> {
+    func outputImage(
+        _ out: UnsafeMutablePointer<Float>?, _ i: Int, worker: Int, count: Int
+    ) -> UnsafeMutablePointer<Float> {
         if let out { return out + i * count }
         return Scratch.buffer(worker: worker, slot: .images, count: count)
     }
 
     /// `forward` into `out` (`[N, Cout, OH, OW]`), or into scratch when `out` is nil.
-    private func convolve(_ x: Tensor, into out: UnsafeMutablePointer<Float>?,
-                          epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?) {
+    private func convolve(
+        _ x: Tensor, into out: UnsafeMutablePointer<Float>?,
+        epilogue: ((Int, UnsafeMutablePointer<Float>) -> Void)?
+    ) {
         expectRank(x, 4, "Conv2d")
         precondition(x.dim(1) == inChannels, "Conv2d: expected \(inChannels) input channels, got shape \(x.shape)")
         input = x
-        let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
-        let cinG = inChannels / groups, coutG = outChannels / groups
-        let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
+        let n = x.dim(0)
+        let g = geometry(x.dim(2), x.dim(3))
+        let cinG = inChannels / groups
+        let coutG = outChannels / groups
+        let k = g.colRows
+        let ohw = g.colCols
+        let inPlane = x.dim(2) * x.dim(3)
         if let plan = directPlan(x.dim(2), x.dim(3)), plan.usesWinograd {
             forwardWinograd(x, plan, into: out, outImage: outChannels * ohw, epilogue)
             return
@@ -121,10 +138,16 @@ public final class Conv2d: Layer {
                         for gi in 0..<groups {
                             let src = xp + (i * inChannels + gi * cinG) * inPlane
                             let cols: UnsafePointer<Float>
-                            if let col { im2col(src, g, col); cols = UnsafePointer(col) } else { cols = src }
-                            gemm(transA: false, transB: false, m: coutG, n: ohw, k: k,
-                                 alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
-                                 beta: 0, c: image + gi * coutG * ohw, ldc: ohw)
+                            if let col {
+                                im2col(src, g, col)
+                                cols = UnsafePointer(col)
+                            } else {
+                                cols = src
+                            }
+                            gemm(
+                                transA: false, transB: false, m: coutG, n: ohw, k: k,
+                                alpha: 1, a: wp + gi * coutG * k, lda: k, b: cols, ldb: ohw,
+                                beta: 0, c: image + gi * coutG * ohw, ldc: ohw)
                         }
                         if let biasValues {
                             for c in 0..<outChannels { Vector.addScalar(image + c * ohw, biasValues[c], ohw) }
@@ -146,7 +169,9 @@ public final class Conv2d: Layer {
     /// `W'[g][ci, co, a, b] = W[g*coutG + co, ci, kh-1-a, kw-1-b]`: the flipped, channel-swapped
     /// weights of the input-gradient convolution, group by group.
     func flippedWeights() -> [Float] {
-        let cinG = inChannels / groups, coutG = outChannels / groups, kk = kernelH * kernelW
+        let cinG = inChannels / groups
+        let coutG = outChannels / groups
+        let kk = kernelH * kernelW
         var out = [Float](repeating: 0, count: weight.value.count)
         weight.value.withUnsafePointer { wp in
             for gi in 0..<groups {
@@ -164,10 +189,14 @@ public final class Conv2d: Layer {
 
     public func backward(_ dy: Tensor, parameterGradients: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("Conv2d: backward called before forward") }
-        let n = x.dim(0), g = geometry(x.dim(2), x.dim(3))
+        let n = x.dim(0)
+        let g = geometry(x.dim(2), x.dim(3))
         dy.expectShape([n, outChannels, g.outH, g.outW], "Conv2d.backward")
-        let cinG = inChannels / groups, coutG = outChannels / groups
-        let k = g.colRows, ohw = g.colCols, inPlane = x.dim(2) * x.dim(3)
+        let cinG = inChannels / groups
+        let coutG = outChannels / groups
+        let k = g.colRows
+        let ohw = g.colCols
+        let inPlane = x.dim(2) * x.dim(3)
         let wCount = weight.value.count
         var dx = Tensor(uninitializedShape: x.shape)
         var chunksUsed = 0
@@ -184,9 +213,11 @@ public final class Conv2d: Layer {
         let pointwise = isPointwise
         // dL/dx as a convolution of dy: window flipped, padding kernel-1-padding, output [H, W].
         let transposed = inputGradientIsConvolution
-        let gT = transposed
-            ? ConvGeometry(channels: coutG, height: g.outH, width: g.outW, kernelH: kernelH, kernelW: kernelW,
-                           padH: kernelH - 1 - padding, padW: kernelW - 1 - padding)
+        let gT =
+            transposed
+            ? ConvGeometry(
+                channels: coutG, height: g.outH, width: g.outW, kernelH: kernelH, kernelW: kernelW,
+                padH: kernelH - 1 - padding, padW: kernelW - 1 - padding)
             : g
         let flipped = transposed ? flippedWeights() : []
         let colCount = max(k * ohw, gT.colRows * gT.colCols)
@@ -197,7 +228,9 @@ public final class Conv2d: Layer {
                         flipped.withUnsafeBufferPointer { fp in
                             chunksUsed = Compute.parallelChunks(n) { worker, images in
                                 let col = Scratch.buffer(worker: worker, slot: .columns, count: colCount)
-                                let dW = parameterGradients ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
+                                let dW =
+                                    parameterGradients
+                                    ? Scratch.buffer(worker: worker, slot: .weightGradient, count: wCount) : nil
                                 dW?.update(repeating: 0, count: wCount)
                                 for i in images {
                                     for gi in 0..<groups {
@@ -207,25 +240,34 @@ public final class Conv2d: Layer {
                                         let wg = wp + gi * coutG * k
                                         if let dW {
                                             let cols: UnsafePointer<Float>
-                                            if pointwise { cols = src } else { im2col(src, g, col); cols = UnsafePointer(col) }
+                                            if pointwise {
+                                                cols = src
+                                            } else {
+                                                im2col(src, g, col)
+                                                cols = UnsafePointer(col)
+                                            }
                                             // dW_g += dY_g [coutG, ohw] x cols^T [ohw, k]
-                                            gemm(transA: false, transB: true, m: coutG, n: k, k: ohw,
-                                                 alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
-                                                 beta: 1, c: dW + gi * coutG * k, ldc: k)
+                                            gemm(
+                                                transA: false, transB: true, m: coutG, n: k, k: ohw,
+                                                alpha: 1, a: dyg, lda: ohw, b: cols, ldb: ohw,
+                                                beta: 1, c: dW + gi * coutG * k, ldc: k)
                                         }
                                         if pointwise {
-                                            gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
-                                                 alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
+                                            gemm(
+                                                transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                                alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: dsrc, ldc: ohw)
                                         } else if transposed {
                                             // dx_g [cinG, H*W] = W'_g [cinG, coutG*kh*kw] x im2col(dY_g).
                                             im2col(dyg, gT, col)
-                                            gemm(transA: false, transB: false, m: cinG, n: inPlane, k: gT.colRows,
-                                                 alpha: 1, a: fp.baseAddress! + gi * cinG * gT.colRows, lda: gT.colRows,
-                                                 b: col, ldb: inPlane, beta: 0, c: dsrc, ldc: inPlane)
+                                            gemm(
+                                                transA: false, transB: false, m: cinG, n: inPlane, k: gT.colRows,
+                                                alpha: 1, a: fp.baseAddress! + gi * cinG * gT.colRows, lda: gT.colRows,
+                                                b: col, ldb: inPlane, beta: 0, c: dsrc, ldc: inPlane)
                                         } else {
                                             // dcol = W_g^T [k, coutG] x dY_g [coutG, ohw], folded back onto dx.
-                                            gemm(transA: true, transB: false, m: k, n: ohw, k: coutG,
-                                                 alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: col, ldc: ohw)
+                                            gemm(
+                                                transA: true, transB: false, m: k, n: ohw, k: coutG,
+                                                alpha: 1, a: wg, lda: k, b: dyg, ldb: ohw, beta: 0, c: col, ldc: ohw)
                                             dsrc.update(repeating: 0, count: cinG * inPlane)
                                             col2im(col, g, dsrc)
                                         }
@@ -246,9 +288,13 @@ public final class Conv2d: Layer {
     /// sums to `bias.grad`.
     func finishParameterGradients(_ dy: Tensor, chunks: Int, parameterGradients: Bool) {
         guard parameterGradients else { return }
-        let wCount = weight.value.count, n = dy.dim(0), ohw = dy.dim(2) * dy.dim(3)
+        let wCount = weight.value.count
+        let n = dy.dim(0)
+        let ohw = dy.dim(2) * dy.dim(3)
         weight.grad.withUnsafeMutablePointer { gp in
-            for w in 0..<chunks { Vector.add(gp, Scratch.buffer(worker: w, slot: .weightGradient, count: wCount), gp, wCount) }
+            for w in 0..<chunks {
+                Vector.add(gp, Scratch.buffer(worker: w, slot: .weightGradient, count: wCount), gp, wCount)
+            }
         }
         if let bias {
             bias.grad.withUnsafeMutablePointer { bp in

@@ -27,7 +27,8 @@ public final class ConvBNReLU: Layer {
     public init(_ conv: Conv2d, _ bn: BatchNorm2d, relu: Bool, names: (conv: String, bn: String)) {
         stage = ConvBNStage(conv: conv, bn: bn)
         self.relu = relu
-        convName = names.conv; bnName = names.bn
+        convName = names.conv
+        bnName = names.bn
     }
 
     public func outputShape(for shape: [Int]) -> [Int] { conv.outputShape(for: shape) }

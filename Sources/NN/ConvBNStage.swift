@@ -18,13 +18,15 @@ final class ConvBNStage {
 
     private var statistics: BatchNormStatistics?
     private var outputShape: [Int] = []
-    private var bnInput: Tensor?    // the convolution's output, kept by a training forward
+    private var bnInput: Tensor?  // the convolution's output, kept by a training forward
     private var convInput: Tensor?  // kept by an inference forward, to recompute bnInput if needed
 
     init(conv: Conv2d, bn: BatchNorm2d) {
-        precondition(conv.outChannels == bn.channels,
-                     "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
-        self.conv = conv; self.bn = bn
+        precondition(
+            conv.outChannels == bn.channels,
+            "BatchNorm2d: expected \(bn.channels) channels, got \(conv.outChannels) from the convolution before it")
+        self.conv = conv
+        self.bn = bn
     }
 
     /// Whether the last forward used batch statistics.
@@ -33,9 +35,11 @@ final class ConvBNStage {
     /// `epilogue(bn(conv(x)))`.
     func forward(_ x: Tensor, mode: Mode, then epilogue: AffineEpilogue) -> Tensor {
         let shape = conv.outputShape(for: x.shape)
-        let c = shape[1], plane = shape[2] * shape[3]
+        let c = shape[1]
+        let plane = shape[2] * shape[3]
         if case .add(let residual, _) = epilogue {
-            precondition(residual.shape == shape, "ConvBNStage: a residual of shape \(residual.shape) does not fit \(shape)")
+            precondition(
+                residual.shape == shape, "ConvBNStage: a residual of shape \(residual.shape) does not fit \(shape)")
         }
         outputShape = shape
         if mode == .training {
@@ -51,11 +55,15 @@ final class ConvBNStage {
                 }
             }
             let s = bn.batchStatistics(convOut, moments: moments)
-            statistics = s; bnInput = convOut; convInput = nil
+            statistics = s
+            bnInput = convOut
+            convInput = nil
             return bn.normalize(convOut, s, then: epilogue)
         }
         let s = bn.runningStatistics()
-        statistics = s; bnInput = nil; convInput = x
+        statistics = s
+        bnInput = nil
+        convInput = x
         let (scale, shift) = (s.scale, s.shift)
         var y = Tensor(uninitializedShape: shape)
         y.withUnsafeMutablePointer { yp in
@@ -63,8 +71,9 @@ final class ConvBNStage {
                 conv.forwardDiscardingOutput(x) { image, planes in
                     for ch in 0..<c {
                         let off = (image * c + ch) * plane
-                        epilogue.apply(planes + ch * plane, scale[ch], shift[ch], residual: rp.map { $0 + off },
-                                       yp + off, plane)
+                        epilogue.apply(
+                            planes + ch * plane, scale[ch], shift[ch], residual: rp.map { $0 + off },
+                            yp + off, plane)
                     }
                 }
             }
@@ -79,13 +88,15 @@ final class ConvBNStage {
     func backward(_ dy: Tensor, mask: ReLUMask, parameterGradients: Bool) -> Tensor {
         guard let s = statistics else { preconditionFailure("ConvBNStage: backward called before forward") }
         if !s.training, !parameterGradients, case .output(let y) = mask,
-           let dx = conv.inputGradient(maskedScaled: dy, mask: y, factors: s.scale) {
+            let dx = conv.inputGradient(maskedScaled: dy, mask: y, factors: s.scale)
+        {
             return dx
         }
         // BatchNorm reads its input only for batch statistics or parameter gradients.
         var x = bnInput
         if x == nil, parameterGradients, let convInput { x = conv.forward(convInput, epilogue: nil) }
-        let g = bn.backward(dy, input: x, shape: outputShape, statistics: s, mask: mask, parameterGradients: parameterGradients)
+        let g = bn.backward(
+            dy, input: x, shape: outputShape, statistics: s, mask: mask, parameterGradients: parameterGradients)
         return conv.backward(g, parameterGradients: parameterGradients)
     }
 }

@@ -13,20 +13,26 @@ public struct LossResult {
 /// `F.cross_entropy`), computed with the log-sum-exp shift so large logits do not overflow.
 public func softmaxCrossEntropy(logits: Tensor, labels: [Int32]) -> LossResult {
     expectRank(logits, 2, "softmaxCrossEntropy")
-    let n = logits.dim(0), k = logits.dim(1)
+    let n = logits.dim(0)
+    let k = logits.dim(1)
     precondition(labels.count == n, "softmaxCrossEntropy: \(n) rows of logits but \(labels.count) labels")
     var grad = Tensor(uninitializedShape: logits.shape)
     var total = 0.0
     grad.withUnsafeMutablePointer { gp in
         logits.withUnsafePointer { lp in
             for i in 0..<n {
-                let row = lp + i * k, g = gp + i * k
+                let row = lp + i * k
+                let g = gp + i * k
                 let y = Int(labels[i])
                 precondition(y >= 0 && y < k, "softmaxCrossEntropy: label \(y) outside 0..<\(k)")
                 var m = -Float.infinity
                 for j in 0..<k { m = max(m, row[j]) }
                 var s = 0.0
-                for j in 0..<k { let e = exp(Double(row[j] - m)); g[j] = Float(e); s += e }
+                for j in 0..<k {
+                    let e = exp(Double(row[j] - m))
+                    g[j] = Float(e)
+                    s += e
+                }
                 total += log(s) + Double(m) - Double(row[y])
                 let scale = Float(1 / (s * Double(n)))
                 for j in 0..<k { g[j] *= scale }
@@ -40,7 +46,8 @@ public func softmaxCrossEntropy(logits: Tensor, labels: [Int32]) -> LossResult {
 /// Index of the largest logit of each row of `[N, K]` logits (ties go to the first).
 public func argmaxRows(_ logits: Tensor) -> [Int32] {
     expectRank(logits, 2, "argmaxRows")
-    let n = logits.dim(0), k = logits.dim(1)
+    let n = logits.dim(0)
+    let k = logits.dim(1)
     return logits.withUnsafePointer { lp in
         (0..<n).map { i in
             var best = 0

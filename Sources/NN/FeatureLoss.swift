@@ -26,8 +26,10 @@ public enum FeatureLoss: String, CaseIterable, Sendable {
     public func evaluate(student s: Tensor, teacher t: Tensor) -> FeatureLossResult {
         expectRank(s, 2, "FeatureLoss")
         precondition(s.shape == t.shape, "FeatureLoss: student \(s.shape) and teacher \(t.shape) differ")
-        let n = s.dim(0), d = s.dim(1)
-        var gs = Tensor(uninitializedShape: s.shape), gt = Tensor(uninitializedShape: t.shape)
+        let n = s.dim(0)
+        let d = s.dim(1)
+        var gs = Tensor(uninitializedShape: s.shape)
+        var gt = Tensor(uninitializedShape: t.shape)
         var total = 0.0
         gs.withUnsafeMutablePointer { gsp in
             gt.withUnsafeMutablePointer { gtp in
@@ -44,30 +46,44 @@ public enum FeatureLoss: String, CaseIterable, Sendable {
     }
 
     /// One row's loss; writes its gradients already divided by the batch size.
-    private func row(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ga: UnsafeMutablePointer<Float>,
-                     _ gb: UnsafeMutablePointer<Float>, _ d: Int, batch: Int) -> Double {
-        var aa = 0.0, bb = 0.0, ab = 0.0
+    private func row(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ ga: UnsafeMutablePointer<Float>,
+        _ gb: UnsafeMutablePointer<Float>, _ d: Int, batch: Int
+    ) -> Double {
+        var aa = 0.0
+        var bb = 0.0
+        var ab = 0.0
         for j in 0..<d {
-            let x = Double(a[j]), y = Double(b[j])
-            aa += x * x; bb += y * y; ab += x * y
+            let x = Double(a[j])
+            let y = Double(b[j])
+            aa += x * x
+            bb += y * y
+            ab += x * y
         }
         let inv = 1 / Double(batch)
         switch self {
         case .cosine:
-            let na = max(aa.squareRoot(), Self.epsilon), nb = max(bb.squareRoot(), Self.epsilon)
+            let na = max(aa.squareRoot(), Self.epsilon)
+            let nb = max(bb.squareRoot(), Self.epsilon)
             let cos = ab / (na * nb)
             // d(1 - cos)/da = -(b / (|a||b|) - cos * a / |a|^2), with clamped norms held constant.
-            let aClamped = aa.squareRoot() < Self.epsilon, bClamped = bb.squareRoot() < Self.epsilon
+            let aClamped = aa.squareRoot() < Self.epsilon
+            let bClamped = bb.squareRoot() < Self.epsilon
             for j in 0..<d {
-                let x = Double(a[j]), y = Double(b[j])
+                let x = Double(a[j])
+                let y = Double(b[j])
                 ga[j] = Float(-(y / (na * nb) - (aClamped ? 0 : cos * x / (na * na))) * inv)
                 gb[j] = Float(-(x / (na * nb) - (bClamped ? 0 : cos * y / (nb * nb))) * inv)
             }
             return 1 - cos
         case .relativeL2:
             var dd = 0.0
-            for j in 0..<d { let e = Double(a[j]) - Double(b[j]); dd += e * e }
-            let nd = dd.squareRoot(), nb = max(bb.squareRoot(), Self.epsilon)
+            for j in 0..<d {
+                let e = Double(a[j]) - Double(b[j])
+                dd += e * e
+            }
+            let nd = dd.squareRoot()
+            let nb = max(bb.squareRoot(), Self.epsilon)
             let r = nd / nb
             for j in 0..<d {
                 let e = Double(a[j]) - Double(b[j])

@@ -33,13 +33,15 @@ public enum LRSchedule: Equatable, Sendable {
             let progress = Double(min(t, total)) / Double(max(total, 1))
             return Float(Double(minLR) + Double(lr - minLR) * (1 + cos(Double.pi * progress)) / 2)
         case .oneCycle(let maxLR, let total, let pctStart, let div, let finalDiv):
-            let initial = Double(maxLR / div), minLR = initial / Double(finalDiv)
+            let initial = Double(maxLR / div)
+            let minLR = initial / Double(finalDiv)
             let (phase, pct) = oneCyclePhase(t, total: total, pctStart: pctStart)
             return phase == 0
                 ? Float(cosineBetween(initial, Double(maxLR), pct))
                 : Float(cosineBetween(Double(maxLR), minLR, pct))
         case .triangular(let maxLR, let total, let peak):
-            let x = Double(t), top = Double(peak) * Double(total)
+            let x = Double(t)
+            let top = Double(peak) * Double(total)
             if x <= top { return Float(Double(maxLR) * x / max(top, 1e-12)) }
             return Float(Double(maxLR) * max(0, (Double(total) - x) / max(Double(total) - top, 1e-12)))
         }
@@ -56,7 +58,8 @@ public enum LRSchedule: Equatable, Sendable {
     /// Which `OneCycleLR` phase iteration `t` is in and how far through it, as PyTorch
     /// computes it (phase ends at `pctStart * total - 1` and `total - 1`).
     private func oneCyclePhase(_ t: Int, total: Int, pctStart: Float) -> (Int, Double) {
-        let end1 = Double(pctStart) * Double(total) - 1, end2 = Double(total) - 1
+        let end1 = Double(pctStart) * Double(total) - 1
+        let end2 = Double(total) - 1
         let x = Double(t)
         if x <= end1 { return (0, end1 > 0 ? x / end1 : 1) }
         return (1, end2 > end1 ? (x - end1) / (end2 - end1) : 1)

@@ -13,7 +13,8 @@ public final class Linear: Layer {
 
     /// A layer initialised like PyTorch's default (uniform, bound 1/sqrt(in)).
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout RNG) {
-        self.inFeatures = inFeatures; self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
         let bound = 1 / Float(inFeatures).squareRoot()
         weight = Parameter(.uniform(shape: [outFeatures, inFeatures], bound: bound, rng: &rng))
         self.bias = bias ? Parameter(.uniform(shape: [outFeatures], bound: bound, rng: &rng)) : nil
@@ -36,8 +37,9 @@ public final class Linear: Layer {
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
                 weight.value.withUnsafePointer { wp in
-                    gemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
-                         alpha: 1, a: xp, lda: inFeatures, b: wp, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
+                    gemm(
+                        transA: false, transB: true, m: n, n: outFeatures, k: inFeatures,
+                        alpha: 1, a: xp, lda: inFeatures, b: wp, ldb: inFeatures, beta: 0, c: yp, ldc: outFeatures)
                 }
             }
             if let bias {
@@ -57,8 +59,9 @@ public final class Linear: Layer {
         dx.withUnsafeMutablePointer { dxp in
             dy.withUnsafePointer { dyp in
                 weight.value.withUnsafePointer { wp in
-                    gemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures,
-                         alpha: 1, a: dyp, lda: outFeatures, b: wp, ldb: inFeatures, beta: 0, c: dxp, ldc: inFeatures)
+                    gemm(
+                        transA: false, transB: false, m: n, n: inFeatures, k: outFeatures,
+                        alpha: 1, a: dyp, lda: outFeatures, b: wp, ldb: inFeatures, beta: 0, c: dxp, ldc: inFeatures)
                 }
             }
         }
@@ -66,8 +69,9 @@ public final class Linear: Layer {
             dy.withUnsafePointer { dyp in
                 x.withUnsafePointer { xp in
                     weight.grad.withUnsafeMutablePointer { gp in
-                        gemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n,
-                             alpha: 1, a: dyp, lda: outFeatures, b: xp, ldb: inFeatures, beta: 1, c: gp, ldc: inFeatures)
+                        gemm(
+                            transA: true, transB: false, m: outFeatures, n: inFeatures, k: n,
+                            alpha: 1, a: dyp, lda: outFeatures, b: xp, ldb: inFeatures, beta: 1, c: gp, ldc: inFeatures)
                     }
                 }
                 if let bias {

@@ -10,9 +10,11 @@ public final class Normalize: Layer {
 
     /// Normalisation with the given statistics (one value per channel).
     public init(mean: [Float], std: [Float]) {
-        precondition(mean.count == std.count && !mean.isEmpty && std.allSatisfy { $0 > 0 },
-                     "Normalize: need one positive std per mean, got mean \(mean) std \(std)")
-        self.mean = mean; self.std = std
+        precondition(
+            mean.count == std.count && !mean.isEmpty && std.allSatisfy { $0 > 0 },
+            "Normalize: need one positive std per mean, got mean \(mean) std \(std)")
+        self.mean = mean
+        self.std = std
     }
 
     public func outputShape(for shape: [Int]) -> [Int] { shape }
@@ -29,7 +31,9 @@ public final class Normalize: Layer {
 
     /// Applies `x * a + b` with per-channel `(a, b)`.
     private func map(_ x: Tensor, _ coefficients: (Int) -> (Float, Float)) -> Tensor {
-        let c = x.dim(1), plane = x.dim(2) * x.dim(3), planes = x.dim(0) * c
+        let c = x.dim(1)
+        let plane = x.dim(2) * x.dim(3)
+        let planes = x.dim(0) * c
         let coef = (0..<c).map(coefficients)
         var y = Tensor(uninitializedShape: x.shape)
         y.withUnsafeMutablePointer { yp in

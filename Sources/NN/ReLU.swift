@@ -15,7 +15,9 @@ public final class ReLU: Layer {
         let n = x.count
         y.withUnsafeMutablePointer { yp in
             x.withUnsafePointer { xp in
-                Compute.parallelFor(n, minChunk: 1 << 15) { r in Vector.relu(xp + r.lowerBound, yp + r.lowerBound, r.count) }
+                Compute.parallelFor(n, minChunk: 1 << 15) { r in
+                    Vector.relu(xp + r.lowerBound, yp + r.lowerBound, r.count)
+                }
             }
         }
         output = y

@@ -24,9 +24,14 @@ public final class ResidualBlock: Layer {
     private var output: Tensor?  // the block's output, which the ReLU after the sum masks by
 
     /// A block from its branches: `main`, then `conv` and `bn` (named `tailNames`), plus `shortcut`.
-    public init(main: Sequential, conv: Conv2d, bn: BatchNorm2d, tailNames: (conv: String, bn: String),
-                shortcut: Layer?, reluAfterSum: Bool) {
-        self.main = main; self.shortcut = shortcut; self.reluAfterSum = reluAfterSum; self.tailNames = tailNames
+    public init(
+        main: Sequential, conv: Conv2d, bn: BatchNorm2d, tailNames: (conv: String, bn: String),
+        shortcut: Layer?, reluAfterSum: Bool
+    ) {
+        self.main = main
+        self.shortcut = shortcut
+        self.reluAfterSum = reluAfterSum
+        self.tailNames = tailNames
         tail = ConvBNStage(conv: conv, bn: bn)
     }
 

@@ -18,9 +18,12 @@ public final class SGD {
 
         /// Settings with PyTorch's defaults for everything not given.
         public init(momentum: Float = 0, dampening: Float = 0, weightDecay: Float = 0, nesterov: Bool = false) {
-            precondition(!nesterov || (momentum > 0 && dampening == 0), "SGD: Nesterov needs momentum > 0 and dampening 0")
-            self.momentum = momentum; self.dampening = dampening
-            self.weightDecay = weightDecay; self.nesterov = nesterov
+            precondition(
+                !nesterov || (momentum > 0 && dampening == 0), "SGD: Nesterov needs momentum > 0 and dampening 0")
+            self.momentum = momentum
+            self.dampening = dampening
+            self.weightDecay = weightDecay
+            self.nesterov = nesterov
         }
     }
 
@@ -39,8 +42,12 @@ public final class SGD {
 
     /// Replaces the momentum buffers (when resuming); they must match the parameters' shapes.
     public func restoreMomentum(_ buffers: [Tensor]) {
-        precondition(buffers.isEmpty || buffers.count == parameters.count, "SGD: \(buffers.count) buffers for \(parameters.count) parameters")
-        for (b, p) in zip(buffers, parameters) { b.expectShape(p.parameter.value.shape, "SGD momentum buffer of \(p.name)") }
+        precondition(
+            buffers.isEmpty || buffers.count == parameters.count,
+            "SGD: \(buffers.count) buffers for \(parameters.count) parameters")
+        for (b, p) in zip(buffers, parameters) {
+            b.expectShape(p.parameter.value.shape, "SGD momentum buffer of \(p.name)")
+        }
         momentumBuffers = buffers
     }
 

@@ -41,7 +41,8 @@ public final class Sequential: Layer {
 
     /// Sum over children, each at its own input shape.
     public func multiplyAccumulates(for shape: [Int]) -> Int {
-        var s = shape, total = 0
+        var s = shape
+        var total = 0
         for c in children {
             total += c.layer.multiplyAccumulates(for: s)
             s = c.layer.outputShape(for: s)

@@ -31,12 +31,23 @@ public struct DistillationRequest {
     public var head = StudentHead()
 
     /// A request; see the properties.
-    public init(teacher: LoadedModel, teacherPath: String, teacherSHA256: String, student: String, width: Double,
-                train: Dataset, test: Dataset, settings: TrainingSettings, statePath: String, outPath: String,
-                zstdLevel: Int = SafeTensors.Compression.defaultZstdLevel, producer: String) {
-        self.teacher = teacher; self.teacherPath = teacherPath; self.teacherSHA256 = teacherSHA256
-        self.student = student; self.width = width; self.train = train; self.test = test; self.settings = settings
-        self.statePath = statePath; self.outPath = outPath; self.zstdLevel = zstdLevel; self.producer = producer
+    public init(
+        teacher: LoadedModel, teacherPath: String, teacherSHA256: String, student: String, width: Double,
+        train: Dataset, test: Dataset, settings: TrainingSettings, statePath: String, outPath: String,
+        zstdLevel: Int = SafeTensors.Compression.defaultZstdLevel, producer: String
+    ) {
+        self.teacher = teacher
+        self.teacherPath = teacherPath
+        self.teacherSHA256 = teacherSHA256
+        self.student = student
+        self.width = width
+        self.train = train
+        self.test = test
+        self.settings = settings
+        self.statePath = statePath
+        self.outPath = outPath
+        self.zstdLevel = zstdLevel
+        self.producer = producer
     }
 }
 
@@ -50,7 +61,8 @@ public struct StudentHead: Equatable, Sendable {
 
     /// rrmd's default: a projection without bias, only where the widths differ.
     public init(always: Bool = false, bias: Bool = false) {
-        self.always = always; self.bias = bias
+        self.always = always
+        self.bias = bias
     }
 }
 
@@ -69,15 +81,20 @@ public enum Distiller {
     /// Problems that make a teacher and dataset unusable together, as a sentence saying what to do.
     public static func compatibilityProblem(teacher: ModelMetadata, train: Dataset) -> String? {
         if train.imageShape != teacher.config.inputShape || train.numClasses != teacher.config.numClasses {
-            return "the teacher takes \(teacher.config.inputShape) images and \(teacher.config.numClasses) classes, but \(train.name) has \(train.imageShape) and \(train.numClasses); distil on the teacher's dataset (\(teacher.dataset))"
+            return
+                "the teacher takes \(teacher.config.inputShape) images and \(teacher.config.numClasses) classes, but "
+                    + "\(train.name) has \(train.imageShape) and \(train.numClasses); distil on the teacher's dataset "
+                        + "(\(teacher.dataset))"
         }
         return nil
     }
 
     /// The student network: the teacher's input geometry, classes and normalisation, and a
     /// projection to the teacher's representation width when its own differs.
-    public static func makeStudent(_ arch: String, width: Double, teacher: Network, seed: UInt64,
-                                   head: StudentHead = StudentHead()) throws -> Network {
+    public static func makeStudent(
+        _ arch: String, width: Double, teacher: Network, seed: UInt64,
+        head: StudentHead = StudentHead()
+    ) throws -> Network {
         var config = teacher.config
         config.widthMultiplier = width
         config.projection = nil
@@ -95,12 +112,17 @@ public enum Distiller {
     /// A state file from a run with other settings is an error, unless `discardForeignState`
     /// (the daemon after its configuration changed), which reports it through `discarded` and
     /// starts the student afresh.
-    public static func run(_ r: DistillationRequest, shouldStop: () -> Bool = { false },
-                           discardForeignState: Bool = false, discarded: (String) -> Void = { _ in },
-                           resumed: (TrainingPosition) -> Void = { _ in },
-                           progress: (TrainingProgress) -> Void = { _ in }) throws -> DistillationResult? {
-        guard case .rrm = r.settings.objective else { preconditionFailure("Distiller: the objective must be RRM, got \(r.settings.objective.methodName)") }
-        let student = try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head)
+    public static func run(
+        _ r: DistillationRequest, shouldStop: () -> Bool = { false },
+        discardForeignState: Bool = false, discarded: (String) -> Void = { _ in },
+        resumed: (TrainingPosition) -> Void = { _ in },
+        progress: (TrainingProgress) -> Void = { _ in }
+    ) throws -> DistillationResult? {
+        guard case .rrm = r.settings.objective else {
+            preconditionFailure("Distiller: the objective must be RRM, got \(r.settings.objective.methodName)")
+        }
+        let student = try makeStudent(
+            r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head)
         var trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
         if FileManager.default.fileExists(atPath: r.statePath) {
             do {
@@ -110,22 +132,31 @@ public enum Distiller {
                 discarded("\(error)")
                 try FileManager.default.removeItem(atPath: r.statePath)
                 // restoreState may have loaded weights before refusing; start from a clean student.
-                trainer = Trainer(model: try makeStudent(r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head),
-                                  settings: r.settings, teacher: r.teacher.network)
+                trainer = Trainer(
+                    model: try makeStudent(
+                        r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head),
+                    settings: r.settings, teacher: r.teacher.network)
             }
         }
         // A batch size or width too large for this machine is refused here, with a reason.
         try trainer.preflight(trainingSamples: r.train.count)
-        guard let summary = try trainer.run(train: r.train, test: r.test, shouldStop: shouldStop,
-                                            epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress) else {
+        guard
+            let summary = try trainer.run(
+                train: r.train, test: r.test, shouldStop: shouldStop,
+                epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress)
+        else {
             try trainer.saveState(to: r.statePath)
             return nil
         }
         let tmeta = r.teacher.metadata
         let s = r.settings
-        let recipe = "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), \(s.epochs) epochs, batch \(s.batchSize)"
-        let metadata = ModelMetadata(model: trainer.model, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
-                                     training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
+        let recipe =
+            "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd "
+                + "lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), "
+                    + "\(s.epochs) epochs, batch \(s.batchSize)"
+        let metadata = ModelMetadata(
+            model: trainer.model, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
+            training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
         try SafeTensors(trainer.model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: r.outPath, compression: r.outPath.hasSuffix(".zst") ? .zstd(level: r.zstdLevel) : .none)
         try? FileManager.default.removeItem(atPath: r.statePath)

@@ -61,9 +61,14 @@ public final class Daemon: Service, @unchecked Sendable {
     static let maxAttempts = 10
 
     /// A daemon for `config` (read from `configPath`, re-read on SIGHUP when given) in `environment`.
-    public init(config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog(),
-                environment: DaemonEnvironment) {
-        self.config = config; self.configPath = configPath; self.once = once; self.log = log
+    public init(
+        config: ServiceConfig, configPath: String?, once: Bool, log: EventLog = EventLog(),
+        environment: DaemonEnvironment
+    ) {
+        self.config = config
+        self.configPath = configPath
+        self.once = once
+        self.log = log
         self.environment = environment
         spool = Spool(root: URL(fileURLWithPath: config.spool, isDirectory: true))
         status = SpoolStatus(state: .idle, pid: getpid())
@@ -113,12 +118,21 @@ public final class Daemon: Service, @unchecked Sendable {
             // keeps killing it (out of memory, a crash); failing it breaks the restart loop before
             // systemd's start limit takes the whole service down.
             if job.record.attempts > Self.maxAttempts {
-                let failure = SpoolFailure(kind: "crashed", what: "rrmd stopped without finishing this job \(job.record.attempts - 1) times while running it (killed, crashed or out of memory)",
-                                           whereText: job.record.originalName,
-                                           whatToDo: "look for crashes or out-of-memory kills in `journalctl -u rrmd RRMD_JOB=\(job.id)`; resubmit once the cause is fixed")
+                let failure = SpoolFailure(
+                    kind: "crashed",
+                    what:
+                        "rrmd stopped without finishing this job \(job.record.attempts - 1) times while running it "
+                            + "(killed, crashed or out of memory)",
+                    whereText: job.record.originalName,
+                    whatToDo:
+                        "look for crashes or out-of-memory kills in `journalctl -u rrmd RRMD_JOB=\(job.id)`; resubmit "
+                            + "once the cause is fixed"
+                )
                 do {
                     try spool.fail(job, error: failure)
-                    log.log(event: "failed", priority: .error, message: "job \(job.id): \(failure.what)", fields: ["job": job.id.rawValue, "kind": failure.kind])
+                    log.log(
+                        event: "failed", priority: .error, message: "job \(job.id): \(failure.what)",
+                        fields: ["job": job.id.rawValue, "kind": failure.kind])
                 } catch {
                     log.log(event: "recovery", priority: .warning, message: "cannot fail job \(job.id): \(error)")
                     resumable.append(job)
@@ -128,7 +142,11 @@ public final class Daemon: Service, @unchecked Sendable {
             resumable.append(job)
         }
         pending = resumable.map { ($0, Date.distantPast, Double(config.service.retryInitialSeconds)) }
-        if !pending.isEmpty { log.log(event: "recovery", message: "resuming \(pending.count) job(s): \(pending.map(\.job.id.rawValue).joined(separator: ", "))") }
+        if !pending.isEmpty {
+            log.log(
+                event: "recovery",
+                message: "resuming \(pending.count) job(s): \(pending.map(\.job.id.rawValue).joined(separator: ", "))")
+        }
         status.queue = queuedIDs()
 
         let watcher = environment.watcher(spool.layout.incoming.path, TimeInterval(config.service.rescanSeconds), log)
@@ -138,8 +156,12 @@ public final class Daemon: Service, @unchecked Sendable {
         // ever claiming readiness; the loop below is skipped and STOPPING=1 follows.
         if !inbox.stopRequested {
             notifier.ready(status: "ready; spool \(config.spool)")
-            log.log(event: "ready", message: "rrmd \(RRMDVersion.string) serving \(config.spool) with \(Compute.threads) threads; students \(config.students.architectures.joined(separator: ", "))",
-                    fields: ["spool": config.spool])
+            log.log(
+                event: "ready",
+                message:
+                    "rrmd \(RRMDVersion.string) serving \(config.spool) with \(Compute.threads) threads; students "
+                        + "\(config.students.architectures.joined(separator: ", "))",
+                fields: ["spool": config.spool])
         }
         publishStatus(force: true)
 
@@ -158,7 +180,8 @@ public final class Daemon: Service, @unchecked Sendable {
                 continue
             }
             if once && !scanDue && (pending.isEmpty || waitingOnRetry) { break }
-            status.state = .idle; status.current = nil
+            status.state = .idle
+            status.current = nil
             publishStatus()
             pingWatchdog()
             switch await inbox.next(until: nextDeadline(scanDue: scanDue), clock: clock) {
@@ -173,7 +196,9 @@ public final class Daemon: Service, @unchecked Sendable {
         if inbox.stopRequested {
             reason = "stop requested; state saved"
         } else if waiting > 0 {
-            reason = "--once: \(waiting) job(s) left in work/ waiting for a retry (\(pending.map(\.job.id.rawValue).joined(separator: ", "))); the next start resumes them"
+            reason =
+                "--once: \(waiting) job(s) left in work/ waiting for a retry "
+                    + "(\(pending.map(\.job.id.rawValue).joined(separator: ", "))); the next start resumes them"
         } else {
             reason = "queue empty (--once)"
         }
@@ -189,7 +214,9 @@ public final class Daemon: Service, @unchecked Sendable {
         for retry in claimRetry.values { deadline = min(deadline, retry.notBefore) }
         for job in pending { deadline = min(deadline, job.notBefore) }
         deadline = min(deadline, lastStatusWrite.addingTimeInterval(status == lastWrittenStatus ? 60 : 2))
-        if let interval = notifier.watchdogPingInterval { deadline = min(deadline, lastPing.addingTimeInterval(interval)) }
+        if let interval = notifier.watchdogPingInterval {
+            deadline = min(deadline, lastPing.addingTimeInterval(interval))
+        }
         return deadline
     }
 
@@ -232,9 +259,11 @@ public final class Daemon: Service, @unchecked Sendable {
                 // Too large to be a teacher this daemon accepts: refused before it is read (a claim
                 // hashes the whole file, which for a huge file would stall the loop and the watchdog).
                 if entry.size > UInt64(config.service.maxTeacherBytes) {
-                    let failure = SpoolFailure(kind: "too-large", what: "the file is \(entry.size) bytes, above the limit of \(config.service.maxTeacherBytes)",
-                                               whereText: entry.originalName,
-                                               whatToDo: "raise [service] max_teacher_bytes if this teacher is genuine, then resubmit it")
+                    let failure = SpoolFailure(
+                        kind: "too-large",
+                        what: "the file is \(entry.size) bytes, above the limit of \(config.service.maxTeacherBytes)",
+                        whereText: entry.originalName,
+                        whatToDo: "raise [service] max_teacher_bytes if this teacher is genuine, then resubmit it")
                     if let refused = try spool.refuse(entry, failure: failure) { logRefused(refused) }
                     continue
                 }
@@ -243,16 +272,25 @@ public final class Daemon: Service, @unchecked Sendable {
                     continue
                 }
                 guard let job = try spool.claim(entry) else { continue }
-                log.log(event: "claimed", message: "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 \(job.record.sha256.prefix(12)))",
-                        fields: ["job": job.id.rawValue, "sha256": job.record.sha256])
+                log.log(
+                    event: "claimed",
+                    message:
+                        "job \(job.id): \(job.record.originalName) (\(job.record.size) bytes, sha256 "
+                            + "\(job.record.sha256.prefix(12)))",
+                    fields: ["job": job.id.rawValue, "sha256": job.record.sha256])
                 pending.append((job, Date.distantPast, Double(config.service.retryInitialSeconds)))
                 workerFree = false
             } catch SpoolError.refused(let refused) {
                 logRefused(refused)
             } catch {
                 let wait = min(backoff, Double(config.service.retryMaxSeconds))
-                claimRetry[entry.name] = (entry.size, entry.arrived, clock.now.addingTimeInterval(wait), min(wait * 2, Double(config.service.retryMaxSeconds)))
-                log.log(event: "claim", priority: .warning, message: "cannot claim \(entry.name) yet (next try in \(Int(wait)) s): \(error)")
+                claimRetry[entry.name] = (
+                    entry.size, entry.arrived, clock.now.addingTimeInterval(wait),
+                    min(wait * 2, Double(config.service.retryMaxSeconds))
+                )
+                log.log(
+                    event: "claim", priority: .warning,
+                    message: "cannot claim \(entry.name) yet (next try in \(Int(wait)) s): \(error)")
             }
         }
         waitingInIncoming = waiting
@@ -261,15 +299,18 @@ public final class Daemon: Service, @unchecked Sendable {
 
     /// Logs a special file moved to failed/ unopened and remembers it among the recent jobs.
     private func logRefused(_ refused: RefusedEntry) {
-        log.log(event: "refused", priority: .error, message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
-                fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
+        log.log(
+            event: "refused", priority: .error,
+            message: "\(refused.name): \(refused.failure.what); \(refused.failure.whatToDo)",
+            fields: ["job": refused.job.rawValue, "kind": refused.failure.kind])
         status.remember(.init(job: refused.job, outcome: .failed, time: clock.now, summary: refused.failure.what))
     }
 
     /// Logs each problem that is new or was last logged over `retry_max_seconds` ago; problems
     /// that went away are forgotten, so they are logged again if they come back.
     private func reportProblems(_ problems: [String]) {
-        let now = clock.now, repeatAfter = Double(config.service.retryMaxSeconds)
+        let now = clock.now
+        let repeatAfter = Double(config.service.retryMaxSeconds)
         var kept: [String: Date] = [:]
         for problem in problems {
             if let last = reportedProblems[problem], now.timeIntervalSince(last) < repeatAfter {
@@ -297,14 +338,18 @@ public final class Daemon: Service, @unchecked Sendable {
         running = entry.job.id
         status.state = .working
         status.queue = queuedIDs()
-        let context = JobContext(config: config, spool: spool, log: log, notifier: notifier,
-                                 shouldStop: { [inbox] in inbox.stopRequested },
-                                 onStatus: { [inbox] current in inbox.post(.jobStatus(current)) })
+        let context = JobContext(
+            config: config, spool: spool, log: log, notifier: notifier,
+            shouldStop: { [inbox] in inbox.stopRequested },
+            onStatus: { [inbox] current in inbox.post(.jobStatus(current)) })
         // Marked before any work, cleared when the run ends with the daemon alive: the next
         // start-up counts a death against this job only (docs/spool.md, "Restarts").
         do { try spool.beginRun(entry.job) } catch {
-            log.log(event: "claim", priority: .warning, message: "job \(entry.job.id): cannot mark it running (\(error)); a crash now would not count against it",
-                    fields: ["job": entry.job.id.rawValue])
+            log.log(
+                event: "claim", priority: .warning,
+                message:
+                    "job \(entry.job.id): cannot mark it running (\(error)); a crash now would not count against it",
+                fields: ["job": entry.job.id.rawValue])
         }
         inbox.jobStarted()
         environment.executor.start(entry.job, context: context) { [inbox] outcome in inbox.post(.jobFinished(outcome)) }
@@ -340,20 +385,26 @@ public final class Daemon: Service, @unchecked Sendable {
             pending.remove(at: index)
             let kind: SpoolStatus.Outcome = outcome == .done ? .done : outcome == .failed ? .failed : .duplicate
             var summary = "\(entry.job.record.originalName): \(kind.rawValue)"
-            if kind != .done, let record = try? spool.failure(of: entry.job.id) { summary += ": \(record.failure.what)" }
+            if kind != .done, let record = try? spool.failure(of: entry.job.id) {
+                summary += ": \(record.failure.what)"
+            }
             status.remember(.init(job: entry.job.id, outcome: kind, time: clock.now, summary: summary))
         case .vanished:
             pending.remove(at: index)
-            status.remember(.init(job: entry.job.id, outcome: .failed, time: clock.now,
-                                  summary: "\(entry.job.record.originalName): removed from work/ by hand; dropped"))
+            status.remember(
+                .init(
+                    job: entry.job.id, outcome: .failed, time: clock.now,
+                    summary: "\(entry.job.record.originalName): removed from work/ by hand; dropped"))
         case .stopped:
             break
         case .retryLater(let reason):
             let wait = min(entry.backoff, Double(config.service.retryMaxSeconds))
             pending[index].notBefore = clock.now.addingTimeInterval(wait)
             pending[index].backoff = min(wait * 2, Double(config.service.retryMaxSeconds))
-            log.log(event: "retry", priority: .warning, message: "job \(entry.job.id) will be retried in \(Int(wait)) s: \(reason)",
-                    fields: ["job": entry.job.id.rawValue])
+            log.log(
+                event: "retry", priority: .warning,
+                message: "job \(entry.job.id) will be retried in \(Int(wait)) s: \(reason)",
+                fields: ["job": entry.job.id.rawValue])
             // A one-shot run reports the problem and ends instead of waiting for the retry.
             if once { waitingOnRetry = true }
         }
@@ -366,17 +417,29 @@ public final class Daemon: Service, @unchecked Sendable {
     /// SIGHUP: re-reads the configuration; an invalid one is rejected and the old one kept.
     private func reload() {
         guard let configPath else {
-            log.log(event: "reload", priority: .notice, message: "SIGHUP ignored: running on the built-in defaults, not a configuration file")
+            log.log(
+                event: "reload", priority: .notice,
+                message: "SIGHUP ignored: running on the built-in defaults, not a configuration file")
             return
         }
         _ = notifier.reloading(status: "reloading \(configPath)")
         do {
             let fresh = try ServiceConfig.load(path: configPath)
             if fresh.spool != config.spool {
-                log.log(event: "reload", priority: .warning, message: "the new configuration moves the spool to \(fresh.spool); that takes a restart, so the spool stays \(config.spool)")
+                log.log(
+                    event: "reload", priority: .warning,
+                    message:
+                        "the new configuration moves the spool to \(fresh.spool); that takes a restart, so the spool "
+                            + "stays \(config.spool)"
+                )
             }
             if fresh.service.rescanSeconds != config.service.rescanSeconds {
-                log.log(event: "reload", priority: .warning, message: "service.rescan_seconds = \(fresh.service.rescanSeconds) takes effect for the watcher only after a restart; it rescans every \(config.service.rescanSeconds) s until then")
+                log.log(
+                    event: "reload", priority: .warning,
+                    message:
+                        "service.rescan_seconds = \(fresh.service.rescanSeconds) takes effect for the watcher only "
+                            + "after a restart; it rescans every \(config.service.rescanSeconds) s until then"
+                )
             }
             var kept = fresh
             kept.spool = config.spool
@@ -384,7 +447,8 @@ public final class Daemon: Service, @unchecked Sendable {
             Compute.configure(threads: config.threads)
             log.log(event: "reload", message: "configuration re-read from \(configPath)")
         } catch {
-            log.log(event: "reload", priority: .error, message: "new configuration rejected, keeping the old one: \(error)")
+            log.log(
+                event: "reload", priority: .error, message: "new configuration rejected, keeping the old one: \(error)")
         }
         _ = notifier.ready(status: statusText())
     }
@@ -423,7 +487,9 @@ public final class Daemon: Service, @unchecked Sendable {
 
     /// Feeds the watchdog while idle: the loop itself is the progress.
     private func pingWatchdog() {
-        guard let interval = notifier.watchdogPingInterval, clock.now.timeIntervalSince(lastPing) >= interval else { return }
+        guard let interval = notifier.watchdogPingInterval, clock.now.timeIntervalSince(lastPing) >= interval else {
+            return
+        }
         lastPing = clock.now
         _ = notifier.watchdog()
     }

@@ -82,21 +82,31 @@ public struct DaemonEnvironment: Sendable {
     /// Stop and reload requests.
     public var signals: any SignalSource
     /// Makes the watcher of a spool's `incoming/`, given the directory and the rescan interval.
-    public var watcher: @Sendable (_ directory: String, _ rescanInterval: TimeInterval, _ log: EventLog) -> any IncomingWatcher
+    public var watcher:
+        @Sendable (_ directory: String, _ rescanInterval: TimeInterval, _ log: EventLog) -> any IncomingWatcher
     /// Runs jobs.
     public var executor: any JobExecutor
 
     /// An environment from its parts.
-    public init(clock: any DaemonClock, notifier: any ServiceNotifier, signals: any SignalSource,
-                watcher: @escaping @Sendable (String, TimeInterval, EventLog) -> any IncomingWatcher, executor: any JobExecutor) {
-        self.clock = clock; self.notifier = notifier; self.signals = signals; self.watcher = watcher; self.executor = executor
+    public init(
+        clock: any DaemonClock, notifier: any ServiceNotifier, signals: any SignalSource,
+        watcher: @escaping @Sendable (String, TimeInterval, EventLog) -> any IncomingWatcher, executor: any JobExecutor
+    ) {
+        self.clock = clock
+        self.notifier = notifier
+        self.signals = signals
+        self.watcher = watcher
+        self.executor = executor
     }
 
     /// The real thing: the system clock, systemd's notification socket, SIGHUP (stop requests
     /// come from the ServiceGroup's graceful shutdown), inotify, and `executor` for the jobs.
     public static func live(executor: any JobExecutor) -> DaemonEnvironment {
-        DaemonEnvironment(clock: SystemClock(), notifier: SystemdNotifier(), signals: ReloadSignalSource(),
-                          watcher: { directory, interval, log in InotifyIncomingWatcher(directory: directory, rescanInterval: interval, log: log) },
-                          executor: executor)
+        DaemonEnvironment(
+            clock: SystemClock(), notifier: SystemdNotifier(), signals: ReloadSignalSource(),
+            watcher: { directory, interval, log in
+                InotifyIncomingWatcher(directory: directory, rescanInterval: interval, log: log)
+            },
+            executor: executor)
     }
 }

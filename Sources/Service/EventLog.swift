@@ -56,7 +56,8 @@ public final class EventLog: @unchecked Sendable {
         public static let stderr = Destination.fileDescriptor(STDERR_FILENO)
 
         /// The journal when this process runs under systemd (see `EventLog.runsUnderJournald`), else stderr.
-        public static func automatic(environment: [String: String] = ProcessInfo.processInfo.environment) -> Destination {
+        public static func automatic(environment: [String: String] = ProcessInfo.processInfo.environment) -> Destination
+        {
             EventLog.runsUnderJournald(environment: environment) ? .journal : .stderr
         }
     }
@@ -82,16 +83,19 @@ public final class EventLog: @unchecked Sendable {
     public func log(event: String, priority: Priority = .info, message: String, fields: [String: String] = [:]) {
         EventLog.checkEvent(event)
         for key in fields.keys { _ = EventLog.journalFieldName(forKey: key) }
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         if destination == .journal {
-            let assignments = EventLog.journalAssignments(identifier: identifier, event: event, priority: priority,
-                                                          message: message, fields: fields)
+            let assignments = EventLog.journalAssignments(
+                identifier: identifier, event: event, priority: priority,
+                message: message, fields: fields)
             if EventLog.sendToJournal(assignments) { return }
         }
         let fd: Int32
         if case .fileDescriptor(let f) = destination { fd = f } else { fd = STDERR_FILENO }
-        let line = EventLog.formatLine(date: Date(), identifier: identifier, pid: pid, event: event,
-                                       priority: priority, message: message, fields: fields)
+        let line = EventLog.formatLine(
+            date: Date(), identifier: identifier, pid: pid, event: event,
+            priority: priority, message: message, fields: fields)
         EventLog.writeAll(fd, line + "\n")
     }
 
@@ -101,8 +105,11 @@ public final class EventLog: @unchecked Sendable {
     /// the key, uppercased, is not 1 to 59 of A-Z, 0-9 and `_`, or is `event` (journald accepts
     /// only such names, at most 64 characters, and `RRMD_EVENT` carries the event).
     public static func journalFieldName(forKey key: String) -> String {
-        precondition(isValidFieldKey(key),
-                     "EventLog: field key '\(key)' must be 1 to \(64 - fieldPrefix.count) letters, digits or underscores, and not 'event'")
+        precondition(
+            isValidFieldKey(key),
+            "EventLog: field key '\(key)' must be 1 to \(64 - fieldPrefix.count) letters, digits or underscores, and "
+                + "not 'event'"
+        )
         return fieldPrefix + key.uppercased()
     }
 
@@ -113,14 +120,20 @@ public final class EventLog: @unchecked Sendable {
         // ("ß" -> "SS"), and the line and the journal would then name the field differently.
         let scalars = key.unicodeScalars
         return !scalars.isEmpty && scalars.count <= 64 - fieldPrefix.count && key.uppercased() != "EVENT"
-            && scalars.allSatisfy { ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+            && scalars.allSatisfy {
+                ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+            }
     }
 
     /// The `NAME=value` assignments of one journal entry, in the order they are sent.
-    public static func journalAssignments(identifier: String, event: String, priority: Priority, message: String,
-                                          fields: [String: String]) -> [String] {
-        var out = ["MESSAGE=" + message, "PRIORITY=\(priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier,
-                   fieldPrefix + "EVENT=" + event]
+    public static func journalAssignments(
+        identifier: String, event: String, priority: Priority, message: String,
+        fields: [String: String]
+    ) -> [String] {
+        var out = [
+            "MESSAGE=" + message, "PRIORITY=\(priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier,
+            fieldPrefix + "EVENT=" + event,
+        ]
         for key in orderedKeys(fields) { out.append(journalFieldName(forKey: key) + "=" + fields[key]!) }
         return out
     }
@@ -129,7 +142,8 @@ public final class EventLog: @unchecked Sendable {
     /// inode of the stream it gave the service) matches stderr's, or, when systemd gave no stream
     /// (e.g. `StandardError=file:`), `INVOCATION_ID` says systemd started the process. A matching
     /// check matters because a service may redirect stderr itself, and then wants lines there.
-    public static func runsUnderJournald(environment: [String: String], stderrDescriptor: Int32 = STDERR_FILENO) -> Bool {
+    public static func runsUnderJournald(environment: [String: String], stderrDescriptor: Int32 = STDERR_FILENO) -> Bool
+    {
         if let stream = environment["JOURNAL_STREAM"] {
             var st = stat()
             guard fstat(stderrDescriptor, &st) == 0 else { return false }
@@ -162,8 +176,10 @@ public final class EventLog: @unchecked Sendable {
     /// One readable line (without the newline): UTC time, `identifier[pid]`, the priority when it
     /// is warning or worse, the event, `key=value` fields (`job` and `arch` first, the rest sorted;
     /// values with spaces, quotes, `=` or line breaks quoted), then `: message`.
-    public static func formatLine(date: Date, identifier: String, pid: Int32, event: String, priority: Priority,
-                                  message: String, fields: [String: String]) -> String {
+    public static func formatLine(
+        date: Date, identifier: String, pid: Int32, event: String, priority: Priority,
+        message: String, fields: [String: String]
+    ) -> String {
         var line = timestamp(date) + " \(identifier)[\(pid)] "
         if priority.rawValue <= Priority.warning.rawValue { line += priority.name.uppercased() + " " }
         line += event
@@ -180,7 +196,9 @@ public final class EventLog: @unchecked Sendable {
     }
 
     static func quoted(_ value: String) -> String {
-        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || $0.isNewline || $0 == "\t" }
+        let needsQuotes =
+            value.isEmpty
+            || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\\" || $0.isNewline || $0 == "\t" }
         guard needsQuotes else { return value }
         var out = "\""
         for ch in value {
@@ -214,9 +232,12 @@ public final class EventLog: @unchecked Sendable {
 
     /// An event name must be one word a query can match: letters, digits, `-`, `_`, `.`.
     static func checkEvent(_ event: String) {
-        precondition(!event.isEmpty && event.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)
-        }, "EventLog: event name '\(event)' must be one word of letters, digits, '-', '_' or '.'")
+        precondition(
+            !event.isEmpty
+                && event.unicodeScalars.allSatisfy {
+                    ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                        || "-_.".unicodeScalars.contains($0)
+                }, "EventLog: event name '\(event)' must be one word of letters, digits, '-', '_' or '.'")
     }
 
     private static func writeAll(_ fd: Int32, _ text: String) {

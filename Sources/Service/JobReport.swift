@@ -17,7 +17,10 @@ public struct JobReport: Codable, Equatable, Sendable {
         /// nil only in reports of rrmd versions that did not evaluate teachers.
         public var robustness: Robustness?
         enum CodingKeys: String, CodingKey {
-            case name, sha256, arch, dataset, threatModel = "threat_model", trainedBy = "trained_by", robustness
+            case name, sha256, arch, dataset
+            case threatModel = "threat_model"
+            case trainedBy = "trained_by"
+            case robustness
         }
     }
 
@@ -30,8 +33,11 @@ public struct JobReport: Codable, Equatable, Sendable {
         /// The full robustness report, relative to the job's directory.
         public var report: String
         enum CodingKeys: String, CodingKey {
-            case cleanAccuracy = "clean_accuracy", robustAccuracy = "robust_accuracy", evaluationSeconds = "evaluation_seconds"
-            case checksPassed = "checks_passed", report
+            case cleanAccuracy = "clean_accuracy"
+            case robustAccuracy = "robust_accuracy"
+            case evaluationSeconds = "evaluation_seconds"
+            case checksPassed = "checks_passed"
+            case report
         }
     }
 
@@ -48,8 +54,12 @@ public struct JobReport: Codable, Equatable, Sendable {
         /// kept (nil when the teacher has none to keep).
         public var retained: Double?
         enum CodingKeys: String, CodingKey {
-            case arch, width, projection, checkpoint, report, cleanAccuracy = "clean_accuracy", robustAccuracy = "robust_accuracy"
-            case trainingSeconds = "training_seconds", evaluationSeconds = "evaluation_seconds", checksPassed = "checks_passed"
+            case arch, width, projection, checkpoint, report
+            case cleanAccuracy = "clean_accuracy"
+            case robustAccuracy = "robust_accuracy"
+            case trainingSeconds = "training_seconds"
+            case evaluationSeconds = "evaluation_seconds"
+            case checksPassed = "checks_passed"
             case retained
         }
     }
@@ -69,7 +79,8 @@ public struct JobReport: Codable, Equatable, Sendable {
     public var rrmdVersion: String
 
     enum CodingKeys: String, CodingKey {
-        case schema, job, teacher, threat, students, created, rrmdVersion = "rrmd_version"
+        case schema, job, teacher, threat, students, created
+        case rrmdVersion = "rrmd_version"
     }
 
     /// Writes `report.json`, `report.md` and `students.svg` into `directory`, each atomically.
@@ -79,8 +90,11 @@ public struct JobReport: Codable, Equatable, Sendable {
         try writeAtomically(Array(try encoder.encode(self)) + [10], to: directory.appendingPathComponent("report.json"))
         try writeAtomically(Array(markdown().utf8), to: directory.appendingPathComponent("report.md"))
         let chart = SVGChart.groupedBars(
-            title: "Students of \(teacher.arch) (\(threat))", yTitle: "accuracy", seriesNames: ["clean", "robust (worst case)"],
-            groups: (teacher.robustness.map { [SVGChart.BarGroup(label: "teacher \(teacher.arch)", values: [$0.cleanAccuracy, $0.robustAccuracy])] } ?? [])
+            title: "Students of \(teacher.arch) (\(threat))", yTitle: "accuracy",
+            seriesNames: ["clean", "robust (worst case)"],
+            groups: (teacher.robustness.map {
+                [SVGChart.BarGroup(label: "teacher \(teacher.arch)", values: [$0.cleanAccuracy, $0.robustAccuracy])]
+            } ?? [])
                 + students.map { SVGChart.BarGroup(label: $0.arch, values: [$0.cleanAccuracy, $0.robustAccuracy]) })
         try writeAtomically(Array(chart.utf8), to: directory.appendingPathComponent("students.svg"))
     }
@@ -93,24 +107,41 @@ public struct JobReport: Codable, Equatable, Sendable {
         func kept(_ x: Double?) -> String { x.map { String(format: "%.0f%%", 100 * $0) } ?? "–" }
         var lines = [
             "# rrmd job \(job)", "",
-            "Teacher `\(teacher.name)`: \(teacher.arch) on \(teacher.dataset), \(teacher.trainedBy ?? "unknown training"), threat model \(teacher.threatModel), SHA-256 `\(teacher.sha256)`.",
-            "Students distilled with Robust Representation Matching; teacher and students attacked alike at \(threat).", "",
+            "Teacher `\(teacher.name)`: \(teacher.arch) on \(teacher.dataset), "
+                + "\(teacher.trainedBy ?? "unknown training"), threat model \(teacher.threatModel), SHA-256 "
+                    + "`\(teacher.sha256)`.",
+            "Students distilled with Robust Representation Matching; teacher and students attacked alike at \(threat).",
+            "",
             "![Clean and robust accuracy of the teacher and each student](students.svg)", "",
-            "| model | clean | robust (worst case) | kept of the teacher's robustness | training | evaluation | checks | report |",
+            "| model | clean | robust (worst case) | kept of the teacher's robustness | training | evaluation | "
+                + "checks | report |",
             "|---|--:|--:|--:|--:|--:|---|---|",
         ]
         if let t = teacher.robustness {
-            lines.append("| teacher \(teacher.arch) | \(pct(t.cleanAccuracy)) | \(pct(t.robustAccuracy)) | | | \(seconds(t.evaluationSeconds)) | \(t.checksPassed ? "pass" : "**FAILED**") | [\(t.report)](\(t.report)) |")
+            lines.append(
+                "| teacher \(teacher.arch) | \(pct(t.cleanAccuracy)) | \(pct(t.robustAccuracy)) | | | "
+                    + "\(seconds(t.evaluationSeconds)) | \(t.checksPassed ? "pass" : "**FAILED**") | "
+                        + "[\(t.report)](\(t.report)) |"
+            )
         }
         for s in students {
-            lines.append("| \(s.arch) ×\(s.width)\(s.projection.map { ", projection \($0)" } ?? "") | \(pct(s.cleanAccuracy)) | \(pct(s.robustAccuracy)) | \(kept(s.retained)) | \(seconds(s.trainingSeconds)) | \(seconds(s.evaluationSeconds)) | \(s.checksPassed ? "pass" : "**FAILED**") | [\(s.report)](\(s.report)) |")
+            lines.append(
+                "| \(s.arch) ×\(s.width)\(s.projection.map { ", projection \($0)" } ?? "") | \(pct(s.cleanAccuracy)) "
+                    + "| \(pct(s.robustAccuracy)) | \(kept(s.retained)) | \(seconds(s.trainingSeconds)) | "
+                        + "\(seconds(s.evaluationSeconds)) | \(s.checksPassed ? "pass" : "**FAILED**") | "
+                            + "[\(s.report)](\(s.report)) |"
+            )
         }
         lines += [
             "",
-            "*Clean* is the accuracy on unmodified test images; *robust (worst case)* the share of them that stays correct under every attack of the protocol, "
-                + "i.e. what an attacker within \(threat) cannot break. *Kept* is a student's robust accuracy divided by the teacher's: how much of "
-                + "the robustness the teacher paid for in adversarial training the student received by matching its representation, without running an attack of its own. "
-                + "A naturally trained network of the same architecture typically keeps close to none. *Checks* are the gradient-masking checks of each full report.",
+            "*Clean* is the accuracy on unmodified test images; *robust (worst case)* the share of them that stays "
+                + "correct under every attack of the protocol, "
+                + "i.e. what an attacker within \(threat) cannot break. *Kept* is a student's robust accuracy divided "
+                    + "by the teacher's: how much of "
+                + "the robustness the teacher paid for in adversarial training the student received by matching its "
+                    + "representation, without running an attack of its own. "
+                + "A naturally trained network of the same architecture typically keeps close to none. *Checks* are "
+                    + "the gradient-masking checks of each full report.",
             "", "Created \(created) by rrmd \(rrmdVersion).", "",
         ]
         return lines.joined(separator: "\n")

@@ -34,7 +34,10 @@ public final class ReloadSignalSource: SignalSource, @unchecked Sendable {
     }
 
     public func stop() {
-        lock.withLock { source?.cancel(); source = nil }
+        lock.withLock {
+            source?.cancel()
+            source = nil
+        }
     }
 }
 
@@ -44,13 +47,16 @@ final class InotifyIncomingWatcher: IncomingWatcher, @unchecked Sendable {
     private var watcher: SpoolWatcher?
 
     init(directory: String, rescanInterval: TimeInterval, log: EventLog) {
-        self.directory = directory; self.rescanInterval = rescanInterval; self.log = log
+        self.directory = directory
+        self.rescanInterval = rescanInterval
+        self.log = log
     }
 
     func start(_ changed: @escaping @Sendable () -> Void) throws {
-        let w = SpoolWatcher(directory: directory, rescanInterval: rescanInterval,
-                             onFile: { _ in changed() }, onRescan: { _ in changed() },
-                             onProblem: { [log] text in log.log(event: "watcher", priority: .warning, message: text) })
+        let w = SpoolWatcher(
+            directory: directory, rescanInterval: rescanInterval,
+            onFile: { _ in changed() }, onRescan: { _ in changed() },
+            onProblem: { [log] text in log.log(event: "watcher", priority: .warning, message: text) })
         try w.start()
         watcher = w
     }
@@ -74,8 +80,9 @@ public final class MainThreadJobExecutor: JobExecutor, @unchecked Sendable {
     public func start(_ job: ClaimedJob, context: JobContext, finished done: @escaping @Sendable (JobOutcome) -> Void) {
         condition.withLock {
             work.append {
-                let runner = JobRunner(config: context.config, spool: context.spool, log: context.log, notifier: context.notifier,
-                                       shouldStop: context.shouldStop, onStatus: context.onStatus)
+                let runner = JobRunner(
+                    config: context.config, spool: context.spool, log: context.log, notifier: context.notifier,
+                    shouldStop: context.shouldStop, onStatus: context.onStatus)
                 done(runner.run(job))
             }
             condition.signal()

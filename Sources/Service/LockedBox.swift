@@ -10,13 +10,22 @@ public final class LockedBox<Value>: @unchecked Sendable {
 
     /// The value (each read and write under the lock).
     public var value: Value {
-        get { lock.lock(); defer { lock.unlock() }; return stored }
-        set { lock.lock(); stored = newValue; lock.unlock() }
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return stored
+        }
+        set {
+            lock.lock()
+            stored = newValue
+            lock.unlock()
+        }
     }
 
     /// Runs `body` with the value while holding the lock (a read-modify-write without a gap).
     public func withLock(_ body: (inout Value) -> Void) {
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
         body(&stored)
     }
 }

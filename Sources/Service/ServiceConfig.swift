@@ -51,7 +51,10 @@ public struct ServiceConfig: Equatable, Sendable {
         public var path: String
 
         /// A location; see the properties.
-        public init(format: DatasetFormat, path: String) { self.format = format; self.path = path }
+        public init(format: DatasetFormat, path: String) {
+            self.format = format
+            self.path = path
+        }
     }
 
     /// File formats the dataset readers understand.
@@ -76,7 +79,8 @@ public struct ServiceConfig: Equatable, Sendable {
 
         /// Students; see the properties.
         public init(architectures: [String] = ["cnn-small", "resnet20"], width: Double = 1) {
-            self.architectures = architectures; self.width = width
+            self.architectures = architectures
+            self.width = width
         }
     }
 
@@ -105,10 +109,17 @@ public struct ServiceConfig: Equatable, Sendable {
         /// with cross-entropy weight 0.5 (docs/rrm-study.md: they carry over far more of the
         /// teacher's robustness than the paper's single step, at twice the cost of the former
         /// 10-epoch default).
-        public init(epochs: Int = 5, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double? = nil,
-                    featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4) {
-            self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
-            self.xentWeight = xentWeight; self.featureLoss = featureLoss; self.seed = seed; self.limit = limit
+        public init(
+            epochs: Int = 5, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double? = nil,
+            featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4
+        ) {
+            self.epochs = epochs
+            self.batchSize = batchSize
+            self.learningRate = learningRate
+            self.xentWeight = xentWeight
+            self.featureLoss = featureLoss
+            self.seed = seed
+            self.limit = limit
             self.replays = replays
         }
 
@@ -118,9 +129,12 @@ public struct ServiceConfig: Equatable, Sendable {
         public func trainingSettings(linfEpsilon: Double?) -> TrainingSettings {
             let replaying = replays > 1 && linfEpsilon != nil
             let weight = xentWeight.map(Float.init) ?? RRMLoss.defaultXentWeight(replays: replaying ? replays : 1)
-            return TrainingSettings(epochs: epochs, batchSize: batchSize, learningRate: Float(learningRate), seed: seed,
-                                    objective: .rrm(RRMLoss(xentWeight: weight, featureLoss: featureLoss,
-                                                            replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0)))
+            return TrainingSettings(
+                epochs: epochs, batchSize: batchSize, learningRate: Float(learningRate), seed: seed,
+                objective: .rrm(
+                    RRMLoss(
+                        xentWeight: weight, featureLoss: featureLoss,
+                        replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0)))
         }
     }
 
@@ -143,12 +157,19 @@ public struct ServiceConfig: Equatable, Sendable {
 
         /// Settings with `rrmd evaluate`'s defaults, except 1,000 samples (the whole test split
         /// would take hours per student on two cores).
-        public init(attacks: [String] = RobustnessSettings().attacks, samples: Int? = 1000,
-                    iterations: Int = RobustnessSettings().iterations, targetClasses: Int = RobustnessSettings().targetClasses,
-                    sweepSamples: Int = RobustnessSettings().sweepSamples, checkSamples: Int = RobustnessSettings().checkSamples,
-                    epsilon: String? = nil) {
-            self.attacks = attacks; self.samples = samples; self.iterations = iterations
-            self.targetClasses = targetClasses; self.sweepSamples = sweepSamples; self.checkSamples = checkSamples
+        public init(
+            attacks: [String] = RobustnessSettings().attacks, samples: Int? = 1000,
+            iterations: Int = RobustnessSettings().iterations, targetClasses: Int = RobustnessSettings().targetClasses,
+            sweepSamples: Int = RobustnessSettings().sweepSamples,
+            checkSamples: Int = RobustnessSettings().checkSamples,
+            epsilon: String? = nil
+        ) {
+            self.attacks = attacks
+            self.samples = samples
+            self.iterations = iterations
+            self.targetClasses = targetClasses
+            self.sweepSamples = sweepSamples
+            self.checkSamples = checkSamples
             self.epsilon = epsilon
         }
 
@@ -157,11 +178,14 @@ public struct ServiceConfig: Equatable, Sendable {
 
         /// The evaluation of a student whose teacher was trained against `norm` at `teacherEpsilon`
         /// (written `teacherEpsilonText`); `epsilon`, when set, overrides the radius.
-        public func robustnessSettings(norm: ThreatNorm, teacherEpsilon: Double, teacherEpsilonText: String,
-                                       seed: UInt64) -> RobustnessSettings {
-            RobustnessSettings(norm: norm, epsilon: epsilonValue ?? teacherEpsilon, epsilonText: epsilon ?? teacherEpsilonText,
-                               attacks: attacks, samples: samples, iterations: iterations, targetClasses: targetClasses,
-                               sweepSamples: sweepSamples, checkSamples: checkSamples, seed: seed)
+        public func robustnessSettings(
+            norm: ThreatNorm, teacherEpsilon: Double, teacherEpsilonText: String,
+            seed: UInt64
+        ) -> RobustnessSettings {
+            RobustnessSettings(
+                norm: norm, epsilon: epsilonValue ?? teacherEpsilon, epsilonText: epsilon ?? teacherEpsilonText,
+                attacks: attacks, samples: samples, iterations: iterations, targetClasses: targetClasses,
+                sweepSamples: sweepSamples, checkSamples: checkSamples, seed: seed)
         }
     }
 
@@ -177,10 +201,14 @@ public struct ServiceConfig: Equatable, Sendable {
         public var maxTeacherBytes: Int
 
         /// Settings; see the properties.
-        public init(rescanSeconds: Int = 60, retryInitialSeconds: Int = 30, retryMaxSeconds: Int = 1800,
-                    maxTeacherBytes: Int = 2 << 30) {
-            self.rescanSeconds = rescanSeconds; self.retryInitialSeconds = retryInitialSeconds
-            self.retryMaxSeconds = retryMaxSeconds; self.maxTeacherBytes = maxTeacherBytes
+        public init(
+            rescanSeconds: Int = 60, retryInitialSeconds: Int = 30, retryMaxSeconds: Int = 1800,
+            maxTeacherBytes: Int = 2 << 30
+        ) {
+            self.rescanSeconds = rescanSeconds
+            self.retryInitialSeconds = retryInitialSeconds
+            self.retryMaxSeconds = retryMaxSeconds
+            self.maxTeacherBytes = maxTeacherBytes
         }
     }
 
@@ -204,7 +232,9 @@ public struct ServiceConfig: Equatable, Sendable {
     }
 
     /// Datasets known without configuration: Fashion-MNIST where Debian's dataset-fashion-mnist puts it.
-    public static let defaultDatasets = ["fashion-mnist": DatasetLocation(format: .idx, path: "/usr/share/datasets/fashion-mnist")]
+    public static let defaultDatasets = [
+        "fashion-mnist": DatasetLocation(format: .idx, path: "/usr/share/datasets/fashion-mnist")
+    ]
 
     // MARK: - Loading
 
@@ -215,18 +245,21 @@ public struct ServiceConfig: Equatable, Sendable {
         do {
             let attributes = try FileManager.default.attributesOfItem(atPath: file)
             if let size = attributes[.size] as? NSNumber, size.intValue > maxFileBytes {
-                throw ServiceConfigError(kind: .unreadable, file: file, key: nil, value: nil,
-                                         expected: "it is \(size.intValue) bytes; a configuration is at most \(maxFileBytes)")
+                throw ServiceConfigError(
+                    kind: .unreadable, file: file, key: nil, value: nil,
+                    expected: "it is \(size.intValue) bytes; a configuration is at most \(maxFileBytes)")
             }
             guard let data = FileManager.default.contents(atPath: file) else { throw CocoaError(.fileReadUnknown) }
             guard let decoded = String(data: data, encoding: .utf8) else {
-                throw ServiceConfigError(kind: .unreadable, file: file, key: nil, value: nil, expected: "it is not UTF-8 text")
+                throw ServiceConfigError(
+                    kind: .unreadable, file: file, key: nil, value: nil, expected: "it is not UTF-8 text")
             }
             text = decoded
         } catch let error as ServiceConfigError {
             throw error
         } catch {
-            let reason = FileManager.default.fileExists(atPath: file)
+            let reason =
+                FileManager.default.fileExists(atPath: file)
                 ? "permission denied or not a regular file"
                 : "no such file; copy Config/rrmd.toml from the source tree there, or pass --config with another file"
             throw ServiceConfigError(kind: .unreadable, file: file, key: nil, value: nil, expected: reason)
@@ -243,12 +276,15 @@ public struct ServiceConfig: Equatable, Sendable {
         do {
             root = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
-            throw ServiceConfigError(kind: .syntax, file: file, key: nil, value: nil,
-                                     expected: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
+            throw ServiceConfigError(
+                kind: .syntax, file: file, key: nil, value: nil,
+                expected: "line \(error.source.begin.line), column \(error.source.begin.column): \(error.description)")
         }
         let baseDirectory = (file as NSString).deletingLastPathComponent
         let top = TOMLTableReader(table: root, path: "", file: file)
-        try top.rejectUnknownKeys(["spool", "threads", "zstd_level", "datasets", "students", "rrm", "evaluation", "service"])
+        try top.rejectUnknownKeys([
+            "spool", "threads", "zstd_level", "datasets", "students", "rrm", "evaluation", "service",
+        ])
 
         var config = ServiceConfig(spool: systemSpool, file: file)
         if let spool = try top.optionalString("spool") {
@@ -277,18 +313,22 @@ public struct ServiceConfig: Equatable, Sendable {
             var format = try entry.choice("format", default: DatasetFormat.auto, choices: DatasetFormat.allCases)
             if format == .auto { format = natural }
             guard format == natural else {
-                throw entry.invalid("format", entry.quote(format.rawValue),
-                                    "\"\(natural.rawValue)\" or \"auto\" (\(name) is stored as \(natural.rawValue))")
+                throw entry.invalid(
+                    "format", entry.quote(format.rawValue),
+                    "\"\(natural.rawValue)\" or \"auto\" (\(name) is stored as \(natural.rawValue))")
             }
             let path: String
             if let p = try entry.optionalString("path") {
-                guard !p.isEmpty else { throw entry.invalid("path", "\"\"", "the directory holding the dataset's files") }
+                guard !p.isEmpty else {
+                    throw entry.invalid("path", "\"\"", "the directory holding the dataset's files")
+                }
                 path = resolve(p, against: base)
             } else if let fallback = defaultDatasets[name] {
                 path = fallback.path
             } else {
-                throw ServiceConfigError(kind: .invalidValue, file: top.file, key: entry.key("path"), value: nil,
-                                         expected: "the directory holding \(name)'s files (this key is required for \(name))")
+                throw ServiceConfigError(
+                    kind: .invalidValue, file: top.file, key: entry.key("path"), value: nil,
+                    expected: "the directory holding \(name)'s files (this key is required for \(name))")
             }
             out[name] = DatasetLocation(format: format, path: path)
         }
@@ -298,26 +338,32 @@ public struct ServiceConfig: Equatable, Sendable {
     private static func readStudents(_ t: TOMLTableReader) throws -> Students {
         try t.rejectUnknownKeys(["architectures", "width"])
         let d = Students()
-        return Students(architectures: try t.stringList("architectures", default: d.architectures, allowed: ModelRegistry.names),
-                        width: try t.double("width", default: d.width, range: 0.125...8))
+        return Students(
+            architectures: try t.stringList("architectures", default: d.architectures, allowed: ModelRegistry.names),
+            width: try t.double("width", default: d.width, range: 0.125...8))
     }
 
     private static func readRRM(_ t: TOMLTableReader) throws -> RRM {
-        try t.rejectUnknownKeys(["epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit", "replays"])
+        try t.rejectUnknownKeys([
+            "epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit", "replays",
+        ])
         let d = RRM()
-        return RRM(epochs: try t.int("epochs", default: d.epochs, range: 1...1000),
-                   // BatchNorm needs two samples per batch.
-                   batchSize: try t.int("batch_size", default: d.batchSize, range: 2...4096),
-                   learningRate: try t.double("learning_rate", default: d.learningRate, range: 1e-6...10),
-                   xentWeight: try t.optionalDouble("xent_weight", range: 0...100),
-                   featureLoss: try t.choice("feature_loss", default: d.featureLoss, choices: FeatureLoss.allCases),
-                   seed: UInt64(try t.int("seed", default: Int(d.seed), range: 0...Int.max)),
-                   limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
-                   replays: try t.int("replays", default: d.replays, range: 1...16))
+        return RRM(
+            epochs: try t.int("epochs", default: d.epochs, range: 1...1000),
+            // BatchNorm needs two samples per batch.
+            batchSize: try t.int("batch_size", default: d.batchSize, range: 2...4096),
+            learningRate: try t.double("learning_rate", default: d.learningRate, range: 1e-6...10),
+            xentWeight: try t.optionalDouble("xent_weight", range: 0...100),
+            featureLoss: try t.choice("feature_loss", default: d.featureLoss, choices: FeatureLoss.allCases),
+            seed: UInt64(try t.int("seed", default: Int(d.seed), range: 0...Int.max)),
+            limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
+            replays: try t.int("replays", default: d.replays, range: 1...16))
     }
 
     private static func readEvaluation(_ t: TOMLTableReader) throws -> EvaluationSettings {
-        try t.rejectUnknownKeys(["attacks", "samples", "iterations", "target_classes", "sweep_samples", "check_samples", "epsilon"])
+        try t.rejectUnknownKeys([
+            "attacks", "samples", "iterations", "target_classes", "sweep_samples", "check_samples", "epsilon",
+        ])
         let d = EvaluationSettings()
         var samples = d.samples
         if let n = try t.optionalInt("samples", range: 0...Int.max, unit: "images (0: the whole test split)") {
@@ -326,21 +372,30 @@ public struct ServiceConfig: Equatable, Sendable {
         var epsilon: String? = nil
         if let value = t.table["epsilon"] {
             let expected = "a positive number or fraction such as \"8/255\" or 0.5"
-            if let s = value.string { epsilon = s.trimmingCharacters(in: .whitespaces) }
-            else if let x = value.double { epsilon = String(x) }
-            else if let n = value.int { epsilon = String(n) }
-            else { throw t.wrongType("epsilon", value, expected) }
+            if let s = value.string {
+                epsilon = s.trimmingCharacters(in: .whitespaces)
+            } else if let x = value.double {
+                epsilon = String(x)
+            } else if let n = value.int {
+                epsilon = String(n)
+            } else {
+                throw t.wrongType("epsilon", value, expected)
+            }
             guard let e = parseEpsilon(epsilon!), e > 0 else {
-                throw ServiceConfigError(kind: .outOfRange, file: t.file, key: t.key("epsilon"), value: t.render(value), expected: expected)
+                throw ServiceConfigError(
+                    kind: .outOfRange, file: t.file, key: t.key("epsilon"), value: t.render(value), expected: expected)
             }
         }
         return EvaluationSettings(
             attacks: try t.stringList("attacks", default: d.attacks, allowed: RobustnessSettings.knownAttacks),
             samples: samples,
             iterations: try t.int("iterations", default: d.iterations, range: 1...10_000),
-            targetClasses: try t.int("target_classes", default: d.targetClasses, range: 1...999, unit: "(at most classes - 1)"),
-            sweepSamples: try t.int("sweep_samples", default: d.sweepSamples, range: 0...Int.max, unit: "images (0: no sweep)"),
-            checkSamples: try t.int("check_samples", default: d.checkSamples, range: 0...Int.max, unit: "images (0: no check)"),
+            targetClasses: try t.int(
+                "target_classes", default: d.targetClasses, range: 1...999, unit: "(at most classes - 1)"),
+            sweepSamples: try t.int(
+                "sweep_samples", default: d.sweepSamples, range: 0...Int.max, unit: "images (0: no sweep)"),
+            checkSamples: try t.int(
+                "check_samples", default: d.checkSamples, range: 0...Int.max, unit: "images (0: no check)"),
             epsilon: epsilon)
     }
 
@@ -349,12 +404,16 @@ public struct ServiceConfig: Equatable, Sendable {
         let d = ServiceSettings()
         let s = ServiceSettings(
             rescanSeconds: try t.int("rescan_seconds", default: d.rescanSeconds, range: 1...86_400, unit: "seconds"),
-            retryInitialSeconds: try t.int("retry_initial_seconds", default: d.retryInitialSeconds, range: 1...3600, unit: "seconds"),
-            retryMaxSeconds: try t.int("retry_max_seconds", default: d.retryMaxSeconds, range: 1...86_400, unit: "seconds"),
-            maxTeacherBytes: try t.int("max_teacher_bytes", default: d.maxTeacherBytes, range: (1 << 20)...(1 << 40), unit: "bytes"))
+            retryInitialSeconds: try t.int(
+                "retry_initial_seconds", default: d.retryInitialSeconds, range: 1...3600, unit: "seconds"),
+            retryMaxSeconds: try t.int(
+                "retry_max_seconds", default: d.retryMaxSeconds, range: 1...86_400, unit: "seconds"),
+            maxTeacherBytes: try t.int(
+                "max_teacher_bytes", default: d.maxTeacherBytes, range: (1 << 20)...(1 << 40), unit: "bytes"))
         guard s.retryMaxSeconds >= s.retryInitialSeconds else {
-            throw ServiceConfigError(kind: .outOfRange, file: t.file, key: t.key("retry_max_seconds"), value: String(s.retryMaxSeconds),
-                                     expected: "at least retry_initial_seconds (\(s.retryInitialSeconds)) ... 86400 seconds")
+            throw ServiceConfigError(
+                kind: .outOfRange, file: t.file, key: t.key("retry_max_seconds"), value: String(s.retryMaxSeconds),
+                expected: "at least retry_initial_seconds (\(s.retryInitialSeconds)) ... 86400 seconds")
         }
         return s
     }
@@ -369,6 +428,7 @@ public struct ServiceConfig: Equatable, Sendable {
     /// `path` if absolute, else `path` inside `directory`; normalised either way.
     static func resolve(_ path: String, against directory: String) -> String {
         if path.hasPrefix("/") { return URL(fileURLWithPath: path).standardizedFileURL.path }
-        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true)).standardizedFileURL.path
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
+            .standardizedFileURL.path
     }
 }

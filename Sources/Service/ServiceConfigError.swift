@@ -30,7 +30,11 @@ public struct ServiceConfigError: Error, CustomStringConvertible, Equatable, Sen
 
     /// An error; see the properties.
     public init(kind: Kind, file: String, key: String?, value: String?, expected: String) {
-        self.kind = kind; self.file = file; self.key = key; self.value = value; self.expected = expected
+        self.kind = kind
+        self.file = file
+        self.key = key
+        self.value = value
+        self.expected = expected
     }
 
     /// One sentence: the file, the key and value, and what is allowed.

@@ -20,12 +20,16 @@ public enum SpoolWatcherError: Error, CustomStringConvertible, Equatable {
             return "spool directory \(dir) does not exist; create the spool (systemd-tmpfiles --create rrmd.conf, "
                 + "or mkdir -p tmp incoming work done failed inside it) or point 'spool' in the configuration at it"
         case .notADirectory(let path):
-            return "\(path) is not a directory; the spool's incoming/ must be a directory (check 'spool' in the configuration)"
-        case let .watchFailed(dir, reason):
+            return
+                "\(path) is not a directory; the spool's incoming/ must be a directory (check 'spool' in the "
+                    + "configuration)"
+        case .watchFailed(let dir, let reason):
             return "cannot watch \(dir) with inotify: \(reason); if the limit is the problem, raise "
                 + "fs.inotify.max_user_instances / max_user_watches (sysctl)"
         case .alreadyWatching(let other):
-            return "a spool watcher of this process already watches \(other); stop it first (libinotifytools has one instance per process)"
+            return
+                "a spool watcher of this process already watches \(other); stop it first (libinotifytools has one "
+                    + "instance per process)"
         }
     }
 }
@@ -35,7 +39,8 @@ public enum SpoolWatcherError: Error, CustomStringConvertible, Equatable {
 /// Only `IN_CLOSE_WRITE` (a writer closed the file) and `IN_MOVED_TO` (a file was renamed in)
 /// count: both mean the file is complete, whereas `IN_CREATE` would fire on a half-written file.
 /// Names starting with `.` or ending in `.tmp` / `.part` are ignored (`SpoolNames.isIgnored`, the
-/// rule the spool's scans apply too), so editors' and downloaders' temporary files never start a job. Because inotify can drop events (queue
+/// rule the spool's scans apply too), so editors' and downloaders' temporary files never start a job. Because inotify
+/// can drop events (queue
 /// overflow) and cannot see files that arrived before the watch existed, the rescan handler runs
 /// once right after the watch is in place, on overflow, when a vanished directory comes back,
 /// and every `rescanInterval` seconds; it should list the directory and treat what it finds like
@@ -83,10 +88,12 @@ public final class SpoolWatcher: @unchecked Sendable {
     /// A watcher of `directory` (not yet started). `onFile` gets each complete file's name (not
     /// its path), `onRescan` the reason for a rescan, `onProblem` a sentence about trouble the
     /// watcher works around (the directory vanished, an unreadable name, an inotify read error).
-    public init(directory: String, rescanInterval: TimeInterval,
-                onFile: @escaping @Sendable (String) -> Void,
-                onRescan: @escaping @Sendable (RescanReason) -> Void,
-                onProblem: @escaping @Sendable (String) -> Void = { _ in }) {
+    public init(
+        directory: String, rescanInterval: TimeInterval,
+        onFile: @escaping @Sendable (String) -> Void,
+        onRescan: @escaping @Sendable (RescanReason) -> Void,
+        onProblem: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
         self.directory = directory
         self.rescanInterval = rescanInterval
         self.onFile = onFile
@@ -94,10 +101,10 @@ public final class SpoolWatcher: @unchecked Sendable {
         self.onProblem = onProblem
     }
 
-
     /// Whether the watcher thread is running (started and not yet stopped).
     public var isRunning: Bool {
-        condition.lock(); defer { condition.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
         return state == .running
     }
 
@@ -126,12 +133,16 @@ public final class SpoolWatcher: @unchecked Sendable {
         }
         thread.name = "rrmd.spool-watcher"
         self.thread = thread
-        condition.lock(); state = .running; condition.unlock()
+        condition.lock()
+        state = .running
+        condition.unlock()
         thread.start()
         attached.wait()
         if let error = attachError.value {
             exited.wait()
-            condition.lock(); state = .stopped; condition.unlock()
+            condition.lock()
+            state = .stopped
+            condition.unlock()
             throw error
         }
     }
@@ -158,11 +169,14 @@ public final class SpoolWatcher: @unchecked Sendable {
     private func waitForExit() {
         exited.wait()
         exited.signal()  // let any other waiter through too
-        condition.lock(); state = .stopped; condition.unlock()
+        condition.lock()
+        state = .stopped
+        condition.unlock()
     }
 
     private var stopRequested: Bool {
-        condition.lock(); defer { condition.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
         return state != .running
     }
 
@@ -198,13 +212,17 @@ public final class SpoolWatcher: @unchecked Sendable {
                         // kernel's IN_IGNORED was the last event of this session.
                         InotifySession.detach(wd: nil)
                         watching = false
-                        onProblem("\(directory) can no longer be watched (deleted, moved or unmounted); "
-                                  + "retrying every \(SpoolWatcher.pollSeconds) s")
+                        onProblem(
+                            "\(directory) can no longer be watched (deleted, moved or unmounted); "
+                                + "retrying every \(SpoolWatcher.pollSeconds) s")
                     }
                 } else {
                     let error = inotifytools_error()
                     if error != 0 && error != EINTR {
-                        onProblem("reading inotify events for \(directory) failed: \(String(cString: strerror(error))); re-watching")
+                        onProblem(
+                            "reading inotify events for \(directory) failed: \(String(cString: strerror(error))); "
+                                + "re-watching"
+                        )
                         InotifySession.detach(wd: nil)
                         watching = false
                     }

@@ -66,8 +66,9 @@ public struct SystemdNotifier: Sendable {
     @discardableResult
     public func send(_ assignments: [String]) -> Bool {
         guard isActive, !assignments.isEmpty else { return false }
-        precondition(assignments.allSatisfy { !$0.contains("\n") && $0.contains("=") },
-                     "SystemdNotifier.send: each assignment is one NAME=value line, got \(assignments)")
+        precondition(
+            assignments.allSatisfy { !$0.contains("\n") && $0.contains("=") },
+            "SystemdNotifier.send: each assignment is one NAME=value line, got \(assignments)")
         return sd_notify(0, assignments.joined(separator: "\n")) > 0
     }
 

@@ -16,20 +16,23 @@ struct TOMLTableReader {
         for name in table.keys.sorted() where !allowed.contains(name) {
             var hint = ""
             if let near = allowed.min(by: { editDistance($0, name) < editDistance($1, name) }),
-               editDistance(near, name) <= max(2, name.count / 3) {
+                editDistance(near, name) <= max(2, name.count / 3)
+            {
                 hint = "did you mean '\(key(near))'? "
             }
             let place = path.isEmpty ? "at the top level" : "in [\(path)]"
-            throw ServiceConfigError(kind: .unknownKey, file: file, key: key(name), value: nil,
-                                     expected: hint + "keys allowed \(place): \(allowed.sorted().joined(separator: ", "))")
+            throw ServiceConfigError(
+                kind: .unknownKey, file: file, key: key(name), value: nil,
+                expected: hint + "keys allowed \(place): \(allowed.sorted().joined(separator: ", "))")
         }
     }
 
     func has(_ name: String) -> Bool { table[name] != nil }
 
     func wrongType(_ name: String, _ value: TOMLValueConvertible, _ expected: String) -> ServiceConfigError {
-        ServiceConfigError(kind: .wrongType, file: file, key: key(name), value: render(value),
-                           expected: "\(expected), not \(article(value.type))")
+        ServiceConfigError(
+            kind: .wrongType, file: file, key: key(name), value: render(value),
+            expected: "\(expected), not \(article(value.type))")
     }
 
     func invalid(_ name: String, _ value: String, _ expected: String) -> ServiceConfigError {
@@ -61,7 +64,8 @@ struct TOMLTableReader {
         let allowed = "a number in \(range.lowerBound)...\(range.upperBound)"
         guard let x = value.double ?? value.int.map(Double.init) else { throw wrongType(name, value, allowed) }
         guard x.isFinite, range.contains(x) else {
-            throw ServiceConfigError(kind: .outOfRange, file: file, key: key(name), value: render(value), expected: allowed)
+            throw ServiceConfigError(
+                kind: .outOfRange, file: file, key: key(name), value: render(value), expected: allowed)
         }
         return x
     }
@@ -73,7 +77,8 @@ struct TOMLTableReader {
     }
 
     /// One of `choices` (their raw values), e.g. `feature_loss = "cosine"`.
-    func choice<T: RawRepresentable>(_ name: String, default fallback: T, choices: [T]) throws -> T where T.RawValue == String {
+    func choice<T: RawRepresentable>(_ name: String, default fallback: T, choices: [T]) throws -> T
+    where T.RawValue == String {
         guard let text = try optionalString(name) else { return fallback }
         guard let found = choices.first(where: { $0.rawValue == text }) else {
             throw invalid(name, quote(text), "one of " + choices.map { quote($0.rawValue) }.joined(separator: ", "))
@@ -90,7 +95,9 @@ struct TOMLTableReader {
         for element in array {
             guard let s = element.string else { throw wrongType(name, value, expectation) }
             guard allowed.contains(s) else { throw invalid(name, render(value), expectation + " ('\(s)' is not one)") }
-            guard !out.contains(s) else { throw invalid(name, render(value), expectation + " ('\(s)' is listed twice)") }
+            guard !out.contains(s) else {
+                throw invalid(name, render(value), expectation + " ('\(s)' is listed twice)")
+            }
             out.append(s)
         }
         guard !out.isEmpty else { throw invalid(name, "[]", expectation) }
@@ -134,7 +141,8 @@ struct TOMLTableReader {
 
 /// Levenshtein distance, for "did you mean" hints on misspelt keys.
 func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
+    let a = Array(a)
+    let b = Array(b)
     var row = Array(0...b.count)
     for i in 1...max(a.count, 1) where !a.isEmpty {
         var previous = row[0]

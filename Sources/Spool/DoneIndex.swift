@@ -37,7 +37,8 @@ extension Spool {
         if let index = storedIndex(), Set(index.jobs.keys) == published { return index }
         var index = DoneIndex()
         for name in published {
-            index.jobs[name] = (try? Records.read(JobRecord.self, from: donePath + "/" + name + "/job.json"))?.sha256 ?? ""
+            index.jobs[name] =
+                (try? Records.read(JobRecord.self, from: donePath + "/" + name + "/job.json"))?.sha256 ?? ""
         }
         // A read-only spool can still answer; the next writer fixes the file.
         try? Records.write(index, to: indexPath)
@@ -49,7 +50,7 @@ extension Spool {
     func recordDone(_ job: JobID, sha256: String?) throws {
         let published = try publishedJobs()
         guard let sha256, var index = storedIndex(),
-              Set(index.jobs.keys).subtracting([job.rawValue]) == published.subtracting([job.rawValue])
+            Set(index.jobs.keys).subtracting([job.rawValue]) == published.subtracting([job.rawValue])
         else {
             _ = try currentIndex()
             return

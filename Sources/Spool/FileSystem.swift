@@ -1,5 +1,6 @@
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -32,7 +33,8 @@ enum FS {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw error("lstat", path)
         }
-        let modified = Date(timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
+        let modified = Date(
+            timeIntervalSince1970: TimeInterval(st.st_mtim.tv_sec) + TimeInterval(st.st_mtim.tv_nsec) / 1e9)
         return Info(kind: Kind(mode: st.st_mode), size: UInt64(max(0, st.st_size)), modified: modified)
     }
 
@@ -49,7 +51,9 @@ enum FS {
         if mkdir(path, mode) == 0 { return true }
         let code = errno
         guard code == EEXIST else { throw error("create directory", path, code) }
-        guard try info(path)?.kind == .directory else { throw error("create directory (something else is in the way)", path, EEXIST) }
+        guard try info(path)?.kind == .directory else {
+            throw error("create directory (something else is in the way)", path, EEXIST)
+        }
         return false
     }
 
@@ -153,7 +157,8 @@ enum FS {
         } catch let FileSystemError.notRegularFile(_, kind) {
             throw SpoolError.damagedRecord(path: path, reason: "it is \(kind), not a regular file")
         } catch let FileSystemError.tooLarge(_, size, _) {
-            throw SpoolError.damagedRecord(path: path, reason: "it has \(size) bytes, more than the \(limit) such a file can have")
+            throw SpoolError.damagedRecord(
+                path: path, reason: "it has \(size) bytes, more than the \(limit) such a file can have")
         }
     }
 }

@@ -21,7 +21,9 @@ public struct JobRecord: Codable, Equatable, Sendable {
     public var attempts: Int
 
     /// A record from its parts.
-    public init(id: JobID, originalName: String, teacher: String, sha256: String, size: UInt64, claimed: Date, attempts: Int) {
+    public init(
+        id: JobID, originalName: String, teacher: String, sha256: String, size: UInt64, claimed: Date, attempts: Int
+    ) {
         self.id = id
         self.originalName = originalName
         self.teacher = teacher

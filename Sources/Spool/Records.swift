@@ -30,10 +30,10 @@ enum Records {
     /// A decoding error in one line, naming the key where it can.
     private static func explain(_ error: Error) -> String {
         switch error {
-        case let DecodingError.keyNotFound(key, _): return "key '\(key.stringValue)' is missing"
-        case let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context):
+        case DecodingError.keyNotFound(let key, _): return "key '\(key.stringValue)' is missing"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
             return "wrong value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-        case let DecodingError.dataCorrupted(context):
+        case DecodingError.dataCorrupted(let context):
             let at = context.codingPath.map(\.stringValue).joined(separator: ".")
             return at.isEmpty ? "not valid JSON" : "invalid value at '\(at)': \(context.debugDescription)"
         default: return "\(error)"

@@ -1,5 +1,6 @@
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -60,19 +61,26 @@ extension Spool {
 
     /// The second half of a claim, also run by recovery when a crash came between the rename and
     /// `job.json`: checks that `work/<job>/<teacher>` is a regular file, hashes it and writes the record.
-    func completeClaim(job: JobID, teacher: String, originalName: String, attempts: Int,
-                       shouldStop: () -> Bool = { false }) throws -> ClaimedJob {
+    func completeClaim(
+        job: JobID, teacher: String, originalName: String, attempts: Int,
+        shouldStop: () -> Bool = { false }
+    ) throws -> ClaimedJob {
         let directory = workPath(job)
         let path = directory + "/" + teacher
         guard let found = try FS.info(path) else {
-            throw SpoolError.missing(path: path, reason: "the teacher of job \(job) vanished while it was being claimed")
+            throw SpoolError.missing(
+                path: path, reason: "the teacher of job \(job) vanished while it was being claimed")
         }
-        guard found.kind == .regular else { throw try refuseClaimed(job: job, teacher: teacher, originalName: originalName, kind: found.kind) }
+        guard found.kind == .regular else {
+            throw try refuseClaimed(job: job, teacher: teacher, originalName: originalName, kind: found.kind)
+        }
 
         let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             // ELOOP: a link appeared between lstat and open.
-            if errno == ELOOP { throw try refuseClaimed(job: job, teacher: teacher, originalName: originalName, kind: .symlink) }
+            if errno == ELOOP {
+                throw try refuseClaimed(job: job, teacher: teacher, originalName: originalName, kind: .symlink)
+            }
             throw FS.error("open", path)
         }
         var st = stat()
@@ -83,7 +91,8 @@ extension Spool {
         }
         guard FS.Kind(mode: st.st_mode) == .regular else {
             close(fd)
-            throw try refuseClaimed(job: job, teacher: teacher, originalName: originalName, kind: FS.Kind(mode: st.st_mode))
+            throw try refuseClaimed(
+                job: job, teacher: teacher, originalName: originalName, kind: FS.Kind(mode: st.st_mode))
         }
         let digest: (sha256: String, size: UInt64)
         do {
@@ -91,8 +100,9 @@ extension Spool {
             digest = try Self.hash(fd: fd, path: path, shouldStop: shouldStop)
         }
 
-        let record = JobRecord(id: job, originalName: originalName, teacher: teacher, sha256: digest.sha256,
-                               size: digest.size, claimed: Records.now(), attempts: attempts)
+        let record = JobRecord(
+            id: job, originalName: originalName, teacher: teacher, sha256: digest.sha256,
+            size: digest.size, claimed: Records.now(), attempts: attempts)
         let claimed = ClaimedJob(record: record, directory: URL(fileURLWithPath: directory, isDirectory: true))
         try Records.write(record, to: claimed.recordFile.path)
         return claimed
@@ -109,7 +119,9 @@ extension Spool {
     }
 
     /// SHA-256 and length of everything readable from `fd`, in 1 MiB pieces.
-    static func hash(fd: Int32, path: String, shouldStop: () -> Bool = { false }) throws -> (sha256: String, size: UInt64) {
+    static func hash(
+        fd: Int32, path: String, shouldStop: () -> Bool = { false }
+    ) throws -> (sha256: String, size: UInt64) {
         var hasher = SHA256()
         var size: UInt64 = 0
         var buffer = [UInt8](repeating: 0, count: 1 << 20)

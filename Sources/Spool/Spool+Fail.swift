@@ -15,8 +15,9 @@ extension Spool {
     /// Fails a job whose teacher is identical to the already published `existing`
     /// (kind `duplicate`); the runner calls it when `findDone(sha256:)` finds a match.
     public func rejectDuplicate(_ job: ClaimedJob, of existing: JobID) throws {
-        let failure = SpoolFailure.duplicate(of: existing, sha256: job.record.sha256,
-                                             whereText: "\(job.record.originalName) (job \(job.id))")
+        let failure = SpoolFailure.duplicate(
+            of: existing, sha256: job.record.sha256,
+            whereText: "\(job.record.originalName) (job \(job.id))")
         try fail(job: job.id, failure: failure)
     }
 
@@ -25,10 +26,14 @@ extension Spool {
     func fail(job: JobID, failure: SpoolFailure) throws {
         let directory = workPath(job)
         guard FS.exists(directory) else {
-            throw SpoolError.missing(path: directory, reason: "job \(job) is not in work/, so it cannot be failed (was it published or failed already?)")
+            throw SpoolError.missing(
+                path: directory,
+                reason: "job \(job) is not in work/, so it cannot be failed (was it published or failed already?)")
         }
         guard !FS.exists(failedPath(job)) else {
-            throw SpoolError.alreadyExists(path: failedPath(job), reason: "job \(job) has failed before; move that directory aside to fail the job again")
+            throw SpoolError.alreadyExists(
+                path: failedPath(job),
+                reason: "job \(job) has failed before; move that directory aside to fail the job again")
         }
         let staging = directory + "/" + Self.failStaging
         try FS.makeDirectory(staging)

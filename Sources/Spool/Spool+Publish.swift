@@ -14,10 +14,15 @@ extension Spool {
         let out = directory + "/out"
         let done = donePath(job.id)
         guard FS.exists(directory) else {
-            throw SpoolError.missing(path: directory, reason: "job \(job.id) is not in work/, so it cannot be published (was it published or failed already?)")
+            throw SpoolError.missing(
+                path: directory,
+                reason: "job \(job.id) is not in work/, so it cannot be published (was it published or failed already?)"
+            )
         }
         guard !FS.exists(done) else {
-            throw SpoolError.alreadyExists(path: done, reason: "job \(job.id) was published before; move that directory aside to publish the job again")
+            throw SpoolError.alreadyExists(
+                path: done,
+                reason: "job \(job.id) was published before; move that directory aside to publish the job again")
         }
         try FS.makeDirectory(out)
         try Self.settle(out)
@@ -27,7 +32,11 @@ extension Spool {
             try FS.moveNoReplace(teacher, out + "/" + job.record.teacher)
             try FS.syncDirectories(directory, out)
         } else if !FS.exists(out + "/" + job.record.teacher) {
-            throw SpoolError.missing(path: teacher, reason: "the teacher of job \(job.id) is gone, so the job cannot be published with it; fail the job instead")
+            throw SpoolError.missing(
+                path: teacher,
+                reason:
+                    "the teacher of job \(job.id) is gone, so the job cannot be published with it; fail the job instead"
+            )
         }
         try completePublish(job: job.id, sha256: job.record.sha256)
         return layout.doneDirectory(job.id)

@@ -23,16 +23,21 @@ extension Spool {
     /// died; a younger one may still be copying). Returns the jobs to resume.
     /// `shouldStop` is asked while a teacher is hashed; when it answers true, recovery throws
     /// `SpoolError.stopped` and leaves that job as it found it, for the next start.
-    public func recover(partialSubmissionAge: TimeInterval = 3600, shouldStop: () -> Bool = { false }) throws -> SpoolRecovery {
+    public func recover(
+        partialSubmissionAge: TimeInterval = 3600, shouldStop: () -> Bool = { false }
+    ) throws -> SpoolRecovery {
         try layout.create()
         var recovery = SpoolRecovery()
         try Self.removeTemporaries(in: layout.root.path)
         try Self.removeTemporaries(in: donePath)
         for name in try FS.list(tmpPath) where name.hasSuffix(".part") {
             let path = tmpPath + "/" + name
-            if let found = try FS.info(path), found.kind == .regular, Date().timeIntervalSince(found.modified) > partialSubmissionAge {
+            if let found = try FS.info(path), found.kind == .regular,
+                Date().timeIntervalSince(found.modified) > partialSubmissionAge
+            {
                 try FS.remove(path)
-                recovery.notes.append("tmp/\(name): an abandoned submission (unchanged for over \(Int(partialSubmissionAge)) s); removed")
+                recovery.notes.append(
+                    "tmp/\(name): an abandoned submission (unchanged for over \(Int(partialSubmissionAge)) s); removed")
             }
         }
         for name in try FS.list(workPath).sorted() where !name.hasPrefix(".") {
@@ -41,7 +46,9 @@ extension Spool {
                 continue
             }
             do {
-                if let resumed = try recover(job: job, notes: &recovery.notes, shouldStop: shouldStop) { recovery.resumable.append(resumed) }
+                if let resumed = try recover(job: job, notes: &recovery.notes, shouldStop: shouldStop) {
+                    recovery.resumable.append(resumed)
+                }
             } catch SpoolError.stopped {
                 throw SpoolError.stopped
             } catch let error as SpoolError {
@@ -65,7 +72,10 @@ extension Spool {
         // The outcome was already moved out; only the tidying was interrupted.
         for (state, path) in [("done", donePath(job)), ("failed", failedPath(job))] where FS.exists(path) {
             try removeWorkDirectory(job)
-            notes.append("\(here): already in \(state)/\(job) (a crash came before the clean-up); removed the leftover work directory")
+            notes.append(
+                "\(here): already in \(state)/\(job) (a crash came before the clean-up); removed the leftover work "
+                    + "directory"
+            )
             return nil
         }
 
@@ -73,7 +83,9 @@ extension Spool {
         if FS.exists(staging) {
             if FS.exists(staging + "/error.json") {
                 try completeFail(job: job)
-                notes.append("\(here): a failure was being recorded when rrmd stopped; finished it, see failed/\(job)/error.json")
+                notes.append(
+                    "\(here): a failure was being recorded when rrmd stopped; finished it, see failed/\(job)/error.json"
+                )
                 return nil
             }
             // The failure was not committed (no error.json): the job is as it was.
@@ -85,7 +97,9 @@ extension Spool {
         let out = directory + "/out"
         if teachers.isEmpty, !(try teacherNames(in: out)).isEmpty {
             // The teacher is in out/: publication was committed but out/ not yet renamed.
-            if !FS.exists(out + "/job.json"), let record = try? Records.read(JobRecord.self, from: directory + "/job.json") {
+            if !FS.exists(out + "/job.json"),
+                let record = try? Records.read(JobRecord.self, from: directory + "/job.json")
+            {
                 try Records.write(record, to: out + "/job.json")
             }
             let sha256 = (try? Records.read(JobRecord.self, from: out + "/job.json"))?.sha256
@@ -98,14 +112,21 @@ extension Spool {
             if try FS.list(directory).isEmpty {
                 try FS.removeDirectory(directory)
                 try FS.syncDirectory(workPath)
-                notes.append("\(here): empty (a claim interrupted before the teacher was moved in; the teacher is still in incoming/); removed")
+                notes.append(
+                    "\(here): empty (a claim interrupted before the teacher was moved in; the teacher is still in "
+                        + "incoming/); removed"
+                )
                 return nil
             }
-            try fail(job: job, failure: SpoolFailure(
-                kind: SpoolFailure.missingTeacherKind,
-                what: "the teacher is missing from the job's work directory (removed by hand?), so the job cannot run",
-                whereText: here,
-                whatToDo: "submit the teacher again"))
+            try fail(
+                job: job,
+                failure: SpoolFailure(
+                    kind: SpoolFailure.missingTeacherKind,
+                    what:
+                        "the teacher is missing from the job's work directory (removed by hand?), so the job cannot "
+                            + "run",
+                    whereText: here,
+                    whatToDo: "submit the teacher again"))
             notes.append("\(here): the teacher is missing; failed the job, see failed/\(job)/error.json")
             return nil
         }
@@ -119,8 +140,9 @@ extension Spool {
             if var record = found, record.teacher == teacher {
                 guard try FS.info(directory + "/" + teacher)?.kind == .regular else {
                     // Claimed as a regular file, now something else: re-run the claim's check.
-                    return try completeClaim(job: job, teacher: teacher, originalName: record.originalName,
-                                             attempts: record.attempts + (died ? 1 : 0), shouldStop: shouldStop)
+                    return try completeClaim(
+                        job: job, teacher: teacher, originalName: record.originalName,
+                        attempts: record.attempts + (died ? 1 : 0), shouldStop: shouldStop)
                 }
                 let claimed = ClaimedJob(record: record, directory: URL(fileURLWithPath: directory, isDirectory: true))
                 if died {
@@ -138,8 +160,9 @@ extension Spool {
             }
             // A crash between moving the teacher in and writing job.json: the incoming name is
             // lost with it, so the teacher's own name stands in for the original.
-            let claimed = try completeClaim(job: job, teacher: teacher, originalName: found?.originalName ?? teacher, attempts: 1,
-                                            shouldStop: shouldStop)
+            let claimed = try completeClaim(
+                job: job, teacher: teacher, originalName: found?.originalName ?? teacher, attempts: 1,
+                shouldStop: shouldStop)
             notes.append("\(here): a claim was interrupted before job.json was written; finished it")
             return claimed
         } catch let SpoolError.refused(entry) {

@@ -15,7 +15,8 @@ extension Spool {
     /// Marks `job` as running in this process, durably (temp file, fsync, rename, directory
     /// fsync), before any of its work starts.
     public func beginRun(_ job: ClaimedJob) throws {
-        try Records.write(RunMarker(pid: getpid(), started: Records.now()), to: job.directory.path + "/" + Self.runMarker)
+        try Records.write(
+            RunMarker(pid: getpid(), started: Records.now()), to: job.directory.path + "/" + Self.runMarker)
     }
 
     /// Clears the mark of a run that ended without the daemon dying: stopped with its state

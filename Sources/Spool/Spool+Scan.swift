@@ -1,5 +1,6 @@
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -24,7 +25,10 @@ extension Spool {
                     // Gone since the listing (claimed by someone else, or removed): not an error,
                     // unless the name could not be spelled, which would hide the file forever.
                     if name.contains("\u{FFFD}") {
-                        scan.problems.append(.unusableName(path: path, reason: "the file name is not valid UTF-8, so rrmd cannot open it; rename it"))
+                        scan.problems.append(
+                            .unusableName(
+                                path: path,
+                                reason: "the file name is not valid UTF-8, so rrmd cannot open it; rename it"))
                     }
                     continue
                 }
@@ -35,9 +39,11 @@ extension Spool {
             }
             if found.kind == .regular {
                 let (job, originalName) = SpoolNames.parseIncoming(name)
-                scan.entries.append(IncomingEntry(name: name, job: job, originalName: originalName,
-                                                  arrived: job?.date ?? found.modified, size: found.size,
-                                                  modified: found.modified))
+                scan.entries.append(
+                    IncomingEntry(
+                        name: name, job: job, originalName: originalName,
+                        arrived: job?.date ?? found.modified, size: found.size,
+                        modified: found.modified))
                 continue
             }
             do {

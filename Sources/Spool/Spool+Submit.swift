@@ -1,5 +1,6 @@
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -20,10 +21,16 @@ extension Spool {
         let source = file.path
         let name = SpoolNames.sanitized(file.lastPathComponent)
         guard !name.isEmpty, name != "/", name != ".", name != ".." else {
-            throw SpoolError.unusableName(path: source, reason: "this is not a file name; give the path of a checkpoint file")
+            throw SpoolError.unusableName(
+                path: source, reason: "this is not a file name; give the path of a checkpoint file")
         }
         guard !(name.hasSuffix(".tmp") || name.hasSuffix(".part")) else {
-            throw SpoolError.unusableName(path: source, reason: "names ending in .tmp or .part mark unfinished copies, which the watcher ignores; rename the file (e.g. to .safetensors) and submit it again")
+            throw SpoolError.unusableName(
+                path: source,
+                reason:
+                    "names ending in .tmp or .part mark unfinished copies, which the watcher ignores; rename the file "
+                        + "(e.g. to .safetensors) and submit it again"
+            )
         }
         // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
         let input = open(source, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
@@ -64,13 +71,16 @@ extension Spool {
             try FS.syncDirectories(tmpPath, incomingPath)
             return job
         }
-        throw FileSystemError.system(operation: "choose a job id (every id tried was taken)", path: incomingPath, errno: EEXIST)
+        throw FileSystemError.system(
+            operation: "choose a job id (every id tried was taken)", path: incomingPath, errno: EEXIST)
     }
 
     /// Copies everything readable from `input` to `output` and flushes it. The copy takes the
     /// group of `incoming/` when it can, so a daemon in that group can read a file submitted by
     /// root or another member.
-    private static func copy(from input: Int32, source: String, to output: Int32, destination: String, group directory: String) throws {
+    private static func copy(
+        from input: Int32, source: String, to output: Int32, destination: String, group directory: String
+    ) throws {
         var dirStat = stat()
         if stat(directory, &dirStat) == 0 { _ = fchown(output, uid_t.max, dirStat.st_gid) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)

@@ -1,5 +1,6 @@
 import FileSystem
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -46,14 +47,16 @@ public final class Spool: Sendable {
         var candidate = preferred ?? JobID()
         for _ in 0..<32 {
             if !FS.exists(donePath(candidate)) && !FS.exists(failedPath(candidate)),
-               try FS.makeDirectoryExclusively(workPath(candidate)) {
+                try FS.makeDirectoryExclusively(workPath(candidate))
+            {
                 // The new directory must be durable before anything is renamed into it.
                 try FS.syncDirectory(workPath)
                 return candidate
             }
             candidate = JobID()
         }
-        throw FileSystemError.system(operation: "create a job directory (every id tried was taken)", path: workPath, errno: EEXIST)
+        throw FileSystemError.system(
+            operation: "create a job directory (every id tried was taken)", path: workPath, errno: EEXIST)
     }
 
     /// The teacher files directly in `directory` (normally none or one).

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -33,21 +34,28 @@ public enum SpoolError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What happened, where, and what to do.
     public var description: String {
         switch self {
-        case let .notRegularFile(path, kind):
+        case .notRegularFile(let path, let kind):
             return "\(path) is \(kind), not a regular file; submit the checkpoint file itself"
-        case let .unusableName(path, reason):
+        case .unusableName(let path, let reason):
             return "\(path): \(reason)"
-        case let .damagedRecord(path, reason):
-            return "\(path) cannot be read: \(reason); it is one of rrmd's own records, so something other than rrmd changed it; move it aside and restart rrmd (done/.index.json and status.json are rebuilt; a job without job.json is hashed again)"
-        case let .alreadyExists(path, reason):
+        case .damagedRecord(let path, let reason):
+            return
+                "\(path) cannot be read: \(reason); it is one of rrmd's own records, so something other than rrmd "
+                    + "changed it; move it aside and restart rrmd (done/.index.json and status.json are rebuilt; a "
+                        + "job without job.json is hashed again)"
+        case .alreadyExists(let path, let reason):
             return "\(path) exists already: \(reason)"
-        case let .missing(path, reason):
+        case .missing(let path, let reason):
             return "\(path) is missing: \(reason)"
-        case let .busy(path, pid):
+        case .busy(let path, let pid):
             let who = pid.map { "process \($0)" } ?? "another process"
-            return "\(path): \(who) is already serving this spool; stop it first (e.g. systemctl stop rrmd), or give this instance another spool"
-        case let .refused(entry):
-            return "\(entry.failure.whereText): \(entry.failure.what); moved to failed/\(entry.job); \(entry.failure.whatToDo)"
+            return
+                "\(path): \(who) is already serving this spool; stop it first (e.g. systemctl stop rrmd), or give "
+                    + "this instance another spool"
+        case .refused(let entry):
+            return
+                "\(entry.failure.whereText): \(entry.failure.what); moved to failed/\(entry.job); "
+                    + "\(entry.failure.whatToDo)"
         case .stopped:
             return "stopped on request; the next start continues where this one left off"
         }

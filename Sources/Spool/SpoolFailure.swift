@@ -36,10 +36,11 @@ public struct SpoolFailure: Codable, Equatable, Sendable {
 
     /// The failure of a job whose teacher is identical (same SHA-256) to `existing`'s.
     public static func duplicate(of existing: JobID, sha256: String, whereText: String) -> SpoolFailure {
-        SpoolFailure(kind: duplicateKind,
-                     what: "identical to job \(existing) already done (sha256 \(sha256))",
-                     whereText: whereText,
-                     whatToDo: "use done/\(existing); delete done/\(existing) first to redo it")
+        SpoolFailure(
+            kind: duplicateKind,
+            what: "identical to job \(existing) already done (sha256 \(sha256))",
+            whereText: whereText,
+            whatToDo: "use done/\(existing); delete done/\(existing) first to redo it")
     }
 
     /// The failure of an `incoming/` entry that is not a regular file.
@@ -48,16 +49,21 @@ public struct SpoolFailure: Codable, Equatable, Sendable {
         let advice: String
         switch kind {
         case .symlink:
-            advice = "copy the checkpoint itself into the spool, e.g. with 'rrmd submit FILE', which copies the bytes the link points to"
+            advice =
+                "copy the checkpoint itself into the spool, e.g. with 'rrmd submit FILE', which copies the bytes the "
+                    + "link points to"
         case .directory:
             advice = "submit each checkpoint file on its own, e.g. 'rrmd submit DIR/*.safetensors'"
         default:
             advice = "write the checkpoint to a regular file and submit that with 'rrmd submit FILE'"
         }
-        return SpoolFailure(kind: specialFileKind,
-                            what: "'\(name)' is \(kind.phrase)\(target), not a regular file; rrmd never follows links or opens special files in the spool, so it was moved here unopened",
-                            whereText: "incoming/\(name)",
-                            whatToDo: advice)
+        return SpoolFailure(
+            kind: specialFileKind,
+            what:
+                "'\(name)' is \(kind.phrase)\(target), not a regular file; rrmd never follows links or opens special "
+                    + "files in the spool, so it was moved here unopened",
+            whereText: "incoming/\(name)",
+            whatToDo: advice)
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -41,7 +42,9 @@ extension Spool {
             let count = read(fd, &holder, holder.count)
             close(fd)
             guard code == EWOULDBLOCK else { throw FS.error("lock", path, code) }
-            let pid = Int32(String(decoding: holder[..<max(0, count)], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+            let pid = Int32(
+                String(decoding: holder[..<max(0, count)], as: UTF8.self).trimmingCharacters(
+                    in: .whitespacesAndNewlines))
             throw SpoolError.busy(path: path, pid: pid)
         }
         // The pid is for the message a second daemon prints; the lock itself is the flock.

@@ -27,7 +27,8 @@ public enum SpoolNames {
     public static func teacherExtension(of name: String) -> String {
         let parts = name.split(separator: ".", omittingEmptySubsequences: false).dropFirst()
         func usable(_ part: Substring) -> Bool {
-            (1...16).contains(part.count) && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
+            (1...16).contains(part.count)
+                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
         }
         guard let last = parts.last, usable(last) else { return "" }
         let compressed = ["zst", "gz", "xz", "bz2", "lz4"].contains(last.lowercased())
@@ -53,7 +54,9 @@ public enum SpoolNames {
         guard let job = JobID(prefixOf: name) else { return (nil, name) }
         // The id is ASCII, so cutting it off by bytes is exact.
         let rest = String(decoding: Array(name.utf8.dropFirst(JobID.length)), as: UTF8.self)
-        if rest.hasPrefix(separator), rest.count > separator.count { return (job, String(rest.dropFirst(separator.count))) }
+        if rest.hasPrefix(separator), rest.count > separator.count {
+            return (job, String(rest.dropFirst(separator.count)))
+        }
         return (job, name)
     }
 
@@ -64,7 +67,8 @@ public enum SpoolNames {
     /// `original` made fit for an `incoming/` name: control characters become `_`, and a name
     /// too long keeps its start and its teacher extension.
     static func sanitized(_ original: String) -> String {
-        var name = String(original.unicodeScalars.map { $0.properties.generalCategory == .control ? "_" : Character($0) })
+        var name = String(
+            original.unicodeScalars.map { $0.properties.generalCategory == .control ? "_" : Character($0) })
         if name.utf8.count > maxOriginalNameBytes {
             let ext = teacherExtension(of: name)
             var stem = name.dropLast(ext.count)

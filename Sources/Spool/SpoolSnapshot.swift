@@ -32,10 +32,14 @@ extension Spool {
         for name in try FS.listIfPresent(incomingPath) where !SpoolNames.isIgnored(name) {
             guard let found = try? FS.info(incomingPath + "/" + name) else { continue }
             let (job, original) = SpoolNames.parseIncoming(name)
-            waiting.append(IncomingEntry(name: name, job: job, originalName: original, arrived: job?.date ?? found.modified, size: found.size,
-                                                  modified: found.modified))
+            waiting.append(
+                IncomingEntry(
+                    name: name, job: job, originalName: original, arrived: job?.date ?? found.modified,
+                    size: found.size,
+                    modified: found.modified))
         }
-        return SpoolSnapshot(incoming: waiting.sorted(by: IncomingEntry.arrivalOrder).map(\.name),
-                             work: try jobs(workPath), done: try jobs(donePath), failed: try jobs(failedPath))
+        return SpoolSnapshot(
+            incoming: waiting.sorted(by: IncomingEntry.arrivalOrder).map(\.name),
+            work: try jobs(workPath), done: try jobs(donePath), failed: try jobs(failedPath))
     }
 }

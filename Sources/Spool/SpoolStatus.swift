@@ -60,8 +60,10 @@ public struct SpoolStatus: Codable, Equatable, Sendable {
         public var etaSeconds: Double?
 
         /// A current job; progress is filled in as it comes.
-        public init(id: JobID, teacher: String, arch: String? = nil, phase: Phase, epoch: Int? = nil, epochs: Int? = nil,
-                    step: Int? = nil, steps: Int? = nil, accuracy: Double? = nil, etaSeconds: Double? = nil) {
+        public init(
+            id: JobID, teacher: String, arch: String? = nil, phase: Phase, epoch: Int? = nil, epochs: Int? = nil,
+            step: Int? = nil, steps: Int? = nil, accuracy: Double? = nil, etaSeconds: Double? = nil
+        ) {
             self.id = id
             self.teacher = teacher
             self.arch = arch
@@ -132,8 +134,10 @@ public struct SpoolStatus: Codable, Equatable, Sendable {
     public var recent: [RecentJob]
 
     /// A status; `updated` is stamped when it is written.
-    public init(state: State, pid: Int32, updated: Date = Date(timeIntervalSince1970: 0), current: CurrentJob? = nil,
-                queue: [String] = [], recent: [RecentJob] = []) {
+    public init(
+        state: State, pid: Int32, updated: Date = Date(timeIntervalSince1970: 0), current: CurrentJob? = nil,
+        queue: [String] = [], recent: [RecentJob] = []
+    ) {
         self.state = state
         self.pid = pid
         self.updated = updated

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A seeded, reproducible random source (xoshiro256**, seeded through SplitMix64).
 ///
 /// All randomness in rrmd flows from one of these; its state can be saved and restored so a
@@ -20,14 +22,20 @@ public struct RNG: RandomNumberGenerator, Equatable, Codable, Sendable {
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+        s0 = splitmix()
+        s1 = splitmix()
+        s2 = splitmix()
+        s3 = splitmix()
     }
 
     /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         let result = rotl(s1 &* 5, 7) &* 9
         let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
         s2 ^= t
         s3 = rotl(s3, 45)
         return result
@@ -68,8 +76,6 @@ public struct RNG: RandomNumberGenerator, Equatable, Codable, Sendable {
 
 @inline(__always) private func _log(_ x: Double) -> Double { Foundation.log(x) }
 @inline(__always) private func _cos(_ x: Double) -> Double { Foundation.cos(x) }
-
-import Foundation
 
 extension Array {
     /// Fisher–Yates shuffle driven by `rng`, so the order depends only on the seed.

@@ -1,3 +1,4 @@
+import Foundation
 import Kernels
 
 /// Owns one 64-byte-aligned Float32 allocation; `Tensor` shares it copy-on-write.
@@ -64,8 +65,15 @@ public struct Tensor {
 
     /// Element at flat index `i`.
     public subscript(flat i: Int) -> Float {
-        get { precondition(i >= 0 && i < count, "Tensor: index \(i) out of \(count)"); return storage.base[i] }
-        set { precondition(i >= 0 && i < count, "Tensor: index \(i) out of \(count)"); makeUnique(); storage.base[i] = newValue }
+        get {
+            precondition(i >= 0 && i < count, "Tensor: index \(i) out of \(count)")
+            return storage.base[i]
+        }
+        set {
+            precondition(i >= 0 && i < count, "Tensor: index \(i) out of \(count)")
+            makeUnique()
+            storage.base[i] = newValue
+        }
     }
 
     /// The same elements viewed with another shape of equal element count (shares storage).
@@ -140,5 +148,3 @@ extension Tensor: CustomStringConvertible {
         return "Tensor\(shape)[\(head)\(count > 6 ? ", …" : "")]"
     }
 }
-
-import Foundation

@@ -33,10 +33,15 @@ public struct RRMLoss: Equatable, Sendable {
     public static func defaultXentWeight(replays: Int) -> Float { replays > 1 ? 0.5 : 0.005 }
 
     /// The objective with the paper's CIFAR-10 L-inf defaults.
-    public init(xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0,
-                replays: Int = 1, replayEpsilon: Float = 0) {
-        self.xentWeight = xentWeight; self.featureLoss = featureLoss; self.inputNoise = inputNoise
-        self.replays = replays; self.replayEpsilon = replayEpsilon
+    public init(
+        xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0,
+        replays: Int = 1, replayEpsilon: Float = 0
+    ) {
+        self.xentWeight = xentWeight
+        self.featureLoss = featureLoss
+        self.inputNoise = inputNoise
+        self.replays = replays
+        self.replayEpsilon = replayEpsilon
     }
 
     /// The next replay's images `[N, C, H, W]`: `current` moved by `replayEpsilon` along the sign
@@ -51,7 +56,8 @@ public struct RRMLoss: Equatable, Sendable {
     public func matchingImages(_ images: Tensor, rng: inout RNG) -> Tensor {
         guard inputNoise > 0 else { return images }
         var noisy = images
-        let a = inputNoise, n = noisy.count
+        let a = inputNoise
+        let n = noisy.count
         noisy.withUnsafeMutablePointer { p in
             for i in 0..<n { p[i] = min(max(p[i] + rng.uniform(-a, a), 0), 1) }
         }
@@ -73,15 +79,20 @@ public struct RRMLoss: Equatable, Sendable {
     /// Evaluates the objective for student logits `[N, K]`, labels `[N]`, student representation
     /// `[N, D]` and the frozen teacher's representation `[N, D]`.
     public func evaluate(logits: Tensor, labels: [Int32], student: Tensor, teacher: Tensor) -> Result {
-        precondition(student.shape == teacher.shape,
-                     "RRMLoss: student representation \(student.shape) and teacher representation \(teacher.shape) differ; a student needs a projection to the teacher's width")
+        precondition(
+            student.shape == teacher.shape,
+            "RRMLoss: student representation \(student.shape) and teacher representation \(teacher.shape) differ; a "
+                + "student needs a projection to the teacher's width"
+        )
         let ce = softmaxCrossEntropy(logits: logits, labels: labels)
         let fl = featureLoss.evaluate(student: student, teacher: teacher)
         var dLogits = ce.gradient
-        let n = dLogits.count, w = xentWeight
+        let n = dLogits.count
+        let w = xentWeight
         dLogits.withUnsafeMutablePointer { p in for i in 0..<n { p[i] *= w } }
-        return Result(value: w * ce.value + fl.value, crossEntropy: ce.value, feature: fl.value,
-                      logitsGradient: dLogits, representationGradient: fl.studentGradient)
+        return Result(
+            value: w * ce.value + fl.value, crossEntropy: ce.value, feature: fl.value,
+            logitsGradient: dLogits, representationGradient: fl.studentGradient)
     }
 }
 

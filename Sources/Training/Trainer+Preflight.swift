@@ -40,8 +40,11 @@ extension Trainer {
             throw TrainingSetupError.batchLargerThanData(batchSize: settings.batchSize, samples: trainingSamples)
         }
         let needed = try estimatedAdditionalBytes()
-        try MemoryBudget.check(needed, for: "training \(model.architecture) ×\(model.config.widthMultiplier) with batches of \(settings.batchSize)",
-                               whatToDo: "lower the batch size or the width multiplier, or raise the memory limit")
+        try MemoryBudget.check(
+            needed,
+            for:
+                "training \(model.architecture) ×\(model.config.widthMultiplier) with batches of \(settings.batchSize)",
+            whatToDo: "lower the batch size or the width multiplier, or raise the memory limit")
         return needed
     }
 }
@@ -53,8 +56,10 @@ public enum TrainingSetupError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .batchLargerThanData(batchSize, samples):
-            return "the batch size \(batchSize) is larger than the \(samples) training images; use a batch size of at most \(samples) (or more data)"
+        case .batchLargerThanData(let batchSize, let samples):
+            return
+                "the batch size \(batchSize) is larger than the \(samples) training images; use a batch size of at "
+                    + "most \(samples) (or more data)"
         }
     }
 }

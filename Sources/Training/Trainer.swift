@@ -1,6 +1,6 @@
 import Data
-import Kernels
 import Foundation
+import Kernels
 import Models
 import NN
 import TensorCore
@@ -54,12 +54,19 @@ public final class Trainer {
     public init(model: Network, settings: TrainingSettings, teacher: Network? = nil) {
         if case .rrm = settings.objective {
             precondition(teacher != nil, "Trainer: the RRM objective needs a teacher")
-            precondition(teacher!.representationWidth == model.representationWidth,
-                         "Trainer: student representation width \(model.representationWidth) differs from the teacher's \(teacher!.representationWidth)")
-            precondition(teacher!.config.inputShape == model.config.inputShape,
-                         "Trainer: student input \(model.config.inputShape) differs from the teacher's \(teacher!.config.inputShape)")
+            precondition(
+                teacher!.representationWidth == model.representationWidth,
+                "Trainer: student representation width \(model.representationWidth) differs from the teacher's "
+                    + "\(teacher!.representationWidth)"
+            )
+            precondition(
+                teacher!.config.inputShape == model.config.inputShape,
+                "Trainer: student input \(model.config.inputShape) differs from the teacher's "
+                    + "\(teacher!.config.inputShape)"
+            )
         } else {
-            precondition(teacher == nil, "Trainer: a teacher was given but the objective is \(settings.objective.methodName)")
+            precondition(
+                teacher == nil, "Trainer: a teacher was given but the objective is \(settings.objective.methodName)")
         }
         self.model = model
         self.settings = settings
@@ -78,22 +85,30 @@ public final class Trainer {
     /// `shouldStop` is asked before every step: when it answers true the run stops there and
     /// returns nil, and a later `run` (after `restoreState` in a new process) continues exactly.
     /// `epochEnd` is called after each epoch, e.g. to save the state.
-    public func run(train: Dataset, test: Dataset, shouldStop: () -> Bool, epochEnd: (Trainer) throws -> Void,
-                    progress: (TrainingProgress) -> Void = { _ in }) rethrows -> TrainingSummary? {
-        let options = BatchOptions(batchSize: settings.batchSize, shuffle: true, dropLast: true,
-                                   cropPadding: settings.cropPadding, horizontalFlip: settings.horizontalFlip)
+    public func run(
+        train: Dataset, test: Dataset, shouldStop: () -> Bool, epochEnd: (Trainer) throws -> Void,
+        progress: (TrainingProgress) -> Void = { _ in }
+    ) rethrows -> TrainingSummary? {
+        let options = BatchOptions(
+            batchSize: settings.batchSize, shuffle: true, dropLast: true,
+            cropPadding: settings.cropPadding, horizontalFlip: settings.horizontalFlip)
         let stepsPerEpoch = options.batchCount(samples: train.count)
-        precondition(stepsPerEpoch > 0, "Trainer: \(train.count) training samples is less than one batch of \(settings.batchSize)")
+        precondition(
+            stepsPerEpoch > 0,
+            "Trainer: \(train.count) training samples is less than one batch of \(settings.batchSize)")
         let schedule = settings.lrSchedule(totalSteps: stepsPerEpoch * settings.epochs)
         // Attack randomness has its own stream per step, so a resumed run draws the same starts.
         let attackStream = RNG(seed: settings.seed).fork(0xA77AC)
-        var images = Tensor(shape: [0]), labels: [Int32] = []
+        var images = Tensor(shape: [0])
+        var labels: [Int32] = []
         var sessionStart = Date()
         defer { position.elapsedSeconds += Date().timeIntervalSince(sessionStart) }
 
         while position.epoch < settings.epochs {
-            var iterator = train.batches(options: options, seed: settings.seed, epoch: position.epoch, startBatch: position.step)
-            let epochStart = Date(), firstStep = position.step
+            var iterator = train.batches(
+                options: options, seed: settings.seed, epoch: position.epoch, startBatch: position.step)
+            let epochStart = Date()
+            let firstStep = position.step
             while position.step < stepsPerEpoch {
                 if shouldStop() { return nil }
                 guard iterator.next(into: &images, labels: &labels) else { break }
@@ -101,27 +116,38 @@ public final class Trainer {
                 let lr = schedule.rate(at: t)
                 if let m = schedule.momentum(at: t) { optimizer.settings.momentum = m }
                 var attackRNG = attackStream.fork(UInt64(t))
-                let (loss, correct) = step(images: images, labels: labels, lr: lr, objective: settings.objective(atStep: t, stepsPerEpoch: stepsPerEpoch),
-                                           rng: &attackRNG)
+                let (loss, correct) = step(
+                    images: images, labels: labels, lr: lr,
+                    objective: settings.objective(atStep: t, stepsPerEpoch: stepsPerEpoch),
+                    rng: &attackRNG)
                 position.lossSum += Double(loss) * Double(labels.count)
                 position.correct += correct
                 position.seen += labels.count
                 position.step += 1
-                let rate = Double((position.step - firstStep) * settings.batchSize) / max(Date().timeIntervalSince(epochStart), 1e-9)
-                progress(TrainingProgress(
-                    epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
-                    loss: position.lossSum / Double(position.seen), accuracy: Double(position.correct) / Double(position.seen),
-                    learningRate: lr, imagesPerSecond: rate, testAccuracy: nil, epochDone: false))
+                let rate =
+                    Double((position.step - firstStep) * settings.batchSize)
+                    / max(Date().timeIntervalSince(epochStart), 1e-9)
+                progress(
+                    TrainingProgress(
+                        epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch,
+                        epochs: settings.epochs,
+                        loss: position.lossSum / Double(position.seen),
+                        accuracy: Double(position.correct) / Double(position.seen),
+                        learningRate: lr, imagesPerSecond: rate, testAccuracy: nil, epochDone: false))
             }
             let seen = Double(max(position.seen, 1))
             let testResult = evaluateAccuracy(model, on: test)
-            position.history.append(EpochRecord(loss: position.lossSum / seen, accuracy: Double(position.correct) / seen, test: testResult))
-            let rate = Double((position.step - firstStep) * settings.batchSize) / max(Date().timeIntervalSince(epochStart), 1e-9)
-            progress(TrainingProgress(
-                epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
-                loss: position.history.last!.loss, accuracy: position.history.last!.accuracy,
-                learningRate: schedule.rate(at: (position.epoch + 1) * stepsPerEpoch - 1),
-                imagesPerSecond: rate, testAccuracy: testResult.accuracy, epochDone: true))
+            position.history.append(
+                EpochRecord(loss: position.lossSum / seen, accuracy: Double(position.correct) / seen, test: testResult))
+            let rate =
+                Double((position.step - firstStep) * settings.batchSize)
+                / max(Date().timeIntervalSince(epochStart), 1e-9)
+            progress(
+                TrainingProgress(
+                    epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
+                    loss: position.history.last!.loss, accuracy: position.history.last!.accuracy,
+                    learningRate: schedule.rate(at: (position.epoch + 1) * stepsPerEpoch - 1),
+                    imagesPerSecond: rate, testAccuracy: testResult.accuracy, epochDone: true))
             position.startEpoch(position.epoch + 1)
             Compute.releaseFreeMemory()
             // Bank the elapsed time before saving, so the state file carries it.
@@ -129,9 +155,10 @@ public final class Trainer {
             sessionStart = Date()
             try epochEnd(self)
         }
-        return TrainingSummary(epochs: position.history.map { ($0.loss, $0.accuracy) },
-                               test: position.history.last?.test ?? evaluateAccuracy(model, on: test),
-                               seconds: position.elapsedSeconds + Date().timeIntervalSince(sessionStart))
+        return TrainingSummary(
+            epochs: position.history.map { ($0.loss, $0.accuracy) },
+            test: position.history.last?.test ?? evaluateAccuracy(model, on: test),
+            seconds: position.elapsedSeconds + Date().timeIntervalSince(sessionStart))
     }
 
     /// One step exactly as training takes it, for `rrmd bench`.
@@ -143,9 +170,12 @@ public final class Trainer {
     /// One optimiser step on `objective` (the settings' one, or its ramped-down radius early in
     /// a ramp); returns the batch loss and the number of images the model classified correctly
     /// (on the images it trained on).
-    private func step(images: Tensor, labels: [Int32], lr: Float, objective stepObjective: TrainingObjective,
-                      rng: inout RNG) -> (loss: Float, correct: Int) {
-        var logits: Tensor, loss: Float
+    private func step(
+        images: Tensor, labels: [Int32], lr: Float, objective stepObjective: TrainingObjective,
+        rng: inout RNG
+    ) -> (loss: Float, correct: Int) {
+        var logits: Tensor
+        var loss: Float
         switch stepObjective {
         case .rrm(let objective):
             // The teacher sees the same augmented batch (with the same noise, when the objective
@@ -159,12 +189,18 @@ public final class Trainer {
                 let target = teacher!.forwardWithRepresentation(inputs, mode: .inference).representation
                 optimizer.zeroGradients()
                 let out = model.forwardWithRepresentation(inputs, mode: .training)
-                let r = objective.evaluate(logits: out.logits, labels: labels, student: out.representation, teacher: target)
-                let dx = model.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient, parameterGradients: true)
-                if replay + 1 < objective.replays { inputs = objective.replayImages(clean: images, current: inputs, gradient: dx) }
-                logits = out.logits; loss = r.value
+                let r = objective.evaluate(
+                    logits: out.logits, labels: labels, student: out.representation, teacher: target)
+                let dx = model.backward(
+                    logitsGradient: r.logitsGradient, representationGradient: r.representationGradient,
+                    parameterGradients: true)
+                if replay + 1 < objective.replays {
+                    inputs = objective.replayImages(clean: images, current: inputs, gradient: dx)
+                }
+                logits = out.logits
+                loss = r.value
             }
-        case let .freeAT(epsilon, replays):
+        case .freeAT(let epsilon, let replays):
             // RRM's replays with cross-entropy in place of the teacher: every replay but the
             // last takes its optimiser step here, the last one below.
             var inputs = images
@@ -175,7 +211,9 @@ public final class Trainer {
                 logits = model.forward(inputs, mode: .training)
                 let ce = softmaxCrossEntropy(logits: logits, labels: labels)
                 let dx = model.backward(ce.gradient, parameterGradients: true)
-                if replay + 1 < replays { inputs = replayStep(clean: images, current: inputs, gradient: dx, epsilon: epsilon) }
+                if replay + 1 < replays {
+                    inputs = replayStep(clean: images, current: inputs, gradient: dx, epsilon: epsilon)
+                }
                 loss = ce.value
             }
         default:

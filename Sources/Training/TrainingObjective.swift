@@ -56,11 +56,16 @@ public enum TrainingObjective: Equatable, Sendable {
         switch self {
         case .natural: return "natural"
         case .pgdAT(let c):
-            return "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
-        case let .fgsmRS(eps, step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
-        case let .freeAT(eps, replays): return "free-at linf eps=\(eps) replays=\(replays)"
+            return
+                "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) "
+                    + "steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
+        case .fgsmRS(let eps, let step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
+        case .freeAT(let eps, let replays): return "free-at linf eps=\(eps) replays=\(replays)"
         case .rrm(let l):
-            return "rrm \(l.featureLoss == .cosine ? "cosine" : "relative-l2") xent-weight=\(l.xentWeight)\(l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : "")\(l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)" : "")"
+            let loss = l.featureLoss == .cosine ? "cosine" : "relative-l2"
+            let noise = l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : ""
+            let replays = l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)" : ""
+            return "rrm \(loss) xent-weight=\(l.xentWeight)\(noise)\(replays)"
         }
     }
 
@@ -69,9 +74,12 @@ public enum TrainingObjective: Equatable, Sendable {
     var attackConfig: PGDConfig? {
         switch self {
         case .natural, .rrm, .freeAT: return nil
-        case .pgdAT(let c): return PGDConfig(norm: c.norm, epsilon: c.epsilon, stepSize: c.stepSize, iterations: c.iterations,
-                                             restarts: 1, randomStart: c.randomStart)
-        case let .fgsmRS(eps, step): return PGDConfig(norm: .linf, epsilon: eps, stepSize: step, iterations: 1, restarts: 1, randomStart: true)
+        case .pgdAT(let c):
+            return PGDConfig(
+                norm: c.norm, epsilon: c.epsilon, stepSize: c.stepSize, iterations: c.iterations,
+                restarts: 1, randomStart: c.randomStart)
+        case .fgsmRS(let eps, let step):
+            return PGDConfig(norm: .linf, epsilon: eps, stepSize: step, iterations: 1, restarts: 1, randomStart: true)
         }
     }
 
@@ -81,10 +89,11 @@ public enum TrainingObjective: Equatable, Sendable {
         switch self {
         case .natural, .rrm: return self
         case .pgdAT(var c):
-            c.epsilon *= factor; c.stepSize *= factor
+            c.epsilon *= factor
+            c.stepSize *= factor
             return .pgdAT(c)
-        case let .fgsmRS(eps, step): return .fgsmRS(epsilon: eps * factor, stepSize: step * factor)
-        case let .freeAT(eps, replays): return .freeAT(epsilon: eps * factor, replays: replays)
+        case .fgsmRS(let eps, let step): return .fgsmRS(epsilon: eps * factor, stepSize: step * factor)
+        case .freeAT(let eps, let replays): return .freeAT(epsilon: eps * factor, replays: replays)
         }
     }
 
@@ -102,22 +111,32 @@ public enum TrainingObjective: Equatable, Sendable {
         switch self {
         case .natural: return nil
         case .rrm(let l):
-            if !(l.xentWeight >= 0 && l.xentWeight.isFinite) { return "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)" }
-            if !(l.inputNoise >= 0 && l.inputNoise <= 1) { return "the matching noise must be in [0, 1], got \(l.inputNoise)" }
+            if !(l.xentWeight >= 0 && l.xentWeight.isFinite) {
+                return "the cross-entropy weight must be a finite number >= 0, got \(l.xentWeight)"
+            }
+            if !(l.inputNoise >= 0 && l.inputNoise <= 1) {
+                return "the matching noise must be in [0, 1], got \(l.inputNoise)"
+            }
             if l.replays < 1 { return "replays must be at least 1, got \(l.replays)" }
-            if l.replays > 1 && !(l.replayEpsilon > 0 && l.replayEpsilon <= 1) { return "replays need a perturbation radius in (0, 1], got \(l.replayEpsilon)" }
+            if l.replays > 1 && !(l.replayEpsilon > 0 && l.replayEpsilon <= 1) {
+                return "replays need a perturbation radius in (0, 1], got \(l.replayEpsilon)"
+            }
             return nil
         case .pgdAT(let c):
             if !(c.epsilon > 0) { return "adversarial epsilon must be positive, got \(c.epsilon)" }
             if c.iterations < 1 { return "PGD-AT needs at least one attack step, got \(c.iterations)" }
             return nil
-        case let .fgsmRS(eps, step):
+        case .fgsmRS(let eps, let step):
             if !(eps > 0) { return "adversarial epsilon must be positive, got \(eps)" }
             if !(step > 0) { return "FGSM-RS step must be positive, got \(step)" }
             return nil
-        case let .freeAT(eps, replays):
+        case .freeAT(let eps, let replays):
             if !(eps > 0 && eps <= 1) { return "adversarial epsilon must be in (0, 1], got \(eps)" }
-            if replays < 2 { return "free adversarial training needs at least 2 replays per batch (1 is natural training), got \(replays)" }
+            if replays < 2 {
+                return
+                    "free adversarial training needs at least 2 replays per batch (1 is natural training), got "
+                        + "\(replays)"
+            }
             return nil
         }
     }

@@ -42,12 +42,20 @@ public struct TrainingSettings: Equatable, Sendable {
 
     /// Settings with the defaults of the paper's student training (SGD momentum 0.9, weight
     /// decay 5e-4, lr 0.1, cosine per iteration, batch 128).
-    public init(epochs: Int = 10, batchSize: Int = 128, learningRate: Float = 0.1, schedule: ScheduleKind = .cosine,
-                sgd: SGD.Settings = .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: Int = 4,
-                horizontalFlip: Bool = true, seed: UInt64 = 0, objective: TrainingObjective = .natural) {
-        self.epochs = epochs; self.batchSize = batchSize; self.learningRate = learningRate
-        self.schedule = schedule; self.sgd = sgd; self.cropPadding = cropPadding
-        self.horizontalFlip = horizontalFlip; self.seed = seed; self.objective = objective
+    public init(
+        epochs: Int = 10, batchSize: Int = 128, learningRate: Float = 0.1, schedule: ScheduleKind = .cosine,
+        sgd: SGD.Settings = .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: Int = 4,
+        horizontalFlip: Bool = true, seed: UInt64 = 0, objective: TrainingObjective = .natural
+    ) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.schedule = schedule
+        self.sgd = sgd
+        self.cropPadding = cropPadding
+        self.horizontalFlip = horizontalFlip
+        self.seed = seed
+        self.objective = objective
     }
 
     /// The per-iteration schedule for a run of `totalSteps` steps.
@@ -55,7 +63,8 @@ public struct TrainingSettings: Equatable, Sendable {
         switch schedule {
         case .constant: return .constant(learningRate)
         case .cosine: return .cosine(lr: learningRate, total: totalSteps, minLR: 1e-6)
-        case .multistep: return .multiStep(lr: learningRate, milestones: [totalSteps / 2, totalSteps * 3 / 4], gamma: 0.1)
+        case .multistep:
+            return .multiStep(lr: learningRate, milestones: [totalSteps / 2, totalSteps * 3 / 4], gamma: 0.1)
         case .onecycle: return .oneCycle(maxLR: learningRate, total: totalSteps)
         case .cyclic: return .triangular(maxLR: learningRate, total: totalSteps, peak: 0.4)
         }

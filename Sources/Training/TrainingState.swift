@@ -32,7 +32,11 @@ public struct TrainingPosition: Codable, Equatable, Sendable {
 
     /// Moves to the start of `epoch`.
     mutating func startEpoch(_ next: Int) {
-        epoch = next; step = 0; lossSum = 0; correct = 0; seen = 0
+        epoch = next
+        step = 0
+        lossSum = 0
+        correct = 0
+        seen = 0
     }
 }
 
@@ -45,9 +49,9 @@ public enum TrainingStateError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .notAState(path, reason):
+        case .notAState(let path, let reason):
             return "\(path) is not an rrmd training state (\(reason)); delete it to start the run afresh"
-        case let .otherRun(path, expected, found):
+        case .otherRun(let path, let expected, let found):
             return "\(path) belongs to another run (it was saved for '\(found)', this run is '\(expected)'); "
                 + "use the same settings to continue it, or delete it to start afresh"
         }
@@ -62,7 +66,11 @@ extension Trainer {
     /// with another fingerprint is refused rather than silently mixed into this run.
     public var fingerprint: String {
         var parts = ["\(settings)", model.architecture, "\(model.config)", "params=\(model.parameterCount)"]
-        if let teacher { parts += ["teacher=\(teacher.architecture)", "\(teacher.config)", "teacher-params=\(teacher.parameterCount)"] }
+        if let teacher {
+            parts += [
+                "teacher=\(teacher.architecture)", "\(teacher.config)", "teacher-params=\(teacher.parameterCount)",
+            ]
+        }
         return parts.joined(separator: " | ")
     }
 
@@ -81,19 +89,26 @@ extension Trainer {
     /// Loads a state written by `saveState` of the same run; afterwards `run` continues from it.
     public func restoreState(from path: String) throws {
         let archive = try SafeTensors(contentsOfFile: path)
-        guard let positionText = archive.metadata[Self.positionKey], let found = archive.metadata[Self.fingerprintKey] else {
-            throw TrainingStateError.notAState(path: path, reason: "its metadata lacks \(Self.positionKey) or \(Self.fingerprintKey)")
+        guard let positionText = archive.metadata[Self.positionKey], let found = archive.metadata[Self.fingerprintKey]
+        else {
+            throw TrainingStateError.notAState(
+                path: path, reason: "its metadata lacks \(Self.positionKey) or \(Self.fingerprintKey)")
         }
-        guard found == fingerprint else { throw TrainingStateError.otherRun(path: path, expected: fingerprint, found: found) }
+        guard found == fingerprint else {
+            throw TrainingStateError.otherRun(path: path, expected: fingerprint, found: found)
+        }
         let restored: TrainingPosition
-        do { restored = try JSONDecoder().decode(TrainingPosition.self, from: Foundation.Data(positionText.utf8)) }
-        catch { throw TrainingStateError.notAState(path: path, reason: "unreadable position: \(error)") }
+        do {
+            restored = try JSONDecoder().decode(TrainingPosition.self, from: Foundation.Data(positionText.utf8))
+        } catch { throw TrainingStateError.notAState(path: path, reason: "unreadable position: \(error)") }
         try model.loadState(from: archive, prefix: "model.")
         let momentum = try optimizer.parameters.compactMap { entry -> Tensor? in
-            archive["momentum." + entry.name] == nil ? nil : try archive.float32("momentum." + entry.name, shape: entry.parameter.value.shape)
+            archive["momentum." + entry.name] == nil
+                ? nil : try archive.float32("momentum." + entry.name, shape: entry.parameter.value.shape)
         }
         guard momentum.isEmpty || momentum.count == optimizer.parameters.count else {
-            throw TrainingStateError.notAState(path: path, reason: "momentum for \(momentum.count) of \(optimizer.parameters.count) parameters")
+            throw TrainingStateError.notAState(
+                path: path, reason: "momentum for \(momentum.count) of \(optimizer.parameters.count) parameters")
         }
         optimizer.restoreMomentum(momentum)
         position = restored

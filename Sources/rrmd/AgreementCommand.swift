@@ -33,54 +33,92 @@ struct AgreementCommand: ParsableCommand {
         var images: String
         var studentAccuracy, teacherAccuracy, agreement, meanCosine: Double
         enum CodingKeys: String, CodingKey {
-            case images, studentAccuracy = "student_accuracy", teacherAccuracy = "teacher_accuracy", agreement, meanCosine = "mean_cosine"
+            case images
+            case studentAccuracy = "student_accuracy"
+            case teacherAccuracy = "teacher_accuracy"
+            case agreement
+            case meanCosine = "mean_cosine"
         }
     }
 
     func run() throws {
         Compute.configure(threads: threads)
-        let s = try ModelLoader.load(path: student, dataset: dataset), t = try ModelLoader.load(path: teacher, dataset: dataset)
+        let s = try ModelLoader.load(path: student, dataset: dataset)
+        let t = try ModelLoader.load(path: teacher, dataset: dataset)
         guard s.network.representationWidth == t.network.representationWidth else {
-            throw CommandFailure("the student's representation (\(s.network.representationWidth)) and the teacher's (\(t.network.representationWidth)) differ in width")
+            throw CommandFailure(
+                "the student's representation (\(s.network.representationWidth)) and the teacher's "
+                    + "(\(t.network.representationWidth)) differ in width"
+            )
         }
         let data = try DatasetCatalog.load(dataset ?? t.metadata.dataset, directory: dataDir).test.prefix(samples)
-        let epsText = epsilon ?? ThreatModel(t.metadata.threatModel).flatMap { $0.norm == nil ? nil : "\($0.epsilon)" } ?? "8/255"
-        guard let eps = parseEpsilon(epsText), eps > 0 else { throw ValidationError("--epsilon '\(epsText)' is not a positive number or fraction") }
+        let epsText =
+            epsilon ?? ThreatModel(t.metadata.threatModel).flatMap { $0.norm == nil ? nil : "\($0.epsilon)" } ?? "8/255"
+        guard let eps = parseEpsilon(epsText), eps > 0 else {
+            throw ValidationError("--epsilon '\(epsText)' is not a positive number or fraction")
+        }
 
         var rows: [Row] = []
-        for (name, attacked) in [("clean", nil), ("student's adversarial", s.network), ("teacher's adversarial", t.network)] as [(String, Network?)] {
-            var sc = 0, tc = 0, agree = 0, cosSum = 0.0
-            var start = 0, batch: UInt64 = 0
+        for (name, attacked) in [
+            ("clean", nil), ("student's adversarial", s.network), ("teacher's adversarial", t.network),
+        ] as [(String, Network?)] {
+            var sc = 0
+            var tc = 0
+            var agree = 0
+            var cosSum = 0.0
+            var start = 0
+            var batch: UInt64 = 0
             while start < data.count {
                 let range = start..<min(start + 200, data.count)
                 var x = data.images.gather(rows: range)  // [B, C, H, W]
                 let labels = Array(data.labels[range])
                 if let attacked {
                     var rng = RNG(seed: 0).fork(batch)
-                    x = APGD.attack(attacked, x: x, labels: labels, config: APGDConfig(norm: .linf, epsilon: Float(eps), iterations: iterations,
-                                                                                      restarts: 1, loss: .crossEntropy), rng: &rng).adversarial
+                    x =
+                        APGD.attack(
+                            attacked, x: x, labels: labels,
+                            config: APGDConfig(
+                                norm: .linf, epsilon: Float(eps), iterations: iterations,
+                                restarts: 1, loss: .crossEntropy), rng: &rng
+                        ).adversarial
                 }
-                let so = s.network.forwardWithRepresentation(x, mode: .inference), to = t.network.forwardWithRepresentation(x, mode: .inference)
-                let sp = argmaxRows(so.logits), tp = argmaxRows(to.logits)
+                let so = s.network.forwardWithRepresentation(x, mode: .inference)
+                let to = t.network.forwardWithRepresentation(x, mode: .inference)
+                let sp = argmaxRows(so.logits)
+                let tp = argmaxRows(to.logits)
                 for j in 0..<labels.count {
                     if sp[j] == labels[j] { sc += 1 }
                     if tp[j] == labels[j] { tc += 1 }
                     if sp[j] == tp[j] { agree += 1 }
                 }
-                cosSum += Double(labels.count) * (1 - Double(FeatureLoss.cosine.evaluate(student: so.representation, teacher: to.representation).value))
-                start = range.upperBound; batch += 1
+                cosSum +=
+                    Double(labels.count)
+                    * (1
+                        - Double(
+                            FeatureLoss.cosine.evaluate(student: so.representation, teacher: to.representation).value))
+                start = range.upperBound
+                batch += 1
             }
             let n = Double(data.count)
-            rows.append(Row(images: name, studentAccuracy: Double(sc) / n, teacherAccuracy: Double(tc) / n, agreement: Double(agree) / n, meanCosine: cosSum / n))
+            rows.append(
+                Row(
+                    images: name, studentAccuracy: Double(sc) / n, teacherAccuracy: Double(tc) / n,
+                    agreement: Double(agree) / n, meanCosine: cosSum / n))
         }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(rows), as: UTF8.self))
         } else {
-            print("images (first \(data.count) test images, APGD-CE linf \(epsText), \(iterations) iterations) | student acc | teacher acc | same prediction | mean cos(z_s, z_t)")
+            print(
+                "images (first \(data.count) test images, APGD-CE linf \(epsText), \(iterations) iterations) | "
+                    + "student acc | teacher acc | same prediction | mean cos(z_s, z_t)"
+            )
             for r in rows {
-                print(String(format: "%@ | %.1f%% | %.1f%% | %.1f%% | %.3f", r.images, 100 * r.studentAccuracy, 100 * r.teacherAccuracy, 100 * r.agreement, r.meanCosine))
+                print(
+                    String(
+                        format: "%@ | %.1f%% | %.1f%% | %.1f%% | %.3f", r.images, 100 * r.studentAccuracy,
+                        100 * r.teacherAccuracy, 100 * r.agreement, r.meanCosine))
             }
         }
     }

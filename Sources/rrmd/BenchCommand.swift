@@ -36,16 +36,23 @@ struct BenchCommand: ParsableCommand {
         // host whose speed drifts, one measurement taken first can sit in a different spell from
         // the workloads it is compared with.
         let sgemmBefore = Benchmarks.sgemmGFLOPS()
-        if !json { print(String(format: "OpenBLAS (%@ kernel) sgemm 2048^3, %d threads: %.1f GFLOP/s", BLASKernel.coreName as NSString, threads, sgemmBefore)) }
+        if !json {
+            print(
+                String(
+                    format: "OpenBLAS (%@ kernel) sgemm 2048^3, %d threads: %.1f GFLOP/s",
+                    BLASKernel.coreName as NSString, threads, sgemmBefore))
+        }
         var results: [String: Benchmarks.Result] = [:]
         for name in names {
             let r = try Benchmarks.run(name, timer: timer)
             results[name] = r
             if !json {
-                print(String(format: "%-18@ %9.1f images/s %7.1f GFLOP/s  peak RSS %5.0f MiB  other cores %@",
-                             name as NSString, r.imagesPerSecond, r.gflops,
-                             Double(r.peakResidentBytes ?? 0) / 1_048_576,
-                             r.measurement.otherCores.map { String(format: "%.2f", $0) }.joined(separator: " ") as NSString))
+                print(
+                    String(
+                        format: "%-18@ %9.1f images/s %7.1f GFLOP/s  peak RSS %5.0f MiB  other cores %@",
+                        name as NSString, r.imagesPerSecond, r.gflops,
+                        Double(r.peakResidentBytes ?? 0) / 1_048_576,
+                        r.measurement.otherCores.map { String(format: "%.2f", $0) }.joined(separator: " ") as NSString))
             }
         }
         let sgemmAfter = Benchmarks.sgemmGFLOPS()
@@ -54,16 +61,22 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "sgemm 2048^3 after the workloads: %.1f GFLOP/s; mean %.1f", sgemmAfter, sgemm))
             for name in names {
                 guard let r = results[name] else { continue }
-                print(String(format: "%-18@ %7.1f GFLOP/s = %.0f%% of the mean sgemm rate", name as NSString, r.gflops, 100 * r.gflops / sgemm))
+                print(
+                    String(
+                        format: "%-18@ %7.1f GFLOP/s = %.0f%% of the mean sgemm rate", name as NSString, r.gflops,
+                        100 * r.gflops / sgemm))
             }
         }
         if json {
-            var object: [String: Any] = ["sgemm_gflops": sgemm, "sgemm_gflops_before": sgemmBefore, "sgemm_gflops_after": sgemmAfter,
-                                         "threads": threads, "batch": Benchmarks.batch,
-                                         "openblas_core": BLASKernel.coreName]
+            var object: [String: Any] = [
+                "sgemm_gflops": sgemm, "sgemm_gflops_before": sgemmBefore, "sgemm_gflops_after": sgemmAfter,
+                "threads": threads, "batch": Benchmarks.batch,
+                "openblas_core": BLASKernel.coreName,
+            ]
             for (k, r) in results {
                 object[k] = [
-                    "images_per_s": r.imagesPerSecond, "gflops": r.gflops, "fwd_flops_per_image": r.forwardFLOPsPerImage,
+                    "images_per_s": r.imagesPerSecond, "gflops": r.gflops,
+                    "fwd_flops_per_image": r.forwardFLOPsPerImage,
                     "images_per_s_all": r.measurement.all, "other_cores_all": r.measurement.otherCores,
                     "iters_per_measurement": r.measurement.iterations,
                     "peak_rss_bytes": r.peakResidentBytes ?? NSNull(),

@@ -17,32 +17,63 @@ import Training
 struct DistillCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "distill",
-        abstract: "Distil a robust student from a robust teacher with Robust Representation Matching, then evaluate it.",
+        abstract:
+            "Distil a robust student from a robust teacher with Robust Representation Matching, then evaluate it.",
         discussion: """
-            The loss is xent-weight * CE + mean(1 - cos(z_student, z_teacher)) on penultimate representations (or the relative \
-            L2 distance with --feature-loss l2); the teacher is frozen in inference mode and sees the same augmented batch. \
-            A student whose representation width differs from the teacher's gets a trained linear projection (saved as \
-            projection.weight). By default each batch is replayed 4 times: every step after the first matches student and \
-            teacher again at the batch pushed within the teacher's L-inf epsilon along the previous step's input gradient \
-            (which every backward pass computes anyway), so the student also follows the teacher where an attacker would \
-            take it; 5 epochs of that kept 95% of the teacher's robust accuracy in docs/rrm-study.md, where the paper's \
-            recipe (--replays 1, clean batches only) kept 58%. The optimiser is the paper's: SGD momentum 0.9, weight decay \
-            5e-4, lr 0.1 with per-iteration cosine annealing to 1e-6, batch 128. The run saves its state at every epoch end \
-            and on Ctrl-C in OUT.state and continues from it when run again; the report goes next to the student.
+            The loss is xent-weight * CE + mean(1 - cos(z_student, z_teacher)) on penultimate representations (or \
+            the relative L2 distance with --feature-loss l2); the teacher is frozen in inference mode and sees the \
+            same augmented batch. A student whose representation width differs from the teacher's gets a trained \
+            linear projection (saved as projection.weight). By default each batch is replayed 4 times: every step \
+            after the first matches student and teacher again at the batch pushed within the teacher's L-inf epsilon \
+            along the previous step's input gradient (which every backward pass computes anyway), so the student \
+            also follows the teacher where an attacker would take it; 5 epochs of that kept 95% of the teacher's \
+            robust accuracy in docs/rrm-study.md, where the paper's recipe (--replays 1, clean batches only) kept \
+            58%. The optimiser is the paper's: SGD momentum 0.9, weight decay 5e-4, lr 0.1 with per-iteration cosine \
+            annealing to 1e-6, batch 128. The run saves its state at every epoch end and on Ctrl-C in OUT.state and \
+            continues from it when run again; the report goes next to the student.
             """)
 
-    @Option(help: "Teacher checkpoint (.safetensors or .safetensors.zst), ideally adversarially trained.") var teacher: String
+    @Option(help: "Teacher checkpoint (.safetensors or .safetensors.zst), ideally adversarially trained.") var teacher:
+        String
     @Option(help: "Student architecture.") var student: String
     @Option(help: "Dataset (default: the teacher's).") var dataset: String?
     @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files.") var dataDir: String?
     @Option(help: "Output student checkpoint (.safetensors.zst compresses).") var out: String
-    @Option(help: "Epochs (passes over the training set; with --replays R each batch takes R steps). Default 5 with 4 replays: docs/rrm-study.md; the paper's recipe is --epochs 48 --replays 1.") var epochs = 5
-    @Option(name: .customLong("xent-weight"), help: "Weight of the cross-entropy term (default 0.5 with replays, the paper's 0.005 with one step per batch; the paper's L2 setting used 5e-5).") var xentWeight: Float?
+    @Option(
+        help:
+            ArgumentHelp("Epochs (passes over the training set; with --replays R each batch takes R steps). Default 5 "
+                + "with 4 replays: docs/rrm-study.md; the paper's recipe is --epochs 48 --replays 1.")
+    ) var epochs = 5
+    @Option(
+        name: .customLong("xent-weight"),
+        help:
+            ArgumentHelp("Weight of the cross-entropy term (default 0.5 with replays, the paper's 0.005 with one step "
+                + "per batch; the paper's L2 setting used 5e-5).")
+    ) var xentWeight: Float?
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
-    @Option(name: .customLong("match-noise"), help: "Half-width of uniform noise added to the images student and teacher are matched on (0: the paper's clean matching; accepts fractions such as 8/255).") var matchNoise = "0"
-    @Option(help: "Optimiser steps per batch (1: the paper's method); replays after the first match at images moved along the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.") var replays: Int?
-    @Option(help: "When the student gets a projection head to the teacher's width: auto (only when its own width differs) or always.") var projection = "auto"
-    @Flag(name: .customLong("projection-bias"), help: "Give the projection head a bias (the paper's extra ResNet-50 layer had one; rrmd's default has none).") var projectionBias = false
+    @Option(
+        name: .customLong("match-noise"),
+        help:
+            ArgumentHelp("Half-width of uniform noise added to the images student and teacher are matched on (0: the "
+                + "paper's clean matching; accepts fractions such as 8/255).")
+    ) var matchNoise = "0"
+    @Option(
+        help:
+            ArgumentHelp("Optimiser steps per batch (1: the paper's method); replays after the first match at images "
+                + "moved along "
+                + "the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's "
+                    + "replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the "
+                        + "cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.")
+    ) var replays: Int?
+    @Option(
+        help:
+            ArgumentHelp("When the student gets a projection head to the teacher's width: auto (only when its own "
+                + "width differs) or always.")
+    ) var projection = "auto"
+    @Flag(
+        name: .customLong("projection-bias"),
+        help: "Give the projection head a bias (the paper's extra ResNet-50 layer had one; rrmd's default has none).")
+    var projectionBias = false
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -57,45 +88,71 @@ struct DistillCommand: ParsableCommand {
 
     func run() throws {
         Compute.configure(threads: threads)
-        guard let loss = FeatureLoss(rawValue: featureLoss) else { throw ValidationError("unknown --feature-loss '\(featureLoss)'; use cosine or l2") }
-        guard let noise = parseEpsilon(matchNoise) else { throw ValidationError("--match-noise '\(matchNoise)' is not a number or fraction in [0, 1]") }
+        guard let loss = FeatureLoss(rawValue: featureLoss) else {
+            throw ValidationError("unknown --feature-loss '\(featureLoss)'; use cosine or l2")
+        }
+        guard let noise = parseEpsilon(matchNoise) else {
+            throw ValidationError("--match-noise '\(matchNoise)' is not a number or fraction in [0, 1]")
+        }
         let reporter = ProgressReporter()
         let teacherModel = try ModelLoader.load(path: teacher, dataset: dataset)
         let tmeta = teacherModel.metadata
         let datasetName = dataset ?? tmeta.dataset
         let data = try DatasetCatalog.load(datasetName, directory: dataDir, limit: limit)
-        if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) { throw CommandFailure("\(teacher): \(problem)") }
+        if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) {
+            throw CommandFailure("\(teacher): \(problem)")
+        }
         let threat = ThreatModel(tmeta.threatModel)
         // Replays perturb within the teacher's L-inf ball; other teachers get the paper's method
         // unless replays were asked for explicitly.
         if let asked = self.replays, asked > 1, threat?.norm != .linf {
-            throw ValidationError("--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
+            throw ValidationError(
+                "--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
         }
         let replays = self.replays ?? (threat?.norm == .linf ? 4 : 1)
         let settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
             horizontalFlip: true, seed: seed,
-            objective: .rrm(RRMLoss(xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss, inputNoise: Float(noise), replays: replays,
-                                    replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0)))
+            objective: .rrm(
+                RRMLoss(
+                    xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss,
+                    inputNoise: Float(noise), replays: replays,
+                    replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0)))
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)
-        if !noEvaluate, let problem = evalSettings.problem(numClasses: data.test.numClasses) { throw ValidationError(problem) }
+        if !noEvaluate, let problem = evalSettings.problem(numClasses: data.test.numClasses) {
+            throw ValidationError(problem)
+        }
         if threat?.norm == nil {
-            reporter.line("warning: the teacher's metadata declares no threat model (rrm.threat_model = \(tmeta.threatModel)); RRM transfers only the robustness the teacher has")
+            reporter.line(
+                "warning: the teacher's metadata declares no threat model (rrm.threat_model = \(tmeta.threatModel)); "
+                    + "RRM transfers only the robustness the teacher has"
+            )
         }
 
-        guard projection == "auto" || projection == "always" else { throw ValidationError("unknown --projection '\(projection)'; use auto or always") }
+        guard projection == "auto" || projection == "always" else {
+            throw ValidationError("unknown --projection '\(projection)'; use auto or always")
+        }
         var request = DistillationRequest(
-            teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher), student: student,
-            width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state", outPath: out,
+            teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher),
+            student: student,
+            width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state",
+            outPath: out,
             producer: RRMDVersion.producer)
         request.head = StudentHead(always: projection == "always", bias: projectionBias)
         ProcessSignals.installStopHandlers()
-        reporter.line("distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), \(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, \(settings.objective.summary), \(Compute.threads) threads")
-        let finished = try Distiller.run(request, shouldStop: { ProcessSignals.stopRequested }, resumed: { p in
-            reporter.line("resuming from \(request.statePath) at epoch \(p.epoch + 1), step \(p.step)")
-        }) { p in
+        reporter.line(
+            "distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), "
+                + "\(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, "
+                    + "\(settings.objective.summary), \(Compute.threads) threads"
+        )
+        let finished = try Distiller.run(
+            request, shouldStop: { ProcessSignals.stopRequested },
+            resumed: { p in
+                reporter.line("resuming from \(request.statePath) at epoch \(p.epoch + 1), step \(p.step)")
+            }
+        ) { p in
             reporter.training(p, batchSize: batchSize)
         }
         guard let result = finished else {
@@ -104,20 +161,27 @@ struct DistillCommand: ParsableCommand {
         }
         let (studentNet, metadata, summary) = (result.student, result.metadata, result.summary)
         let projection = studentNet.config.projection.map { " (projection \(studentNet.bodyWidth) -> \($0))" } ?? ""
-        reporter.line(String(format: "student test accuracy %.2f%% after %.1f s of training%@; saved %@", 100 * summary.test.accuracy,
-                             summary.seconds, projection, out))
+        reporter.line(
+            String(
+                format: "student test accuracy %.2f%% after %.1f s of training%@; saved %@",
+                100 * summary.test.accuracy,
+                summary.seconds, projection, out))
         var robust: Double?
         if !noEvaluate {
-            robust = try runEvaluation(network: studentNet, path: out, metadata: metadata, test: data.test, settings: evalSettings,
-                                       reportDirectory: report ?? Self.defaultReportDirectory(for: out), journal: evaluation.journal,
-                                       reporter: reporter)
-                .worstCase.robustAccuracy
+            robust = try runEvaluation(
+                network: studentNet, path: out, metadata: metadata, test: data.test, settings: evalSettings,
+                reportDirectory: report ?? Self.defaultReportDirectory(for: out), journal: evaluation.journal,
+                reporter: reporter
+            )
+            .worstCase.robustAccuracy
         }
         if json {
             var object: [String: Any] = [
-                "student": student, "width": width, "teacher": teacher, "teacher_sha256": request.teacherSHA256, "dataset": datasetName,
+                "student": student, "width": width, "teacher": teacher, "teacher_sha256": request.teacherSHA256,
+                "dataset": datasetName,
                 "epochs": epochs, "seed": seed, "threads": Compute.threads, "objective": settings.objective.summary,
-                "projection": studentNet.config.projection ?? 0, "test_accuracy": summary.test.accuracy, "seconds": summary.seconds,
+                "projection": studentNet.config.projection ?? 0, "test_accuracy": summary.test.accuracy,
+                "seconds": summary.seconds,
                 "train_loss": summary.epochs.map(\.loss), "parameters": studentNet.parameterCount, "out": out,
             ]
             object["robust_accuracy"] = robust

@@ -11,17 +11,22 @@ import ModelIO
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Measure a model's clean and robust accuracy with strong attacks and write report.json, report.md and SVG charts.",
+        abstract:
+            "Measure a model's clean and robust accuracy with strong attacks and write report.json, report.md and SVG "
+                + "charts.",
         discussion: """
-            Attacks: \(RobustnessSettings.knownAttacks.joined(separator: ", ")). Each runs on every clean-correct test image; \
-            the worst case counts an image robust only if no attack fools it. The report also holds an epsilon sweep, an \
-            iterations check, per-class accuracy and gradient-masking checks (see docs/reports.md). Defaults follow \
-            AutoAttack's standard APGD settings; --samples, --iterations and --target-classes trade strength for time.
+            Attacks: \(RobustnessSettings.knownAttacks.joined(separator: ", ")). Each runs on every clean-correct \
+            test image; the worst case counts an image robust only if no attack fools it. The report also holds an \
+            epsilon sweep, an iterations check, per-class accuracy and gradient-masking checks (see \
+            docs/reports.md). Defaults follow AutoAttack's standard APGD settings; --samples, --iterations and \
+            --target-classes trade strength for time.
             """)
 
     @Option(help: "Model checkpoint (.safetensors or .safetensors.zst).") var model: String
     @Option(help: "Dataset to evaluate on (default: the one in the model's metadata).") var dataset: String?
-    @Option(name: .customLong("data-dir"), help: "Directory holding the dataset files (default: the dataset's standard location).") var dataDir: String?
+    @Option(
+        name: .customLong("data-dir"),
+        help: "Directory holding the dataset files (default: the dataset's standard location).") var dataDir: String?
     @OptionGroup var evaluation: EvaluationOptions
     @Option(help: "Compute threads (default: all cores).") var threads = 0
     @Option(help: "Directory for report.json, report.md and the SVG charts (created if missing).") var report: String
@@ -33,14 +38,20 @@ struct EvaluateCommand: ParsableCommand {
         let meta = loaded.metadata
         let datasetName = dataset ?? meta.dataset
         let data = try DatasetCatalog.load(datasetName, directory: dataDir)
-        guard data.test.imageShape == loaded.network.config.inputShape, data.test.numClasses == meta.config.numClasses else {
-            throw CommandFailure("\(model) takes \(meta.config.inputShape) images and \(meta.config.numClasses) classes, but \(datasetName) has \(data.test.imageShape) and \(data.test.numClasses); evaluate it on the dataset it was trained for (\(meta.dataset))")
+        guard data.test.imageShape == loaded.network.config.inputShape, data.test.numClasses == meta.config.numClasses
+        else {
+            throw CommandFailure(
+                "\(model) takes \(meta.config.inputShape) images and \(meta.config.numClasses) classes, but "
+                    + "\(datasetName) has \(data.test.imageShape) and \(data.test.numClasses); evaluate it on the "
+                        + "dataset it was trained for (\(meta.dataset))"
+            )
         }
         let settings = try evaluation.settings(threat: ThreatModel(meta.threatModel))
         if let problem = settings.problem(numClasses: data.test.numClasses) { throw ValidationError(problem) }
 
-        let result = try runEvaluation(network: loaded.network, path: model, metadata: meta, test: data.test,
-                                       settings: settings, reportDirectory: report, journal: evaluation.journal, reporter: ProgressReporter())
+        let result = try runEvaluation(
+            network: loaded.network, path: model, metadata: meta, test: data.test,
+            settings: settings, reportDirectory: report, journal: evaluation.journal, reporter: ProgressReporter())
         if json { print(String(decoding: try ReportJSON.encode(result), as: UTF8.self)) }
     }
 }

@@ -22,12 +22,19 @@ struct InspectCommand: ParsableCommand {
         let uncompressed = archive.serialized().count
         var problem: String?
         var loaded: LoadedModel?
-        do { loaded = try ModelLoader.load(archive: archive, source: file, dataset: dataset) } catch { problem = "\(error)" }
+        do { loaded = try ModelLoader.load(archive: archive, source: file, dataset: dataset) } catch {
+            problem = "\(error)"
+        }
         let parameters = loaded?.network.parameterCount
         if json {
             var object: [String: Any] = [
                 "file": file, "file_bytes": fileSize, "uncompressed_bytes": uncompressed, "metadata": archive.metadata,
-                "tensors": archive.entries.map { ["name": $0.name, "dtype": $0.tensor.dtype.rawValue, "shape": $0.tensor.shape, "bytes": $0.tensor.byteCount] },
+                "tensors": archive.entries.map {
+                    [
+                        "name": $0.name, "dtype": $0.tensor.dtype.rawValue, "shape": $0.tensor.shape,
+                        "bytes": $0.tensor.byteCount,
+                    ]
+                },
                 "valid": problem == nil,
             ]
             object["error"] = problem
@@ -38,14 +45,21 @@ struct InspectCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("file        \(file)")
-            print("size        \(fileSize) bytes on disk, \(uncompressed) uncompressed (\(String(format: "%.3f", Double(uncompressed) / Double(max(fileSize, 1))))x)")
+            print(
+                "size        \(fileSize) bytes on disk, \(uncompressed) uncompressed "
+                    + "(\(String(format: "%.3f", Double(uncompressed) / Double(max(fileSize, 1))))x)"
+            )
             for key in archive.metadata.keys.sorted() { print("metadata    \(key) = \(archive.metadata[key]!)") }
             let nameWidth = min(48, archive.names.map(\.count).max() ?? 4)
             for (name, t) in archive.entries {
-                print("tensor      \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(t.dtype.rawValue)  \(t.shape)  \(t.byteCount) bytes")
+                print(
+                    "tensor      \(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  "
+                        + "\(t.dtype.rawValue)  \(t.shape)  \(t.byteCount) bytes"
+                )
             }
             if let loaded {
-                print("model       \(loaded.metadata.architecture)\(loaded.inferred ? " (recognised from tensor names; no rrm.* metadata)" : ""), \(parameters ?? 0) parameters")
+                let how = loaded.inferred ? " (recognised from tensor names; no rrm.* metadata)" : ""
+                print("model       \(loaded.metadata.architecture)\(how), \(parameters ?? 0) parameters")
                 print("valid       yes")
             }
         }

@@ -8,7 +8,10 @@ import TensorCore
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict",
-        abstract: "Run a model in inference mode on tensor `input` [N,C,H,W] (float32 in [0,1]) and write `logits` and `representation`.")
+        abstract:
+            "Run a model in inference mode on tensor `input` [N,C,H,W] (float32 in [0,1]) and write `logits` and "
+                + "`representation`."
+    )
 
     @Option(help: "Model checkpoint (.safetensors or .safetensors.zst).") var model: String
     @Option(help: "Safetensors file with a float32 tensor `input` [N,C,H,W].") var input: String
@@ -22,15 +25,23 @@ struct PredictCommand: ParsableCommand {
         let x = try SafeTensors(contentsOfFile: input).float32("input")
         let expected = loaded.network.config.inputShape
         guard x.rank == 4, Array(x.shape.dropFirst()) == expected, x.dim(0) > 0 else {
-            throw CommandFailure("\(input): tensor 'input' has shape \(x.shape) but the model takes [N, \(expected.map(String.init).joined(separator: ", "))]")
+            throw CommandFailure(
+                "\(input): tensor 'input' has shape \(x.shape) but the model takes [N, "
+                    + "\(expected.map(String.init).joined(separator: ", "))]"
+            )
         }
         let values = x.array
         if let bad = values.firstIndex(where: { !($0 >= 0 && $0 <= 1) }) {
-            throw CommandFailure("\(input): input[\(bad)] = \(values[bad]) is outside [0, 1]; rrmd models take pixels in [0, 1] (normalisation is inside the model)")
+            throw CommandFailure(
+                "\(input): input[\(bad)] = \(values[bad]) is outside [0, 1]; rrmd models take pixels in [0, 1] "
+                    + "(normalisation is inside the model)"
+            )
         }
         let (logits, representation) = loaded.network.forwardWithRepresentation(x, mode: .inference)
-        try SafeTensors([("logits", .float32(logits)), ("representation", .float32(representation))],
-                        metadata: ["model_arch": loaded.metadata.architecture, "producer": RRMDVersion.producer])
-            .write(toFile: out)
+        try SafeTensors(
+            [("logits", .float32(logits)), ("representation", .float32(representation))],
+            metadata: ["model_arch": loaded.metadata.architecture, "producer": RRMDVersion.producer]
+        )
+        .write(toFile: out)
     }
 }

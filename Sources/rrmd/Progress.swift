@@ -20,7 +20,8 @@ final class ProgressReporter {
             let width = 28
             let filled = total > 0 ? min(width, width * done / total) : 0
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-            let line = "\(label) [\(bar)] \(done)/\(total) \(Self.rate(rate)) \(unit)/s ETA \(Self.clock(remaining)) \(detail)"
+            let line =
+                "\(label) [\(bar)] \(done)/\(total) \(Self.rate(rate)) \(unit)/s ETA \(Self.clock(remaining)) \(detail)"
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             drewBar = true
         } else if Date().timeIntervalSince(lastPlain) >= plainInterval {
@@ -33,17 +34,24 @@ final class ProgressReporter {
     func training(_ p: TrainingProgress, batchSize: Int) {
         let label = "epoch \(p.epoch + 1)/\(p.epochs)"
         if p.epochDone {
-            line(String(format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
-                        label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
+            line(
+                String(
+                    format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
+                    label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
         } else {
-            update(label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(batchSize),
-                   unit: "steps", detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
+            update(
+                label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(batchSize),
+                unit: "steps",
+                detail: String(format: "loss %.4f acc %.2f%% lr %.4g", p.loss, 100 * p.accuracy, p.learningRate))
         }
     }
 
     /// Prints a whole line (ending any bar in progress).
     func line(_ text: String) {
-        if drewBar { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)); drewBar = false }
+        if drewBar {
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            drewBar = false
+        }
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
@@ -53,6 +61,7 @@ final class ProgressReporter {
     /// `h:mm:ss` or `m:ss`.
     static func clock(_ seconds: Double) -> String {
         let s = Int(max(0, seconds.isFinite ? seconds : 0))
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600
+            ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }

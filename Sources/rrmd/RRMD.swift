@@ -9,7 +9,10 @@ struct RRMD: ParsableCommand {
         commandName: "rrmd",
         abstract: "Distil adversarially robust students from robust teachers (Robust Representation Matching).",
         version: RRMDVersion.string,
-        subcommands: [ServeCommand.self, SubmitCommand.self, StatusCommand.self, TrainCommand.self, DistillCommand.self, EvaluateCommand.self, BenchCommand.self, InspectCommand.self, PredictCommand.self, AgreementCommand.self])
+        subcommands: [
+            ServeCommand.self, SubmitCommand.self, StatusCommand.self, TrainCommand.self, DistillCommand.self,
+            EvaluateCommand.self, BenchCommand.self, InspectCommand.self, PredictCommand.self, AgreementCommand.self,
+        ])
 
     /// Picks OpenBLAS's faster kernel for small convolutions first (this may restart the
     /// program once; see `BLASKernel`), then parses and runs the command as usual.

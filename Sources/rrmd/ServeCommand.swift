@@ -8,13 +8,19 @@ import Spool
 /// Where the service commands find their configuration: `--config`, else the built-in defaults
 /// for a source checkout (spool `./Spool`).
 struct ServiceOptions: ParsableArguments {
-    @Option(help: "Configuration file (default: /etc/rrmd/rrmd.toml if it exists, else built-in defaults with the spool in ./Spool).") var config: String?
+    @Option(
+        help:
+            ArgumentHelp("Configuration file (default: /etc/rrmd/rrmd.toml if it exists, else built-in defaults with "
+                + "the spool in ./Spool).")
+    ) var config: String?
 
     /// The configuration, validated: `--config`, else the installed system file when there is
     /// one (so `rrmd submit` on a server reaches the daemon's spool), else the checkout defaults.
     func load() throws -> ServiceConfig {
         if let config { return try ServiceConfig.load(path: config) }
-        if FileManager.default.fileExists(atPath: ServiceConfig.systemPath) { return try ServiceConfig.load(path: ServiceConfig.systemPath) }
+        if FileManager.default.fileExists(atPath: ServiceConfig.systemPath) {
+            return try ServiceConfig.load(path: ServiceConfig.systemPath)
+        }
         return ServiceConfig.default(forCheckout: FileManager.default.currentDirectoryPath)
     }
 }
@@ -25,8 +31,13 @@ struct ServiceOptions: ParsableArguments {
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Watch the spool and distil a robust student per configured architecture from every teacher dropped into incoming/.",
-        discussion: "Run under systemd (Systemd/rrmd.service, Type=notify) or by hand. SIGTERM stops at a step boundary with the job's state saved; SIGHUP re-reads the configuration. See docs/service.md.")
+        abstract:
+            "Watch the spool and distil a robust student per configured architecture from every teacher dropped into "
+                + "incoming/.",
+        discussion:
+            "Run under systemd (Systemd/rrmd.service, Type=notify) or by hand. SIGTERM stops at a step boundary with "
+                + "the job's state saved; SIGHUP re-reads the configuration. See docs/service.md."
+    )
 
     @OptionGroup var options: ServiceOptions
     @Flag(help: "Exit once the queue is empty (after recovering and processing what is waiting).") var once = false
@@ -38,9 +49,11 @@ struct ServeCommand: ParsableCommand {
         // The daemon reports through its own journal events; the group's own logging is not needed.
         let quiet = Logger(label: "rrmd.service-group", factory: { _ in SwiftLogNoOpLogHandler() })
         // The daemon returning (a stop, or --once with the queue empty) ends the group cleanly.
-        let service = ServiceGroupConfiguration.ServiceConfiguration(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
+        let service = ServiceGroupConfiguration.ServiceConfiguration(
+            service: daemon, successTerminationBehavior: .gracefullyShutdownGroup)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: quiet))
         let failure = LockedBox<Error?>(nil)
         Task.detached {
             do { try await group.run() } catch { failure.value = error }
@@ -87,8 +100,15 @@ struct StatusCommand: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
-            struct Both: Encodable { var spool: String; var status: SpoolStatus?; var directories: SpoolSnapshot }
-            print(String(decoding: try encoder.encode(Both(spool: config.spool, status: status, directories: snapshot)), as: UTF8.self))
+            struct Both: Encodable {
+                var spool: String
+                var status: SpoolStatus?
+                var directories: SpoolSnapshot
+            }
+            print(
+                String(
+                    decoding: try encoder.encode(Both(spool: config.spool, status: status, directories: snapshot)),
+                    as: UTF8.self))
             return
         }
         print("spool \(config.spool)")
@@ -110,7 +130,10 @@ struct StatusCommand: ParsableCommand {
         } else {
             print("daemon: no status file yet (never started on this spool)")
         }
-        print("incoming \(snapshot.incoming.count), work \(snapshot.work.count), done \(snapshot.done.count), failed \(snapshot.failed.count)")
+        print(
+            "incoming \(snapshot.incoming.count), work \(snapshot.work.count), done \(snapshot.done.count), failed "
+                + "\(snapshot.failed.count)"
+        )
         for name in snapshot.incoming { print("  waiting: \(name)") }
         for name in snapshot.work { print("  in progress: \(name)") }
     }

@@ -29,8 +29,10 @@ final class APGDTests: XCTestCase {
         return (e.loss.reduce(0.0) { $0 + Double($1) } / Double(test.count), acc, e.predictions)
     }
 
-    private func assertInBall(_ r: AttackResult, _ x: Tensor, _ norm: ThreatNorm, _ eps: Float, _ name: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
+    private func assertInBall(
+        _ r: AttackResult, _ x: Tensor, _ norm: ThreatNorm, _ eps: Float, _ name: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         let dist = distances(r.adversarial, x)
         XCTAssertTrue(dist.inBox, "\(name) left [0, 1]", file: file, line: line)
         switch norm {
@@ -47,7 +49,10 @@ final class APGDTests: XCTestCase {
             while true {
                 let row = (0..<k).map { _ in rng.normal() * 2 }
                 let s = row.sorted()
-                if zip(s, s.dropFirst()).allSatisfy({ $1 - $0 >= gap }) { out += row; break }
+                if zip(s, s.dropFirst()).allSatisfy({ $1 - $0 >= gap }) {
+                    out += row
+                    break
+                }
             }
         }
         return out
@@ -57,17 +62,20 @@ final class APGDTests: XCTestCase {
     /// differences on logits without ties; labels cover the cases y = pi1 and y != pi1.
     func testDLRGradientMatchesFiniteDifferences() {
         var rng = RNG(seed: 9)
-        let n = 8, k = 10
+        let n = 8
+        let k = 10
         let data = logitsWithoutTies(rows: n, k: k, gap: 0.05, rng: &rng)
         // Half the labels are the arg-max (the usual case in an attack), half are random.
-        var labels: [Int32] = [], targets: [Int32] = []
+        var labels: [Int32] = []
+        var targets: [Int32] = []
         for e in 0..<n {
             let row = Array(data[e * k..<(e + 1) * k])
             let top = row.indices.max { row[$0] < row[$1] }!
             let y = e % 2 == 0 ? top : rng.below(k)
             var t = rng.below(k)
             while t == y { t = rng.below(k) }
-            labels.append(Int32(y)); targets.append(Int32(t))
+            labels.append(Int32(y))
+            targets.append(Int32(t))
         }
         let logits = Tensor(shape: [n, k], data: data)
         let u = perExampleDLR(logits: logits, labels: labels)
@@ -84,14 +92,21 @@ final class APGDTests: XCTestCase {
         for (name, result, target) in [("DLR", u, false), ("targeted DLR", t, true)] {
             let g = result.gradient.array
             for e in 0..<n {
-                let row = Array(data[e * k..<(e + 1) * k]), y = Int(labels[e])
+                let row = Array(data[e * k..<(e + 1) * k])
+                let y = Int(labels[e])
                 let tt = target ? Int(targets[e]) : nil
-                XCTAssertEqual(Double(result.loss[e]), referenceDLR(row, y: y, target: tt), accuracy: 1e-5, "\(name) loss, example \(e)")
+                XCTAssertEqual(
+                    Double(result.loss[e]), referenceDLR(row, y: y, target: tt), accuracy: 1e-5,
+                    "\(name) loss, example \(e)")
                 for j in 0..<k {
-                    var plus = row, minus = row
-                    plus[j] += h; minus[j] -= h
+                    var plus = row
+                    var minus = row
+                    plus[j] += h
+                    minus[j] -= h
                     let numeric = Double(dlr(plus, y, tt) - dlr(minus, y, tt)) / Double(2 * h)
-                    XCTAssertEqual(Double(g[e * k + j]), numeric, accuracy: 1e-4 + 1e-3 * abs(numeric), "\(name) d/dz[\(j)], example \(e)")
+                    XCTAssertEqual(
+                        Double(g[e * k + j]), numeric, accuracy: 1e-4 + 1e-3 * abs(numeric),
+                        "\(name) d/dz[\(j)], example \(e)")
                 }
             }
             // The gradient of a margin ratio is orthogonal to the all-ones direction: shifting
@@ -109,8 +124,10 @@ final class APGDTests: XCTestCase {
 
     /// The checkpoints follow p_0 = 0, p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06).
     func testCheckpoints() {
-        XCTAssertEqual(APGDConfig(norm: .linf, epsilon: 0.1, iterations: 100).checkpoints, [22, 41, 57, 70, 80, 87, 93, 99])
-        XCTAssertEqual(APGDConfig(norm: .linf, epsilon: 0.1, iterations: 20).checkpoints, [5, 9, 12, 14, 16, 18, 19, 20])
+        XCTAssertEqual(
+            APGDConfig(norm: .linf, epsilon: 0.1, iterations: 100).checkpoints, [22, 41, 57, 70, 80, 87, 93, 99])
+        XCTAssertEqual(
+            APGDConfig(norm: .linf, epsilon: 0.1, iterations: 20).checkpoints, [5, 9, 12, 14, 16, 18, 19, 20])
         XCTAssertEqual(APGDConfig(norm: .linf, epsilon: 0.1, iterations: 5).checkpoints, [2, 3, 4, 5])
         XCTAssertEqual(APGDConfig(norm: .linf, epsilon: 0.1, iterations: 0).checkpoints, [])
     }
@@ -119,10 +136,12 @@ final class APGDTests: XCTestCase {
     /// the accuracy; examples misclassified at x come back as x.
     func testAPGDStaysInBallAndHurtsTheModel() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         let c = clean()
         XCTAssertGreaterThan(c.accuracy, 0.85, "the fixture model should have learnt digits")
-        let d = x.count / x.dim(0), xa = x.array
+        let d = x.count / x.dim(0)
+        let xa = x.array
         for norm in ThreatNorm.allCases {
             for loss in [APGDConfig.Loss.crossEntropy, .targetedDLR] {
                 var rng = RNG(seed: 13)
@@ -131,15 +150,20 @@ final class APGDTests: XCTestCase {
                 let name = "APGD-\(loss.rawValue)-\(norm.rawValue)"
                 assertInBall(r, x, norm, eps(norm), name)
                 if norm == .l2 {
-                    XCTAssertGreaterThan(distances(r.adversarial, x).l2.max()!, Double(l2Eps) * 0.99, "\(name): some perturbation should reach the sphere")
+                    XCTAssertGreaterThan(
+                        distances(r.adversarial, x).l2.max()!, Double(l2Eps) * 0.99,
+                        "\(name): some perturbation should reach the sphere")
                 }
-                print(String(format: "%@ eps %.2f, 10 iterations: clean acc %.3f loss %.3f | robust acc %.3f loss %.3f",
-                             name, eps(norm), c.accuracy, c.loss, r.accuracy, r.meanLoss))
+                print(
+                    String(
+                        format: "%@ eps %.2f, 10 iterations: clean acc %.3f loss %.3f | robust acc %.3f loss %.3f",
+                        name, eps(norm), c.accuracy, c.loss, r.accuracy, r.meanLoss))
                 XCTAssertGreaterThan(r.meanLoss, c.loss + 0.5, name)
                 XCTAssertLessThan(r.accuracy, c.accuracy - 0.2, name)
                 let ra = r.adversarial.array
                 for i in 0..<y.count where c.predictions[i] != y[i] {
-                    XCTAssertEqual(Array(ra[i * d..<(i + 1) * d]), Array(xa[i * d..<(i + 1) * d]), "\(name) example \(i)")
+                    XCTAssertEqual(
+                        Array(ra[i * d..<(i + 1) * d]), Array(xa[i * d..<(i + 1) * d]), "\(name) example \(i)")
                     XCTAssertTrue(r.success[i])
                 }
             }
@@ -151,21 +175,30 @@ final class APGDTests: XCTestCase {
     /// time per APGD-CE iteration per image.
     func testAPGDAtLeastAsStrongAsPGD() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         let iterations = 20
         var rng = RNG(seed: 17)
-        let pgd = PGD.attack(net, x: x, labels: y, config: .standard(norm: .linf, epsilon: linfEps, iterations: iterations), rng: &rng)
+        let pgd = PGD.attack(
+            net, x: x, labels: y, config: .standard(norm: .linf, epsilon: linfEps, iterations: iterations), rng: &rng)
         rng = RNG(seed: 17)
         let started = Date()
-        let apgd = APGD.attack(net, x: x, labels: y, config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: iterations), rng: &rng)
+        let apgd = APGD.attack(
+            net, x: x, labels: y, config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: iterations), rng: &rng)
         let seconds = Date().timeIntervalSince(started)
         rng = RNG(seed: 17)
-        let apgdT = APGD.attack(net, x: x, labels: y,
-                                config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: iterations, loss: .targetedDLR), rng: &rng)
+        let apgdT = APGD.attack(
+            net, x: x, labels: y,
+            config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: iterations, loss: .targetedDLR), rng: &rng)
         let c = clean()
-        print(String(format: "digits cnn-small L-inf %.2f, %d iterations: clean %.3f | PGD %.3f (loss %.3f) | APGD-CE %.3f (loss %.3f) | APGD-T(9) %.3f | %.1f us per iteration per image",
-                     linfEps, iterations, c.accuracy, pgd.accuracy, pgd.meanLoss, apgd.accuracy, apgd.meanLoss, apgdT.accuracy,
-                     seconds / Double(iterations * y.count) * 1e6))
+        print(
+            String(
+                format:
+                    "digits cnn-small L-inf %.2f, %d iterations: clean %.3f | PGD %.3f (loss %.3f) | APGD-CE %.3f "
+                        + "(loss %.3f) | APGD-T(9) %.3f | %.1f us per iteration per image",
+                linfEps, iterations, c.accuracy, pgd.accuracy, pgd.meanLoss, apgd.accuracy, apgd.meanLoss,
+                apgdT.accuracy,
+                seconds / Double(iterations * y.count) * 1e6))
         assertInBall(apgdT, x, .linf, linfEps, "APGD-T")
         XCTAssertLessThanOrEqual(apgd.accuracy, pgd.accuracy)
         XCTAssertLessThanOrEqual(apgdT.accuracy, c.accuracy - 0.2)
@@ -177,8 +210,11 @@ final class APGDTests: XCTestCase {
         let x = test.slice(0..<64)
         for norm in ThreatNorm.allCases {
             for loss in [APGDConfig.Loss.crossEntropy, .targetedDLR] {
-                let config = APGDConfig(norm: norm, epsilon: eps(norm) / 2, iterations: 4, restarts: 2, loss: loss, targetClasses: 2)
-                var a = RNG(seed: 5), b = RNG(seed: 5), c = RNG(seed: 6)
+                let config = APGDConfig(
+                    norm: norm, epsilon: eps(norm) / 2, iterations: 4, restarts: 2, loss: loss, targetClasses: 2)
+                var a = RNG(seed: 5)
+                var b = RNG(seed: 5)
+                var c = RNG(seed: 6)
                 let ra = APGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &a)
                 let rb = APGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &b)
                 let rc = APGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &c)
@@ -193,19 +229,27 @@ final class APGDTests: XCTestCase {
     /// With restarts an example is never worse off than in the first run alone.
     func testRestartsNeverWeaken() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         for norm in ThreatNorm.allCases {
             let e: Float = norm == .linf ? 0.05 : 0.5
-            var a = RNG(seed: 21), b = RNG(seed: 21)
-            let one = APGD.attack(net, x: x, labels: y, config: APGDConfig(norm: norm, epsilon: e, iterations: 5, restarts: 1), rng: &a)
-            let three = APGD.attack(net, x: x, labels: y, config: APGDConfig(norm: norm, epsilon: e, iterations: 5, restarts: 3), rng: &b)
+            var a = RNG(seed: 21)
+            var b = RNG(seed: 21)
+            let one = APGD.attack(
+                net, x: x, labels: y, config: APGDConfig(norm: norm, epsilon: e, iterations: 5, restarts: 1), rng: &a)
+            let three = APGD.attack(
+                net, x: x, labels: y, config: APGDConfig(norm: norm, epsilon: e, iterations: 5, restarts: 3), rng: &b)
             for i in 0..<y.count {
                 if one.success[i] { XCTAssertTrue(three.success[i], "\(norm) example \(i)") }
-                if one.success[i] == three.success[i] { XCTAssertGreaterThanOrEqual(three.loss[i], one.loss[i], "\(norm) example \(i)") }
+                if one.success[i] == three.success[i] {
+                    XCTAssertGreaterThanOrEqual(three.loss[i], one.loss[i], "\(norm) example \(i)")
+                }
             }
             XCTAssertLessThanOrEqual(three.accuracy, one.accuracy)
-            print(String(format: "APGD-CE-%@ eps %.2f, 5 iterations: 1 restart acc %.3f | 3 restarts acc %.3f",
-                         norm.rawValue, e, one.accuracy, three.accuracy))
+            print(
+                String(
+                    format: "APGD-CE-%@ eps %.2f, 5 iterations: 1 restart acc %.3f | 3 restarts acc %.3f",
+                    norm.rawValue, e, one.accuracy, three.accuracy))
             assertInBall(three, x, norm, e, "\(norm)")
         }
     }
@@ -217,9 +261,11 @@ final class APGDTests: XCTestCase {
     /// Had the targets been any other rank, few fooled examples would land in the second class.
     func testTargetedAttacksSecondHighestClass() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         let logits = net.forward(x, mode: .inference)  // [N, K]
-        let k = logits.dim(1), z = logits.array
+        let k = logits.dim(1)
+        let z = logits.array
         let second: [Int32] = (0..<y.count).map { e in
             let row = Array(z[e * k..<(e + 1) * k])
             let order = row.indices.sorted { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
@@ -228,11 +274,16 @@ final class APGDTests: XCTestCase {
         let c = clean()
         for (norm, epsilon) in [(ThreatNorm.linf, linfEps), (.l2, l2Eps / 2)] {
             var rng = RNG(seed: 31)
-            let r = APGD.attack(net, x: x, labels: y,
-                                config: APGDConfig(norm: norm, epsilon: epsilon, iterations: 10, loss: .targetedDLR, targetClasses: 1), rng: &rng)
+            let r = APGD.attack(
+                net, x: x, labels: y,
+                config: APGDConfig(norm: norm, epsilon: epsilon, iterations: 10, loss: .targetedDLR, targetClasses: 1),
+                rng: &rng)
             let attacked = (0..<y.count).filter { c.predictions[$0] == y[$0] && r.success[$0] }
             let onTarget = attacked.filter { r.predictions[$0] == second[$0] }.count
-            print("APGD-T(1)-\(norm.rawValue): \(onTarget) of \(attacked.count) fooled examples predicted as the clean second class")
+            print(
+                "APGD-T(1)-\(norm.rawValue): \(onTarget) of \(attacked.count) fooled examples predicted as the clean "
+                    + "second class"
+            )
             XCTAssertGreaterThan(attacked.count, y.count / 5, "\(norm)")
             XCTAssertGreaterThanOrEqual(Double(onTarget), 0.9 * Double(attacked.count), "\(norm)")
         }
@@ -245,8 +296,10 @@ final class APGDTests: XCTestCase {
         for norm in ThreatNorm.allCases {
             for loss in APGDConfig.Loss.allCases {
                 var rng = RNG(seed: 3)
-                let r = APGD.attack(net, x: x.images, labels: x.labels,
-                                    config: APGDConfig(norm: norm, epsilon: 0, iterations: 3, restarts: 2, loss: loss, targetClasses: 2), rng: &rng)
+                let r = APGD.attack(
+                    net, x: x.images, labels: x.labels,
+                    config: APGDConfig(
+                        norm: norm, epsilon: 0, iterations: 3, restarts: 2, loss: loss, targetClasses: 2), rng: &rng)
                 XCTAssertEqual(r.adversarial.array, x.images.array, "\(norm) \(loss)")
             }
         }
@@ -258,9 +311,13 @@ final class APGDTests: XCTestCase {
         let before = stateSnapshot(net)
         let x = test.slice(0..<32)
         var rng = RNG(seed: 4)
-        _ = APGD.attack(net, x: x.images, labels: x.labels, config: APGDConfig(norm: .l2, epsilon: l2Eps, iterations: 3, loss: .dlr), rng: &rng)
-        _ = APGD.attack(net, x: x.images, labels: x.labels,
-                        config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: 3, loss: .targetedDLR, targetClasses: 2), rng: &rng)
+        _ = APGD.attack(
+            net, x: x.images, labels: x.labels,
+            config: APGDConfig(norm: .l2, epsilon: l2Eps, iterations: 3, loss: .dlr), rng: &rng)
+        _ = APGD.attack(
+            net, x: x.images, labels: x.labels,
+            config: APGDConfig(norm: .linf, epsilon: linfEps, iterations: 3, loss: .targetedDLR, targetClasses: 2),
+            rng: &rng)
         XCTAssertEqual(stateSnapshot(net), before)
     }
 }

@@ -33,14 +33,17 @@ final class AttacksTests: XCTestCase {
     /// accuracy, and PGD is at least as strong as FGSM at the same epsilon.
     func testAttacksStayInBallAndHurtTheModel() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         let c = clean()
         XCTAssertGreaterThan(c.accuracy, 0.85, "the fixture model should have learnt digits")
 
         let fgsm = FGSM.attack(net, x: x, labels: y, epsilon: linfEps)
         var rng = RNG(seed: 11)
-        let pgd = PGD.attack(net, x: x, labels: y, config: .standard(norm: .linf, epsilon: linfEps, iterations: 10), rng: &rng)
-        let pgd2 = PGD.attack(net, x: x, labels: y, config: .standard(norm: .l2, epsilon: l2Eps, iterations: 10), rng: &rng)
+        let pgd = PGD.attack(
+            net, x: x, labels: y, config: .standard(norm: .linf, epsilon: linfEps, iterations: 10), rng: &rng)
+        let pgd2 = PGD.attack(
+            net, x: x, labels: y, config: .standard(norm: .l2, epsilon: l2Eps, iterations: 10), rng: &rng)
 
         for (name, r) in [("FGSM", fgsm), ("PGD-linf", pgd)] {
             let dist = distances(r.adversarial, x)
@@ -52,8 +55,13 @@ final class AttacksTests: XCTestCase {
         XCTAssertTrue(dist2.inBox)
         XCTAssertGreaterThan(dist2.l2.max()!, Double(l2Eps) * 0.99, "some L2 perturbation should reach the sphere")
 
-        print(String(format: "digits cnn-small: clean acc %.3f loss %.3f | FGSM(%.2f) acc %.3f loss %.3f | PGD-linf-10 acc %.3f loss %.3f | PGD-l2-10(%.1f) acc %.3f loss %.3f",
-                     c.accuracy, c.loss, linfEps, fgsm.accuracy, fgsm.meanLoss, pgd.accuracy, pgd.meanLoss, l2Eps, pgd2.accuracy, pgd2.meanLoss))
+        print(
+            String(
+                format:
+                    "digits cnn-small: clean acc %.3f loss %.3f | FGSM(%.2f) acc %.3f loss %.3f | PGD-linf-10 acc "
+                        + "%.3f loss %.3f | PGD-l2-10(%.1f) acc %.3f loss %.3f",
+                c.accuracy, c.loss, linfEps, fgsm.accuracy, fgsm.meanLoss, pgd.accuracy, pgd.meanLoss, l2Eps,
+                pgd2.accuracy, pgd2.meanLoss))
         for (name, r) in [("FGSM", fgsm), ("PGD-linf", pgd), ("PGD-l2", pgd2)] {
             XCTAssertGreaterThan(r.meanLoss, c.loss + 0.5, name)
             XCTAssertLessThan(r.accuracy, c.accuracy - 0.2, name)
@@ -67,8 +75,11 @@ final class AttacksTests: XCTestCase {
         let (net, test) = Fixture.model
         let x = test.slice(0..<64)
         for norm in ThreatNorm.allCases {
-            let config = PGDConfig.standard(norm: norm, epsilon: norm == .linf ? linfEps : l2Eps, iterations: 3, restarts: 2)
-            var a = RNG(seed: 5), b = RNG(seed: 5), c = RNG(seed: 6)
+            let config = PGDConfig.standard(
+                norm: norm, epsilon: norm == .linf ? linfEps : l2Eps, iterations: 3, restarts: 2)
+            var a = RNG(seed: 5)
+            var b = RNG(seed: 5)
+            var c = RNG(seed: 6)
             let ra = PGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &a)
             let rb = PGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &b)
             let rc = PGD.attack(net, x: x.images, labels: x.labels, config: config, rng: &c)
@@ -82,12 +93,16 @@ final class AttacksTests: XCTestCase {
     /// was, and otherwise at least the same loss.
     func testRestartsNeverWeaken() {
         let (net, test) = Fixture.model
-        let x = test.images, y = test.labels
+        let x = test.images
+        let y = test.labels
         for norm in ThreatNorm.allCases {
             let eps: Float = norm == .linf ? 0.05 : 0.5
-            var a = RNG(seed: 21), b = RNG(seed: 21)
-            let one = PGD.attack(net, x: x, labels: y, config: .standard(norm: norm, epsilon: eps, iterations: 3, restarts: 1), rng: &a)
-            let three = PGD.attack(net, x: x, labels: y, config: .standard(norm: norm, epsilon: eps, iterations: 3, restarts: 3), rng: &b)
+            var a = RNG(seed: 21)
+            var b = RNG(seed: 21)
+            let one = PGD.attack(
+                net, x: x, labels: y, config: .standard(norm: norm, epsilon: eps, iterations: 3, restarts: 1), rng: &a)
+            let three = PGD.attack(
+                net, x: x, labels: y, config: .standard(norm: norm, epsilon: eps, iterations: 3, restarts: 3), rng: &b)
             for i in 0..<y.count {
                 if one.success[i] {
                     XCTAssertTrue(three.success[i], "\(norm) example \(i)")
@@ -100,10 +115,16 @@ final class AttacksTests: XCTestCase {
                 }
             }
             XCTAssertLessThanOrEqual(three.accuracy, one.accuracy)
-            print(String(format: "PGD-%@ eps %.2f, 3 steps: 1 restart acc %.3f loss %.3f | 3 restarts acc %.3f loss %.3f",
-                         norm.rawValue, eps, one.accuracy, one.meanLoss, three.accuracy, three.meanLoss))
+            print(
+                String(
+                    format: "PGD-%@ eps %.2f, 3 steps: 1 restart acc %.3f loss %.3f | 3 restarts acc %.3f loss %.3f",
+                    norm.rawValue, eps, one.accuracy, one.meanLoss, three.accuracy, three.meanLoss))
             let dist = distances(three.adversarial, x)
-            if norm == .linf { XCTAssertLessThanOrEqual(dist.linf, Double(eps) + 1e-6) } else { XCTAssertLessThanOrEqual(dist.l2.max()!, Double(eps) + 1e-5) }
+            if norm == .linf {
+                XCTAssertLessThanOrEqual(dist.linf, Double(eps) + 1e-6)
+            } else {
+                XCTAssertLessThanOrEqual(dist.l2.max()!, Double(eps) + 1e-5)
+            }
         }
     }
 
@@ -114,8 +135,9 @@ final class AttacksTests: XCTestCase {
         XCTAssertEqual(FGSM.attack(net, x: x.images, labels: x.labels, epsilon: 0).adversarial.array, x.images.array)
         for norm in ThreatNorm.allCases {
             var rng = RNG(seed: 3)
-            let r = PGD.attack(net, x: x.images, labels: x.labels,
-                               config: PGDConfig(norm: norm, epsilon: 0, stepSize: 0.1, iterations: 3, restarts: 2), rng: &rng)
+            let r = PGD.attack(
+                net, x: x.images, labels: x.labels,
+                config: PGDConfig(norm: norm, epsilon: 0, stepSize: 0.1, iterations: 3, restarts: 2), rng: &rng)
             XCTAssertEqual(r.adversarial.array, x.images.array, "\(norm)")
         }
     }
@@ -123,14 +145,16 @@ final class AttacksTests: XCTestCase {
     /// a random direction matches <dL_i/dx_i, v>, whatever the batch size.
     func testInputGradientIsPerExample() {
         let (net, test) = Fixture.model
-        let x = test.slice(0..<8), d = x.images.count / 8
+        let x = test.slice(0..<8)
+        let d = x.images.count / 8
         let g = inputGradient(net, x.images, labels: x.labels)
         var rng = RNG(seed: 2)
         let v = (0..<x.images.count).map { _ in rng.normal() }
         let h: Float = 1e-3
         let plus = Tensor(shape: x.images.shape, data: zip(x.images.array, v).map { $0 + h * $1 })
         let minus = Tensor(shape: x.images.shape, data: zip(x.images.array, v).map { $0 - h * $1 })
-        let lp = evaluateAttackLoss(net, plus, labels: x.labels).loss, lm = evaluateAttackLoss(net, minus, labels: x.labels).loss
+        let lp = evaluateAttackLoss(net, plus, labels: x.labels).loss
+        let lm = evaluateAttackLoss(net, minus, labels: x.labels).loss
         let ga = g.gradient.array
         for e in 0..<8 {
             let numeric = Double(lp[e] - lm[e]) / Double(2 * h)
@@ -145,8 +169,10 @@ final class AttacksTests: XCTestCase {
         let x = test.slice(0..<64)
         let fgsm = FGSM.attack(net, x: x.images, labels: x.labels, epsilon: linfEps)
         var rng = RNG(seed: 0)
-        let pgd = PGD.attack(net, x: x.images, labels: x.labels,
-                             config: PGDConfig(norm: .linf, epsilon: linfEps, stepSize: linfEps, iterations: 1, randomStart: false), rng: &rng)
+        let pgd = PGD.attack(
+            net, x: x.images, labels: x.labels,
+            config: PGDConfig(norm: .linf, epsilon: linfEps, stepSize: linfEps, iterations: 1, randomStart: false),
+            rng: &rng)
         for (a, b) in zip(fgsm.adversarial.array, pgd.adversarial.array) { XCTAssertEqual(a, b, accuracy: 1e-6) }
         XCTAssertEqual(fgsm.predictions, pgd.predictions)
     }
@@ -158,7 +184,8 @@ final class AttacksTests: XCTestCase {
         let x = test.slice(0..<32)
         var rng = RNG(seed: 4)
         _ = FGSM.attack(net, x: x.images, labels: x.labels, epsilon: linfEps)
-        _ = PGD.attack(net, x: x.images, labels: x.labels, config: .standard(norm: .l2, epsilon: l2Eps, iterations: 2), rng: &rng)
+        _ = PGD.attack(
+            net, x: x.images, labels: x.labels, config: .standard(norm: .l2, epsilon: l2Eps, iterations: 2), rng: &rng)
         XCTAssertEqual(stateSnapshot(net), before)
     }
 }

@@ -19,12 +19,17 @@ enum Fixture {
 
 /// Largest |x_adv - x| and each example's L2 distance, in Double.
 func distances(_ adv: Tensor, _ x: Tensor) -> (linf: Double, l2: [Double], inBox: Bool) {
-    let a = adv.array, b = x.array, n = x.dim(0), d = x.count / n
-    var linf = 0.0, l2 = [Double](repeating: 0, count: n)
+    let a = adv.array
+    let b = x.array
+    let n = x.dim(0)
+    let d = x.count / n
+    var linf = 0.0
+    var l2 = [Double](repeating: 0, count: n)
     for e in 0..<n {
         for i in 0..<d {
             let delta = Double(a[e * d + i]) - Double(b[e * d + i])
-            linf = max(linf, abs(delta)); l2[e] += delta * delta
+            linf = max(linf, abs(delta))
+            l2[e] += delta * delta
         }
         l2[e] = l2[e].squareRoot()
     }
@@ -36,7 +41,9 @@ func stateSnapshot(_ net: Network) -> [[Float]] {
     var out: [[Float]] = []
     net.visitState(prefix: "") { _, entry in
         switch entry {
-        case .parameter(let p): out.append(p.value.array); out.append(p.grad.array)
+        case .parameter(let p):
+            out.append(p.value.array)
+            out.append(p.grad.array)
         case .buffer(let b): out.append(b.value.array)
         case .counter: break
         }

@@ -1,9 +1,10 @@
-import Foundation
-import TestSupport
-import XCTest
 import Checkpoint
 import FileSystem
+import Foundation
 import TensorCore
+import TestSupport
+import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,7 +58,8 @@ final class AtomicWriteTests: XCTestCase {
         // A directory in the target's place makes rename(2) fail after the temp file is written.
         let target = directory.appendingPathComponent("occupied")
         try FileManager.default.createDirectory(at: target, withIntermediateDirectories: false)
-        try FileManager.default.createDirectory(at: target.appendingPathComponent("child"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            at: target.appendingPathComponent("child"), withIntermediateDirectories: false)
         XCTAssertThrowsError(try writeAtomically([1, 2], to: target)) { error in
             guard case .system(let operation, _, _)? = error as? FileSystemError else { return XCTFail("\(error)") }
             XCTAssertTrue(operation.hasPrefix("rename"), operation)

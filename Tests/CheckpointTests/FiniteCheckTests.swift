@@ -1,14 +1,18 @@
-import XCTest
 import Checkpoint
 import TensorCore
+import XCTest
 
 /// A diverged run's NaN/Inf weights must be reportable by name.
 final class FiniteCheckTests: XCTestCase {
     func testCleanArchivePasses() throws {
         var archive = sampleCheckpoint()
         // Extremes that are still finite.
-        archive["edge"] = .float32(Tensor(shape: [4], data: [.greatestFiniteMagnitude, -.greatestFiniteMagnitude, -0.0, .leastNonzeroMagnitude]))
-        archive["f64"] = .raw(dtype: .f64, shape: [1], bytes: Array(withUnsafeBytes(of: Double.greatestFiniteMagnitude.bitPattern.littleEndian) { Array($0) }))
+        archive["edge"] = .float32(
+            Tensor(
+                shape: [4], data: [.greatestFiniteMagnitude, -.greatestFiniteMagnitude, -0.0, .leastNonzeroMagnitude]))
+        archive["f64"] = .raw(
+            dtype: .f64, shape: [1],
+            bytes: Array(withUnsafeBytes(of: Double.greatestFiniteMagnitude.bitPattern.littleEndian) { Array($0) }))
         archive["u8"] = .raw(dtype: .u8, shape: [2], bytes: [0xFF, 0xFF])
         archive["empty"] = .float32(Tensor(shape: [0]))
         XCTAssertEqual(archive.nonFiniteTensorNames(), [])
@@ -23,7 +27,9 @@ final class FiniteCheckTests: XCTestCase {
         archive["count"] = .int64(shape: [], values: [.max])
         archive["half.inf"] = .raw(dtype: .f16, shape: [2], bytes: [0x00, 0x3C, 0x00, 0x7C])
         archive["bf16.nan"] = .raw(dtype: .bf16, shape: [1], bytes: [0xC1, 0xFF])
-        archive["f64.ninf"] = .raw(dtype: .f64, shape: [1], bytes: Array(withUnsafeBytes(of: (-Double.infinity).bitPattern.littleEndian) { Array($0) }))
+        archive["f64.ninf"] = .raw(
+            dtype: .f64, shape: [1],
+            bytes: Array(withUnsafeBytes(of: (-Double.infinity).bitPattern.littleEndian) { Array($0) }))
         archive["f16.ok"] = .raw(dtype: .f16, shape: [1], bytes: [0xFF, 0x7B])  // 65504, the largest half
         let expected = ["nan", "inf", "half.inf", "bf16.nan", "f64.ninf"]
         XCTAssertEqual(archive.nonFiniteTensorNames(), expected)
@@ -32,7 +38,8 @@ final class FiniteCheckTests: XCTestCase {
         let read = try SafeTensors(bytes: archive.serialized(compression: .zstd()))
         XCTAssertEqual(Set(read.nonFiniteTensorNames()), Set(expected))
         XCTAssertThrowsError(try read.validateFinite(source: "teacher.safetensors.zst")) { error in
-            guard case CheckpointError.nonFinite("teacher.safetensors.zst", let names)? = error as? CheckpointError else {
+            guard case CheckpointError.nonFinite("teacher.safetensors.zst", let names)? = error as? CheckpointError
+            else {
                 return XCTFail("unexpected \(error)")
             }
             XCTAssertEqual(Set(names), Set(expected))

@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 import Checkpoint
+import Foundation
 import TensorCore
+import XCTest
 
 /// Seeded mutations of valid plain and compressed checkpoints: the reader must never crash,
 /// must answer each input with an archive or a `CheckpointError`, and must stay fast.
@@ -27,15 +27,22 @@ final class FuzzTests: XCTestCase {
         // Quantised values compress, so libzstd emits compressed (Huffman/FSE) blocks, not just
         // raw ones: the fuzzer then reaches the entropy decoders.
         var rng = SplitMix64(seed: 9)
-        large["layer1.0.conv1.weight"] = .float32(Tensor(shape: [16, 16, 3, 3], data: (0..<2304).map { _ in Float(Int.random(in: -3...3, using: &rng)) / 4 }))
+        large["layer1.0.conv1.weight"] = .float32(
+            Tensor(shape: [16, 16, 3, 3], data: (0..<2304).map { _ in Float(Int.random(in: -3...3, using: &rng)) / 4 }))
         large["ids"] = .int64(shape: [5], values: [0, 1, -1, .max, .min])
         var result: [Seed] = []
         for (name, archive) in [("small", small), ("large", large)] {
             let plain = archive.serialized()
-            result.append(Seed(name: "\(name).safetensors", bytes: plain, boundaries: plainBoundaries(plain), compressed: false, plain: plain))
+            result.append(
+                Seed(
+                    name: "\(name).safetensors", bytes: plain, boundaries: plainBoundaries(plain), compressed: false,
+                    plain: plain))
             for level in [3, 19] {
                 let packed = try archive.serialized(compression: .zstd(level: level))
-                result.append(Seed(name: "\(name)-\(level).safetensors.zst", bytes: packed, boundaries: frameBoundaries(packed), compressed: true, plain: plain))
+                result.append(
+                    Seed(
+                        name: "\(name)-\(level).safetensors.zst", bytes: packed, boundaries: frameBoundaries(packed),
+                        compressed: true, plain: plain))
             }
         }
         return result
@@ -66,7 +73,8 @@ final class FuzzTests: XCTestCase {
         var cuts = Array(0...position)
         while position + 3 <= frame.count {
             let header = Int(frame[position]) | Int(frame[position + 1]) << 8 | Int(frame[position + 2]) << 16
-            let size = header >> 3, type = (header >> 1) & 3
+            let size = header >> 3
+            let type = (header >> 1) & 3
             cuts += [position + 1, position + 2, position + 3, position + 4]
             position += 3 + (type == 1 ? 1 : size)
             cuts += [position - 1, position]
@@ -86,7 +94,9 @@ final class FuzzTests: XCTestCase {
             }
         case 1:  // byte overwrites, biased towards the extremes parsers mishandle
             for _ in 0..<Int.random(in: 1...4, using: &rng) where !b.isEmpty {
-                b[Int.random(in: 0..<b.count, using: &rng)] = [0, 0xFF, 0x7F, 0x80, UInt8.random(in: 0...255, using: &rng)].randomElement(using: &rng)!
+                b[Int.random(in: 0..<b.count, using: &rng)] = [
+                    0, 0xFF, 0x7F, 0x80, UInt8.random(in: 0...255, using: &rng),
+                ].randomElement(using: &rng)!
             }
         case 2:  // truncation at a structural boundary
             b = Array(b.prefix(boundaries.randomElement(using: &rng)!))
@@ -94,14 +104,19 @@ final class FuzzTests: XCTestCase {
             b = Array(b.prefix(Int.random(in: 0..<b.count, using: &rng)))
         case 4:  // inserted bytes
             let at = Int.random(in: 0...b.count, using: &rng)
-            b.insert(contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }, at: at)
+            b.insert(
+                contentsOf: (0..<Int.random(in: 1...16, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng)
+                }, at: at)
         case 5:  // deleted bytes
             let at = Int.random(in: 0..<b.count, using: &rng)
             b.removeSubrange(at..<Swift.min(b.count, at + Int.random(in: 1...16, using: &rng)))
         default:  // the 8-byte header length set to a huge or nearly right value
             let n = UInt64(b.count)
-            let value = [UInt64.max, 1 << 63, UInt64(Int.max), n, n - 7, n - 8, 100_000_001, UInt64.random(in: 0...UInt64.max, using: &rng)]
-                .randomElement(using: &rng)!
+            let value = [
+                UInt64.max, 1 << 63, UInt64(Int.max), n, n - 7, n - 8, 100_000_001,
+                UInt64.random(in: 0...UInt64.max, using: &rng),
+            ]
+            .randomElement(using: &rng)!
             withUnsafeBytes(of: value.littleEndian) { for k in 0..<8 { b[k] = $0[k] } }
         }
         return b
@@ -131,7 +146,8 @@ final class FuzzTests: XCTestCase {
                 let archive = try SafeTensors(bytes: input, source: seed.name, limits: limits)
                 parsed += 1
                 // Whatever is accepted must be writable and read back the same.
-                XCTAssertEqual(try SafeTensors(bytes: archive.serialized()).serialized(), archive.serialized(), "iteration \(i)")
+                XCTAssertEqual(
+                    try SafeTensors(bytes: archive.serialized()).serialized(), archive.serialized(), "iteration \(i)")
             } catch let error as CheckpointError {
                 errors[caseName(error), default: 0] += 1
                 XCTAssertTrue(error.description.contains(seed.name), "iteration \(i): \(error)")
@@ -140,7 +156,10 @@ final class FuzzTests: XCTestCase {
             }
         }
         let seconds = Date().timeIntervalSince(start)
-        print("fuzz: \(iterations) inputs in \(String(format: "%.2f", seconds)) s; parsed \(parsed); rejected \(errors.sorted { $0.key < $1.key })")
+        print(
+            "fuzz: \(iterations) inputs in \(String(format: "%.2f", seconds)) s; parsed \(parsed); rejected "
+                + "\(errors.sorted { $0.key < $1.key })"
+        )
         XCTAssertLessThan(seconds, 60)
         // Bounded memory: no input may make the reader allocate what its header claims.
         let growth = peakResidentBytes() - peakBefore

@@ -1,6 +1,6 @@
-import XCTest
 import Checkpoint
 import TensorCore
+import XCTest
 
 /// Every structural defect must surface as a typed `CheckpointError`, never a crash.
 final class InvalidInputTests: XCTestCase {
@@ -17,15 +17,20 @@ final class InvalidInputTests: XCTestCase {
     func testTruncated() {
         for size in 0..<8 {
             assertRejects([UInt8](repeating: 0, count: size), "size \(size)") {
-                if case .truncated(_, size) = $0 { return true }; return false
+                if case .truncated(_, size) = $0 { return true }
+                return false
             }
         }
         let file = makeFile(f32x2, data: eight)
         // Cut inside the header: the declared length no longer fits.
-        assertRejects(Array(file.prefix(20)), "cut in header") { if case .headerTooLarge = $0 { return true }; return false }
+        assertRejects(Array(file.prefix(20)), "cut in header") {
+            if case .headerTooLarge = $0 { return true }
+            return false
+        }
         // Cut inside the data: the tensor reaches past the end.
         assertRejects(Array(file.dropLast()), "cut in data") {
-            if case .offsetsOutOfBounds(_, "a", 0, 8, 7) = $0 { return true }; return false
+            if case .offsetsOutOfBounds(_, "a", 0, 8, 7) = $0 { return true }
+            return false
         }
     }
 
@@ -35,7 +40,8 @@ final class InvalidInputTests: XCTestCase {
             withUnsafeBytes(of: declared.littleEndian) { file += $0 }
             file += Array("{}      ".utf8)
             assertRejects(file, "declared \(declared)") {
-                if case .headerTooLarge(_, declared, _) = $0 { return true }; return false
+                if case .headerTooLarge(_, declared, _) = $0 { return true }
+                return false
             }
         }
     }
@@ -55,73 +61,109 @@ final class InvalidInputTests: XCTestCase {
             ("", "empty header"),
             (#"{"a":tru}"#, "bad literal"),
             (String(repeating: "[", count: 100_000), "deep nesting"),
-            ("{\"a\":" + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}", "nesting over the cap"),
+            (
+                "{\"a\":" + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}",
+                "nesting over the cap"
+            ),
         ]
         for (json, what) in cases {
-            assertRejects(makeFile(json), what) { if case .invalidHeader = $0 { return true }; return false }
+            assertRejects(makeFile(json), what) {
+                if case .invalidHeader = $0 { return true }
+                return false
+            }
         }
-        assertRejects(makeFile(headerBytes: Array(#"{"a":""#.utf8) + [0xFF, 0xFE] + Array(#""}  "#.utf8)), "not UTF-8") {
-            if case .invalidHeader(_, let reason) = $0 { return reason.contains("UTF-8") }; return false
+        assertRejects(makeFile(headerBytes: Array(#"{"a":""#.utf8) + [0xFF, 0xFE] + Array(#""}  "#.utf8)), "not UTF-8")
+        {
+            if case .invalidHeader(_, let reason) = $0 { return reason.contains("UTF-8") }
+            return false
         }
     }
 
     func testOffsetsOutOfBounds() {
         assertRejects(makeFile(f32x2, data: [0, 0, 0, 0]), "short data") {
-            if case .offsetsOutOfBounds(_, "a", 0, 8, 4) = $0 { return true }; return false
+            if case .offsetsOutOfBounds(_, "a", 0, 8, 4) = $0 { return true }
+            return false
         }
         let far = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4611686018427387904,4611686018427387912]}}"#
-        assertRejects(makeFile(far, data: eight), "huge offsets") { if case .offsetsOutOfBounds = $0 { return true }; return false }
+        assertRejects(makeFile(far, data: eight), "huge offsets") {
+            if case .offsetsOutOfBounds = $0 { return true }
+            return false
+        }
         let beyondInt = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,99999999999999999999999]}}"#
-        assertRejects(makeFile(beyondInt, data: eight), "offset beyond Int") { if case .invalidEntry = $0 { return true }; return false }
+        assertRejects(makeFile(beyondInt, data: eight), "offset beyond Int") {
+            if case .invalidEntry = $0 { return true }
+            return false
+        }
     }
 
     func testOverlap() {
-        let json = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        let json =
+            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
         assertRejects(makeFile(json, data: [UInt8](repeating: 0, count: 12)), "overlap") {
-            if case .overlap(_, "b", "a", 4, 8) = $0 { return true }; return false
+            if case .overlap(_, "b", "a", 4, 8) = $0 { return true }
+            return false
         }
-        let same = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}"#
-        assertRejects(makeFile(same, data: eight), "aliased") { if case .overlap = $0 { return true }; return false }
-        let emptyInside = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#
+        let same =
+            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""b":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}"#
+        assertRejects(makeFile(same, data: eight), "aliased") {
+            if case .overlap = $0 { return true }
+            return false
+        }
+        let emptyInside =
+            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                + #""z":{"dtype":"F32","shape":[0],"data_offsets":[4,4]}}"#
         assertRejects(makeFile(emptyInside, data: eight), "empty tensor inside another") {
-            if case .overlap(_, "z", "a", 4, 8) = $0 { return true }; return false
+            if case .overlap(_, "z", "a", 4, 8) = $0 { return true }
+            return false
         }
     }
 
     func testHoles() {
-        let middle = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
+        let middle =
+            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+                + #""b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
         assertRejects(makeFile(middle, data: [UInt8](repeating: 0, count: 12)), "hole in the middle") {
-            if case .gap(_, "a", 4, 8) = $0 { return true }; return false
+            if case .gap(_, "a", 4, 8) = $0 { return true }
+            return false
         }
         let start = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
         assertRejects(makeFile(start, data: eight), "hole at the start") {
-            if case .gap(_, nil, 0, 4) = $0 { return true }; return false
+            if case .gap(_, nil, 0, 4) = $0 { return true }
+            return false
         }
         let trailing = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#
         assertRejects(makeFile(trailing, data: eight), "trailing bytes") {
-            if case .gap(_, "a", 4, 8) = $0 { return true }; return false
+            if case .gap(_, "a", 4, 8) = $0 { return true }
+            return false
         }
         assertRejects(makeFile("{}", data: [0]), "data without tensors") {
-            if case .gap(_, nil, 0, 1) = $0 { return true }; return false
+            if case .gap(_, nil, 0, 1) = $0 { return true }
+            return false
         }
     }
 
     func testWrongByteSize() {
         let json = #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#
         assertRejects(makeFile(json, data: eight), "3 floats in 8 bytes") {
-            if case .sizeMismatch(_, "a", [3], .f32, 12, 8) = $0 { return true }; return false
+            if case .sizeMismatch(_, "a", [3], .f32, 12, 8) = $0 { return true }
+            return false
         }
         let scalar = #"{"n":{"dtype":"I64","shape":[],"data_offsets":[0,4]}}"#
         assertRejects(makeFile(scalar, data: [0, 0, 0, 0]), "short scalar") {
-            if case .sizeMismatch(_, "n", [], .i64, 8, 4) = $0 { return true }; return false
+            if case .sizeMismatch(_, "n", [], .i64, 8, 4) = $0 { return true }
+            return false
         }
         let overflow = #"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#
         assertRejects(makeFile(overflow, data: eight), "element count overflow") {
-            if case .sizeOverflow(_, "a", _, .f32) = $0 { return true }; return false
+            if case .sizeOverflow(_, "a", _, .f32) = $0 { return true }
+            return false
         }
         let byteOverflow = #"{"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]}}"#
         assertRejects(makeFile(byteOverflow, data: eight), "byte count overflow") {
-            if case .sizeOverflow = $0 { return true }; return false
+            if case .sizeOverflow = $0 { return true }
+            return false
         }
     }
 
@@ -129,7 +171,8 @@ final class InvalidInputTests: XCTestCase {
         for dtype in ["F128", "f32", "", "F4", "Q8"] {
             let json = #"{"a":{"dtype":"\#(dtype)","shape":[2],"data_offsets":[0,8]}}"#
             assertRejects(makeFile(json, data: eight), dtype) {
-                if case .unknownDType(_, "a", dtype) = $0 { return true }; return false
+                if case .unknownDType(_, "a", dtype) = $0 { return true }
+                return false
             }
         }
     }
@@ -146,7 +189,8 @@ final class InvalidInputTests: XCTestCase {
         ]
         for (json, key) in cases {
             assertRejects(makeFile(json, data: eight), json) {
-                if case .invalidMetadata(_, key, _) = $0 { return true }; return false
+                if case .invalidMetadata(_, key, _) = $0 { return true }
+                return false
             }
         }
     }
@@ -172,12 +216,16 @@ final class InvalidInputTests: XCTestCase {
         ]
         for (json, what) in cases {
             assertRejects(makeFile(json, data: eight), what) {
-                if case .invalidEntry(_, "a", _) = $0 { return true }; return false
+                if case .invalidEntry(_, "a", _) = $0 { return true }
+                return false
             }
         }
-        let twice = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+        let twice =
+            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+                + #""a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
         assertRejects(makeFile(twice, data: eight), "duplicate name") {
-            if case .duplicateName(_, "a") = $0 { return true }; return false
+            if case .duplicateName(_, "a") = $0 { return true }
+            return false
         }
     }
 

@@ -2,6 +2,7 @@ import Checkpoint
 import Foundation
 import TestSupport
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +13,8 @@ import Glibc
 /// (the path the daemon takes too) and must stay within 64 MiB above what inspecting a small
 /// valid checkpoint takes.
 final class MemoryLimitProcessTests: XCTestCase {
-    private static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("rrmd").path
+    private static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("rrmd").path
     private var directory: URL!
 
     override func setUpWithError() throws {
@@ -69,9 +71,15 @@ final class MemoryLimitProcessTests: XCTestCase {
             // Issue 14's file: 4 GiB of zeros, no content size, no checksum; its header (length 0) is invalid.
             ("zeros.safetensors.zst", zeroBombFrame(blocks: blocks4GiB), "invalid header"),
             // A content size just under the 4 GiB cap, so the frame header alone does not refuse it.
-            ("declared.safetensors.zst", zeroBombFrame(blocks: blocks4GiB, contentSize: (4 << 30) - 1), "invalid header"),
+            (
+                "declared.safetensors.zst", zeroBombFrame(blocks: blocks4GiB, contentSize: (4 << 30) - 1),
+                "invalid header"
+            ),
             // A valid checkpoint, then 4 GiB of zeros: far past what its own header declares.
-            ("tail.safetensors.zst", zeroBombFrame(blocks: blocks4GiB, prefix: valid), "its own safetensors header declares"),
+            (
+                "tail.safetensors.zst", zeroBombFrame(blocks: blocks4GiB, prefix: valid),
+                "its own safetensors header declares"
+            ),
         ]
         for bomb in bombs {
             XCTAssertLessThan(bomb.bytes.count, 200_000, bomb.name)
@@ -79,9 +87,13 @@ final class MemoryLimitProcessTests: XCTestCase {
             XCTAssertTrue(result.exited, "\(bomb.name) ended by a signal: \(result.output)")
             XCTAssertEqual(result.status, 1, "\(bomb.name): \(result.output)")
             XCTAssertTrue(result.output.contains(bomb.reason), "\(bomb.name): \(result.output)")
-            XCTAssertLessThanOrEqual(result.peak, baseline.peak + 64 << 20,
-                                     "\(bomb.name): peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB for a valid file")
-            print("bomb \(bomb.name): refused at peak \(result.peak >> 20) MiB resident (valid file: \(baseline.peak >> 20) MiB)")
+            XCTAssertLessThanOrEqual(
+                result.peak, baseline.peak + 64 << 20,
+                "\(bomb.name): peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB for a valid file")
+            print(
+                "bomb \(bomb.name): refused at peak \(result.peak >> 20) MiB resident (valid file: "
+                    + "\(baseline.peak >> 20) MiB)"
+            )
         }
     }
 
@@ -108,14 +120,19 @@ final class MemoryLimitProcessTests: XCTestCase {
     /// counted, not built.
     func testMetadataDescribingAHugeNetworkIsRefusedUnbuilt() throws {
         let baseline = try inspect(try write(sampleCheckpoint().serialized(), "valid.safetensors"))
-        let metadata = ["rrm.arch": "resnet18", "rrm.width": "64", "rrm.dataset": "cifar10", "rrm.num_classes": "100000",
-                        "rrm.input_shape": "3,4096,4096", "rrm.mean": "0.5,0.5,0.5", "rrm.std": "0.25,0.25,0.25"]
+        let metadata = [
+            "rrm.arch": "resnet18", "rrm.width": "64", "rrm.dataset": "cifar10", "rrm.num_classes": "100000",
+            "rrm.input_shape": "3,4096,4096", "rrm.mean": "0.5,0.5,0.5", "rrm.std": "0.25,0.25,0.25",
+        ]
         let file = SafeTensors(sampleCheckpoint().entries, metadata: metadata).serialized()
         let result = try inspect(try write(file, "huge-metadata.safetensors"))
         XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
         XCTAssertEqual(result.status, 1, result.output)
-        XCTAssertTrue(result.output.contains("describes resnet18 with") && result.output.contains("but the file holds only"), result.output)
-        XCTAssertLessThanOrEqual(result.peak, baseline.peak + 64 << 20, "peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB")
+        XCTAssertTrue(
+            result.output.contains("describes resnet18 with") && result.output.contains("but the file holds only"),
+            result.output)
+        XCTAssertLessThanOrEqual(
+            result.peak, baseline.peak + 64 << 20, "peak \(result.peak >> 20) MiB against \(baseline.peak >> 20) MiB")
     }
 
     /// A training run whose batch (from the command line, as a batch size from the daemon's
@@ -124,8 +141,10 @@ final class MemoryLimitProcessTests: XCTestCase {
     func testATrainingRunTooLargeForTheLimitIsRefused() throws {
         let fixtures = TestFixtures.dataDirectory
         let out = directory.appendingPathComponent("never.safetensors").path
-        let result = try rrmd(["train", "--arch", "resnet20", "--width", "8", "--dataset", "digits", "--data-dir", fixtures,
-                               "--epochs", "1", "--batch-size", "1024", "--threads", "1", "--out", out])
+        let result = try rrmd([
+            "train", "--arch", "resnet20", "--width", "8", "--dataset", "digits", "--data-dir", fixtures,
+            "--epochs", "1", "--batch-size", "1024", "--threads", "1", "--out", out,
+        ])
         XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
         XCTAssertEqual(result.status, 1, result.output)
         XCTAssertTrue(result.output.contains("training resnet20 ×8.0 with batches of 1024 needs about"), result.output)
@@ -157,10 +176,14 @@ final class MemoryLimitProcessTests: XCTestCase {
         try gzip(idx([1_300_000], payload: 10), "train-labels-idx1-ubyte")
         try gzip(idx([10, 28, 28], payload: 7840), "t10k-images-idx3-ubyte")
         try gzip(idx([10], payload: 10), "t10k-labels-idx1-ubyte")
-        let result = try rrmd(["train", "--arch", "mlp", "--dataset", "mnist", "--data-dir", data.path, "--epochs", "1",
-                               "--out", directory.appendingPathComponent("never.safetensors").path])
+        let result = try rrmd([
+            "train", "--arch", "mlp", "--dataset", "mnist", "--data-dir", data.path, "--epochs", "1",
+            "--out", directory.appendingPathComponent("never.safetensors").path,
+        ])
         XCTAssertTrue(result.exited, "ended by a signal: \(result.output)")
         XCTAssertEqual(result.status, 1, result.output)
-        XCTAssertTrue(result.output.contains("1300000 images of 28x28, as the header declares") && result.output.contains("needs about"), result.output)
+        XCTAssertTrue(
+            result.output.contains("1300000 images of 28x28, as the header declares")
+                && result.output.contains("needs about"), result.output)
     }
 }

@@ -1,6 +1,6 @@
-import XCTest
 import Checkpoint
 import TensorCore
+import XCTest
 
 /// Files written by the reference Python library, embedded so the tests never need Python.
 ///
@@ -20,21 +20,32 @@ import TensorCore
 final class PythonReferenceTests: XCTestCase {
     static let simpleFile = base64Bytes(
         "iAAAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJrIjoidiJ9LCJuIjp7ImR0eXBlIjoiSTY0Iiwic2hhcGUiOltdLCJkYXRhX29mZnNldHMiOlsw"
-        + "LDhdfSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbOCwzMl19fSAgBwAAAAAAAAAAAAAAAACAPwAA"
-        + "AEAAAEBAAACAQAAAoEA=")
+            + "LDhdfSwiYSI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMiwzXSwiZGF0YV9vZmZzZXRzIjpbOCwzMl19fSAgBwAAAAAAAAAAAAAAAA"
+            + "CAPwAAAEAAAEBAAACAQAAAoEA=")
 
     static let allDTypesFile = base64Bytes(
         "OAMAAAAAAAB7Il9fbWV0YWRhdGFfXyI6eyJycm0ubm90ZSI6InLDqXMgXCJxXCJcblx1MDAwMi8ifSwiYm4ubnVtX2JhdGNoZXNfdHJhY2tl"
-        + "ZCI6eyJkdHlwZSI6Ikk2NCIsInNoYXBlIjpbXSwiZGF0YV9vZmZzZXRzIjpbMCw4XX0sImk2NCI6eyJkdHlwZSI6Ikk2NCIsInNoYXBlIjpb"
-        + "MSwyXSwiZGF0YV9vZmZzZXRzIjpbOCwyNF19LCJmNjQiOnsiZHR5cGUiOiJGNjQiLCJzaGFwZSI6WzFdLCJkYXRhX29mZnNldHMiOlsyNCwz"
-        + "Ml19LCJlXCJcXC9cdTAwMDFcdMOpfyI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6WzMyLDM2XX0sImYzMiI6"
-        + "eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMl0sImRhdGFfb2Zmc2V0cyI6WzM2LDQ0XX0sInoiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZSI6WzAs"
-        + "M10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ0XX0sImkzMiI6eyJkdHlwZSI6IkkzMiIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ4"
-        + "XX0sImJmMTYiOnsiZHR5cGUiOiJCRjE2Iiwic2hhcGUiOlsxXSwiZGF0YV9vZmZzZXRzIjpbNDgsNTBdfSwiZjE2Ijp7ImR0eXBlIjoiRjE2"
-        + "Iiwic2hhcGUiOlsxXSwiZGF0YV9vZmZzZXRzIjpbNTAsNTJdfSwiaTE2Ijp7ImR0eXBlIjoiSTE2Iiwic2hhcGUiOlsxXSwiZGF0YV9vZmZz"
-        + "ZXRzIjpbNTIsNTRdfSwiaTgiOnsiZHR5cGUiOiJJOCIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6WzU0LDU1XX0sInU4Ijp7ImR0eXBl"
-        + "IjoiVTgiLCJzaGFwZSI6WzFdLCJkYXRhX29mZnNldHMiOls1NSw1Nl19LCJiIjp7ImR0eXBlIjoiQk9PTCIsInNoYXBlIjpbMl0sImRhdGFf"
-        + "b2Zmc2V0cyI6WzU2LDU4XX19ICAgIAUAAAAAAAAA//////////8AAAAAAAEAAAAAAAAAAAxAAAAQQQAAgD4AAIC/kO7+/wDAAD7U/v3IAQA=")
+            + "ZCI6eyJkdHlwZSI6Ikk2NCIsInNoYXBlIjpbXSwiZGF0YV9vZmZzZXRzIjpbMCw4XX0sImk2NCI6eyJkdHlwZSI6Ikk2NCIsInNoYX"
+            + "BlIjpb"
+            + "MSwyXSwiZGF0YV9vZmZzZXRzIjpbOCwyNF19LCJmNjQiOnsiZHR5cGUiOiJGNjQiLCJzaGFwZSI6WzFdLCJkYXRhX29mZnNldHMiOl"
+            + "syNCwz"
+            + "Ml19LCJlXCJcXC9cdTAwMDFcdMOpfyI6eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6WzMyLDM2XX0sIm"
+            + "YzMiI6"
+            + "eyJkdHlwZSI6IkYzMiIsInNoYXBlIjpbMl0sImRhdGFfb2Zmc2V0cyI6WzM2LDQ0XX0sInoiOnsiZHR5cGUiOiJGMzIiLCJzaGFwZS"
+            + "I6WzAs"
+            + "M10sImRhdGFfb2Zmc2V0cyI6WzQ0LDQ0XX0sImkzMiI6eyJkdHlwZSI6IkkzMiIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6Wz"
+            + "Q0LDQ4"
+            + "XX0sImJmMTYiOnsiZHR5cGUiOiJCRjE2Iiwic2hhcGUiOlsxXSwiZGF0YV9vZmZzZXRzIjpbNDgsNTBdfSwiZjE2Ijp7ImR0eXBlIj"
+            + "oiRjE2"
+            + "Iiwic2hhcGUiOlsxXSwiZGF0YV9vZmZzZXRzIjpbNTAsNTJdfSwiaTE2Ijp7ImR0eXBlIjoiSTE2Iiwic2hhcGUiOlsxXSwiZGF0YV"
+            + "9vZmZz"
+            + "ZXRzIjpbNTIsNTRdfSwiaTgiOnsiZHR5cGUiOiJJOCIsInNoYXBlIjpbMV0sImRhdGFfb2Zmc2V0cyI6WzU0LDU1XX0sInU4Ijp7Im"
+            + "R0eXBl"
+            + "IjoiVTgiLCJzaGFwZSI6WzFdLCJkYXRhX29mZnNldHMiOls1NSw1Nl19LCJiIjp7ImR0eXBlIjoiQk9PTCIsInNoYXBlIjpbMl0sIm"
+            + "RhdGFf"
+            + "b2Zmc2V0cyI6WzU2LDU4XX19ICAgIAUAAAAAAAAA//////////8AAAAAAAEAAAAAAAAAAAxAAAAQQQAAgD4AAIC/kO7+/wDAAD7U/v"
+            + "3IAQA="
+    )
 
     /// A name exercising every JSON escape rule the reference writer applies (and does not).
     static let oddName = "e\"\\/\u{01}\t\u{e9}\u{7f}"
@@ -62,8 +73,12 @@ final class PythonReferenceTests: XCTestCase {
     func testReadsEveryDType() throws {
         let archive = try SafeTensors(bytes: Self.allDTypesFile)
         XCTAssertEqual(archive.metadata, ["rrm.note": "r\u{e9}s \"q\"\n\u{02}/"])
-        XCTAssertEqual(archive.names, ["bn.num_batches_tracked", "i64", "f64", Self.oddName, "f32", "z",
-                                       "i32", "bf16", "f16", "i16", "i8", "u8", "b"])
+        XCTAssertEqual(
+            archive.names,
+            [
+                "bn.num_batches_tracked", "i64", "f64", Self.oddName, "f32", "z",
+                "i32", "bf16", "f16", "i16", "i8", "u8", "b",
+            ])
         XCTAssertEqual(try archive.int64("bn.num_batches_tracked").shape, [])
         XCTAssertEqual(try archive.int64("bn.num_batches_tracked").values, [5])
         XCTAssertEqual(try archive.int64("i64").shape, [1, 2])
@@ -75,12 +90,12 @@ final class PythonReferenceTests: XCTestCase {
 
         let expectedRaw: [(String, DType, [Int], [UInt8])] = [
             ("f64", .f64, [1], [0, 0, 0, 0, 0, 0, 0x0C, 0x40]),  // 3.5
-            ("i32", .i32, [1], [0x90, 0xEE, 0xFE, 0xFF]),         // -70000
-            ("bf16", .bf16, [1], [0x00, 0xC0]),                   // -2.0
-            ("f16", .f16, [1], [0x00, 0x3E]),                     // 1.5
-            ("i16", .i16, [1], [0xD4, 0xFE]),                     // -300
-            ("i8", .i8, [1], [0xFD]),                             // -3
-            ("u8", .u8, [1], [0xC8]),                             // 200
+            ("i32", .i32, [1], [0x90, 0xEE, 0xFE, 0xFF]),  // -70000
+            ("bf16", .bf16, [1], [0x00, 0xC0]),  // -2.0
+            ("f16", .f16, [1], [0x00, 0x3E]),  // 1.5
+            ("i16", .i16, [1], [0xD4, 0xFE]),  // -300
+            ("i8", .i8, [1], [0xFD]),  // -3
+            ("u8", .u8, [1], [0xC8]),  // 200
             ("b", .bool, [2], [1, 0]),
         ]
         for (name, dtype, shape, bytes) in expectedRaw {

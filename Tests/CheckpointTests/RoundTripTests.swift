@@ -1,6 +1,6 @@
-import XCTest
 import Checkpoint
 import TensorCore
+import XCTest
 
 final class RoundTripTests: XCTestCase {
     /// An archive touching every shape kind: matrices, a scalar, an empty tensor, I64 values at
@@ -27,16 +27,17 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(read.metadata, original.metadata)
         XCTAssertEqual(Set(read.names), Set(original.names))
         for name in original.names {
-            let a = original[name]!, b = read[name]!
+            let a = original[name]!
+            let b = read[name]!
             XCTAssertEqual(a.dtype, b.dtype, name)
             XCTAssertEqual(a.shape, b.shape, name)
             XCTAssertEqual(a.byteCount, b.byteCount, name)
             switch (a, b) {
-            case let (.float32(x), .float32(y)):
+            case (.float32(let x), .float32(let y)):
                 XCTAssertEqual(x.array.map(\.bitPattern), y.array.map(\.bitPattern), name)
-            case let (.int64(_, x), .int64(_, y)):
+            case (.int64(_, let x), .int64(_, let y)):
                 XCTAssertEqual(x, y, name)
-            case let (.raw(_, _, x), .raw(_, _, y)):
+            case (.raw(_, _, let x), .raw(_, _, let y)):
                 XCTAssertEqual(x, y, name)
             default:
                 XCTFail("\(name): stored kind changed")
@@ -109,7 +110,9 @@ final class RoundTripTests: XCTestCase {
     func testAccessorErrors() {
         let archive = sampleArchive()
         XCTAssertThrowsError(try archive.float32("fc.weight")) { error in
-            guard case .missingTensor(let name, let available)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            guard case .missingTensor(let name, let available)? = error as? CheckpointError else {
+                return XCTFail("\(error)")
+            }
             XCTAssertEqual(name, "fc.weight")
             XCTAssertEqual(available, archive.names)
             XCTAssertTrue("\(error)".contains("fc.weight"))
@@ -121,7 +124,9 @@ final class RoundTripTests: XCTestCase {
             XCTAssertEqual(error as? CheckpointError, .wrongDType(name: "conv1.weight", expected: .i64, actual: .f32))
         }
         XCTAssertThrowsError(try archive.float32("conv1.weight", shape: [2, 1, 3])) { error in
-            XCTAssertEqual(error as? CheckpointError, .wrongShape(name: "conv1.weight", expected: [2, 1, 3], actual: [2, 1, 3, 3]))
+            XCTAssertEqual(
+                error as? CheckpointError,
+                .wrongShape(name: "conv1.weight", expected: [2, 1, 3], actual: [2, 1, 3, 3]))
         }
     }
 

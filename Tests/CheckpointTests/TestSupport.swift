@@ -1,7 +1,7 @@
-import Foundation
-import XCTest
 import Checkpoint
+import Foundation
 import TensorCore
+import XCTest
 
 /// A safetensors file whose header is `json` (padded with spaces to 8 bytes unless `pad` is
 /// false) followed by `data`, for hand-crafting valid and invalid inputs.
@@ -32,14 +32,18 @@ func base64Bytes(_ text: String) -> [UInt8] {
 
 /// Asserts that parsing `bytes` throws a `CheckpointError` accepted by `matches`, and that its
 /// description is a useful sentence naming the source.
-func assertRejects(_ bytes: [UInt8], _ what: String, file: StaticString = #filePath, line: UInt = #line,
-                   _ matches: (CheckpointError) -> Bool) {
+func assertRejects(
+    _ bytes: [UInt8], _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ matches: (CheckpointError) -> Bool
+) {
     do {
         _ = try SafeTensors(bytes: bytes, source: "test.safetensors")
         XCTFail("\(what): expected an error, parsing succeeded", file: file, line: line)
     } catch let error as CheckpointError {
         XCTAssertTrue(matches(error), "\(what): unexpected error \(error)", file: file, line: line)
-        XCTAssertTrue(error.description.contains("test.safetensors"), "\(what): message lacks the source: \(error)", file: file, line: line)
+        XCTAssertTrue(
+            error.description.contains("test.safetensors"), "\(what): message lacks the source: \(error)", file: file,
+            line: line)
     } catch {
         XCTFail("\(what): untyped error \(error)", file: file, line: line)
     }
@@ -63,7 +67,8 @@ struct SplitMix64: RandomNumberGenerator {
 func sampleCheckpoint(floats: Int = 1000, seed: UInt64 = 1) -> SafeTensors {
     var rng = SplitMix64(seed: seed)
     var archive = SafeTensors(metadata: ["rrm.arch": "resnet20", "rrm.seed": "\(seed)", "rrm.mean": "0.49,0.48,0.45"])
-    archive["conv1.weight"] = .float32(Tensor(shape: [floats], data: (0..<floats).map { _ in Float.random(in: -1...1, using: &rng) }))
+    archive["conv1.weight"] = .float32(
+        Tensor(shape: [floats], data: (0..<floats).map { _ in Float.random(in: -1...1, using: &rng) }))
     archive["bn1.running_mean"] = .float32(Tensor(shape: [16], repeating: 0))
     archive["bn1.running_var"] = .float32(Tensor(shape: [16], repeating: 1))
     archive["bn1.num_batches_tracked"] = .int64(shape: [], values: [391])
@@ -97,14 +102,18 @@ func zeroBombFrame(blocks: Int, contentSize: UInt64? = nil, windowLog: Int = 20,
 
 /// Asserts that reading `bytes` with `limits` throws a `CheckpointError` accepted by `matches`,
 /// with a message naming the source.
-func assertRejects(_ bytes: [UInt8], limits: ReadLimits, _ what: String, file: StaticString = #filePath, line: UInt = #line,
-                   _ matches: (CheckpointError) -> Bool) {
+func assertRejects(
+    _ bytes: [UInt8], limits: ReadLimits, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ matches: (CheckpointError) -> Bool
+) {
     do {
         _ = try SafeTensors(bytes: bytes, source: "test.safetensors.zst", limits: limits)
         XCTFail("\(what): expected an error, parsing succeeded", file: file, line: line)
     } catch let error as CheckpointError {
         XCTAssertTrue(matches(error), "\(what): unexpected error \(error)", file: file, line: line)
-        XCTAssertTrue(error.description.contains("test.safetensors.zst"), "\(what): message lacks the source: \(error)", file: file, line: line)
+        XCTAssertTrue(
+            error.description.contains("test.safetensors.zst"), "\(what): message lacks the source: \(error)",
+            file: file, line: line)
     } catch {
         XCTFail("\(what): untyped error \(error)", file: file, line: line)
     }
@@ -112,11 +121,15 @@ func assertRejects(_ bytes: [UInt8], limits: ReadLimits, _ what: String, file: S
 
 /// The `zstd` command-line tool, if installed.
 func zstdTool() -> String? {
-    ["/usr/bin/zstd", "/usr/local/bin/zstd", "/bin/zstd", "/opt/homebrew/bin/zstd"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    ["/usr/bin/zstd", "/usr/local/bin/zstd", "/bin/zstd", "/opt/homebrew/bin/zstd"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 }
 
 /// Runs `tool` with `arguments`, stdin from `input` if given; returns the exit status.
-func runTool(_ tool: String, _ arguments: [String], stdin input: String? = nil, stdout output: String? = nil) throws -> Int32 {
+func runTool(
+    _ tool: String, _ arguments: [String], stdin input: String? = nil, stdout output: String? = nil
+) throws -> Int32 {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: tool)
     process.arguments = arguments

@@ -1,13 +1,14 @@
+import Data
 import Foundation
 import TensorCore
 import XCTest
-import Data
 
 final class BatchIteratorTests: XCTestCase {
     /// `n` one-pixel images whose value and label identify the sample.
     func indexed(_ n: Int, flip: Bool = true) -> Dataset {
-        Dataset(name: "indexed", images: Tensor(shape: [n, 1, 1, 1], data: (0..<n).map(Float.init)),
-                labels: (0..<n).map { Int32($0 % 7) }, numClasses: 7, allowsHorizontalFlip: flip)
+        Dataset(
+            name: "indexed", images: Tensor(shape: [n, 1, 1, 1], data: (0..<n).map(Float.init)),
+            labels: (0..<n).map { Int32($0 % 7) }, numClasses: 7, allowsHorizontalFlip: flip)
     }
 
     func samples(_ batch: Batch) -> [Int] { batch.images.array.map { Int($0) } }
@@ -81,23 +82,31 @@ final class BatchIteratorTests: XCTestCase {
             var out = [Float](repeating: -1, count: 24)
             src.withUnsafeBufferPointer { s in
                 out.withUnsafeMutableBufferPointer { d in
-                    Augmentation.shiftAndFlip(s.baseAddress!, d.baseAddress!, channels: 2, height: 3, width: 4, draw: draw)
+                    Augmentation.shiftAndFlip(
+                        s.baseAddress!, d.baseAddress!, channels: 2, height: 3, width: 4, draw: draw)
                 }
             }
             return out
         }
         XCTAssertEqual(run(.identity), src)
         // Output row y shows input row y+1; column x shows input column x-1.
-        XCTAssertEqual(Array(run(AugmentationDraw(dy: 1, dx: -1, flip: false)).prefix(12)),
-                       [0, 5, 6, 7,
-                        0, 9, 10, 11,
-                        0, 0, 0, 0])
-        XCTAssertEqual(Array(run(AugmentationDraw(dy: -2, dx: 2, flip: false)).suffix(12)),
-                       [0, 0, 0, 0,
-                        0, 0, 0, 0,
-                        103, 104, 0, 0])
-        XCTAssertEqual(Array(run(AugmentationDraw(dy: 0, dx: 0, flip: true)).prefix(12)),
-                       [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9])
+        XCTAssertEqual(
+            Array(run(AugmentationDraw(dy: 1, dx: -1, flip: false)).prefix(12)),
+            [
+                0, 5, 6, 7,
+                0, 9, 10, 11,
+                0, 0, 0, 0,
+            ])
+        XCTAssertEqual(
+            Array(run(AugmentationDraw(dy: -2, dx: 2, flip: false)).suffix(12)),
+            [
+                0, 0, 0, 0,
+                0, 0, 0, 0,
+                103, 104, 0, 0,
+            ])
+        XCTAssertEqual(
+            Array(run(AugmentationDraw(dy: 0, dx: 0, flip: true)).prefix(12)),
+            [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9])
         // Crop then flip: flip of the (dy 0, dx 1) crop [2 3 4 0] is [0 4 3 2].
         XCTAssertEqual(Array(run(AugmentationDraw(dy: 0, dx: 1, flip: true)).prefix(4)), [0, 4, 3, 2])
         XCTAssertEqual(run(AugmentationDraw(dy: 3, dx: 0, flip: false)), [Float](repeating: 0, count: 24))
@@ -117,8 +126,9 @@ final class BatchIteratorTests: XCTestCase {
         train.images.withUnsafePointer { src in
             expected.withUnsafeMutableBufferPointer { dst in
                 for k in 0..<20 {
-                    Augmentation.shiftAndFlip(src + k * per, dst.baseAddress! + k * per,
-                                              channels: 3, height: 32, width: 32, draw: it.lastDraws[k])
+                    Augmentation.shiftAndFlip(
+                        src + k * per, dst.baseAddress! + k * per,
+                        channels: 3, height: 32, width: 32, draw: it.lastDraws[k])
                 }
             }
         }
@@ -127,8 +137,9 @@ final class BatchIteratorTests: XCTestCase {
 
     func testOffsetsCoverTheRange() {
         let data = indexed(2000)
-        var it = data.batches(options: BatchOptions(batchSize: 2000, cropPadding: 2, horizontalFlip: true),
-                              seed: 9, epoch: 0)
+        var it = data.batches(
+            options: BatchOptions(batchSize: 2000, cropPadding: 2, horizontalFlip: true),
+            seed: 9, epoch: 0)
         _ = it.next()
         XCTAssertEqual(Set(it.lastDraws.map(\.dy)), Set(-2...2))
         XCTAssertEqual(Set(it.lastDraws.map(\.dx)), Set(-2...2))

@@ -1,7 +1,7 @@
+import Data
 import Foundation
 import TensorCore
 import XCTest
-import Data
 
 final class CIFAR10Tests: XCTestCase {
     let sample = "test_batch_first20.bin"

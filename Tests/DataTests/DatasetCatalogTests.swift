@@ -1,7 +1,7 @@
+import Data
 import Foundation
 import TensorCore
 import XCTest
-import Data
 
 final class DatasetCatalogTests: XCTestCase {
     func testDigitsSplitAndFlags() throws {
@@ -13,8 +13,9 @@ final class DatasetCatalogTests: XCTestCase {
         XCTAssertEqual(train.numClasses, 10)
         XCTAssertEqual(train.name, "digits")
         XCTAssertFalse(train.allowsHorizontalFlip)
-        XCTAssertEqual(zip(train.classCounts(), test.classCounts()).map(+),
-                       [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
+        XCTAssertEqual(
+            zip(train.classCounts(), test.classCounts()).map(+),
+            [178, 182, 177, 183, 181, 182, 181, 179, 174, 180])
         // The split is positional: the test set is the file's last 297 samples.
         let all = try IDX.readLabels(path: fixture("digits-labels-idx1-ubyte"), numClasses: 10)
         XCTAssertEqual(test.labels, Array(all[1500...]))

@@ -1,7 +1,7 @@
+import Data
 import Foundation
 import TensorCore
 import XCTest
-import Data
 
 final class IDXTests: XCTestCase {
     func testDigitsParse() throws {
@@ -50,12 +50,15 @@ final class IDXTests: XCTestCase {
         let some = try IDX.readImages(path: fixture("gz/digits-images-idx3-ubyte.gz"), maxValue: 16, limit: 5)
         XCTAssertEqual(some.shape, [5, 1, 8, 8])
         XCTAssertEqual(some.array, Array(all.array.prefix(5 * 64)))
-        XCTAssertEqual(try IDX.readLabels(path: fixture("digits-labels-idx1-ubyte"), numClasses: 10, limit: 3), [0, 1, 2])
+        XCTAssertEqual(
+            try IDX.readLabels(path: fixture("digits-labels-idx1-ubyte"), numClasses: 10, limit: 3), [0, 1, 2])
     }
 
     func testMissingFile() {
-        assertDataError(try IDX.readLabels(path: "/nonexistent/labels", numClasses: 10, hint: "do X"),
-                        mentioning: "/nonexistent/labels") {
+        assertDataError(
+            try IDX.readLabels(path: "/nonexistent/labels", numClasses: 10, hint: "do X"),
+            mentioning: "/nonexistent/labels"
+        ) {
             if case .fileNotFound(_, "do X") = $0 { return true }
             return false
         }
@@ -212,8 +215,9 @@ final class IDXTests: XCTestCase {
 
     func testErrorMessagesSayWhatToDo() {
         let e = DataError.truncated(path: "/d/x", expected: 10, got: 4, decompressed: false)
-        XCTAssertEqual(e.description, "/d/x is truncated: expected 10 file bytes, got 4. "
-                       + "The file is incomplete; download or copy it again.")
+        XCTAssertEqual(
+            e.description,
+            "/d/x is truncated: expected 10 file bytes, got 4. The file is incomplete; download or copy it again.")
         let u = DataError.unknownDataset(name: "imagenet", known: ["a", "b"])
         XCTAssertTrue(u.description.contains("known datasets: a, b"))
     }

@@ -1,6 +1,6 @@
+import Data
 import Foundation
 import XCTest
-import Data
 
 /// The committed fixtures directory (copies of shared/data/digits and cifar10-sample, plus gz).
 func fixturesDir() -> String {
@@ -36,8 +36,10 @@ func write(_ bytes: [UInt8], _ dir: String, _ name: String) throws -> String {
 
 /// A big-endian UInt32.
 func be32(_ v: Int) -> [UInt8] {
-    [UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16),
-     UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]
+    [
+        UInt8(truncatingIfNeeded: v >> 24), UInt8(truncatingIfNeeded: v >> 16),
+        UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v),
+    ]
 }
 
 /// An IDX unsigned-byte header for `dims`.
@@ -56,8 +58,9 @@ func assertDataError<T>(
     } catch let error as DataError {
         XCTAssertTrue(matches(error), "unexpected error: \(error)", file: file, line: line)
         if let path {
-            XCTAssertTrue(error.description.contains(path), "message does not name \(path): \(error)",
-                          file: file, line: line)
+            XCTAssertTrue(
+                error.description.contains(path), "message does not name \(path): \(error)",
+                file: file, line: line)
         }
     } catch {
         XCTFail("expected a DataError, got \(error)", file: file, line: line)

@@ -8,15 +8,17 @@ import XCTest
 /// An evaluation stopped part-way and run again with its journal gives the report an
 /// uninterrupted one gives, attacking only the batches the first run had not finished.
 final class EvaluationJournalTests: XCTestCase {
-    private let settings = RobustnessSettings(norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t"],
-                                              samples: 150, batchSize: 30, iterations: 8, targetClasses: 3,
-                                              sweepSamples: 60, sweepIterations: 5, checkSamples: 60, checkIterations: [2, 5],
-                                              seed: 7, cascade: true)
+    private let settings = RobustnessSettings(
+        norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t"],
+        samples: 150, batchSize: 30, iterations: 8, targetClasses: 3,
+        sweepSamples: 60, sweepIterations: 5, checkSamples: 60, checkIterations: [2, 5],
+        seed: 7, cascade: true)
 
     private var model: EvaluatedModel {
         let net = DigitsModel.shared.network
-        return EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "cd", count: 32),
-                              metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
+        return EvaluatedModel(
+            network: net, path: "digits.safetensors", sha256: String(repeating: "cd", count: 32),
+            metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
     }
 
     /// Everything in a report that an interruption must not change (timings may).
@@ -27,7 +29,9 @@ final class EvaluationJournalTests: XCTestCase {
     }
 
     private func journal(_ path: String) throws -> EvaluationJournal {
-        try EvaluationJournal(path: path, identity: RobustnessEvaluator.journalIdentity(model, test: DigitsModel.shared.test, settings: settings))
+        try EvaluationJournal(
+            path: path,
+            identity: RobustnessEvaluator.journalIdentity(model, test: DigitsModel.shared.test, settings: settings))
     }
 
     func testStoppedEvaluationResumesFromItsJournal() throws {
@@ -37,26 +41,46 @@ final class EvaluationJournalTests: XCTestCase {
 
         // Stop after the 5 clean batches (150 images in 30s) and 4 attacked ones.
         var asked = 0
-        XCTAssertThrowsError(try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
-                                                              journal: try journal(path), shouldStop: { asked += 1; return asked > 9 }))
+        XCTAssertThrowsError(
+            try RobustnessEvaluator.evaluate(
+                model, test: test, settings: settings, rrmdVersion: "test",
+                journal: try journal(path),
+                shouldStop: {
+                    asked += 1
+                    return asked > 9
+                }))
         let reopened = try journal(path)
         XCTAssertEqual(reopened.resumable, 4)
         XCTAssertFalse(reopened.discardedOther)
 
         // The rerun asks before every batch it attacks (and every clean batch), never for those read back.
         var attacked = 0
-        let resumed = try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
-                                                       journal: reopened, shouldStop: { attacked += 1; return false })
+        let resumed = try RobustnessEvaluator.evaluate(
+            model, test: test, settings: settings, rrmdVersion: "test",
+            journal: reopened,
+            shouldStop: {
+                attacked += 1
+                return false
+            })
         var counted = 0
-        _ = try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
-                                             shouldStop: { counted += 1; return false })
+        _ = try RobustnessEvaluator.evaluate(
+            model, test: test, settings: settings, rrmdVersion: "test",
+            shouldStop: {
+                counted += 1
+                return false
+            })
         XCTAssertEqual(numbers(resumed), numbers(whole))
         XCTAssertEqual(attacked, counted - 4, "the 4 journalled batches must not be attacked again")
 
         // A third run reads every attacked batch back.
         var third = 0
-        let replayed = try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
-                                                        journal: try journal(path), shouldStop: { third += 1; return false })
+        let replayed = try RobustnessEvaluator.evaluate(
+            model, test: test, settings: settings, rrmdVersion: "test",
+            journal: try journal(path),
+            shouldStop: {
+                third += 1
+                return false
+            })
         XCTAssertEqual(numbers(replayed), numbers(whole))
         XCTAssertEqual(third, 5, "only the clean batches run again")
     }
@@ -68,14 +92,17 @@ final class EvaluationJournalTests: XCTestCase {
         let batch = EvaluationJournal.Batch(fooled: [true, false, true], excess: [0, 0, 1e-9], seconds: 1.5)
         try j.record(phase: "apgd-ce", index: 0, images: [3, 4, 5], batch)
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
-        handle.seekToEndOfFile(); handle.write(Data("apgd-ce\t1\tdeadbeef\t2.0\t10".utf8)); handle.closeFile()
+        handle.seekToEndOfFile()
+        handle.write(Data("apgd-ce\t1\tdeadbeef\t2.0\t10".utf8))
+        handle.closeFile()
 
         let again = try journal(path)
         XCTAssertEqual(again.resumable, 1)
         XCTAssertEqual(again.batch(phase: "apgd-ce", index: 0, images: [3, 4, 5]), batch)
         XCTAssertNil(again.batch(phase: "apgd-ce", index: 0, images: [3, 4, 6]), "other images: not the same batch")
         XCTAssertNil(again.batch(phase: "apgd-ce", index: 1, images: [6, 7]))
-        try again.record(phase: "apgd-ce", index: 1, images: [6, 7], .init(fooled: [false, false], excess: [0, 0], seconds: 1))
+        try again.record(
+            phase: "apgd-ce", index: 1, images: [6, 7], .init(fooled: [false, false], excess: [0, 0], seconds: 1))
         XCTAssertEqual(try journal(path).resumable, 2)
     }
 
@@ -84,8 +111,11 @@ final class EvaluationJournalTests: XCTestCase {
         let path = try makeTemporaryDirectory("journal", removedAfter: self).appendingPathComponent("eval.journal").path
         let j = try journal(path)
         try j.record(phase: "apgd-ce", index: 0, images: [1], .init(fooled: [true], excess: [0], seconds: 1))
-        var other = settings; other.iterations += 1
-        let k = try EvaluationJournal(path: path, identity: RobustnessEvaluator.journalIdentity(model, test: DigitsModel.shared.test, settings: other))
+        var other = settings
+        other.iterations += 1
+        let k = try EvaluationJournal(
+            path: path,
+            identity: RobustnessEvaluator.journalIdentity(model, test: DigitsModel.shared.test, settings: other))
         XCTAssertEqual(k.resumable, 0)
         XCTAssertTrue(k.discardedOther)
         k.remove()

@@ -1,9 +1,10 @@
 import Evaluation
 import Foundation
+import XCTest
+
 #if canImport(FoundationXML)
 import FoundationXML  // XMLParser lives here on Linux
 #endif
-import XCTest
 
 /// A report of a made-up CIFAR-10 model with every optional part filled and all checks passing.
 func sampleReport() -> RobustnessReport {
@@ -15,9 +16,15 @@ func sampleReport() -> RobustnessReport {
         dataset: "cifar10", parameters: 272_474, trainedBy: "rrm",
         threatModel: "linf:8/255", producer: "rrmd 0.1.0")
     let attacks: [RobustnessReport.Attack] = [
-        .init(name: "apgd-ce", settings: ["iterations": "50", "restarts": "10"], robustAccuracy: 0.48, correct: 384, seconds: 120.5),
-        .init(name: "apgd-t", settings: ["iterations": "50", "target_classes": "9"], robustAccuracy: 0.47625, correct: 381, seconds: 310.25),
-        .init(name: "pgd", settings: ["iterations": "20", "step": "2/255"], robustAccuracy: 0.5, correct: 400, seconds: 40),
+        .init(
+            name: "apgd-ce", settings: ["iterations": "50", "restarts": "10"], robustAccuracy: 0.48, correct: 384,
+            seconds: 120.5),
+        .init(
+            name: "apgd-t", settings: ["iterations": "50", "target_classes": "9"], robustAccuracy: 0.47625,
+            correct: 381, seconds: 310.25),
+        .init(
+            name: "pgd", settings: ["iterations": "20", "step": "2/255"], robustAccuracy: 0.5, correct: 400, seconds: 40
+        ),
         .init(name: "fgsm", robustAccuracy: 0.5575, correct: 446, seconds: 2),
     ]
     let sweepPoints: [RobustnessReport.SweepPoint] = [
@@ -87,17 +94,20 @@ final class ReportJSONTests: XCTestCase {
         let first = try ReportJSON.encode(report)
         XCTAssertEqual(first, try ReportJSON.encode(report))
         let text = String(decoding: first, as: UTF8.self)
-        for key in ["\"schema\" : \"rrmd.report/1\"", "\"worst_case\"", "\"robust_accuracy\"", "\"iterations_check\"",
-                    "\"per_class\"", "\"clean_accuracy\"", "\"epsilon_text\" : \"8/255\"", "\"num_classes\"", "\"class_names\"",
-                    "\"trained_by\"", "\"threat_model\"", "\"total_seconds\"", "\"clean_seconds\"", "\"rrmd_version\"",
-                    "\"class\" : 0", "\"target_classes\"", "\"norm\" : \"linf\"", "\"sha256\""] {
+        for key in [
+            "\"schema\" : \"rrmd.report/1\"", "\"worst_case\"", "\"robust_accuracy\"", "\"iterations_check\"",
+            "\"per_class\"", "\"clean_accuracy\"", "\"epsilon_text\" : \"8/255\"", "\"num_classes\"", "\"class_names\"",
+            "\"trained_by\"", "\"threat_model\"", "\"total_seconds\"", "\"clean_seconds\"", "\"rrmd_version\"",
+            "\"class\" : 0", "\"target_classes\"", "\"norm\" : \"linf\"", "\"sha256\"",
+        ] {
             XCTAssertTrue(text.contains(key), "JSON lacks \(key)")
         }
         XCTAssertFalse(text.contains("\\/"), "slashes must not be escaped")
         XCTAssertTrue(text.hasSuffix("}\n"))
         // Sorted keys: "attacks" comes before "clean" which comes before "data".
-        let a = try XCTUnwrap(text.range(of: "\"attacks\"")), c = try XCTUnwrap(text.range(of: "\"clean\" :")),
-            d = try XCTUnwrap(text.range(of: "\"data\""))
+        let a = try XCTUnwrap(text.range(of: "\"attacks\""))
+        let c = try XCTUnwrap(text.range(of: "\"clean\" :"))
+        let d = try XCTUnwrap(text.range(of: "\"data\""))
         XCTAssertTrue(a.lowerBound < c.lowerBound && c.lowerBound < d.lowerBound)
     }
 
@@ -125,12 +135,14 @@ final class ReportJSONTests: XCTestCase {
 final class ReportMarkdownTests: XCTestCase {
     func testContainsTheNumbers() {
         let md = ReportMarkdown.render(sampleReport())
-        for needle in ["# Robustness report: resnet20 ×1, L∞ ε = 8/255", "| Clean | 81.25% | 650 / 800 |",
-                       "| APGD-CE | 48.00% | 384 / 800 |", "| APGD-T | 47.62% | 381 / 800 |", "**47.50%**",
-                       "All 5 gradient-masking checks passed.", "PASS `iterations_monotone`",
-                       "(accuracy_vs_epsilon.svg)", "(per_class.svg)", "| 0.0313725 (8/255) | 48.50% |",
-                       "| 100 | 48.50% |", "| 3 | cat | 80 | 76.00% | 43.00% |", "iterations=50, restarts=10",
-                       "`abababab", "272,474", "480.8 s", "Threads: 2", "`linf:8/255`"] {
+        for needle in [
+            "# Robustness report: resnet20 ×1, L∞ ε = 8/255", "| Clean | 81.25% | 650 / 800 |",
+            "| APGD-CE | 48.00% | 384 / 800 |", "| APGD-T | 47.62% | 381 / 800 |", "**47.50%**",
+            "All 5 gradient-masking checks passed.", "PASS `iterations_monotone`",
+            "(accuracy_vs_epsilon.svg)", "(per_class.svg)", "| 0.0313725 (8/255) | 48.50% |",
+            "| 100 | 48.50% |", "| 3 | cat | 80 | 76.00% | 43.00% |", "iterations=50, restarts=10",
+            "`abababab", "272,474", "480.8 s", "Threads: 2", "`linf:8/255`",
+        ] {
             XCTAssertTrue(md.contains(needle), "Markdown lacks \(needle):\n\(md)")
         }
         XCTAssertFalse(md.contains("Possible gradient masking"))
@@ -168,8 +180,10 @@ final class SVGCollector: NSObject, XMLParserDelegate {
     var root: [String: String] = [:]
     private var text = ""
 
-    func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                attributes: [String: String] = [:]) {
+    func parser(
+        _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+        attributes: [String: String] = [:]
+    ) {
         if name == "svg" { root = attributes }
         if name == "polyline" { polylineSeries.append(attributes["data-series"] ?? "") }
         if name == "rect", let series = attributes["data-series"] { rectSeries.append(series) }
@@ -186,7 +200,9 @@ final class SVGCollector: NSObject, XMLParserDelegate {
         let collector = SVGCollector()
         let parser = XMLParser(data: Data(svg.utf8))
         parser.delegate = collector
-        XCTAssertTrue(parser.parse(), "SVG is not well-formed: \(String(describing: parser.parserError))\n\(svg)", file: file, line: line)
+        XCTAssertTrue(
+            parser.parse(), "SVG is not well-formed: \(String(describing: parser.parserError))\n\(svg)", file: file,
+            line: line)
         return collector
     }
 }
@@ -204,14 +220,23 @@ final class SVGChartTests: XCTestCase {
         XCTAssertTrue(doc.texts.contains("chance"))
         XCTAssertFalse(svg.contains("<script"))
         XCTAssertFalse(svg.contains("href"))
-        XCTAssertNil(SVGChart.accuracyVsEpsilon({ var r = sampleReport(); r.sweep = nil; return r }()))
+        XCTAssertNil(
+            SVGChart.accuracyVsEpsilon(
+                {
+                    var r = sampleReport()
+                    r.sweep = nil
+                    return r
+                }()))
     }
 
     func testLineChartHasOnePolylinePerSeriesAndEscapes() {
-        let svg = SVGChart.lineChart(title: "A & B <test>", xTitle: "x \"axis\"", yTitle: "y",
-                                     series: [.init(name: "first & 'one'", points: [.init(x: 0, y: 0.9), .init(x: 1, y: 0.5)]),
-                                              .init(name: "second", points: [.init(x: 0.5, y: 0.7), .init(x: .nan, y: 1)]),
-                                              .init(name: "ctl\u{1}char", points: [.init(x: 2, y: 0.1)])])
+        let svg = SVGChart.lineChart(
+            title: "A & B <test>", xTitle: "x \"axis\"", yTitle: "y",
+            series: [
+                .init(name: "first & 'one'", points: [.init(x: 0, y: 0.9), .init(x: 1, y: 0.5)]),
+                .init(name: "second", points: [.init(x: 0.5, y: 0.7), .init(x: .nan, y: 1)]),
+                .init(name: "ctl\u{1}char", points: [.init(x: 2, y: 0.1)]),
+            ])
         let doc = SVGCollector.parse(svg)
         XCTAssertEqual(doc.polylineSeries, ["first & 'one'", "second", "ctl char"])
         XCTAssertTrue(doc.texts.contains("A & B <test>"))
@@ -238,8 +263,12 @@ final class SVGChartTests: XCTestCase {
 final class MaskingChecksTests: XCTestCase {
     func testAllPassOnAnHonestReport() {
         let checks = MaskingChecks.run(sampleReport())
-        XCTAssertEqual(checks.map(\.name), ["robust_not_above_clean", "iterations_monotone", "large_epsilon_breaks",
-                                            "sweep_monotone", "targeted_not_weaker"])
+        XCTAssertEqual(
+            checks.map(\.name),
+            [
+                "robust_not_above_clean", "iterations_monotone", "large_epsilon_breaks",
+                "sweep_monotone", "targeted_not_weaker",
+            ])
         for c in checks { XCTAssertTrue(c.passed, "\(c.name): \(c.detail)") }
     }
 
@@ -267,12 +296,16 @@ final class MaskingChecksTests: XCTestCase {
         XCTAssertTrue(failed.detail.contains("52.00%"), failed.detail)
 
         // Small rises that add up are caught, since each point is compared with the lowest so far.
-        report.iterationsCheck!.points = [.init(iterations: 10, accuracy: 0.5), .init(iterations: 20, accuracy: 0.504),
-                                          .init(iterations: 40, accuracy: 0.508)]
+        report.iterationsCheck!.points = [
+            .init(iterations: 10, accuracy: 0.5), .init(iterations: 20, accuracy: 0.504),
+            .init(iterations: 40, accuracy: 0.508),
+        ]
         XCTAssertFalse(check(MaskingChecks.iterationsMonotone, report).passed)
 
         // Few samples: one sample (5 points of 20) is the tolerance.
-        report.iterationsCheck = .init(attack: "apgd-ce", samples: 20, points: [.init(iterations: 10, accuracy: 0.5), .init(iterations: 50, accuracy: 0.55)])
+        report.iterationsCheck = .init(
+            attack: "apgd-ce", samples: 20,
+            points: [.init(iterations: 10, accuracy: 0.5), .init(iterations: 50, accuracy: 0.55)])
         XCTAssertTrue(check(MaskingChecks.iterationsMonotone, report).passed)
 
         report.iterationsCheck = nil
@@ -365,7 +398,8 @@ final class ReportWriterTests: XCTestCase {
         let file = directory.deletingLastPathComponent().appendingPathComponent("a-file")
         try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data([1]).write(to: file)
-        XCTAssertThrowsError(try ReportWriter.write(sampleReport(), to: file.appendingPathComponent("report"))) { error in
+        XCTAssertThrowsError(try ReportWriter.write(sampleReport(), to: file.appendingPathComponent("report"))) {
+            error in
             guard let e = error as? ReportWriterError else { return XCTFail("\(error)") }
             XCTAssertEqual(e.errno, ENOTDIR, "\(e)")
             XCTAssertTrue(e.hint.contains("exists and is a directory"), e.hint)
@@ -375,20 +409,25 @@ final class ReportWriterTests: XCTestCase {
     func testWritesFilesAndNoTemporaries() throws {
         let report = sampleReport()
         let urls = try ReportWriter.write(report, to: directory)
-        XCTAssertEqual(urls.map(\.lastPathComponent), ["per_class.svg", "accuracy_vs_epsilon.svg", "report.md", "report.json"])
+        XCTAssertEqual(
+            urls.map(\.lastPathComponent), ["per_class.svg", "accuracy_vs_epsilon.svg", "report.md", "report.json"])
         let listing = try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
         XCTAssertEqual(listing, ["accuracy_vs_epsilon.svg", "per_class.svg", "report.json", "report.md"])
         XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: directory.appendingPathComponent("report.json"))), report)
-        XCTAssertEqual(try String(contentsOf: directory.appendingPathComponent("report.md"), encoding: .utf8), ReportMarkdown.render(report))
-        _ = SVGCollector.parse(try String(contentsOf: directory.appendingPathComponent("accuracy_vs_epsilon.svg"), encoding: .utf8))
+        XCTAssertEqual(
+            try String(contentsOf: directory.appendingPathComponent("report.md"), encoding: .utf8),
+            ReportMarkdown.render(report))
+        _ = SVGCollector.parse(
+            try String(contentsOf: directory.appendingPathComponent("accuracy_vs_epsilon.svg"), encoding: .utf8))
 
         // Rewriting without a sweep replaces the files and drops the stale chart.
         var second = report
         second.sweep = nil
         second.checks = MaskingChecks.run(second)
         XCTAssertEqual(try ReportWriter.write(second, to: directory).count, 3)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted(),
-                       ["per_class.svg", "report.json", "report.md"])
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted(),
+            ["per_class.svg", "report.json", "report.md"])
         XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: directory.appendingPathComponent("report.json"))), second)
     }
 
@@ -401,7 +440,8 @@ final class ReportWriterTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path), "nothing is written when encoding fails")
 
         // A regular file where the directory should be.
-        try FileManager.default.createDirectory(at: directory.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: directory.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data().write(to: directory)
         XCTAssertThrowsError(try ReportWriter.write(sampleReport(), to: directory)) { error in
             XCTAssertTrue("\(error)".contains(directory.path), "\(error)")

@@ -14,21 +14,26 @@ enum DigitsModel {
     static let shared: (network: Network, test: Dataset) = {
         let data = try! digits()
         let network = try! digitsModel("cnn-small", data.train, seed: 2)
-        _ = Trainer(model: network, settings: TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 2))
-            .run(train: data.train, test: data.test)
+        _ = Trainer(
+            model: network,
+            settings: TrainingSettings(epochs: 3, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 2)
+        )
+        .run(train: data.train, test: data.test)
         return (network, data.test)
     }()
 }
 
 final class RobustnessEvaluatorTests: XCTestCase {
-    private let settings = RobustnessSettings(norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t", "pgd", "fgsm"],
-                                              samples: 120, batchSize: 50, iterations: 10, targetClasses: 3,
-                                              sweepSamples: 60, sweepIterations: 10, checkSamples: 60, checkIterations: [2, 5, 10], seed: 4)
+    private let settings = RobustnessSettings(
+        norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t", "pgd", "fgsm"],
+        samples: 120, batchSize: 50, iterations: 10, targetClasses: 3,
+        sweepSamples: 60, sweepIterations: 10, checkSamples: 60, checkIterations: [2, 5, 10], seed: 4)
 
     private func evaluate(_ s: RobustnessSettings? = nil) -> RobustnessReport {
         let (net, test) = DigitsModel.shared
-        let model = EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
-                                   metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
+        let model = EvaluatedModel(
+            network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
+            metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
         return try! RobustnessEvaluator.evaluate(model, test: test, settings: s ?? settings, rrmdVersion: "test")
     }
 
@@ -46,9 +51,12 @@ final class RobustnessEvaluatorTests: XCTestCase {
             XCTAssertLessThanOrEqual(a.correct, r.clean.correct, a.name)
             XCTAssertGreaterThanOrEqual(a.correct, r.worstCase.correct, a.name)
         }
-        XCTAssertLessThan(r.worstCase.robustAccuracy, r.clean.accuracy - 0.2, "a natural model must lose accuracy at eps 0.1")
+        XCTAssertLessThan(
+            r.worstCase.robustAccuracy, r.clean.accuracy - 0.2, "a natural model must lose accuracy at eps 0.1")
         XCTAssertEqual(r.perClass.map(\.samples).reduce(0, +), 120)
-        XCTAssertEqual(r.perClass.map { Int(($0.robustAccuracy * Double($0.samples)).rounded()) }.reduce(0, +), r.worstCase.correct)
+        XCTAssertEqual(
+            r.perClass.map { Int(($0.robustAccuracy * Double($0.samples)).rounded()) }.reduce(0, +), r.worstCase.correct
+        )
         // The sweep starts at the clean accuracy of its images and ends near zero at eps 0.5.
         let sweep = r.sweep!
         XCTAssertEqual(sweep.points.first!.epsilon, 0)
@@ -56,14 +64,18 @@ final class RobustnessEvaluatorTests: XCTestCase {
         XCTAssertLessThan(sweep.points.last!.accuracy, 0.1)
         XCTAssertEqual(r.iterationsCheck!.points.map(\.iterations), [2, 5, 10])
         XCTAssertTrue(r.checks.contains { $0.name == "perturbation_within_budget" && $0.passed }, "\(r.checks)")
-        XCTAssertTrue(r.checks.filter { !$0.passed }.isEmpty, "checks failing on a plain natural model: \(r.checks.filter { !$0.passed })")
+        XCTAssertTrue(
+            r.checks.filter { !$0.passed }.isEmpty,
+            "checks failing on a plain natural model: \(r.checks.filter { !$0.passed })")
     }
 
     /// Same seed, same report (apart from timing and the creation time).
     func testDeterministic() {
-        var a = evaluate(), b = evaluate()
+        var a = evaluate()
+        let b = evaluate()
         for r in [a, b] { XCTAssertGreaterThan(r.timing.totalSeconds, 0) }
-        a.timing = b.timing; a.created = b.created
+        a.timing = b.timing
+        a.created = b.created
         for i in a.attacks.indices { a.attacks[i].seconds = b.attacks[i].seconds }
         XCTAssertEqual(a, b)
     }
@@ -71,12 +83,16 @@ final class RobustnessEvaluatorTests: XCTestCase {
     /// The report can be written and read back.
     func testWritesReportDirectory() throws {
         var s = settings
-        s.attacks = ["fgsm"]; s.sweepSamples = 30; s.checkSamples = 0
+        s.attacks = ["fgsm"]
+        s.sweepSamples = 30
+        s.checkSamples = 0
         let r = evaluate(s)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-report-\(UUID())")
         defer { try? FileManager.default.removeItem(at: dir) }
         let files = try ReportWriter.write(r, to: dir)
-        XCTAssertEqual(Set(files.map(\.lastPathComponent)), ["report.json", "report.md", "accuracy_vs_epsilon.svg", "per_class.svg"])
+        XCTAssertEqual(
+            Set(files.map(\.lastPathComponent)),
+            ["report.json", "report.md", "accuracy_vs_epsilon.svg", "per_class.svg"])
         XCTAssertEqual(try ReportJSON.decode(Data(contentsOf: dir.appendingPathComponent("report.json"))), r)
     }
 
@@ -84,24 +100,35 @@ final class RobustnessEvaluatorTests: XCTestCase {
     /// images fall into batches) while each later attack sees only the survivors.
     func testCascadeGivesTheSameWorstCase() {
         var s = settings
-        s.sweepSamples = 0; s.checkSamples = 0
+        s.sweepSamples = 0
+        s.checkSamples = 0
         let full = evaluate(s)
         s.cascade = true
         let cascaded = evaluate(s)
         XCTAssertLessThanOrEqual(abs(cascaded.worstCase.correct - full.worstCase.correct), 2)
-        XCTAssertEqual(cascaded.attacks.last!.correct, cascaded.worstCase.correct, "cumulative accuracy ends at the worst case")
-        XCTAssertEqual(cascaded.attacks.first!.correct, full.attacks.first!.correct, "the first attack sees every correct image either way")
+        XCTAssertEqual(
+            cascaded.attacks.last!.correct, cascaded.worstCase.correct, "cumulative accuracy ends at the worst case")
+        XCTAssertEqual(
+            cascaded.attacks.first!.correct, full.attacks.first!.correct,
+            "the first attack sees every correct image either way")
         XCTAssertTrue(cascaded.attacks.allSatisfy { $0.settings["cascade"] != nil })
     }
 
     /// A stop request ends the evaluation at the next batch with `EvaluationStopped`.
     func testStopsWhenAsked() {
         let (net, test) = DigitsModel.shared
-        let model = EvaluatedModel(network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
-                                   metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
+        let model = EvaluatedModel(
+            network: net, path: "digits.safetensors", sha256: String(repeating: "ab", count: 32),
+            metadata: ModelMetadata(model: net, dataset: "digits", trainedBy: "natural", seed: 2))
         var batches = 0
-        XCTAssertThrowsError(try RobustnessEvaluator.evaluate(model, test: test, settings: settings, rrmdVersion: "test",
-                                                              shouldStop: { batches += 1; return batches > 3 })) { error in
+        XCTAssertThrowsError(
+            try RobustnessEvaluator.evaluate(
+                model, test: test, settings: settings, rrmdVersion: "test",
+                shouldStop: {
+                    batches += 1
+                    return batches > 3
+                })
+        ) { error in
             XCTAssertTrue(error is EvaluationStopped, "\(error)")
         }
         XCTAssertEqual(batches, 4, "it must stop at the first batch after the request")
@@ -110,11 +137,14 @@ final class RobustnessEvaluatorTests: XCTestCase {
     /// Bad settings are refused with a reason.
     func testSettingsProblems() {
         XCTAssertNil(settings.problem(numClasses: 10))
-        var s = settings; s.attacks = ["cw"]
+        var s = settings
+        s.attacks = ["cw"]
         XCTAssertTrue(s.problem(numClasses: 10)!.contains("unknown attack 'cw'"))
-        s = settings; s.targetClasses = 10
+        s = settings
+        s.targetClasses = 10
         XCTAssertNotNil(s.problem(numClasses: 10))
-        s = settings; s.norm = .l2
+        s = settings
+        s.norm = .l2
         XCTAssertTrue(s.problem(numClasses: 10)!.contains("fgsm"))
         XCTAssertNotNil(settings.problem(numClasses: 3), "apgd-t needs 4 classes")
     }

@@ -1,6 +1,7 @@
 import FileSystem
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,9 +24,18 @@ final class FileSystemErrorTests: XCTestCase {
     }
 
     func testMessagesSayWhatWhereAndWhatToDo() {
-        let full = FileSystemError.system(operation: "rename to /s/work/x/teacher", path: "/s/incoming/a", errno: ENOSPC).description
-        XCTAssertTrue(full.hasPrefix("/s/incoming/a: rename to /s/work/x/teacher failed: No space left on device (errno \(ENOSPC)); free space"), full)
-        XCTAssertTrue(FileSystemError.system(operation: "rename", path: "p", errno: EXDEV).description.contains("one filesystem"))
-        XCTAssertTrue(FileSystemError.system(operation: "create", path: "p", errno: EROFS).description.contains("ReadWritePaths="))
+        let full = FileSystemError.system(
+            operation: "rename to /s/work/x/teacher", path: "/s/incoming/a", errno: ENOSPC
+        ).description
+        XCTAssertTrue(
+            full.hasPrefix(
+                "/s/incoming/a: rename to /s/work/x/teacher failed: No space left on device (errno \(ENOSPC)); free "
+                    + "space"
+            ), full)
+        XCTAssertTrue(
+            FileSystemError.system(operation: "rename", path: "p", errno: EXDEV).description.contains("one filesystem"))
+        XCTAssertTrue(
+            FileSystemError.system(operation: "create", path: "p", errno: EROFS).description.contains("ReadWritePaths=")
+        )
     }
 }

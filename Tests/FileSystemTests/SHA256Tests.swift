@@ -7,8 +7,9 @@ final class SHA256Tests: XCTestCase {
     func testKnownVectors() {
         XCTAssertEqual(SHA256.hex(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         XCTAssertEqual(SHA256.hex(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        XCTAssertEqual(SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
-                       "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        XCTAssertEqual(
+            SHA256.hex(Data("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
     }
 
     /// Lengths around the 55/56/64-byte padding edges, and a file hashed in pieces, agree with sha256sum.
@@ -25,7 +26,8 @@ final class SHA256Tests: XCTestCase {
             p.arguments = [path]
             let pipe = Pipe()
             p.standardOutput = pipe
-            try p.run(); p.waitUntilExit()
+            try p.run()
+            p.waitUntilExit()
             let expected = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64)
             XCTAssertEqual(SHA256.hex(data), String(expected), "length \(n)")
             XCTAssertEqual(try SHA256.hex(contentsOfFile: path), String(expected), "file of length \(n)")

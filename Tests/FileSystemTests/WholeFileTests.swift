@@ -1,6 +1,7 @@
 import FileSystem
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,7 +54,8 @@ final class WholeFileTests: XCTestCase {
         let bytes = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try writeAtomically(bytes, toFile: path)
         XCTAssertEqual(try SHA256.hex(contentsOfFile: path), SHA256.hex(Data(bytes)))
-        XCTAssertThrowsError(try SHA256.hex(contentsOfFile: directory.appendingPathComponent("missing").path)) { error in
+        XCTAssertThrowsError(try SHA256.hex(contentsOfFile: directory.appendingPathComponent("missing").path)) {
+            error in
             XCTAssertEqual((error as? FileSystemError)?.errno, ENOENT)
         }
     }

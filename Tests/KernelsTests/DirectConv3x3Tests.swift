@@ -11,29 +11,39 @@ final class DirectConv3x3Tests: XCTestCase {
     ]
 
     override func setUpWithError() throws {
-        try XCTSkipUnless(DirectConv3x3.supportsAVX512(String(decoding: FileManager.default.contents(atPath: "/proc/cpuinfo") ?? Data(), as: UTF8.self)),
-                          "this CPU has no AVX-512; the direct kernel is never used here")
+        try XCTSkipUnless(
+            DirectConv3x3.supportsAVX512(
+                String(decoding: FileManager.default.contents(atPath: "/proc/cpuinfo") ?? Data(), as: UTF8.self)),
+            "this CPU has no AVX-512; the direct kernel is never used here")
     }
 
     /// out[co][y][x] = bias[co] + sum w(co, ci, ky, kx) * in[ci][y + ky - 1][x + kx - 1].
-    func reference(_ input: [Float], _ s: (cin: Int, cout: Int, h: Int, w: Int), bias: [Float]?,
-                   weight: (Int, Int, Int) -> Float) -> (out: [Float], magnitude: [Float]) {
-        var out = [Float](repeating: 0, count: s.cout * s.h * s.w), mag = out
+    func reference(
+        _ input: [Float], _ s: (cin: Int, cout: Int, h: Int, w: Int), bias: [Float]?,
+        weight: (Int, Int, Int) -> Float
+    ) -> (out: [Float], magnitude: [Float]) {
+        var out = [Float](repeating: 0, count: s.cout * s.h * s.w)
+        var mag = out
         for co in 0..<s.cout {
             for y in 0..<s.h {
                 for x in 0..<s.w {
-                    var sum = Double(bias?[co] ?? 0), abs = Double(Swift.abs(bias?[co] ?? 0))
+                    var sum = Double(bias?[co] ?? 0)
+                    var abs = Double(Swift.abs(bias?[co] ?? 0))
                     for ci in 0..<s.cin {
                         for ky in 0..<3 {
                             for kx in 0..<3 {
-                                let iy = y + ky - 1, ix = x + kx - 1
+                                let iy = y + ky - 1
+                                let ix = x + kx - 1
                                 guard iy >= 0, iy < s.h, ix >= 0, ix < s.w else { continue }
-                                let term = Double(weight(co, ci, ky * 3 + kx)) * Double(input[(ci * s.h + iy) * s.w + ix])
-                                sum += term; abs += Swift.abs(term)
+                                let term =
+                                    Double(weight(co, ci, ky * 3 + kx)) * Double(input[(ci * s.h + iy) * s.w + ix])
+                                sum += term
+                                abs += Swift.abs(term)
                             }
                         }
                     }
-                    out[(co * s.h + y) * s.w + x] = Float(sum); mag[(co * s.h + y) * s.w + x] = Float(abs)
+                    out[(co * s.h + y) * s.w + x] = Float(sum)
+                    mag[(co * s.h + y) * s.w + x] = Float(abs)
                 }
             }
         }
@@ -64,11 +74,14 @@ final class DirectConv3x3Tests: XCTestCase {
     func testForwardMatchesPlainConvolution() {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
-            let input = values(s.cin * s.h * s.w, seed: 1), w = values(s.cout * s.cin * 9, seed: 2)
+            let input = values(s.cin * s.h * s.w, seed: 1)
+            let w = values(s.cout * s.cin * 9, seed: 2)
             let bias = values(s.cout, seed: 3)
             let packed = w.withUnsafeBufferPointer { plan.packForward($0.baseAddress!) }
             let weight = { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }
-            assertClose(direct(plan, input, packed, bias: bias), reference(input, s, bias: bias, weight: weight), "\(s) with bias")
+            assertClose(
+                direct(plan, input, packed, bias: bias), reference(input, s, bias: bias, weight: weight),
+                "\(s) with bias")
             assertClose(direct(plan, input, packed, bias: nil), reference(input, s, bias: nil, weight: weight), "\(s)")
         }
     }
@@ -92,19 +105,26 @@ final class DirectConv3x3Tests: XCTestCase {
         for s in shapes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
             for images in [1, 3] {
-                let input = values(images * s.cin * s.h * s.w, seed: 7), dy = values(images * s.cout * s.h * s.w, seed: 8)
-                let want = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin, outChannels: s.cout,
-                                               height: s.h, width: s.w, stride: 1)
+                let input = values(images * s.cin * s.h * s.w, seed: 7)
+                let dy = values(images * s.cout * s.h * s.w, seed: 8)
+                let want = plainWeightGradient(
+                    input: input, dy: dy, images: images, inChannels: s.cin, outChannels: s.cout,
+                    height: s.h, width: s.w, stride: 1)
                 // Each image padded as the forward and input-gradient passes pad it, in buffers
                 // with a gap of NaN between images: the kernel must not read the gaps.
                 let gradientPlan = plan.inputGradientPlan
-                let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
-                let inputs = paddedEach(input, count: images, imageSize: s.cin * s.h * s.w, stride: inputStride, plan.pad)
-                let grads = paddedEach(dy, count: images, imageSize: s.cout * s.h * s.w, stride: gradientStride, gradientPlan.pad)
+                let inputStride = plan.paddedInputCount + 5
+                let gradientStride = gradientPlan.paddedInputCount + 3
+                let inputs = paddedEach(
+                    input, count: images, imageSize: s.cin * s.h * s.w, stride: inputStride, plan.pad)
+                let grads = paddedEach(
+                    dy, count: images, imageSize: s.cout * s.h * s.w, stride: gradientStride, gradientPlan.pad)
                 var dW = [Float](repeating: 1, count: want.sum.count)  // accumulates: starts from 1
-                plan.accumulateWeightGradient(paddedInputs: inputs, inputStride: inputStride,
-                                              paddedGradients: grads, gradientStride: gradientStride, images: images, into: &dW)
-                assertClose(dW, (want.sum.map { Float($0) + 1 }, want.magnitude.map { Float($0) }), "\(s) x \(images) images")
+                plan.accumulateWeightGradient(
+                    paddedInputs: inputs, inputStride: inputStride,
+                    paddedGradients: grads, gradientStride: gradientStride, images: images, into: &dW)
+                assertClose(
+                    dW, (want.sum.map { Float($0) + 1 }, want.magnitude.map { Float($0) }), "\(s) x \(images) images")
             }
         }
     }
@@ -116,35 +136,43 @@ final class DirectConv3x3Tests: XCTestCase {
     /// by whole terms, far outside it).
     func testWinogradMatchesPlainConvolution() {
         let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
-            (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (16, 32, 2, 32), (7, 3, 16, 8),
+            (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (16, 32, 2, 32),
+            (7, 3, 16, 8),
         ]
         for s in sizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
             XCTAssertTrue(plan.usesWinograd, "\(s)")
             for images in [1, 2, 4] {
                 let plane = s.h * s.w
-                let input = values(images * s.cin * plane, seed: 11), w = values(s.cout * s.cin * 9, seed: 12)
+                let input = values(images * s.cin * plane, seed: 11)
+                let w = values(s.cout * s.cin * 9, seed: 12)
                 let bias = values(s.cout, seed: 13)
                 let stride = plan.paddedInputCount + 3
                 let padded = paddedEach(input, count: images, imageSize: s.cin * plane, stride: stride, plan.pad)
                 for (name, packed, weight, useBias) in [
-                    ("forward", w.withUnsafeBufferPointer { plan.packWinogradForward($0.baseAddress!) },
-                     { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }, true),
-                    ("input gradient", w.withUnsafeBufferPointer { plan.packWinogradInputGradient($0.baseAddress!) },
-                     { (co: Int, ci: Int, tap: Int) in w[(ci * s.cout + co) * 9 + (8 - tap)] }, false),
+                    (
+                        "forward", w.withUnsafeBufferPointer { plan.packWinogradForward($0.baseAddress!) },
+                        { (co: Int, ci: Int, tap: Int) in w[(co * s.cin + ci) * 9 + tap] }, true
+                    ),
+                    (
+                        "input gradient", w.withUnsafeBufferPointer { plan.packWinogradInputGradient($0.baseAddress!) },
+                        { (co: Int, ci: Int, tap: Int) in w[(ci * s.cout + co) * 9 + (8 - tap)] }, false
+                    ),
                 ] {
                     var scratch = [Float](repeating: .nan, count: plan.winogradScratchCount)
                     var out = [Float](repeating: .nan, count: images * s.cout * plane)
                     bias.withUnsafeBufferPointer { bp in
-                        plan.runWinograd(padded, paddedStride: stride, images: images, weights: packed, scratch: &scratch,
-                                         &out, outputStride: s.cout * plane, bias: useBias ? bp.baseAddress : nil)
+                        plan.runWinograd(
+                            padded, paddedStride: stride, images: images, weights: packed, scratch: &scratch,
+                            &out, outputStride: s.cout * plane, bias: useBias ? bp.baseAddress : nil)
                     }
                     for b in 0..<images {
                         let image = Array(input[(b * s.cin * plane)..<((b + 1) * s.cin * plane)])
                         let want = reference(image, s, bias: useBias ? bias : nil, weight: weight)
                         let got = Array(out[(b * s.cout * plane)..<((b + 1) * s.cout * plane)])
-                        assertWithinUlps(got, want.out.map(Double.init), magnitude: want.magnitude.map(Double.init), ulps: 32,
-                                         "\(s) \(name) image \(b) of \(images)")
+                        assertWithinUlps(
+                            got, want.out.map(Double.init), magnitude: want.magnitude.map(Double.init), ulps: 32,
+                            "\(s) \(name) image \(b) of \(images)")
                     }
                 }
             }
@@ -162,18 +190,24 @@ final class DirectConv3x3Tests: XCTestCase {
         ]
         for s in sizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
-            let gradientPlan = plan.inputGradientPlan, plane = s.h * s.w
+            let gradientPlan = plan.inputGradientPlan
+            let plane = s.h * s.w
             for images in [1, 2, 5] {
-                let input = values(images * s.cin * plane, seed: 21), dy = values(images * s.cout * plane, seed: 22)
-                let (want, magnitude) = plainWeightGradient(input: input, dy: dy, images: images, inChannels: s.cin,
-                                                            outChannels: s.cout, height: s.h, width: s.w, stride: 1)
-                let inputStride = plan.paddedInputCount + 5, gradientStride = gradientPlan.paddedInputCount + 3
+                let input = values(images * s.cin * plane, seed: 21)
+                let dy = values(images * s.cout * plane, seed: 22)
+                let (want, magnitude) = plainWeightGradient(
+                    input: input, dy: dy, images: images, inChannels: s.cin,
+                    outChannels: s.cout, height: s.h, width: s.w, stride: 1)
+                let inputStride = plan.paddedInputCount + 5
+                let gradientStride = gradientPlan.paddedInputCount + 3
                 let inputs = paddedEach(input, count: images, imageSize: s.cin * plane, stride: inputStride, plan.pad)
-                let grads = paddedEach(dy, count: images, imageSize: s.cout * plane, stride: gradientStride, gradientPlan.pad)
+                let grads = paddedEach(
+                    dy, count: images, imageSize: s.cout * plane, stride: gradientStride, gradientPlan.pad)
                 var scratch = [Float](repeating: .nan, count: plan.winogradGradientScratchCount)
                 var sums = [Float](repeating: 0, count: plan.winogradGradientSumCount)
-                plan.accumulateWinogradWeightGradient(paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
-                                                      gradientStride: gradientStride, images: images, scratch: &scratch, sums: &sums)
+                plan.accumulateWinogradWeightGradient(
+                    paddedInputs: inputs, inputStride: inputStride, paddedGradients: grads,
+                    gradientStride: gradientStride, images: images, scratch: &scratch, sums: &sums)
                 var dW = [Float](repeating: 1, count: want.count)  // accumulates: starts from 1
                 plan.finishWinogradWeightGradient(sums, into: &dW)
                 assertWithinUlps(dW.map { $0 - 1 }, want, magnitude: magnitude, ulps: 32, "\(s) x \(images) images: dW")
@@ -187,7 +221,8 @@ final class DirectConv3x3Tests: XCTestCase {
             var padded = [Float](repeating: .nan, count: plan.paddedInputCount)
             plan.pad(values(s.cin * s.h * s.w, seed: 6), &padded)
             XCTAssertFalse(padded.contains { $0.isNaN }, "\(s)")
-            XCTAssertEqual(padded.filter { $0 != 0 }.count, values(s.cin * s.h * s.w, seed: 6).filter { $0 != 0 }.count, "\(s)")
+            XCTAssertEqual(
+                padded.filter { $0 != 0 }.count, values(s.cin * s.h * s.w, seed: 6).filter { $0 != 0 }.count, "\(s)")
         }
     }
 

@@ -14,7 +14,9 @@ enum VectorReference {
         (0..<acc.count).map { acc[$0] + (y[$0] > 0 ? dy[$0] : 0) }
     }
     /// Twin of `Vector.maskedScale`.
-    static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] { zip(y, dy).map { ($0 > 0 ? $1 : 0) * a } }
+    static func maskedScale(_ y: [Float], _ dy: [Float], _ a: Float) -> [Float] {
+        zip(y, dy).map { ($0 > 0 ? $1 : 0) * a }
+    }
     /// Twin of `Vector.relu`.
     static func relu(_ x: [Float]) -> [Float] { x.map { $0 > 0 ? $0 : 0 } }
     /// Twin of `Vector.affineAdd`.

@@ -1,21 +1,25 @@
 import Attacks
 import Checkpoint
+import ModelIO
 import Models
 import NN
 import TensorCore
-import ModelIO
 import XCTest
 
 /// Metadata parsing and loading checkpoints with and without rrmd metadata.
 final class ModelLoaderTests: XCTestCase {
     func model(_ arch: String, width: Double = 0.5) throws -> Network {
-        try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: width,
-                                                         mean: [0.3], std: [0.4]), seed: 5)
+        try ModelRegistry.make(
+            arch,
+            config: ModelConfig(
+                channels: 1, height: 28, width: 28, numClasses: 10, widthMultiplier: width,
+                mean: [0.3], std: [0.4]), seed: 5)
     }
 
     func testMetadataRoundTripAndValidation() throws {
         let net = try model("cnn-small")
-        let m = ModelMetadata(model: net, dataset: "fashion-mnist", threatModel: "linf:8/255", trainedBy: "pgd-at", seed: 9)
+        let m = ModelMetadata(
+            model: net, dataset: "fashion-mnist", threatModel: "linf:8/255", trainedBy: "pgd-at", seed: 9)
         XCTAssertEqual(try ModelMetadata(m.dictionary), m)
         XCTAssertEqual(ThreatModel("linf:8/255")?.epsilon ?? 0, 8.0 / 255, accuracy: 1e-12)
         XCTAssertNil(ThreatModel("linf:-1"))
@@ -41,7 +45,9 @@ final class ModelLoaderTests: XCTestCase {
 
     func testLoadsWithMetadata() throws {
         let net = try model("resnet20")
-        let archive = SafeTensors(net.stateTensors(), metadata: ModelMetadata(model: net, dataset: "fashion-mnist", trainedBy: "natural", seed: 5).dictionary)
+        let archive = SafeTensors(
+            net.stateTensors(),
+            metadata: ModelMetadata(model: net, dataset: "fashion-mnist", trainedBy: "natural", seed: 5).dictionary)
         let loaded = try ModelLoader.load(archive: archive, source: "t", dataset: nil)
         XCTAssertFalse(loaded.inferred)
         XCTAssertEqual(loaded.network.config, net.config)
@@ -49,7 +55,8 @@ final class ModelLoaderTests: XCTestCase {
         let x = Tensor.uniform(shape: [3, 1, 28, 28], bound: 1, rng: &rng)
         XCTAssertEqual(loaded.network.forward(x, mode: .inference).array, net.forward(x, mode: .inference).array)
         XCTAssertThrowsError(try ModelLoader.load(archive: archive, source: "t", dataset: "cifar10")) {
-            XCTAssertEqual($0 as? ModelLoadError, .datasetMismatch(source: "t", inFile: "fashion-mnist", requested: "cifar10"))
+            XCTAssertEqual(
+                $0 as? ModelLoadError, .datasetMismatch(source: "t", inFile: "fashion-mnist", requested: "cifar10"))
         }
     }
 
@@ -76,7 +83,9 @@ final class ModelLoaderTests: XCTestCase {
 
     func testRefusesNonFiniteWeights() throws {
         let net = try model("mlp")
-        var archive = SafeTensors(net.stateTensors(), metadata: ModelMetadata(model: net, dataset: "fashion-mnist", trainedBy: nil, seed: nil).dictionary)
+        var archive = SafeTensors(
+            net.stateTensors(),
+            metadata: ModelMetadata(model: net, dataset: "fashion-mnist", trainedBy: nil, seed: nil).dictionary)
         var w = try archive.float32("fc2.weight")
         w[flat: 3] = .nan
         archive["fc2.weight"] = .float32(w)

@@ -23,9 +23,10 @@ final class GoldenModelTests: XCTestCase {
         func int(_ k: String) throws -> Int { try XCTUnwrap(Int(m[k] ?? ""), "metadata \(k)") }
         func float(_ k: String) throws -> Float { try XCTUnwrap(Float(m[k] ?? ""), "metadata \(k)") }
         func floats(_ k: String) -> [Float] { (m[k] ?? "").split(separator: ",").compactMap { Float($0) } }
-        let config = ModelConfig(channels: try int("in_channels"), height: try int("height"), width: try int("width"),
-                                 numClasses: try int("num_classes"), widthMultiplier: Double(m["width_mult"] ?? "1") ?? 1,
-                                 mean: floats("mean"), std: floats("std"))
+        let config = ModelConfig(
+            channels: try int("in_channels"), height: try int("height"), width: try int("width"),
+            numClasses: try int("num_classes"), widthMultiplier: Double(m["width_mult"] ?? "1") ?? 1,
+            mean: floats("mean"), std: floats("std"))
         let model = try ModelRegistry.make(try XCTUnwrap(m["arch"]), config: config, seed: 0)
         try model.loadState(from: f, prefix: "state.")
         let x = try f.float32("input")
@@ -41,12 +42,14 @@ final class GoldenModelTests: XCTestCase {
         model.zeroGradients()
         let dxEval = model.backward(evalLoss.gradient, parameterGradients: false)
         assertClose(dxEval, try f.float32("eval.input_grad"), tol, "\(name) eval.input_grad")
-        XCTAssertTrue(model.namedParameters().allSatisfy { $0.1.grad.array.allSatisfy { $0 == 0 } },
-                      "\(name): input-only backward touched parameter gradients")
+        XCTAssertTrue(
+            model.namedParameters().allSatisfy { $0.1.grad.array.allSatisfy { $0 == 0 } },
+            "\(name): input-only backward touched parameter gradients")
 
         // Training mode, then SGD steps.
-        let sgd = SGD(parameters: model.namedParameters(),
-                      settings: .init(momentum: try float("momentum"), weightDecay: try float("weight_decay")))
+        let sgd = SGD(
+            parameters: model.namedParameters(),
+            settings: .init(momentum: try float("momentum"), weightDecay: try float("weight_decay")))
         let lr = try float("lr")
         let trainTol: Float = chaotic ? 1e-3 : tol
         let steps = try int("steps")
@@ -55,19 +58,27 @@ final class GoldenModelTests: XCTestCase {
             sgd.zeroGradients()
             let (tl, tr) = model.forwardWithRepresentation(x, mode: .training)
             assertClose(tl, try f.float32("\(tag).logits"), trainTol, "\(name) \(tag).logits")
-            if step == 1 { assertClose(tr, try f.float32("train.representation"), trainTol, "\(name) train.representation") }
+            if step == 1 {
+                assertClose(tr, try f.float32("train.representation"), trainTol, "\(name) train.representation")
+            }
             let loss = softmaxCrossEntropy(logits: tl, labels: labels)
             assertClose(scalar(loss.value), try f.float32("\(tag).loss").reshaped([1]), trainTol, "\(name) \(tag).loss")
             let dx = model.backward(loss.gradient, parameterGradients: true)
-            if step == 1 && !chaotic { assertClose(dx, try f.float32("train.input_grad"), tol, "\(name) train.input_grad") }
+            if step == 1 && !chaotic {
+                assertClose(dx, try f.float32("train.input_grad"), tol, "\(name) train.input_grad")
+            }
             sgd.step(lr: lr)
-            try compareState(model, f, prefix: "step\(step).", before: step == 1 ? "state." : nil, chaotic: chaotic, name: name)
+            try compareState(
+                model, f, prefix: "step\(step).", before: step == 1 ? "state." : nil, chaotic: chaotic, name: name)
         }
     }
 
     /// Compares the whole state after a step with the fixture's `prefix` state dict.
-    func compareState(_ model: Network, _ f: SafeTensors, prefix: String, before: String?, chaotic: Bool, name: String) throws {
-        var updateDiff = 0.0, updateNorm = 0.0
+    func compareState(
+        _ model: Network, _ f: SafeTensors, prefix: String, before: String?, chaotic: Bool, name: String
+    ) throws {
+        var updateDiff = 0.0
+        var updateNorm = 0.0
         for (key, stored) in model.stateTensors() {
             switch stored {
             case .int64(_, let values):
@@ -77,7 +88,9 @@ final class GoldenModelTests: XCTestCase {
                 let isStatistic = key.hasSuffix("running_mean") || key.hasSuffix("running_var")
                 if chaotic && !isStatistic, let before {
                     // Whole-update relative L2 error, as the README prescribes for this case.
-                    let start = try f.float32(before + key).array, a = t.array, e = expected.array
+                    let start = try f.float32(before + key).array
+                    let a = t.array
+                    let e = expected.array
                     for i in 0..<a.count {
                         updateDiff += Double(a[i] - e[i]) * Double(a[i] - e[i])
                         updateNorm += Double(e[i] - start[i]) * Double(e[i] - start[i])

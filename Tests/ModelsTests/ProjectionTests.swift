@@ -13,8 +13,9 @@ import XCTest
 final class ProjectionTests: XCTestCase {
     /// A small config every architecture accepts (8x8 keeps the convolutional ones fast).
     func config(projection: Int? = nil) -> ModelConfig {
-        ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.25, mean: [0.3], std: [0.4],
-                    projection: projection)
+        ModelConfig(
+            channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.25, mean: [0.3], std: [0.4],
+            projection: projection)
     }
 
     func testProjectionAppearsExactlyWhenConfigured() throws {
@@ -41,7 +42,8 @@ final class ProjectionTests: XCTestCase {
             let names = projected.stateTensors().map(\.name)
             let head = plain.classifierName
             var expectedNames = plain.stateTensors().map(\.name)
-            expectedNames.insert("projection.weight", at: try XCTUnwrap(expectedNames.firstIndex(of: head + ".weight"), arch))
+            expectedNames.insert(
+                "projection.weight", at: try XCTUnwrap(expectedNames.firstIndex(of: head + ".weight"), arch))
             XCTAssertEqual(names, expectedNames, arch)
             let shapes = Dictionary(uniqueKeysWithValues: projected.stateTensors().map { ($0.name, $0.tensor.shape) })
             let plainShapes = Dictionary(uniqueKeysWithValues: plain.stateTensors().map { ($0.name, $0.tensor.shape) })
@@ -67,8 +69,9 @@ final class ProjectionTests: XCTestCase {
             let dx = projected.backward(logitsGradient: nil, representationGradient: dRep, parameterGradients: true)
             XCTAssertEqual(dx.shape, x.shape, arch)
             XCTAssertTrue(try XCTUnwrap(projected.projection).weight.grad.array.contains { $0 != 0 }, arch)
-            XCTAssertTrue(projected.classifier.weight.grad.array.allSatisfy { $0 == 0 },
-                          "\(arch): a representation-only gradient must not reach the classifier")
+            XCTAssertTrue(
+                projected.classifier.weight.grad.array.allSatisfy { $0 == 0 },
+                "\(arch): a representation-only gradient must not reach the classifier")
         }
     }
 
@@ -120,15 +123,17 @@ final class ProjectionTests: XCTestCase {
 
     func testMetadataRoundTripWithProjection() throws {
         let net = try ModelRegistry.make("cnn-small", config: config(projection: 24), seed: 5)
-        let m = ModelMetadata(model: net, dataset: "digits", trainedBy: "rrm", seed: 5,
-                              teacherSHA256: String(repeating: "ab", count: 32))
+        let m = ModelMetadata(
+            model: net, dataset: "digits", trainedBy: "rrm", seed: 5,
+            teacherSHA256: String(repeating: "ab", count: 32))
         XCTAssertEqual(m.dictionary["rrm.projection"], "24")
         let parsed = try ModelMetadata(m.dictionary)
         XCTAssertEqual(parsed, m)
         XCTAssertEqual(parsed.config.projection, 24)
 
-        let plain = ModelMetadata(model: try ModelRegistry.make("cnn-small", config: config(), seed: 5), dataset: "digits",
-                                  trainedBy: "natural", seed: 5)
+        let plain = ModelMetadata(
+            model: try ModelRegistry.make("cnn-small", config: config(), seed: 5), dataset: "digits",
+            trainedBy: "natural", seed: 5)
         XCTAssertNil(plain.dictionary["rrm.projection"], "written only when set")
         XCTAssertNil(try ModelMetadata(plain.dictionary).config.projection)
 
@@ -149,7 +154,8 @@ final class ProjectionTests: XCTestCase {
         XCTAssertEqual(loaded.network.projection?.weight.value.shape, [24, net.bodyWidth])
         var rng = RNG(seed: 6)
         let x = Tensor.uniform(shape: [2, 1, 8, 8], bound: 1, rng: &rng)
-        let a = net.forwardWithRepresentation(x, mode: .inference), b = loaded.network.forwardWithRepresentation(x, mode: .inference)
+        let a = net.forwardWithRepresentation(x, mode: .inference)
+        let b = loaded.network.forwardWithRepresentation(x, mode: .inference)
         XCTAssertEqual(a.logits.array, b.logits.array)
         XCTAssertEqual(a.representation.array, b.representation.array)
     }
@@ -166,26 +172,37 @@ final class ProjectionTests: XCTestCase {
         let m = ModelMetadata(model: net, dataset: "digits", trainedBy: "rrm", seed: 5)
         XCTAssertEqual(m.dictionary["rrm.projection_bias"], "true")
         XCTAssertEqual(try ModelMetadata(m.dictionary).config, c)
-        XCTAssertNil(ModelMetadata(model: try ModelRegistry.make("cnn-small", config: config(projection: 24), seed: 5), dataset: "digits", trainedBy: "natural", seed: 5)
+        XCTAssertNil(
+            ModelMetadata(
+                model: try ModelRegistry.make("cnn-small", config: config(projection: 24), seed: 5), dataset: "digits",
+                trainedBy: "natural", seed: 5
+            )
             .dictionary["rrm.projection_bias"], "written only when true")
         for bad in ["yes", "1", ""] {
             var d = m.dictionary
             d["rrm.projection_bias"] = bad
             XCTAssertThrowsError(try ModelMetadata(d), "'\(bad)'")
         }
-        var orphan = ModelMetadata(model: try ModelRegistry.make("cnn-small", config: config(), seed: 5), dataset: "digits", trainedBy: "natural", seed: 5).dictionary
+        var orphan = ModelMetadata(
+            model: try ModelRegistry.make("cnn-small", config: config(), seed: 5), dataset: "digits",
+            trainedBy: "natural", seed: 5
+        ).dictionary
         orphan["rrm.projection_bias"] = "true"
         XCTAssertThrowsError(try ModelMetadata(orphan), "a bias without a projection")
 
         var rng = RNG(seed: 6)
         let x = Tensor.uniform(shape: [2, 1, 8, 8], bound: 1, rng: &rng)
         for metadata in [m.dictionary, [:]] {
-            let loaded = try ModelLoader.load(archive: SafeTensors(net.stateTensors(), metadata: metadata), source: "b",
-                                              dataset: metadata.isEmpty ? "digits" : nil)
+            let loaded = try ModelLoader.load(
+                archive: SafeTensors(net.stateTensors(), metadata: metadata), source: "b",
+                dataset: metadata.isEmpty ? "digits" : nil)
             XCTAssertTrue(loaded.network.config.projectionBias)
             // Without metadata the normalisation is unknown (identity), so only the full file
             // reproduces the outputs.
-            if !metadata.isEmpty { XCTAssertEqual(loaded.network.forward(x, mode: .inference).array, net.forward(x, mode: .inference).array) }
+            if !metadata.isEmpty {
+                XCTAssertEqual(
+                    loaded.network.forward(x, mode: .inference).array, net.forward(x, mode: .inference).array)
+            }
         }
     }
 
@@ -196,40 +213,53 @@ final class ProjectionTests: XCTestCase {
 
         // Into a network without a projection: the extra tensor is named.
         XCTAssertThrowsError(try bare.loadState(from: archive)) { error in
-            XCTAssertEqual(error as? ModelStateError, .keysDiffer(architecture: "resnet20", missing: [], unexpected: ["projection.weight"]))
+            XCTAssertEqual(
+                error as? ModelStateError,
+                .keysDiffer(architecture: "resnet20", missing: [], unexpected: ["projection.weight"]))
             XCTAssertTrue("\(error)".contains("projection.weight"), "\(error)")
         }
         // A file whose metadata lost rrm.projection fails the same way through the loader.
         var m = ModelMetadata(model: student, dataset: "digits", trainedBy: "rrm", seed: nil).dictionary
         m["rrm.projection"] = nil
-        XCTAssertThrowsError(try ModelLoader.load(archive: SafeTensors(student.stateTensors(), metadata: m), source: "s", dataset: nil)) {
+        XCTAssertThrowsError(
+            try ModelLoader.load(archive: SafeTensors(student.stateTensors(), metadata: m), source: "s", dataset: nil)
+        ) {
             XCTAssertTrue("\($0)".contains("unexpected 1 tensor(s): projection.weight"), "\($0)")
         }
         // The other way round: the projection is missing.
         XCTAssertThrowsError(try student.loadState(from: SafeTensors(bare.stateTensors()))) {
-            XCTAssertEqual($0 as? ModelStateError, .keysDiffer(architecture: "resnet20", missing: ["projection.weight"], unexpected: []))
+            XCTAssertEqual(
+                $0 as? ModelStateError,
+                .keysDiffer(architecture: "resnet20", missing: ["projection.weight"], unexpected: []))
         }
         // Another projection width: the shape error names the projection, which comes first.
         let other = try ModelRegistry.make("resnet20", config: config(projection: 12), seed: 5)
         XCTAssertThrowsError(try other.loadState(from: archive)) { error in
-            XCTAssertEqual(error as? ModelStateError,
-                           .shapeMismatch(name: "projection.weight", expected: [12, student.bodyWidth], found: [24, student.bodyWidth]))
+            XCTAssertEqual(
+                error as? ModelStateError,
+                .shapeMismatch(
+                    name: "projection.weight", expected: [12, student.bodyWidth], found: [24, student.bodyWidth]))
         }
     }
 
     func testPlainStateDictWithProjectionIsRecognised() throws {
         for arch in ModelRegistry.names {
             let width = ["mobilenetv2", "resnet18", "vgg11"].contains(arch) ? 0.25 : 1
-            let net = try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10,
-                                                                       widthMultiplier: width, projection: 17), seed: 2)
-            let loaded = try ModelLoader.load(archive: SafeTensors(net.stateTensors()), source: "p", dataset: "fashion-mnist")
+            let net = try ModelRegistry.make(
+                arch,
+                config: ModelConfig(
+                    channels: 1, height: 28, width: 28, numClasses: 10,
+                    widthMultiplier: width, projection: 17), seed: 2)
+            let loaded = try ModelLoader.load(
+                archive: SafeTensors(net.stateTensors()), source: "p", dataset: "fashion-mnist")
             XCTAssertTrue(loaded.inferred, arch)
             XCTAssertEqual(loaded.metadata.architecture, arch)
             XCTAssertEqual(loaded.network.config.projection, 17, arch)
             XCTAssertEqual(loaded.metadata.dictionary["rrm.projection"], "17", arch)
         }
         // A projection weight that is not a matrix matches nothing.
-        let net = try ModelRegistry.make("mlp", config: ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, projection: 17), seed: 2)
+        let net = try ModelRegistry.make(
+            "mlp", config: ModelConfig(channels: 1, height: 28, width: 28, numClasses: 10, projection: 17), seed: 2)
         var odd = SafeTensors(net.stateTensors())
         odd["projection.weight"] = .float32(Tensor(shape: [17 * 256]))
         XCTAssertThrowsError(try ModelLoader.load(archive: odd, source: "o", dataset: "fashion-mnist")) {
@@ -251,9 +281,10 @@ final class ProjectionTests: XCTestCase {
         func int(_ k: String) throws -> Int { try XCTUnwrap(Int(m[k] ?? ""), "metadata \(k)") }
         func float(_ k: String) throws -> Float { try XCTUnwrap(Float(m[k] ?? ""), "metadata \(k)") }
         func floats(_ k: String) -> [Float] { (m[k] ?? "").split(separator: ",").compactMap { Float($0) } }
-        let config = ModelConfig(channels: try int("in_channels"), height: try int("height"), width: try int("width"),
-                                 numClasses: try int("num_classes"), widthMultiplier: Double(m["width_mult"] ?? "1") ?? 1,
-                                 mean: floats("mean"), std: floats("std"), projection: try int("projection"))
+        let config = ModelConfig(
+            channels: try int("in_channels"), height: try int("height"), width: try int("width"),
+            numClasses: try int("num_classes"), widthMultiplier: Double(m["width_mult"] ?? "1") ?? 1,
+            mean: floats("mean"), std: floats("std"), projection: try int("projection"))
         let model = try ModelRegistry.make(try XCTUnwrap(m["arch"]), config: config, seed: 0)
         try model.loadState(from: f, prefix: "state.")
         let x = try f.float32("input")  // [N, C, H, W]
@@ -275,8 +306,9 @@ final class ProjectionTests: XCTestCase {
         model.zeroGradients()
         try check(model.backward(evalLoss.gradient, parameterGradients: false), "eval.input_grad")
 
-        let sgd = SGD(parameters: model.namedParameters(),
-                      settings: .init(momentum: try float("momentum"), weightDecay: try float("weight_decay")))
+        let sgd = SGD(
+            parameters: model.namedParameters(),
+            settings: .init(momentum: try float("momentum"), weightDecay: try float("weight_decay")))
         for step in 1...(try int("steps")) {
             let tag = step == 1 ? "train" : "train\(step)"
             sgd.zeroGradients()
@@ -291,7 +323,8 @@ final class ProjectionTests: XCTestCase {
             for (key, stored) in model.stateTensors() {
                 switch stored {
                 case .float32(let t): try check(t, "step\(step).\(key)")
-                case .int64(_, let values): XCTAssertEqual(values, try f.int64("step\(step).\(key)").values, "\(name) step\(step).\(key)")
+                case .int64(_, let values):
+                    XCTAssertEqual(values, try f.int64("step\(step).\(key)").values, "\(name) step\(step).\(key)")
                 case .raw: XCTFail("\(key): unexpected dtype")
                 }
             }

@@ -35,7 +35,9 @@ final class RegistryTests: XCTestCase {
         XCTAssertThrowsError(try ModelRegistry.make("resnet99", config: base, seed: 0)) { error in
             XCTAssertTrue("\(error)".contains("known: mlp"), "\(error)")
         }
-        XCTAssertThrowsError(try ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 3, width: 3, numClasses: 10), seed: 0))
+        XCTAssertThrowsError(
+            try ModelRegistry.make(
+                "cnn-small", config: ModelConfig(channels: 1, height: 3, width: 3, numClasses: 10), seed: 0))
     }
 
     /// The count made without building agrees with the built network, layer for layer, across
@@ -45,11 +47,13 @@ final class RegistryTests: XCTestCase {
             for (c, h, w, k) in [(1, 28, 28, 10), (3, 32, 32, 100), (1, 8, 8, 3)] {
                 for width in [0.25, 0.6] {
                     for head in [nil, (48, false), (48, true)] as [(Int, Bool)?] {
-                        var config = ModelConfig(channels: c, height: h, width: w, numClasses: k, widthMultiplier: width)
+                        var config = ModelConfig(
+                            channels: c, height: h, width: w, numClasses: k, widthMultiplier: width)
                         config.projection = head?.0
                         config.projectionBias = head?.1 ?? false
                         let built = try ModelRegistry.make(name, config: config, seed: 0).parameterCount
-                        XCTAssertEqual(try ModelRegistry.parameterCount(name, config: config), built, "\(name) \(config)")
+                        XCTAssertEqual(
+                            try ModelRegistry.parameterCount(name, config: config), built, "\(name) \(config)")
                     }
                 }
             }
@@ -60,7 +64,8 @@ final class RegistryTests: XCTestCase {
         XCTAssertThrowsError(try ModelRegistry.make("resnet18", config: huge, seed: 0)) { error in
             guard case ModelError.notEnoughMemory(let short) = error else { return XCTFail("\(error)") }
             XCTAssertGreaterThan(short.needed, 160 << 30)
-            XCTAssertTrue("\(error)".contains("needs about") && "\(error)".contains("smaller width multiplier"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("needs about") && "\(error)".contains("smaller width multiplier"), "\(error)")
         }
     }
 }

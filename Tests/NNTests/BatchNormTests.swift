@@ -9,7 +9,9 @@ final class BatchNormTests: XCTestCase {
         let bn = BatchNorm2d(1)
         let values: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
         let y = bn.forward(Tensor(shape: [2, 1, 2, 2], data: values), mode: .training)
-        let mean: Float = 4.5, biased: Float = 5.25, unbiased: Float = 6
+        let mean: Float = 4.5
+        let biased: Float = 5.25
+        let unbiased: Float = 6
         for (i, v) in values.enumerated() {
             XCTAssertEqual(y[flat: i], (v - mean) / (biased + 1e-5).squareRoot(), accuracy: 1e-5)
         }

@@ -33,8 +33,10 @@ final class DirectConvolutionTests: XCTestCase {
     func testDirectKernelMatchesGEMMPath() {
         var rng = RNG(seed: 77)
         // Both strides run forward, input and weight gradient on the direct kernels.
-        for (cin, cout, hw, stride, bias) in [(3, 16, 32, 1, true), (16, 32, 16, 1, false), (64, 64, 8, 1, false),
-                                              (5, 7, 9, 1, true), (16, 32, 32, 2, false), (5, 7, 9, 2, true)] {
+        for (cin, cout, hw, stride, bias) in [
+            (3, 16, 32, 1, true), (16, 32, 16, 1, false), (64, 64, 8, 1, false),
+            (5, 7, 9, 1, true), (16, 32, 32, 2, false), (5, 7, 9, 2, true),
+        ] {
             let conv = Conv2d(cin, cout, kernel: 3, stride: stride, padding: 1, bias: bias, rng: &rng)
             let x = Tensor.normal(shape: [6, cin, hw, hw], std: 1, rng: &rng)
             let dy = Tensor.normal(shape: conv.outputShape(for: x.shape), std: 1, rng: &rng)

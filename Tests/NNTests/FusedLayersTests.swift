@@ -11,7 +11,8 @@ final class FusedLayersTests: XCTestCase {
     /// conv-bn-relu, conv(bias)-bn, and a conv-bn at the end; BatchNorm states far from identity.
     func makeStack(_ rng: inout RNG) -> [(String, Layer)] {
         let layers: [(String, Layer)] = [
-            ("conv1", Conv2d(3, 5, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn1", BatchNorm2d(5)), ("relu1", ReLU()),
+            ("conv1", Conv2d(3, 5, kernel: 3, padding: 1, bias: false, rng: &rng)), ("bn1", BatchNorm2d(5)),
+            ("relu1", ReLU()),
             ("conv2", Conv2d(5, 4, kernel: 3, stride: 2, padding: 1, bias: true, rng: &rng)), ("bn2", BatchNorm2d(4)),
             ("pool", AvgPool2d(kernel: 1)),
             ("conv3", Conv2d(4, 6, kernel: 1, bias: false, rng: &rng)), ("bn3", BatchNorm2d(6)),
@@ -50,7 +51,8 @@ final class FusedLayersTests: XCTestCase {
             XCTAssertEqual(y.array, h.array, "\(mode): fused forward changes bits")
             let dx = fused.backward(r, parameterGradients: true)
             XCTAssertEqual(dx.array, g.array, "\(mode): input gradient")
-            var expected: [(String, [Float])] = [], got: [(String, [Float])] = []
+            var expected: [(String, [Float])] = []
+            var got: [(String, [Float])] = []
             plainSequential.visitState(prefix: "") { name, entry in expected.append((name, Self.values(entry))) }
             fused.visitState(prefix: "") { name, entry in got.append((name, Self.values(entry))) }
             XCTAssertEqual(got.map(\.0), expected.map(\.0), "state names, in order")
@@ -62,7 +64,8 @@ final class FusedLayersTests: XCTestCase {
                 // An attack's backward: input gradient only. The fused forward kept no
                 // convolution output for BatchNorm, and this backward must not need it.
                 _ = fused.forward(x, mode: mode)
-                XCTAssertEqual(fused.backward(r, parameterGradients: false).array, g.array, "inference: input gradient only")
+                XCTAssertEqual(
+                    fused.backward(r, parameterGradients: false).array, g.array, "inference: input gradient only")
             }
         }
     }
@@ -86,7 +89,9 @@ final class FusedResidualTests: XCTestCase {
 
     /// The block's layers one by one (`layers`: conv1, bn1, relu, conv2, bn2; `shortcut`: none,
     /// a channel pad, or conv + BN), and the same layers as a `ResidualBlock`.
-    func makeBlock(_ rng: inout RNG, _ kind: Shortcut, reluAfterSum: Bool) -> (ResidualBlock, layers: [Layer], shortcut: [Layer]) {
+    func makeBlock(
+        _ rng: inout RNG, _ kind: Shortcut, reluAfterSum: Bool
+    ) -> (ResidualBlock, layers: [Layer], shortcut: [Layer]) {
         let (cin, cout, s) = kind == .identity ? (6, 6, 1) : (4, 8, 2)
         let layers: [Layer] = [
             Conv2d(cin, cout, kernel: 3, stride: s, padding: 1, bias: false, rng: &rng), BatchNorm2d(cout), ReLU(),
@@ -96,7 +101,8 @@ final class FusedResidualTests: XCTestCase {
         switch kind {
         case .identity: break
         case .channelPad: shortcut = [ChannelPadShortcut(inChannels: cin, outChannels: cout, stride: 2)]
-        case .projection: shortcut = [Conv2d(cin, cout, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(cout)]
+        case .projection:
+            shortcut = [Conv2d(cin, cout, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(cout)]
         }
         for case let bn as BatchNorm2d in layers + shortcut {
             bn.weight.value = Tensor.uniform(shape: [cout], bound: 1.5, rng: &rng)
@@ -104,14 +110,17 @@ final class FusedResidualTests: XCTestCase {
             bn.runningMean.value = Tensor.normal(shape: [cout], std: 0.3, rng: &rng)
             bn.runningVar.value = Tensor(shape: [cout], data: (0..<cout).map { 0.5 + Float($0) * 0.2 })
         }
-        let fusedShortcut: Layer? = switch kind {
-        case .identity: nil
-        case .channelPad: shortcut[0]
-        case .projection: ConvBNReLU(shortcut[0] as! Conv2d, shortcut[1] as! BatchNorm2d, relu: false, names: ("0", "1"))
-        }
+        let fusedShortcut: Layer? =
+            switch kind {
+            case .identity: nil
+            case .channelPad: shortcut[0]
+            case .projection:
+                ConvBNReLU(shortcut[0] as! Conv2d, shortcut[1] as! BatchNorm2d, relu: false, names: ("0", "1"))
+            }
         let head = ConvBNReLU(layers[0] as! Conv2d, layers[1] as! BatchNorm2d, relu: true, names: ("conv1", "bn1"))
-        let block = ResidualBlock(main: Sequential([("", head)]), conv: layers[3] as! Conv2d, bn: layers[4] as! BatchNorm2d,
-                                  tailNames: ("conv2", "bn2"), shortcut: fusedShortcut, reluAfterSum: reluAfterSum)
+        let block = ResidualBlock(
+            main: Sequential([("", head)]), conv: layers[3] as! Conv2d, bn: layers[4] as! BatchNorm2d,
+            tailNames: ("conv2", "bn2"), shortcut: fusedShortcut, reluAfterSum: reluAfterSum)
         return (block, layers, shortcut)
     }
 
@@ -162,7 +171,8 @@ final class FusedResidualTests: XCTestCase {
     static func gradients(_ layers: [Layer]) -> [[Float]] {
         layers.flatMap { layer -> [[Float]] in
             var grads: [[Float]] = []
-            layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) } }
+            layer.visitState(prefix: "") { _, entry in if case .parameter(let p) = entry { grads.append(p.grad.array) }
+            }
             return grads
         }
     }

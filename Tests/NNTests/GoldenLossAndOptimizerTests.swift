@@ -9,7 +9,9 @@ import XCTest
 final class GoldenLossAndOptimizerTests: XCTestCase {
     func testLosses() throws {
         let f = try goldenFixture("losses.safetensors")
-        let a = try f.float32("a"), b = try f.float32("b"), logits = try f.float32("logits")
+        let a = try f.float32("a")
+        let b = try f.float32("b")
+        let logits = try f.float32("logits")
         let labels = try f.int64("labels").values.map { Int32($0) }
         let ce = softmaxCrossEntropy(logits: logits, labels: labels)
         assertClose(scalar(ce.value), try f.float32("ce.loss").reshaped([1]), 1e-5, "ce.loss")
@@ -38,7 +40,8 @@ final class GoldenLossAndOptimizerTests: XCTestCase {
             ("nesterov_wd", .init(momentum: 0.9, weightDecay: 5e-4, nesterov: true)),
         ]
         for (name, settings) in variants {
-            let w = Parameter(try f.float32("init.w")), b = Parameter(try f.float32("init.b"))
+            let w = Parameter(try f.float32("init.w"))
+            let b = Parameter(try f.float32("init.b"))
             let sgd = SGD(parameters: [("w", w), ("b", b)], settings: settings)
             let lr = Float(f.metadata["\(name).lr"] ?? f.metadata["lr"] ?? "0.1") ?? 0.1
             for step in 1...3 {
@@ -52,7 +55,8 @@ final class GoldenLossAndOptimizerTests: XCTestCase {
     }
 
     func testSchedules() throws {
-        let data = try Data(contentsOf: URL(fileURLWithPath: TestFixtures.goldenDirectory).appendingPathComponent("schedules.json"))
+        let data = try Data(
+            contentsOf: URL(fileURLWithPath: TestFixtures.goldenDirectory).appendingPathComponent("schedules.json"))
         let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         func series(_ name: String, _ key: String) throws -> [Double] {
             let entry = try XCTUnwrap(json[name] as? [String: Any], name)
@@ -60,10 +64,14 @@ final class GoldenLossAndOptimizerTests: XCTestCase {
         }
         let cosine = try series("cosine", "lr")
         for (t, v) in cosine.enumerated() {
-            XCTAssertEqual(Double(LRSchedule.cosine(lr: 0.1, total: 50, minLR: 1e-6).rate(at: t)), v, accuracy: 1e-7, "cosine \(t)")
+            XCTAssertEqual(
+                Double(LRSchedule.cosine(lr: 0.1, total: 50, minLR: 1e-6).rate(at: t)), v, accuracy: 1e-7, "cosine \(t)"
+            )
         }
         for (t, v) in try series("multistep", "lr").enumerated() {
-            XCTAssertEqual(Double(LRSchedule.multiStep(lr: 0.1, milestones: [10, 30], gamma: 0.1).rate(at: t)), v, accuracy: 1e-8, "multistep \(t)")
+            XCTAssertEqual(
+                Double(LRSchedule.multiStep(lr: 0.1, milestones: [10, 30], gamma: 0.1).rate(at: t)), v, accuracy: 1e-8,
+                "multistep \(t)")
         }
         let one = LRSchedule.oneCycle(maxLR: 0.2, total: 40)
         for (t, v) in try series("onecycle", "lr").enumerated() {

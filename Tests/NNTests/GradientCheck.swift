@@ -17,14 +17,17 @@ struct GradientCheck {
     var samplesPerTensor = 24
 
     /// Checks dL/dx and every parameter's gradient of `layer` at `x` in `mode`.
-    func check(_ layer: Layer, input x: Tensor, mode: Mode, seed: UInt64 = 1,
-               file: StaticString = #filePath, line: UInt = #line) {
+    func check(
+        _ layer: Layer, input x: Tensor, mode: Mode, seed: UInt64 = 1,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         var rng = RNG(seed: seed)
         let y0 = layer.forward(x, mode: mode)
         let r = Tensor.normal(shape: y0.shape, std: 1, rng: &rng)
         func loss(_ input: Tensor) -> Double {
             let y = layer.forward(input, mode: mode)
-            let yv = y.array, rv = r.array
+            let yv = y.array
+            let rv = r.array
             var s = 0.0
             for i in 0..<yv.count { s += Double(yv[i]) * Double(rv[i]) }
             return s
@@ -72,7 +75,9 @@ struct GradientCheck {
         let dxOnly = layer.backward(r, parameterGradients: false)
         XCTAssertEqual(dxOnly.array, dx.array, "input-only backward differs", file: file, line: line)
         for (name, p) in layer.namedParameters() {
-            XCTAssertTrue(p.grad.array.allSatisfy { $0 == 0 }, "\(name) gradient touched by input-only backward", file: file, line: line)
+            XCTAssertTrue(
+                p.grad.array.allSatisfy { $0 == 0 }, "\(name) gradient touched by input-only backward", file: file,
+                line: line)
         }
     }
 
@@ -80,7 +85,8 @@ struct GradientCheck {
     /// between `-h` and `+h` (a kink lies within the step, so the difference means nothing).
     /// `evaluate(step)` returns the loss and this coordinate's analytic gradient at `+step`.
     func stableDifference(analytic: Float, _ evaluate: (Float) -> (Double, Float)) -> Float? {
-        let (lp, gp) = evaluate(h), (lm, gm) = evaluate(-h)
+        let (lp, gp) = evaluate(h)
+        let (lm, gm) = evaluate(-h)
         let tol = atol + rtol * abs(analytic)
         if abs(gp - analytic) > tol || abs(gm - analytic) > tol { return nil }
         return Float((lp - lm) / Double(2 * h))
@@ -89,7 +95,9 @@ struct GradientCheck {
     /// Asserts each (analytic, finite difference) pair agrees and few were skipped as kinks.
     func assertChecks(_ checks: [(String, Float, Float?)], _ tensor: String, file: StaticString, line: UInt) {
         let skipped = checks.filter { $0.2 == nil }.count
-        XCTAssertLessThanOrEqual(4 * skipped, checks.count, "\(tensor): \(skipped) of \(checks.count) finite differences unstable", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            4 * skipped, checks.count, "\(tensor): \(skipped) of \(checks.count) finite differences unstable",
+            file: file, line: line)
         for (what, an, fd) in checks {
             if let fd { assertClose(fd, an, what, file: file, line: line) }
         }
@@ -102,7 +110,8 @@ struct GradientCheck {
 
     func assertClose(_ fd: Float, _ an: Float, _ what: String, file: StaticString, line: UInt) {
         let tol = atol + rtol * max(abs(fd), abs(an))
-        XCTAssertLessThanOrEqual(abs(fd - an), tol, "\(what): finite difference \(fd) vs analytic \(an)", file: file, line: line)
+        XCTAssertLessThanOrEqual(
+            abs(fd - an), tol, "\(what): finite difference \(fd) vs analytic \(an)", file: file, line: line)
     }
 }
 

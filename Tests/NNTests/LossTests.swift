@@ -21,9 +21,13 @@ final class LossTests: XCTestCase {
         let g = softmaxCrossEntropy(logits: logits, labels: labels).gradient
         let h: Float = 1e-2
         for i in 0..<logits.count {
-            var p = logits, m = logits
-            p[flat: i] += h; m[flat: i] -= h
-            let fd = (softmaxCrossEntropy(logits: p, labels: labels).value - softmaxCrossEntropy(logits: m, labels: labels).value) / (2 * h)
+            var p = logits
+            var m = logits
+            p[flat: i] += h
+            m[flat: i] -= h
+            let fd =
+                (softmaxCrossEntropy(logits: p, labels: labels).value
+                    - softmaxCrossEntropy(logits: m, labels: labels).value) / (2 * h)
             XCTAssertEqual(fd, g[flat: i], accuracy: 1e-3)
         }
     }
@@ -36,13 +40,21 @@ final class LossTests: XCTestCase {
             let r = loss.evaluate(student: s, teacher: t)
             let h: Float = 1e-2
             for i in 0..<s.count {
-                var p = s, m = s
-                p[flat: i] += h; m[flat: i] -= h
-                let fd = (loss.evaluate(student: p, teacher: t).value - loss.evaluate(student: m, teacher: t).value) / (2 * h)
+                var p = s
+                var m = s
+                p[flat: i] += h
+                m[flat: i] -= h
+                let fd =
+                    (loss.evaluate(student: p, teacher: t).value - loss.evaluate(student: m, teacher: t).value)
+                    / (2 * h)
                 XCTAssertEqual(fd, r.studentGradient[flat: i], accuracy: 2e-3, "\(loss) d/ds[\(i)]")
-                var tp = t, tm = t
-                tp[flat: i] += h; tm[flat: i] -= h
-                let fdt = (loss.evaluate(student: s, teacher: tp).value - loss.evaluate(student: s, teacher: tm).value) / (2 * h)
+                var tp = t
+                var tm = t
+                tp[flat: i] += h
+                tm[flat: i] -= h
+                let fdt =
+                    (loss.evaluate(student: s, teacher: tp).value - loss.evaluate(student: s, teacher: tm).value)
+                    / (2 * h)
                 XCTAssertEqual(fdt, r.teacherGradient[flat: i], accuracy: 2e-3, "\(loss) d/dt[\(i)]")
             }
         }

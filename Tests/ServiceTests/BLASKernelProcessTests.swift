@@ -17,7 +17,9 @@ final class BLASKernelProcessTests: XCTestCase {
         }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = ["bench", "--only", "resnet20_infer", "--repeats", "1", "--min-seconds", "0", "--threads", "1", "--json"]
+        p.arguments = [
+            "bench", "--only", "resnet20_infer", "--repeats", "1", "--min-seconds", "0", "--threads", "1", "--json",
+        ]
         p.environment = environment
         let out = Pipe()
         p.standardOutput = out
@@ -49,7 +51,8 @@ final class BLASKernelProcessTests: XCTestCase {
         let avx512 = "fpu sse avx avx2 fma avx512f avx512bw"
         XCTAssertTrue(BLASKernel.prefersHaswellKernel(cpu("AuthenticAMD", 25, avx512)), "Zen 4")
         XCTAssertFalse(BLASKernel.prefersHaswellKernel(cpu("AuthenticAMD", 26, avx512)), "Zen 5: full-width AVX-512")
-        XCTAssertFalse(BLASKernel.prefersHaswellKernel(cpu("AuthenticAMD", 25, "fpu avx avx2 fma")), "Zen 3: no AVX-512")
+        XCTAssertFalse(
+            BLASKernel.prefersHaswellKernel(cpu("AuthenticAMD", 25, "fpu avx avx2 fma")), "Zen 3: no AVX-512")
         XCTAssertFalse(BLASKernel.prefersHaswellKernel(cpu("GenuineIntel", 6, avx512)), "Intel")
         XCTAssertFalse(BLASKernel.prefersHaswellKernel(""), "no /proc/cpuinfo")
     }

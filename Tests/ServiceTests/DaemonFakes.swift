@@ -1,6 +1,7 @@
 import Foundation
-@testable import Service
 import Spool
+
+@testable import Service
 
 /// A clock that moves only when a test says so; timers fire as it passes their deadlines.
 final class ManualClock: DaemonClock, @unchecked Sendable {
@@ -37,7 +38,10 @@ final class RecordingNotifier: ServiceNotifier, @unchecked Sendable {
     private var sent: [String] = []
     /// Every message so far, e.g. "READY=1", "STATUS=idle; 0 queued".
     var messages: [String] { lock.withLock { sent } }
-    private func record(_ m: String) -> Bool { lock.withLock { sent.append(m) }; return true }
+    private func record(_ m: String) -> Bool {
+        lock.withLock { sent.append(m) }
+        return true
+    }
 
     func ready(status: String?) -> Bool { record("READY=1") }
     func status(_ text: String) -> Bool { record("STATUS=\(text)") }

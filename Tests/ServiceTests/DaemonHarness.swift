@@ -5,11 +5,12 @@ import FileSystem
 import Foundation
 import ModelIO
 import Models
-@testable import Service
 import Spool
 import TestSupport
 import Training
 import XCTest
+
+@testable import Service
 
 /// What the daemon's process tests share: the `rrmd` binary beside the test bundle, a small digits
 /// teacher, a temporary spool per test, and helpers to configure, start and watch `rrmd serve`.
@@ -25,10 +26,16 @@ class DaemonTestCase: XCTestCase {
     static let teacher: (network: Network, data: (train: Dataset, test: Dataset)) = {
         let data = try! DatasetCatalog.load("digits", directory: fixtures)
         let stats = data.train.channelStatistics()
-        let net = try! ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.5,
-                                                                         mean: stats.mean, std: stats.std), seed: 1)
-        _ = Trainer(model: net, settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 1))
-            .run(train: data.train, test: data.test)
+        let net = try! ModelRegistry.make(
+            "cnn-small",
+            config: ModelConfig(
+                channels: 1, height: 8, width: 8, numClasses: 10, widthMultiplier: 0.5,
+                mean: stats.mean, std: stats.std), seed: 1)
+        _ = Trainer(
+            model: net,
+            settings: TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 1)
+        )
+        .run(train: data.train, test: data.test)
         return (net, data)
     }()
 
@@ -47,9 +54,11 @@ class DaemonTestCase: XCTestCase {
     }
 
     /// Writes a configuration for a spool under the test's directory and returns its path.
-    func config(name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
-                        service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3,
-                        width: Double = 0.5, batchSize: Int = 50) throws -> String {
+    func config(
+        name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
+        service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3,
+        width: Double = 0.5, batchSize: Int = 50
+    ) throws -> String {
         let text = """
             spool = "\(root.appendingPathComponent(spool).path)"
             threads = 2
@@ -81,24 +90,32 @@ class DaemonTestCase: XCTestCase {
     /// Saves the teacher (with `seed` in its metadata, which changes its bytes) and returns the path.
     func teacherFile(seed: UInt64 = 1, name: String = "teacher.safetensors") throws -> String {
         let path = root.appendingPathComponent(name).path
-        let meta = ModelMetadata(model: Self.teacher.network, dataset: "digits", threatModel: "linf:0.1", trainedBy: "natural", seed: seed)
+        let meta = ModelMetadata(
+            model: Self.teacher.network, dataset: "digits", threatModel: "linf:0.1", trainedBy: "natural", seed: seed)
         try SafeTensors(Self.teacher.network.stateTensors(), metadata: meta.dictionary).write(toFile: path)
         return path
     }
 
     /// Runs rrmd with `arguments`; returns its exit status and output.
     @discardableResult
-    func rrmd(_ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120) throws -> (status: Int32, output: String) {
+    func rrmd(
+        _ arguments: [String], environment: [String: String] = [:], timeout: TimeInterval = 120
+    ) throws -> (status: Int32, output: String) {
         let p = try start(arguments, environment: environment)
         let deadline = Date().addingTimeInterval(timeout)
         while p.process.isRunning && Date() < deadline { usleep(20_000) }
-        if p.process.isRunning { p.process.terminate(); XCTFail("rrmd \(arguments) did not finish in \(timeout) s") }
+        if p.process.isRunning {
+            p.process.terminate()
+            XCTFail("rrmd \(arguments) did not finish in \(timeout) s")
+        }
         p.process.waitUntilExit()
         return (p.process.terminationStatus, String(decoding: (try? Data(contentsOf: p.log)) ?? Data(), as: UTF8.self))
     }
 
     /// Starts rrmd (or `executable`) with `arguments`, output into a log file.
-    func start(_ arguments: [String], environment: [String: String] = [:], executable: String? = nil) throws -> (process: Process, log: URL) {
+    func start(
+        _ arguments: [String], environment: [String: String] = [:], executable: String? = nil
+    ) throws -> (process: Process, log: URL) {
         let log = root.appendingPathComponent("log-\(UUID().uuidString).txt")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)
@@ -118,7 +135,8 @@ class DaemonTestCase: XCTestCase {
     }
 
     func jobs(in state: String, spool: String = "spool") -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("\(spool)/\(state)").path)) ?? [])
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("\(spool)/\(state)").path))
+            ?? [])
             .filter { !$0.hasPrefix(".") }.sorted()
     }
 
@@ -135,7 +153,9 @@ class DaemonTestCase: XCTestCase {
             for (i, b) in bytes.enumerated() where i < raw.count - 1 { raw[i] = b }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         XCTAssertEqual(bound, 0, "bind \(socketPath)")
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
@@ -150,14 +170,17 @@ class DaemonTestCase: XCTestCase {
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline {
             let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0 { messages.append(String(decoding: buffer[0..<n], as: UTF8.self)) }
-            else if !process.isRunning { break }
+            if n > 0 {
+                messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+            } else if !process.isRunning {
+                break
+            }
         }
         process.waitUntilExit()
         return messages
     }
 
-// MARK: - Regressions found in review
+    // MARK: - Regressions found in review
 
     /// Runs `body` with `path` made immutable (chattr +i: even root cannot create entries in it),
     /// and always makes it mutable again. Skips when the filesystem does not support it.
@@ -211,15 +234,17 @@ class DaemonTestCase: XCTestCase {
         let cfg = try ServiceConfig.load(path: try config())
         let spool = Spool(root: URL(fileURLWithPath: cfg.spool, isDirectory: true))
         try spool.layout.create()
-        try FileManager.default.copyItem(atPath: try teacherFile(), toPath: spool.layout.incoming.appendingPathComponent("teacher.safetensors").path)
+        try FileManager.default.copyItem(
+            atPath: try teacherFile(), toPath: spool.layout.incoming.appendingPathComponent("teacher.safetensors").path)
         let entry = try XCTUnwrap(try spool.scanIncoming().entries.first)
         let job = try XCTUnwrap(try spool.claim(entry))
         let logURL = root.appendingPathComponent("runner.log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logURL)
         addTeardownBlock { try? handle.close() }
-        let runner = JobRunner(config: cfg, spool: spool, log: EventLog(destination: .fileDescriptor(handle.fileDescriptor)),
-                               notifier: SystemdNotifier(), shouldStop: { false }, onStatus: { _ in })
+        let runner = JobRunner(
+            config: cfg, spool: spool, log: EventLog(destination: .fileDescriptor(handle.fileDescriptor)),
+            notifier: SystemdNotifier(), shouldStop: { false }, onStatus: { _ in })
         return (spool, job, runner, logURL)
     }
 }

@@ -5,11 +5,12 @@ import FileSystem
 import Foundation
 import ModelIO
 import Models
-@testable import Service
 import Spool
 import TestSupport
 import Training
 import XCTest
+
+@testable import Service
 
 /// The queue under pressure: restart storms, many submissions at once, hostile inputs, and
 /// problems that must be reported once and retried later rather than at every turn.
@@ -17,7 +18,8 @@ final class DaemonQueueTests: DaemonTestCase {
     /// A job the daemon keeps restarting during is failed as the likely cause, not retried forever.
     func testAJobThatKeepsKillingTheDaemonIsFailed() throws {
         let cfg = try config(students: ["cnn-small"], epochs: 30)
-        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let first = try start(["serve", "--config", cfg])
         let record = root.appendingPathComponent("spool/work/\(job)/job.json")
         // Killed while running the job (its run marker is there), so the death counts against it.
@@ -33,7 +35,9 @@ final class DaemonQueueTests: DaemonTestCase {
         let served = try rrmd(["serve", "--config", cfg, "--once"])
         XCTAssertEqual(served.status, 0, served.output)
         XCTAssertEqual(jobs(in: "failed"), [job], served.output)
-        let error = try JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(job)/error.json"))) as! [String: Any]
+        let error =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: root.appendingPathComponent("spool/failed/\(job)/error.json"))) as! [String: Any]
         XCTAssertEqual(error["kind"] as? String, "crashed")
     }
 
@@ -46,14 +50,17 @@ final class DaemonQueueTests: DaemonTestCase {
         let spool = root.appendingPathComponent("spool")
         var good: [String] = []
         for i in 0..<10 {
-            let submitted = try rrmd(["submit", "--config", cfg, try teacherFile(seed: UInt64(200 + i), name: "good\(i).safetensors")])
+            let submitted = try rrmd([
+                "submit", "--config", cfg, try teacherFile(seed: UInt64(200 + i), name: "good\(i).safetensors"),
+            ])
             XCTAssertEqual(submitted.status, 0, submitted.output)
             good.append(submitted.output.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         // Hostile inputs dropped in by hand, each with the kind of failure it must end with.
         let incoming = spool.appendingPathComponent("incoming")
         var hostile: [String: String] = [:]  // original name -> expected kind
-        try Data().write(to: incoming.appendingPathComponent("empty.safetensors")); hostile["empty.safetensors"] = "empty"
+        try Data().write(to: incoming.appendingPathComponent("empty.safetensors"))
+        hostile["empty.safetensors"] = "empty"
         try Data(repeating: 0x7b, count: 4096).write(to: incoming.appendingPathComponent("garbage.safetensors"))
         hostile["garbage.safetensors"] = "bad-checkpoint"
         let valid = try Data(contentsOf: URL(fileURLWithPath: try teacherFile(seed: 999, name: "whole.safetensors")))
@@ -78,7 +85,9 @@ final class DaemonQueueTests: DaemonTestCase {
         XCTAssertEqual(jobs(in: "work"), [], drained.output)
         var doneSHA: [String] = []
         for job in jobs(in: "done") {
-            let record = try JSONSerialization.jsonObject(with: Data(contentsOf: spool.appendingPathComponent("done/\(job)/job.json"))) as! [String: Any]
+            let record =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: spool.appendingPathComponent("done/\(job)/job.json"))) as! [String: Any]
             doneSHA.append(record["sha256"] as! String)
         }
         XCTAssertEqual(Set(jobs(in: "done")), Set(good), "every good teacher done, under its own id")
@@ -86,7 +95,9 @@ final class DaemonQueueTests: DaemonTestCase {
         var failedKinds: [String: String] = [:]
         for job in jobs(in: "failed") {
             let dir = spool.appendingPathComponent("failed/\(job)")
-            let error = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("error.json"))) as! [String: Any]
+            let error =
+                try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("error.json")))
+                as! [String: Any]
             // error.json names the input as it arrived ("where") and why it failed ("kind").
             failedKinds[error["where"] as? String ?? job] = error["kind"] as? String ?? "?"
         }
@@ -102,8 +113,11 @@ final class DaemonQueueTests: DaemonTestCase {
         let bytes = try Data(contentsOf: URL(fileURLWithPath: good))
         let spool = root.appendingPathComponent("spool")
         _ = try rrmd(["status", "--config", cfg])
-        try FileManager.default.createDirectory(at: spool.appendingPathComponent("incoming"), withIntermediateDirectories: true)
-        func drop(_ name: String, _ data: Data) throws { try data.write(to: spool.appendingPathComponent("incoming/\(name)")) }
+        try FileManager.default.createDirectory(
+            at: spool.appendingPathComponent("incoming"), withIntermediateDirectories: true)
+        func drop(_ name: String, _ data: Data) throws {
+            try data.write(to: spool.appendingPathComponent("incoming/\(name)"))
+        }
         try drop("truncated.safetensors", bytes.prefix(bytes.count / 2))
         var flipped = bytes
         flipped[12] ^= 0x40  // inside the JSON header
@@ -113,9 +127,12 @@ final class DaemonQueueTests: DaemonTestCase {
         // A decompression bomb: a tiny zstd frame that claims to hold a terabyte.
         try drop("bomb.safetensors.zst", Data(zeroBombFrame(blocks: 8, contentSize: 1 << 40)))
         // The right format and metadata but an architecture the registry lacks.
-        var meta = ModelMetadata(model: Self.teacher.network, dataset: "digits", trainedBy: "natural", seed: 1).dictionary
+        var meta = ModelMetadata(model: Self.teacher.network, dataset: "digits", trainedBy: "natural", seed: 1)
+            .dictionary
         meta["rrm.arch"] = "transformer"
-        try drop("wrongarch.safetensors", Data(try SafeTensors(Self.teacher.network.stateTensors(), metadata: meta).serialized()))
+        try drop(
+            "wrongarch.safetensors",
+            Data(try SafeTensors(Self.teacher.network.stateTensors(), metadata: meta).serialized()))
         XCTAssertEqual(symlink("/etc/passwd", spool.appendingPathComponent("incoming/link.safetensors").path), 0)
         XCTAssertEqual(mkfifo(spool.appendingPathComponent("incoming/pipe.safetensors").path, 0o644), 0)
         _ = try rrmd(["submit", "--config", cfg, good])
@@ -126,7 +143,9 @@ final class DaemonQueueTests: DaemonTestCase {
         let failed = jobs(in: "failed")
         XCTAssertEqual(failed.count, 8, "\(failed)\n\(served.output)")
         for job in failed {
-            let error = try JSONSerialization.jsonObject(with: Data(contentsOf: spool.appendingPathComponent("failed/\(job)/error.json"))) as! [String: Any]
+            let error =
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: spool.appendingPathComponent("failed/\(job)/error.json"))) as! [String: Any]
             for key in ["what", "where", "what_to_do", "kind"] {
                 XCTAssertFalse((error[key] as? String ?? "").isEmpty, "\(job) error.json lacks \(key)")
             }

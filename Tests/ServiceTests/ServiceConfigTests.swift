@@ -2,6 +2,7 @@ import Foundation
 import TestSupport
 import Training
 import XCTest
+
 @testable import Service
 
 final class ServiceConfigTests: XCTestCase {
@@ -37,11 +38,16 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.datasets, ["fashion-mnist": .init(format: .idx, path: "/usr/share/datasets/fashion-mnist")])
         XCTAssertEqual(c.students.architectures, ["cnn-small", "resnet20"])
         XCTAssertEqual(c.students.width, 1)
-        XCTAssertEqual(c.rrm, .init(epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: nil, featureLoss: .cosine,
-                                    seed: 0, limit: nil, replays: 4))
+        XCTAssertEqual(
+            c.rrm,
+            .init(
+                epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: nil, featureLoss: .cosine,
+                seed: 0, limit: nil, replays: 4))
         // Unset, the weight follows the replays a student actually gets: 0.5 with replays, the
         // paper's 0.005 for an L2 teacher's single step.
-        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: 0.1).objective, .rrm(RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.1)))
+        XCTAssertEqual(
+            c.rrm.trainingSettings(linfEpsilon: 0.1).objective,
+            .rrm(RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.1)))
         XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 0.005)))
         XCTAssertEqual(c.evaluation.attacks, ["apgd-ce", "apgd-t"])
         XCTAssertEqual(c.evaluation.samples, 1000)
@@ -50,8 +56,11 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.evaluation.sweepSamples, 1000)
         XCTAssertEqual(c.evaluation.checkSamples, 500)
         XCTAssertNil(c.evaluation.epsilon)
-        XCTAssertEqual(c.service, .init(rescanSeconds: 60, retryInitialSeconds: 30, retryMaxSeconds: 1800,
-                                        maxTeacherBytes: 2_147_483_648))
+        XCTAssertEqual(
+            c.service,
+            .init(
+                rescanSeconds: 60, retryInitialSeconds: 30, retryMaxSeconds: 1800,
+                maxTeacherBytes: 2_147_483_648))
         let relative = ServiceConfig.default(forCheckout: ".")
         XCTAssertEqual(relative.spool, FileManager.default.currentDirectoryPath + "/Spool")
     }
@@ -78,7 +87,8 @@ final class ServiceConfigTests: XCTestCase {
     }
 
     func testFullFile() throws {
-        let c = try parse("""
+        let c = try parse(
+            """
             spool = "/srv/rrmd-spool"
             threads = 2
             zstd_level = 19
@@ -127,37 +137,52 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.spool, "/srv/rrmd-spool")
         XCTAssertEqual(c.threads, 2)
         XCTAssertEqual(c.zstdLevel, 19)
-        XCTAssertEqual(c.datasets, [
-            "cifar10": .init(format: .cifar10, path: "/srv/data/cifar-10-batches-bin"),
-            "mnist": .init(format: .idx, path: "/srv/data/mnist"),
-            "fashion-mnist": .init(format: .idx, path: "/srv/data/fmnist"),
-        ])
+        XCTAssertEqual(
+            c.datasets,
+            [
+                "cifar10": .init(format: .cifar10, path: "/srv/data/cifar-10-batches-bin"),
+                "mnist": .init(format: .idx, path: "/srv/data/mnist"),
+                "fashion-mnist": .init(format: .idx, path: "/srv/data/fmnist"),
+            ])
         XCTAssertEqual(c.students, .init(architectures: ["mobilenetv2", "resnet18", "vgg11", "mlp"], width: 0.5))
-        XCTAssertEqual(c.rrm, .init(epochs: 48, batchSize: 256, learningRate: 1, xentWeight: 5e-5, featureLoss: .relativeL2,
-                                    seed: 42, limit: 2000, replays: 3))
-        XCTAssertEqual(c.evaluation, .init(attacks: ["pgd", "fgsm"], samples: nil, iterations: 50, targetClasses: 3,
-                                           sweepSamples: 0, checkSamples: 100, epsilon: "8/255"))
+        XCTAssertEqual(
+            c.rrm,
+            .init(
+                epochs: 48, batchSize: 256, learningRate: 1, xentWeight: 5e-5, featureLoss: .relativeL2,
+                seed: 42, limit: 2000, replays: 3))
+        XCTAssertEqual(
+            c.evaluation,
+            .init(
+                attacks: ["pgd", "fgsm"], samples: nil, iterations: 50, targetClasses: 3,
+                sweepSamples: 0, checkSamples: 100, epsilon: "8/255"))
         XCTAssertEqual(c.evaluation.epsilonValue!, 8.0 / 255, accuracy: 1e-15)
-        XCTAssertEqual(c.service, .init(rescanSeconds: 5, retryInitialSeconds: 1, retryMaxSeconds: 1, maxTeacherBytes: 1 << 20))
+        XCTAssertEqual(
+            c.service, .init(rescanSeconds: 5, retryInitialSeconds: 1, retryMaxSeconds: 1, maxTeacherBytes: 1 << 20))
 
         let training = c.rrm.trainingSettings(linfEpsilon: 0.1)
         XCTAssertEqual(training.epochs, 48)
         XCTAssertEqual(training.batchSize, 256)
         XCTAssertEqual(training.learningRate, 1)
         XCTAssertEqual(training.seed, 42)
-        XCTAssertEqual(training.objective, .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1)))
+        XCTAssertEqual(
+            training.objective,
+            .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1)))
         XCTAssertNil(training.problem())
         // Replays perturb in an L-inf ball; an L2 teacher's students get the paper's single step.
-        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2)))
+        XCTAssertEqual(
+            c.rrm.trainingSettings(linfEpsilon: nil).objective,
+            .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2)))
 
-        let robustness = c.evaluation.robustnessSettings(norm: .linf, teacherEpsilon: 0.1, teacherEpsilonText: "0.1", seed: 3)
+        let robustness = c.evaluation.robustnessSettings(
+            norm: .linf, teacherEpsilon: 0.1, teacherEpsilonText: "0.1", seed: 3)
         XCTAssertEqual(robustness.epsilonText, "8/255")
         XCTAssertEqual(robustness.attacks, ["pgd", "fgsm"])
         XCTAssertNil(robustness.samples)
         XCTAssertEqual(robustness.seed, 3)
         XCTAssertNil(robustness.problem(numClasses: 10))
-        let teachers = ServiceConfig(spool: "/s").evaluation.robustnessSettings(norm: .l2, teacherEpsilon: 0.5,
-                                                                               teacherEpsilonText: "0.5", seed: 0)
+        let teachers = ServiceConfig(spool: "/s").evaluation.robustnessSettings(
+            norm: .l2, teacherEpsilon: 0.5,
+            teacherEpsilonText: "0.5", seed: 0)
         XCTAssertEqual(teachers.norm, .l2)
         XCTAssertEqual(teachers.epsilon, 0.5)
         XCTAssertEqual(teachers.samples, 1000)
@@ -169,10 +194,10 @@ final class ServiceConfigTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/Config/rrmd.toml"
         try """
-            spool = "../Spool"
-            [datasets.digits]
-            path = "data/digits"
-            """.write(toFile: path, atomically: true, encoding: .utf8)
+        spool = "../Spool"
+        [datasets.digits]
+        path = "data/digits"
+        """.write(toFile: path, atomically: true, encoding: .utf8)
         // Loaded from another working directory, through a relative path with a detour.
         let previous = FileManager.default.currentDirectoryPath
         XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(dir))
@@ -192,7 +217,8 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertTrue(top?.description.contains("did you mean 'threads'?") ?? false, "\(String(describing: top))")
         let inner = failure("[rrm]\nepoch = 5", .unknownKey)
         XCTAssertEqual(inner?.key, "rrm.epoch")
-        XCTAssertTrue(inner?.description.contains("did you mean 'rrm.epochs'?") ?? false, "\(String(describing: inner))")
+        XCTAssertTrue(
+            inner?.description.contains("did you mean 'rrm.epochs'?") ?? false, "\(String(describing: inner))")
         XCTAssertTrue(inner?.description.contains("keys allowed in [rrm]: batch_size, epochs") ?? false)
         XCTAssertEqual(failure("[evaluation]\nsquare_queries = 5000", .unknownKey)?.key, "evaluation.square_queries")
         XCTAssertEqual(failure("[datasets.imagenet]\npath = \"/x\"", .unknownKey)?.key, "datasets.imagenet")
@@ -204,7 +230,11 @@ final class ServiceConfigTests: XCTestCase {
         let e = failure("[rrm]\nepochs = \"ten\"", .wrongType)
         XCTAssertEqual(e?.key, "rrm.epochs")
         XCTAssertEqual(e?.value, "\"ten\"")
-        XCTAssertEqual(e?.description, "/etc/rrmd/rrmd.toml: rrm.epochs = \"ten\" has the wrong type; expected an integer in 1...1000, not a string")
+        XCTAssertEqual(
+            e?.description,
+            "/etc/rrmd/rrmd.toml: rrm.epochs = \"ten\" has the wrong type; expected an integer in 1...1000, not a "
+                + "string"
+        )
         XCTAssertEqual(failure("threads = 1.5", .wrongType)?.key, "threads")
         XCTAssertEqual(failure("spool = 3", .wrongType)?.key, "spool")
         XCTAssertEqual(failure("rrm = 3", .wrongType)?.key, "rrm")
@@ -217,7 +247,8 @@ final class ServiceConfigTests: XCTestCase {
 
     func testValuesOutOfRange() {
         let e = failure("[rrm]\nepochs = 0", .outOfRange)
-        XCTAssertEqual(e?.description, "/etc/rrmd/rrmd.toml: rrm.epochs = 0 is out of range; allowed: an integer in 1...1000")
+        XCTAssertEqual(
+            e?.description, "/etc/rrmd/rrmd.toml: rrm.epochs = 0 is out of range; allowed: an integer in 1...1000")
         XCTAssertEqual(failure("threads = 257", .outOfRange)?.expected, "an integer in 0...256 (0: every core)")
         XCTAssertEqual(failure("threads = -1", .outOfRange)?.key, "threads")
         XCTAssertEqual(failure("zstd_level = 20", .outOfRange)?.key, "zstd_level")
@@ -245,14 +276,21 @@ final class ServiceConfigTests: XCTestCase {
         let arch = failure("[students]\narchitectures = [\"resnet20\", \"resnet50\"]", .invalidValue)
         XCTAssertEqual(arch?.key, "students.architectures")
         XCTAssertEqual(arch?.value, "[\"resnet20\", \"resnet50\"]")
-        XCTAssertTrue(arch?.description.contains("mlp, cnn-small, resnet20, resnet18, vgg11, mobilenetv2 ('resnet50' is not one)") ?? false,
-                      "\(String(describing: arch))")
-        XCTAssertTrue(failure("[students]\narchitectures = [\"mlp\", \"mlp\"]", .invalidValue)?.description.contains("listed twice") ?? false)
+        XCTAssertTrue(
+            arch?.description.contains("mlp, cnn-small, resnet20, resnet18, vgg11, mobilenetv2 ('resnet50' is not one)")
+                ?? false,
+            "\(String(describing: arch))")
+        XCTAssertTrue(
+            failure("[students]\narchitectures = [\"mlp\", \"mlp\"]", .invalidValue)?.description.contains(
+                "listed twice") ?? false)
         XCTAssertEqual(failure("[students]\narchitectures = []", .invalidValue)?.key, "students.architectures")
         XCTAssertEqual(failure("[rrm]\nfeature_loss = \"dot\"", .invalidValue)?.expected, "one of \"cosine\", \"l2\"")
         XCTAssertEqual(failure("[evaluation]\nattacks = [\"square\"]", .invalidValue)?.key, "evaluation.attacks")
-        XCTAssertEqual(failure("[datasets.mnist]\nformat = \"cifar10\"\npath = \"/x\"", .invalidValue)?.key, "datasets.mnist.format")
-        XCTAssertEqual(failure("[datasets.mnist]\nformat = \"png\"\npath = \"/x\"", .invalidValue)?.key, "datasets.mnist.format")
+        XCTAssertEqual(
+            failure("[datasets.mnist]\nformat = \"cifar10\"\npath = \"/x\"", .invalidValue)?.key,
+            "datasets.mnist.format")
+        XCTAssertEqual(
+            failure("[datasets.mnist]\nformat = \"png\"\npath = \"/x\"", .invalidValue)?.key, "datasets.mnist.format")
         let missing = failure("[datasets.cifar10]\nformat = \"cifar10\"", .invalidValue)
         XCTAssertEqual(missing?.key, "datasets.cifar10.path")
         XCTAssertTrue(missing?.description.contains("required") ?? false)

@@ -1,6 +1,7 @@
 import Foundation
 import Spool
 import XCTest
+
 @testable import Service
 
 /// What a watcher reported, collected across threads, with waiting for a condition.
@@ -10,14 +11,30 @@ final class WatcherLog: @unchecked Sendable {
     private(set) var rescans: [SpoolWatcher.RescanReason] = []
     private(set) var problems: [String] = []
 
-    func file(_ name: String) { condition.lock(); files.append(name); condition.broadcast(); condition.unlock() }
-    func rescan(_ reason: SpoolWatcher.RescanReason) { condition.lock(); rescans.append(reason); condition.broadcast(); condition.unlock() }
-    func problem(_ text: String) { condition.lock(); problems.append(text); condition.broadcast(); condition.unlock() }
+    func file(_ name: String) {
+        condition.lock()
+        files.append(name)
+        condition.broadcast()
+        condition.unlock()
+    }
+    func rescan(_ reason: SpoolWatcher.RescanReason) {
+        condition.lock()
+        rescans.append(reason)
+        condition.broadcast()
+        condition.unlock()
+    }
+    func problem(_ text: String) {
+        condition.lock()
+        problems.append(text)
+        condition.broadcast()
+        condition.unlock()
+    }
 
     /// Waits until `predicate` holds (true) or `timeout` seconds pass (false).
     func wait(timeout: TimeInterval = 5, _ predicate: (WatcherLog) -> Bool) -> Bool {
         let deadline = Date(timeIntervalSinceNow: timeout)
-        condition.lock(); defer { condition.unlock() }
+        condition.lock()
+        defer { condition.unlock() }
         while !predicate(self) {
             if !condition.wait(until: deadline) { return predicate(self) }
         }
@@ -25,8 +42,9 @@ final class WatcherLog: @unchecked Sendable {
     }
 
     func watcher(_ directory: String, rescanInterval: TimeInterval = 0) -> SpoolWatcher {
-        SpoolWatcher(directory: directory, rescanInterval: rescanInterval,
-                     onFile: { [self] in file($0) }, onRescan: { [self] in rescan($0) }, onProblem: { [self] in problem($0) })
+        SpoolWatcher(
+            directory: directory, rescanInterval: rescanInterval,
+            onFile: { [self] in file($0) }, onRescan: { [self] in rescan($0) }, onProblem: { [self] in problem($0) })
     }
 }
 
@@ -82,7 +100,9 @@ final class SpoolWatcherTests: XCTestCase {
         let watcher = log.watcher(incoming)
         try watcher.start()
         defer { watcher.stop() }
-        for name in [".hidden.safetensors", "upload.tmp", "download.part", "UPPER.PART"] { write(incoming + "/" + name) }
+        for name in [".hidden.safetensors", "upload.tmp", "download.part", "UPPER.PART"] {
+            write(incoming + "/" + name)
+        }
         write(root + "/tmp/moved.tmp")
         XCTAssertEqual(rename(root + "/tmp/moved.tmp", incoming + "/moved.tmp"), 0)
         try FileManager.default.createDirectory(atPath: root + "/tmp/adir", withIntermediateDirectories: false)
@@ -186,10 +206,12 @@ final class SpoolWatcherTests: XCTestCase {
     func testStopFromAHandlerDoesNotDeadlock() throws {
         let log = WatcherLog()
         let box = LockedBox<SpoolWatcher?>(nil)
-        let watcher = SpoolWatcher(directory: incoming, rescanInterval: 0, onFile: { name in
-            log.file(name)
-            box.value?.stop()
-        }, onRescan: { log.rescan($0) })
+        let watcher = SpoolWatcher(
+            directory: incoming, rescanInterval: 0,
+            onFile: { name in
+                log.file(name)
+                box.value?.stop()
+            }, onRescan: { log.rescan($0) })
         box.value = watcher
         try watcher.start()
         write(incoming + "/stop-me")

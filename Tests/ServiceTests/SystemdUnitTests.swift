@@ -12,7 +12,9 @@ final class SystemdUnitTests: XCTestCase {
 
     /// Runs a tool and returns its exit status and stdout + stderr; nil when it is not installed.
     func run(_ tool: String, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String)? {
-        guard let path = ["/usr/bin/", "/bin/", "/usr/sbin/"].map({ $0 + tool }).first(where: FileManager.default.isExecutableFile)
+        guard
+            let path = ["/usr/bin/", "/bin/", "/usr/sbin/"].map({ $0 + tool }).first(
+                where: FileManager.default.isExecutableFile)
         else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
@@ -31,7 +33,11 @@ final class SystemdUnitTests: XCTestCase {
     }
 
     func requireTool(_ tool: String) throws {
-        guard ["/usr/bin/", "/bin/", "/usr/sbin/"].contains(where: { FileManager.default.isExecutableFile(atPath: $0 + tool) }) else {
+        guard
+            ["/usr/bin/", "/bin/", "/usr/sbin/"].contains(where: {
+                FileManager.default.isExecutableFile(atPath: $0 + tool)
+            })
+        else {
             throw XCTSkip("\(tool) is not installed (Debian: apt-get install systemd); the unit files were not checked")
         }
     }
@@ -63,8 +69,9 @@ final class SystemdUnitTests: XCTestCase {
             XCTAssertEqual(direct, "")
         } else {
             let lines = direct.split(separator: "\n")
-            XCTAssertEqual(lines, ["rrmd.service: Command \(installedBinary) is not executable: No such file or directory"],
-                           "the original may differ from the checked copy only in the missing binary")
+            XCTAssertEqual(
+                lines, ["rrmd.service: Command \(installedBinary) is not executable: No such file or directory"],
+                "the original may differ from the checked copy only in the missing binary")
         }
     }
 
@@ -83,14 +90,18 @@ final class SystemdUnitTests: XCTestCase {
 
     func testTheUnitKeepsItsContract() throws {
         let text = try String(contentsOfFile: unit, encoding: .utf8)
-        let settings = Set(text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix("#") })
-        for required in ["Type=notify", "NotifyAccess=main", "WatchdogSec=10min", "Restart=on-failure", "User=rrmd", "Group=rrmd",
-                         "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "ReadWritePaths=/var/spool/rrmd",
-                         "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=AF_UNIX",
-                         "SystemCallFilter=@system-service", "CPUSchedulingPolicy=batch"] {
+        let settings = Set(
+            text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.hasPrefix("#") })
+        for required in [
+            "Type=notify", "NotifyAccess=main", "WatchdogSec=10min", "Restart=on-failure", "User=rrmd", "Group=rrmd",
+            "ExecReload=/bin/kill -HUP $MAINPID", "ProtectSystem=strict", "ReadWritePaths=/var/spool/rrmd",
+            "NoNewPrivileges=yes", "CapabilityBoundingSet=", "RestrictAddressFamilies=AF_UNIX",
+            "SystemCallFilter=@system-service", "CPUSchedulingPolicy=batch",
+        ] {
             XCTAssertTrue(settings.contains(required), "Systemd/rrmd.service lacks \(required)")
         }
-        XCTAssertEqual(settings.filter { $0.hasPrefix("ReadWritePaths=") }.count, 1, "the spool is the only writable path")
+        XCTAssertEqual(
+            settings.filter { $0.hasPrefix("ReadWritePaths=") }.count, 1, "the spool is the only writable path")
     }
 
     /// Creates the user and the spool in a scratch root with systemd's own tools and checks the
@@ -98,7 +109,9 @@ final class SystemdUnitTests: XCTestCase {
     func testSysusersAndTmpfilesCreateTheSpool() throws {
         try requireTool("systemd-sysusers")
         try requireTool("systemd-tmpfiles")
-        guard getuid() == 0 else { throw XCTSkip("creating files owned by rrmd needs root; sysusers/tmpfiles were not exercised") }
+        guard getuid() == 0 else {
+            throw XCTSkip("creating files owned by rrmd needs root; sysusers/tmpfiles were not exercised")
+        }
         let root = NSTemporaryDirectory() + "rrmd-root-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -107,7 +120,8 @@ final class SystemdUnitTests: XCTestCase {
         let users = try XCTUnwrap(run("systemd-sysusers", ["--root=\(root)", "-"], stdin: sysusers))
         XCTAssertEqual(users.status, 0, users.output)
         let passwd = try String(contentsOfFile: root + "/etc/passwd", encoding: .utf8)
-        let entry = try XCTUnwrap(passwd.split(separator: "\n").first { $0.hasPrefix("rrmd:") }).split(separator: ":", omittingEmptySubsequences: false)
+        let entry = try XCTUnwrap(passwd.split(separator: "\n").first { $0.hasPrefix("rrmd:") }).split(
+            separator: ":", omittingEmptySubsequences: false)
         let uid = try XCTUnwrap(Int(entry[2]))
         XCTAssertLessThan(uid, 1000, "a system user")
         XCTAssertEqual(entry[6], "/usr/sbin/nologin")
@@ -115,7 +129,9 @@ final class SystemdUnitTests: XCTestCase {
         let tmpfiles = try String(contentsOfFile: systemd + "/rrmd.tmpfiles", encoding: .utf8)
         let created = try XCTUnwrap(run("systemd-tmpfiles", ["--root=\(root)", "--create", "-"], stdin: tmpfiles))
         XCTAssertEqual(created.status, 0, created.output)
-        let expected: [String: Int] = ["": 0o2750, "/tmp": 0o2770, "/incoming": 0o2770, "/work": 0o2750, "/done": 0o2750, "/failed": 0o2750]
+        let expected: [String: Int] = [
+            "": 0o2750, "/tmp": 0o2770, "/incoming": 0o2770, "/work": 0o2750, "/done": 0o2750, "/failed": 0o2750,
+        ]
         for (sub, mode) in expected {
             var st = stat()
             XCTAssertEqual(stat(root + "/var/spool/rrmd" + sub, &st), 0, "missing /var/spool/rrmd\(sub)")

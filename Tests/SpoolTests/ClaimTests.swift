@@ -1,7 +1,9 @@
 import FileSystem
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Spool
 
 final class ConcurrencyTests: SpoolTestCase {
@@ -8,7 +9,9 @@ final class ConcurrencyTests: SpoolTestCase {
         let lock = NSLock()
         var submitted: [JobID] = []
         var errors: [Error] = []
-        for i in 0..<count { try write(teacherBytes(100 + i, count: 50_000), to: sources.appendingPathComponent("t\(i).safetensors")) }
+        for i in 0..<count {
+            try write(teacherBytes(100 + i, count: 50_000), to: sources.appendingPathComponent("t\(i).safetensors"))
+        }
         DispatchQueue.concurrentPerform(iterations: count) { i in
             do {
                 let id = try spool.submit(file: sources.appendingPathComponent("t\(i).safetensors"))

@@ -1,7 +1,9 @@
 import FileSystem
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,7 +21,8 @@ final class LayoutTests: SpoolTestCase {
             XCTAssertEqual(st.st_mode & 0o777, 0o750 & ~0o022, directory.path)  // 0750 under the usual umask
         }
         XCTAssertEqual(fresh.statusFile.lastPathComponent, "status.json")
-        XCTAssertEqual(fresh.workDirectory(JobID("20261202-214900-3f9a1c2b")!).path, root.path + "/work/20261202-214900-3f9a1c2b")
+        XCTAssertEqual(
+            fresh.workDirectory(JobID("20261202-214900-3f9a1c2b")!).path, root.path + "/work/20261202-214900-3f9a1c2b")
     }
 
     func testCreateRefusesAFileWhereADirectoryBelongs() throws {
@@ -40,8 +43,11 @@ final class LayoutTests: SpoolTestCase {
         XCTAssertEqual(JobID("20261202-214900-3f9a1c2b"), id)
         XCTAssertEqual(JobID(date: date.addingTimeInterval(1), random: 0).rawValue, "20261202-214901-00000000")
         XCTAssertLessThan(id, JobID(date: date.addingTimeInterval(1), random: 0))
-        for bad in ["", "20261202-214900-3f9a1c2", "20261202-214900-3F9A1C2B", "20261302-214900-3f9a1c2b",
-                    "20260231-214900-3f9a1c2b", "20261202-246000-3f9a1c2b", "20261202_214900-3f9a1c2b", "../../etc/passwd-xxxxxxxx"] {
+        for bad in [
+            "", "20261202-214900-3f9a1c2", "20261202-214900-3F9A1C2B", "20261302-214900-3f9a1c2b",
+            "20260231-214900-3f9a1c2b", "20261202-246000-3f9a1c2b", "20261202_214900-3f9a1c2b",
+            "../../etc/passwd-xxxxxxxx",
+        ] {
             XCTAssertNil(JobID(bad), bad)
         }
         XCTAssertEqual(JobID(prefixOf: "20261202-214900-3f9a1c2b--a.safetensors"), id)
@@ -69,8 +75,12 @@ final class LayoutTests: SpoolTestCase {
         }
         XCTAssertFalse(SpoolNames.isIgnored("robust.safetensors"))
         let id = JobID("20261202-214900-3f9a1c2b")!
-        XCTAssertTrue(SpoolNames.parseIncoming("20261202-214900-3f9a1c2b--my model.safetensors") == (id, "my model.safetensors"))
-        XCTAssertTrue(SpoolNames.parseIncoming("20261202-214900-3f9a1c2b.safetensors") == (id, "20261202-214900-3f9a1c2b.safetensors"))
+        XCTAssertTrue(
+            SpoolNames.parseIncoming("20261202-214900-3f9a1c2b--my model.safetensors") == (id, "my model.safetensors"))
+        XCTAssertTrue(
+            SpoolNames.parseIncoming("20261202-214900-3f9a1c2b.safetensors") == (
+                id, "20261202-214900-3f9a1c2b.safetensors"
+            ))
         XCTAssertTrue(SpoolNames.parseIncoming("hand.safetensors") == (nil, "hand.safetensors"))
         let long = String(repeating: "x", count: 400) + ".safetensors.zst"
         let kept = SpoolNames.sanitized(long)

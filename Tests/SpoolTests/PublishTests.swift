@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Spool
 
 final class PublishTests: SpoolTestCase {
@@ -21,8 +22,11 @@ final class PublishTests: SpoolTestCase {
         XCTAssertEqual(done, layout.doneDirectory(job.id))
         XCTAssertEqual(names(done), ["job.json", "report.json", "report.md", "students", "teacher.safetensors.zst"])
         XCTAssertEqual(names(done.appendingPathComponent("students")), ["resnet20.safetensors.zst"])
-        XCTAssertEqual([UInt8](try Data(contentsOf: done.appendingPathComponent("teacher.safetensors.zst"))), teacherBytes(3))
-        XCTAssertEqual(try JSONDecoder.spool.decode(JobRecord.self, from: Data(contentsOf: done.appendingPathComponent("job.json"))), job.record)
+        XCTAssertEqual(
+            [UInt8](try Data(contentsOf: done.appendingPathComponent("teacher.safetensors.zst"))), teacherBytes(3))
+        XCTAssertEqual(
+            try JSONDecoder.spool.decode(
+                JobRecord.self, from: Data(contentsOf: done.appendingPathComponent("job.json"))), job.record)
         XCTAssertEqual(names(layout.work), [])
         XCTAssertEqual(try spool.findDone(sha256: job.record.sha256), job.id)
         XCTAssertEqual(try spool.findDone(sha256: job.record.sha256.uppercased()), job.id)
@@ -52,7 +56,8 @@ final class PublishTests: SpoolTestCase {
         XCTAssertEqual(names(failed), ["error.json", "job.json", "teacher.safetensors"])
         let error = try jsonObject(failed.appendingPathComponent("error.json"))
         XCTAssertEqual(error["kind"] as? String, "duplicate")
-        XCTAssertEqual(error["what"] as? String, "identical to job \(first.id) already done (sha256 \(first.record.sha256))")
+        XCTAssertEqual(
+            error["what"] as? String, "identical to job \(first.id) already done (sha256 \(first.record.sha256))")
         XCTAssertEqual(error["what_to_do"] as? String, "use done/\(first.id); delete done/\(first.id) first to redo it")
         XCTAssertEqual(names(layout.work), [])
         XCTAssertEqual(names(layout.done), [".index.json", first.id.rawValue], "nothing published twice")

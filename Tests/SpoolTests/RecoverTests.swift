@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,7 +50,8 @@ final class RecoverTests: SpoolTestCase {
         try spool.beginRun(second)
         // The runner's state and a partly written out/.
         try write([1, 2, 3], to: second.directory.appendingPathComponent("state.safetensors"))
-        try FileManager.default.createDirectory(at: second.output.appendingPathComponent("students"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: second.output.appendingPathComponent("students"), withIntermediateDirectories: true)
         try write([4], to: second.output.appendingPathComponent("students/resnet20.safetensors.zst"))
         // A publication that stopped before its commit point wrote out/job.json only.
         try write([5], to: second.output.appendingPathComponent("job.json"))
@@ -105,13 +108,17 @@ final class RecoverTests: SpoolTestCase {
     func testUncommittedFailureIsUndoneAndCommittedOneFinished() throws {
         let undone = try submitAndClaim(teacherBytes(13), name: "a.safetensors")
         // Crash after mkdir fail/, before error.json.
-        try FileManager.default.createDirectory(at: undone.directory.appendingPathComponent("fail"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            at: undone.directory.appendingPathComponent("fail"), withIntermediateDirectories: false)
         let finished = try submitAndClaim(teacherBytes(14), name: "b.safetensors")
         // Crash after error.json, with the teacher moved but job.json not yet.
         let staging = finished.directory.appendingPathComponent("fail")
         try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
-        let failure = SpoolFailure(kind: "diverged", what: "loss became NaN", whereText: "epoch 3", whatToDo: "lower the learning rate")
-        try Records.write(FailureRecord(job: finished.id, failure: failure, time: Date()), to: staging.appendingPathComponent("error.json").path)
+        let failure = SpoolFailure(
+            kind: "diverged", what: "loss became NaN", whereText: "epoch 3", whatToDo: "lower the learning rate")
+        try Records.write(
+            FailureRecord(job: finished.id, failure: failure, time: Date()),
+            to: staging.appendingPathComponent("error.json").path)
         XCTAssertEqual(rename(finished.teacher.path, staging.appendingPathComponent(finished.record.teacher).path), 0)
 
         let recovery = try spool.recover()
@@ -129,10 +136,15 @@ final class RecoverTests: SpoolTestCase {
         let fifo = directory.appendingPathComponent("teacher.safetensors")
         XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
         var recovery = SpoolRecovery()
-        finishes(within: 5, unblock: { [layout] in
-            _ = open(fifo.path, O_WRONLY | O_NONBLOCK)
-            _ = open(layout.failedDirectory(id).appendingPathComponent("teacher.safetensors").path, O_WRONLY | O_NONBLOCK)
-        }) {
+        finishes(
+            within: 5,
+            unblock: { [layout] in
+                _ = open(fifo.path, O_WRONLY | O_NONBLOCK)
+                _ = open(
+                    layout.failedDirectory(id).appendingPathComponent("teacher.safetensors").path, O_WRONLY | O_NONBLOCK
+                )
+            }
+        ) {
             recovery = try self.spool.recover()
         }
         XCTAssertEqual(recovery.resumable, [])
@@ -143,7 +155,8 @@ final class RecoverTests: SpoolTestCase {
     func testMissingTeacherIsFailedAndForeignDirectoriesAreLeftAlone() throws {
         let job = try submitAndClaim([1])
         try FileManager.default.removeItem(at: job.teacher)
-        try FileManager.default.createDirectory(at: layout.work.appendingPathComponent("notes"), withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(
+            at: layout.work.appendingPathComponent("notes"), withIntermediateDirectories: false)
         let recovery = try spool.recover()
         XCTAssertEqual(recovery.resumable, [])
         XCTAssertEqual(try spool.failure(of: job.id)?.failure.kind, "missing-teacher")

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,11 +23,15 @@ final class ScanTests: SpoolTestCase {
         setModified(earlyURL, secondsSince1970: now)
         // The case rule of issue 14: an upload named X.PART is as unfinished as x.part, for the
         // scan that claims as for the inotify watcher (one rule, SpoolNames.isIgnored).
-        for ignored in [".hidden.safetensors", "copy.safetensors.tmp", "upload.safetensors.part", ".x.tmp", "BIG.SAFETENSORS.PART", "Copy.Tmp"] {
+        for ignored in [
+            ".hidden.safetensors", "copy.safetensors.tmp", "upload.safetensors.part", ".x.tmp", "BIG.SAFETENSORS.PART",
+            "Copy.Tmp",
+        ] {
             try write([3], to: layout.incoming.appendingPathComponent(ignored))
         }
         let scan = try spool.scanIncoming()
-        XCTAssertEqual(scan.entries.map(\.name), ["b.safetensors", "c.safetensors", "\(early)--x.safetensors", "a.safetensors"])
+        XCTAssertEqual(
+            scan.entries.map(\.name), ["b.safetensors", "c.safetensors", "\(early)--x.safetensors", "a.safetensors"])
         XCTAssertEqual(scan.entries.map(\.job), [nil, nil, early, nil])
         XCTAssertEqual(scan.refused, [])
         XCTAssertEqual(scan.problems, [])
@@ -75,12 +81,15 @@ final class ScanTests: SpoolTestCase {
         var scan = IncomingScan()
         // Opening the FIFO for reading would block until a writer came; if the spool ever did,
         // the writer opened here releases it and the test fails instead of hanging.
-        finishes(within: 5, unblock: { [layout] in
-            let moved = ((try? FileManager.default.subpathsOfDirectory(atPath: layout.root.path)) ?? [])
-                .filter { $0.hasSuffix("teacher.safetensors") }
-                .map { layout.root.path + "/" + $0 }
-            for path in [fifo.path] + moved { _ = open(path, O_WRONLY | O_NONBLOCK) }
-        }) {
+        finishes(
+            within: 5,
+            unblock: { [layout] in
+                let moved = ((try? FileManager.default.subpathsOfDirectory(atPath: layout.root.path)) ?? [])
+                    .filter { $0.hasSuffix("teacher.safetensors") }
+                    .map { layout.root.path + "/" + $0 }
+                for path in [fifo.path] + moved { _ = open(path, O_WRONLY | O_NONBLOCK) }
+            }
+        ) {
             scan = try self.spool.scanIncoming()
         }
         XCTAssertEqual(scan.entries, [])

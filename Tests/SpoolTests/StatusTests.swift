@@ -1,16 +1,20 @@
 import Foundation
 import XCTest
+
 @testable import Spool
 
 final class StatusTests: SpoolTestCase {
     func testStatusRoundTrip() throws {
         XCTAssertNil(try spool.readStatus())
         let id = JobID()
-        var status = SpoolStatus(state: .working, pid: 4242,
-                                 current: .init(id: id, teacher: "robust.safetensors.zst", arch: "resnet20", phase: .training,
-                                                epoch: 3, epochs: 48, step: 17, steps: 390, accuracy: 0.5, etaSeconds: 1234.5),
-                                 queue: ["\(JobID())--next.safetensors"])
-        status.remember(.init(job: JobID(), outcome: .done, time: Records.now(), summary: "resnet20: clean 0.81 robust 0.42"))
+        var status = SpoolStatus(
+            state: .working, pid: 4242,
+            current: .init(
+                id: id, teacher: "robust.safetensors.zst", arch: "resnet20", phase: .training,
+                epoch: 3, epochs: 48, step: 17, steps: 390, accuracy: 0.5, etaSeconds: 1234.5),
+            queue: ["\(JobID())--next.safetensors"])
+        status.remember(
+            .init(job: JobID(), outcome: .done, time: Records.now(), summary: "resnet20: clean 0.81 robust 0.42"))
         try spool.writeStatus(status)
         let read = try XCTUnwrap(spool.readStatus())
         XCTAssertLessThan(abs(read.updated.timeIntervalSinceNow), 5, "writeStatus stamps the time")
@@ -27,9 +31,12 @@ final class StatusTests: SpoolTestCase {
     }
 
     func testNonFiniteProgressIsLeftOutAndRecentIsBounded() throws {
-        var status = SpoolStatus(state: .idle, pid: 1,
-                                 current: .init(id: JobID(), teacher: "t", phase: .evaluating, accuracy: .nan, etaSeconds: .infinity))
-        for i in 0..<25 { status.remember(.init(job: JobID(), outcome: .failed, time: Records.now(), summary: "job \(i)")) }
+        var status = SpoolStatus(
+            state: .idle, pid: 1,
+            current: .init(id: JobID(), teacher: "t", phase: .evaluating, accuracy: .nan, etaSeconds: .infinity))
+        for i in 0..<25 {
+            status.remember(.init(job: JobID(), outcome: .failed, time: Records.now(), summary: "job \(i)"))
+        }
         XCTAssertEqual(status.recent.count, SpoolStatus.recentLimit)
         XCTAssertEqual(status.recent.first?.summary, "job 24", "newest first")
         try spool.writeStatus(status)
@@ -54,9 +61,13 @@ final class StatusTests: SpoolTestCase {
         try spool.fail(failed, error: SpoolFailure(kind: "k", what: "w", whereText: "x", whatToDo: "y"))
         let working = try submitAndClaim([3], name: "w.safetensors")
         let waiting = try submit([4], name: "q.safetensors")
-        XCTAssertEqual(try spool.snapshot(), SpoolSnapshot(incoming: ["\(waiting)--q.safetensors"], work: [working.id.rawValue],
-                                                           done: [published.id.rawValue], failed: [failed.id.rawValue]))
-        XCTAssertEqual(try Spool(root: base.appendingPathComponent("nowhere")).snapshot(),
-                       SpoolSnapshot(incoming: [], work: [], done: [], failed: []))
+        XCTAssertEqual(
+            try spool.snapshot(),
+            SpoolSnapshot(
+                incoming: ["\(waiting)--q.safetensors"], work: [working.id.rawValue],
+                done: [published.id.rawValue], failed: [failed.id.rawValue]))
+        XCTAssertEqual(
+            try Spool(root: base.appendingPathComponent("nowhere")).snapshot(),
+            SpoolSnapshot(incoming: [], work: [], done: [], failed: []))
     }
 }

@@ -1,7 +1,9 @@
 import FileSystem
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,7 +14,10 @@ final class SubmitTests: SpoolTestCase {
         let id = try submit(bytes, name: "robust resnet.safetensors.zst")
         XCTAssertEqual(names(layout.incoming), ["\(id)--robust resnet.safetensors.zst"])
         XCTAssertEqual(names(layout.tmp), [])
-        XCTAssertEqual([UInt8](try Data(contentsOf: layout.incoming.appendingPathComponent("\(id)--robust resnet.safetensors.zst"))), bytes)
+        XCTAssertEqual(
+            [UInt8](
+                try Data(contentsOf: layout.incoming.appendingPathComponent("\(id)--robust resnet.safetensors.zst"))),
+            bytes)
         XCTAssertLessThan(abs(id.date.timeIntervalSinceNow), 5)
         let entry = try XCTUnwrap(spool.scanIncoming().entries.first)
         XCTAssertEqual(entry.job, id)

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Spool
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +17,8 @@ class SpoolTestCase: XCTestCase {
 
     override func setUpWithError() throws {
         base = URL(fileURLWithPath: NSTemporaryDirectory(), isDirectory: true)
-            .appendingPathComponent("rrmd-spool-tests-\(getpid())-\(UInt64.random(in: 0...UInt64.max))", isDirectory: true)
+            .appendingPathComponent(
+                "rrmd-spool-tests-\(getpid())-\(UInt64.random(in: 0...UInt64.max))", isDirectory: true)
         try FileManager.default.createDirectory(at: sources, withIntermediateDirectories: true)
         spool = Spool(root: base.appendingPathComponent("spool", isDirectory: true))
         try layout.create()

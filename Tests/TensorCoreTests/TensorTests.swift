@@ -14,11 +14,13 @@ final class TensorTests: XCTestCase {
     }
 
     func testRNGIsReproducibleAndForksIndependently() {
-        var a = RNG(seed: 42), b = RNG(seed: 42)
+        var a = RNG(seed: 42)
+        var b = RNG(seed: 42)
         XCTAssertEqual((0..<10).map { _ in a.next() }, (0..<10).map { _ in b.next() })
         var c = RNG(seed: 43)
         XCTAssertNotEqual(a.next(), c.next())
-        var f1 = a.fork(1), f2 = a.fork(2)
+        var f1 = a.fork(1)
+        var f2 = a.fork(2)
         XCTAssertNotEqual(f1.next(), f2.next())
         var u = RNG(seed: 1)
         let xs = (0..<10_000).map { _ in u.uniform() }
@@ -32,9 +34,12 @@ final class TensorTests: XCTestCase {
     }
 
     func testSeededShuffleIsAPermutation() {
-        var r1 = RNG(seed: 5), r2 = RNG(seed: 5)
-        var a = Array(0..<100), b = Array(0..<100)
-        a.seededShuffle(using: &r1); b.seededShuffle(using: &r2)
+        var r1 = RNG(seed: 5)
+        var r2 = RNG(seed: 5)
+        var a = Array(0..<100)
+        var b = Array(0..<100)
+        a.seededShuffle(using: &r1)
+        b.seededShuffle(using: &r2)
         XCTAssertEqual(a, b)
         XCTAssertNotEqual(a, Array(0..<100))
         XCTAssertEqual(a.sorted(), Array(0..<100))

@@ -24,6 +24,9 @@ public func digits() throws -> (train: Dataset, test: Dataset) {
 /// A fresh `arch` for digits images, normalised with `train`'s statistics, at `width` (0.5 keeps tests fast).
 public func digitsModel(_ arch: String, _ train: Dataset, seed: UInt64, width: Double = 0.5) throws -> Network {
     let stats = train.channelStatistics()
-    return try ModelRegistry.make(arch, config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10,
-                                                            widthMultiplier: width, mean: stats.mean, std: stats.std), seed: seed)
+    return try ModelRegistry.make(
+        arch,
+        config: ModelConfig(
+            channels: 1, height: 8, width: 8, numClasses: 10,
+            widthMultiplier: width, mean: stats.mean, std: stats.std), seed: seed)
 }

@@ -23,17 +23,27 @@ public struct MaxAbsDiff {
 
     /// Records the differences of `actual` from `expected` under the name `key`.
     public mutating func add(_ actual: Tensor, _ expected: Tensor, _ key: String) {
-        let a = actual.array, e = expected.array
+        let a = actual.array
+        let e = expected.array
         guard a.count == e.count else { return }
-        for i in 0..<a.count where abs(a[i] - e[i]) > absolute { absolute = abs(a[i] - e[i]); absoluteKey = key }
+        for i in 0..<a.count where abs(a[i] - e[i]) > absolute {
+            absolute = abs(a[i] - e[i])
+            absoluteKey = key
+        }
         let r = relativeError(actual.reshaped(expected.shape), expected)
-        if r > relative { relative = r; relativeKey = key }
+        if r > relative {
+            relative = r
+            relativeKey = key
+        }
     }
 
     /// Prints the largest differences when `RRMD_GOLDEN_VERBOSE` is set.
     public func report(_ what: String) {
         if ProcessInfo.processInfo.environment["RRMD_GOLDEN_VERBOSE"] != nil {
-            print("\(what): max |rrmd - PyTorch| = \(absolute) (\(absoluteKey)); max relative error \(relative) (\(relativeKey))")
+            print(
+                "\(what): max |rrmd - PyTorch| = \(absolute) (\(absoluteKey)); max relative error \(relative) "
+                    + "(\(relativeKey))"
+            )
         }
     }
 }

@@ -15,15 +15,20 @@ final class AdversarialTrainingTests: XCTestCase {
     /// Robust accuracy of `model` on the digits test set under PGD-10 at `epsilon`.
     private func pgdAccuracy(_ model: Network, _ test: Dataset) -> Double {
         var rng = RNG(seed: 11)
-        return PGD.attack(model, x: test.images, labels: test.labels,
-                          config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
+        return PGD.attack(
+            model, x: test.images, labels: test.labels,
+            config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng
+        ).accuracy
     }
 
     /// Trains cnn-small on digits with `objective`; returns the model, its clean and PGD accuracy.
-    private func train(_ objective: TrainingObjective, seed: UInt64 = 5) throws -> (Network, clean: Double, robust: Double) {
+    private func train(
+        _ objective: TrainingObjective, seed: UInt64 = 5
+    ) throws -> (Network, clean: Double, robust: Double) {
         let data = try digits()
         let model = try digitsModel("cnn-small", data.train, seed: seed)
-        let settings = TrainingSettings(epochs: 6, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: seed, objective: objective)
+        let settings = TrainingSettings(
+            epochs: 6, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: seed, objective: objective)
         XCTAssertNil(settings.problem())
         let summary = Trainer(model: model, settings: settings).run(train: data.train, test: data.test)
         return (model, summary.test.accuracy, pgdAccuracy(model, data.test))
@@ -37,18 +42,26 @@ final class AdversarialTrainingTests: XCTestCase {
         // Natural training is accurate but brittle; both adversarial methods hold up under PGD.
         XCTAssertGreaterThan(natural.clean, 0.85)
         XCTAssertLessThan(natural.robust, 0.6, "a naturally trained digits model should fall to PGD at eps 0.1")
-        XCTAssertGreaterThan(pgd.robust, natural.robust + 0.15, "PGD-AT robust \(pgd.robust) vs natural \(natural.robust)")
-        XCTAssertGreaterThan(fast.robust, natural.robust + 0.1, "Fast-AT robust \(fast.robust) vs natural \(natural.robust)")
-        XCTAssertGreaterThan(free.robust, natural.robust + 0.1, "Free-AT robust \(free.robust) vs natural \(natural.robust)")
-        print("digits PGD-10 at \(epsilon): natural \(natural.robust), pgd-at \(pgd.robust), fgsm-rs \(fast.robust), free-at \(free.robust)")
+        XCTAssertGreaterThan(
+            pgd.robust, natural.robust + 0.15, "PGD-AT robust \(pgd.robust) vs natural \(natural.robust)")
+        XCTAssertGreaterThan(
+            fast.robust, natural.robust + 0.1, "Fast-AT robust \(fast.robust) vs natural \(natural.robust)")
+        XCTAssertGreaterThan(
+            free.robust, natural.robust + 0.1, "Free-AT robust \(free.robust) vs natural \(natural.robust)")
+        print(
+            "digits PGD-10 at \(epsilon): natural \(natural.robust), pgd-at \(pgd.robust), fgsm-rs \(fast.robust), "
+                + "free-at \(free.robust)"
+        )
         XCTAssertGreaterThanOrEqual(pgd.clean, pgd.robust)
     }
 
     /// Same seed, same objective: bit-identical weights (attack starts come from the seed).
     func testAdversarialTrainingIsDeterministic() throws {
         let objective = TrainingObjective.pgdAT(.standard(norm: .linf, epsilon: epsilon, iterations: 2))
-        let a = try train(objective, seed: 9).0, b = try train(objective, seed: 9).0
-        XCTAssertEqual(a.namedParameters().flatMap { $0.1.value.array }, b.namedParameters().flatMap { $0.1.value.array })
+        let a = try train(objective, seed: 9).0
+        let b = try train(objective, seed: 9).0
+        XCTAssertEqual(
+            a.namedParameters().flatMap { $0.1.value.array }, b.namedParameters().flatMap { $0.1.value.array })
     }
 
     func testObjectiveDescribesItself() {
@@ -72,7 +85,10 @@ final class AdversarialTrainingTests: XCTestCase {
         settings.epsilonRampEpochs = 2
         XCTAssertNil(settings.problem())
         func radius(_ t: Int) -> (Float, Float) {
-            guard case let .pgdAT(c) = settings.objective(atStep: t, stepsPerEpoch: 10) else { XCTFail("not PGD-AT"); return (0, 0) }
+            guard case .pgdAT(let c) = settings.objective(atStep: t, stepsPerEpoch: 10) else {
+                XCTFail("not PGD-AT")
+                return (0, 0)
+            }
             return (c.epsilon, c.stepSize)
         }
         XCTAssertEqual(radius(0).0, 0.3 / 20, accuracy: 1e-7)
@@ -82,7 +98,8 @@ final class AdversarialTrainingTests: XCTestCase {
         XCTAssertEqual(radius(35).0, 0.3)
         XCTAssertEqual(settings.objective(atStep: 19, stepsPerEpoch: 10), settings.objective)
         settings.objective = .fgsmRS(epsilon: 0.2, stepSize: 0.25)
-        XCTAssertEqual(settings.objective(atStep: 4, stepsPerEpoch: 10), .fgsmRS(epsilon: 0.2 * 0.25, stepSize: 0.25 * 0.25))
+        XCTAssertEqual(
+            settings.objective(atStep: 4, stepsPerEpoch: 10), .fgsmRS(epsilon: 0.2 * 0.25, stepSize: 0.25 * 0.25))
         settings.epsilonRampEpochs = 5
         XCTAssertNotNil(settings.problem(), "a ramp longer than the run")
         settings.epsilonRampEpochs = 1
@@ -96,13 +113,16 @@ final class AdversarialTrainingTests: XCTestCase {
     func testTheTrainerFollowsTheRamp() throws {
         let data = try digits()
         let objective = TrainingObjective.pgdAT(.standard(norm: .linf, epsilon: 0.3, iterations: 2))
-        var settings = TrainingSettings(epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 3, objective: objective)
+        var settings = TrainingSettings(
+            epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 3, objective: objective)
         let plain = Trainer(model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings)
         _ = plain.run(train: data.train, test: data.test)
         settings.epsilonRampEpochs = 1
         let ramped = Trainer(model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings)
         _ = ramped.run(train: data.train, test: data.test)
-        XCTAssertNotEqual(plain.model.namedParameters().flatMap { $0.1.value.array }, ramped.model.namedParameters().flatMap { $0.1.value.array })
+        XCTAssertNotEqual(
+            plain.model.namedParameters().flatMap { $0.1.value.array },
+            ramped.model.namedParameters().flatMap { $0.1.value.array })
         XCTAssertNotEqual(plain.fingerprint, ramped.fingerprint)
         XCTAssertTrue(ramped.fingerprint.contains("epsilonRampEpochs: 1.0)"), ramped.fingerprint)
     }

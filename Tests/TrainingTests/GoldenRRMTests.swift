@@ -24,11 +24,13 @@ final class GoldenRRMTests: XCTestCase {
         func double(_ k: String) throws -> Double { try XCTUnwrap(Double(m[k] ?? ""), "metadata \(k)") }
         func floats(_ k: String) -> [Float] { (m[k] ?? "").split(separator: ",").compactMap { Float($0) } }
         func config(_ width: Double, projection: Int? = nil) throws -> ModelConfig {
-            ModelConfig(channels: try int("in_channels"), height: try int("height"), width: try int("width"),
-                        numClasses: try int("num_classes"), widthMultiplier: width, mean: floats("mean"), std: floats("std"),
-                        projection: projection)
+            ModelConfig(
+                channels: try int("in_channels"), height: try int("height"), width: try int("width"),
+                numClasses: try int("num_classes"), widthMultiplier: width, mean: floats("mean"), std: floats("std"),
+                projection: projection)
         }
-        let teacherArch = try XCTUnwrap(m["teacher_arch"]), studentArch = try XCTUnwrap(m["student_arch"])
+        let teacherArch = try XCTUnwrap(m["teacher_arch"])
+        let studentArch = try XCTUnwrap(m["student_arch"])
         let teacherConfig = try config(try double("teacher_width_mult"))
         var studentConfig = try config(try double("student_width_mult"))
         // The distiller's decision: the student's natural width differs from the teacher's, so
@@ -67,17 +69,21 @@ final class GoldenRRMTests: XCTestCase {
         try check(r.representationGradient, "\(tag).representation_grad")
 
         student.zeroGradients()
-        _ = student.backward(logitsGradient: r.logitsGradient, representationGradient: r.representationGradient,
-                             parameterGradients: true)
+        _ = student.backward(
+            logitsGradient: r.logitsGradient, representationGradient: r.representationGradient,
+            parameterGradients: true)
         // The teacher is a constant: no gradient reached it and inference left its statistics alone.
         XCTAssertTrue(teacher.namedParameters().allSatisfy { $0.1.grad.array.allSatisfy { $0 == 0 } })
         for (key, stored) in teacher.stateTensors() {
-            if case .float32(let t) = stored { XCTAssertEqual(t.array, try f.float32("teacher." + key).array, "teacher \(key)") }
+            if case .float32(let t) = stored {
+                XCTAssertEqual(t.array, try f.float32("teacher." + key).array, "teacher \(key)")
+            }
         }
         let parameters = student.namedParameters()
         XCTAssertTrue(parameters.contains { $0.0 == "projection.weight" })
         // Every parameter the fixture has a gradient for, and no other.
-        let stored = Set(f.names.filter { $0.hasPrefix("\(tag).grad.") }.map { String($0.dropFirst("\(tag).grad.".count)) })
+        let stored = Set(
+            f.names.filter { $0.hasPrefix("\(tag).grad.") }.map { String($0.dropFirst("\(tag).grad.".count)) })
         XCTAssertEqual(Set(parameters.map(\.0)), stored)
         for (name, p) in parameters { try check(p.grad, "\(tag).grad.\(name)") }
         worst.report("rrm-step \(tag)")
@@ -90,7 +96,9 @@ final class GoldenRRMTests: XCTestCase {
     /// rounding of the whole value.
     func testRRMLossGradientsMatchFiniteDifferences() {
         var rng = RNG(seed: 77)
-        let n = 3, k = 4, d = 5
+        let n = 3
+        let k = 4
+        let d = 5
         let logits = Tensor.normal(shape: [n, k], std: 1, rng: &rng)  // [N, K]
         let student = Tensor.normal(shape: [n, d], std: 1, rng: &rng)  // [N, D]
         let teacher = Tensor.normal(shape: [n, d], std: 1, rng: &rng)  // [N, D]
@@ -101,27 +109,35 @@ final class GoldenRRMTests: XCTestCase {
                 let loss = RRMLoss(xentWeight: weight, featureLoss: featureLoss)
                 let r = loss.evaluate(logits: logits, labels: labels, student: student, teacher: teacher)
                 let what = "\(featureLoss) weight \(weight)"
-                XCTAssertEqual(Double(r.value), Double(weight) * Double(r.crossEntropy) + Double(r.feature),
-                               accuracy: 1e-6, what)
+                XCTAssertEqual(
+                    Double(r.value), Double(weight) * Double(r.crossEntropy) + Double(r.feature),
+                    accuracy: 1e-6, what)
 
-                func numeric(_ t: Tensor, _ i: Int, _ part: (RRMLoss.Result) -> Float,
-                             _ eval: (Tensor) -> RRMLoss.Result) -> Double {
-                    var plus = t, minus = t
+                func numeric(
+                    _ t: Tensor, _ i: Int, _ part: (RRMLoss.Result) -> Float,
+                    _ eval: (Tensor) -> RRMLoss.Result
+                ) -> Double {
+                    var plus = t
+                    var minus = t
                     plus[flat: i] += h
                     minus[flat: i] -= h
                     return (Double(part(eval(plus))) - Double(part(eval(minus)))) / (2 * Double(h))
                 }
                 let whole = weight == 1
-                var logitScale = 0.0, logitError = 0.0
+                var logitScale = 0.0
+                var logitError = 0.0
                 for i in 0..<logits.count {
-                    let fd = (whole ? 1 : Double(weight)) * numeric(logits, i, whole ? \.value : \.crossEntropy) {
-                        loss.evaluate(logits: $0, labels: labels, student: student, teacher: teacher)
-                    }
+                    let fd =
+                        (whole ? 1 : Double(weight))
+                        * numeric(logits, i, whole ? \.value : \.crossEntropy) {
+                            loss.evaluate(logits: $0, labels: labels, student: student, teacher: teacher)
+                        }
                     logitScale = max(logitScale, abs(Double(r.logitsGradient[flat: i])))
                     logitError = max(logitError, abs(fd - Double(r.logitsGradient[flat: i])))
                 }
                 XCTAssertLessThanOrEqual(logitError, 1e-3 * logitScale, "\(what): dLoss/dLogits")
-                var repScale = 0.0, repError = 0.0
+                var repScale = 0.0
+                var repError = 0.0
                 for i in 0..<student.count {
                     let fd = numeric(student, i, whole ? \.value : \.feature) {
                         loss.evaluate(logits: logits, labels: labels, student: $0, teacher: teacher)

@@ -24,8 +24,10 @@ final class RRMObjectiveTests: XCTestCase {
         let images = Tensor(shape: [2, 1, 4, 4], data: (0..<32).map { Float($0) / 31 })
         XCTAssertEqual(RRMLoss().matchingImages(images, rng: &rng).array, images.array)
         let noisy = RRMLoss(inputNoise: 0.1)
-        var a = RNG(seed: 9), b = RNG(seed: 9)
-        let x = noisy.matchingImages(images, rng: &a), y = noisy.matchingImages(images, rng: &b)
+        var a = RNG(seed: 9)
+        var b = RNG(seed: 9)
+        let x = noisy.matchingImages(images, rng: &a)
+        let y = noisy.matchingImages(images, rng: &b)
         XCTAssertEqual(x.array, y.array)
         XCTAssertNotEqual(x.array, images.array)
         for (v, c) in zip(x.array, images.array) {

@@ -15,7 +15,6 @@ final class RRMTests: XCTestCase {
     /// gives it features robust enough to pass on in a short run.
     private let epsilon: Float = 0.1
 
-
     func testRobustnessTransfersToAnotherArchitecture() throws {
         let data = try digits()
         let teacher = try digitsTeacher(data, seed: 30, epochs: 10, pgdEpsilon: 2 * epsilon)
@@ -36,10 +35,13 @@ final class RRMTests: XCTestCase {
         let summary = Trainer(model: student, settings: rrm, teacher: teacher).run(train: data.train, test: data.test)
 
         let teacherRobust = pgdTestAccuracy(teacher, data.test, epsilon: epsilon)
-        let naturalRobust = pgdTestAccuracy(natural, data.test, epsilon: epsilon), studentRobust = pgdTestAccuracy(student, data.test, epsilon: epsilon)
+        let naturalRobust = pgdTestAccuracy(natural, data.test, epsilon: epsilon)
+        let studentRobust = pgdTestAccuracy(student, data.test, epsilon: epsilon)
         XCTAssertGreaterThan(summary.test.accuracy, 0.6, "the RRM student must still classify")
-        XCTAssertGreaterThan(studentRobust, naturalRobust + 0.1,
-                             "RRM student robust \(studentRobust) vs natural \(naturalRobust) (teacher \(teacherRobust))")
-        XCTAssertEqual(teacher.namedParameters().flatMap { $0.1.value.array }, teacherWeights, "the teacher must stay frozen")
+        XCTAssertGreaterThan(
+            studentRobust, naturalRobust + 0.1,
+            "RRM student robust \(studentRobust) vs natural \(naturalRobust) (teacher \(teacherRobust))")
+        XCTAssertEqual(
+            teacher.namedParameters().flatMap { $0.1.value.array }, teacherWeights, "the teacher must stay frozen")
     }
 }

@@ -18,7 +18,9 @@ final class RRMTransferTests: XCTestCase {
 
     /// Robust accuracies (PGD-10 on the digits test set) of one seed's teacher, natural network
     /// and students: the paper's recipe, two replays with the paper's weight, two with 0.5.
-    private func measure(seed: UInt64) throws -> (teacher: Double, natural: Double, paper: Double, replays: Double, replaysX05: Double) {
+    private func measure(
+        seed: UInt64
+    ) throws -> (teacher: Double, natural: Double, paper: Double, replays: Double, replaysX05: Double) {
         let data = try digits()
         let teacher = try digitsTeacher(data, seed: seed, epochs: 10, pgdEpsilon: epsilon)
         let settings = TrainingSettings(epochs: 20, batchSize: 50, learningRate: 0.05, cropPadding: 1, seed: seed + 100)
@@ -31,9 +33,12 @@ final class RRMTransferTests: XCTestCase {
             _ = Trainer(model: student, settings: rrm, teacher: teacher).run(train: data.train, test: data.test)
             return pgdTestAccuracy(student, data.test, epsilon: epsilon)
         }
-        return (pgdTestAccuracy(teacher, data.test, epsilon: epsilon), pgdTestAccuracy(natural, data.test, epsilon: epsilon),
-                try student(RRMLoss()), try student(RRMLoss(replays: 2, replayEpsilon: epsilon)),
-                try student(RRMLoss(xentWeight: RRMLoss.defaultXentWeight(replays: 2), replays: 2, replayEpsilon: epsilon)))
+        return (
+            pgdTestAccuracy(teacher, data.test, epsilon: epsilon),
+            pgdTestAccuracy(natural, data.test, epsilon: epsilon),
+            try student(RRMLoss()), try student(RRMLoss(replays: 2, replayEpsilon: epsilon)),
+            try student(RRMLoss(xentWeight: RRMLoss.defaultXentWeight(replays: 2), replays: 2, replayEpsilon: epsilon))
+        )
     }
 
     /// Measured with seeds 40, 41 and 42 (teacher PGD accuracy 75.1 / 76.1 / 74.1 %): the
@@ -44,19 +49,27 @@ final class RRMTransferTests: XCTestCase {
     /// those less a few points, for the float differences between CPUs; this test runs seed 40
     /// (RRMD_TRANSFER_SEEDS=40,41,42 runs all three and prints them).
     func testSameArchitectureStudentKeepsTheTeachersRobustness() throws {
-        let seeds = ProcessInfo.processInfo.environment["RRMD_TRANSFER_SEEDS"]?.split(separator: ",").compactMap { UInt64($0) } ?? [40]
+        let seeds =
+            ProcessInfo.processInfo.environment["RRMD_TRANSFER_SEEDS"]?.split(separator: ",").compactMap { UInt64($0) }
+            ?? [40]
         for seed in seeds {
             let r = try measure(seed: seed)
-            let context = "seed \(seed): teacher \(r.teacher), natural \(r.natural), paper recipe \(r.paper), two replays \(r.replays), two replays with weight 0.5 \(r.replaysX05)"
+            let context =
+                "seed \(seed): teacher \(r.teacher), natural \(r.natural), paper recipe \(r.paper), two replays "
+                    + "\(r.replays), two replays with weight 0.5 \(r.replaysX05)"
             print(context)
             XCTAssertGreaterThan(r.teacher, 0.7, context)
-            XCTAssertGreaterThanOrEqual(r.replays / r.teacher, 0.55, "share of the teacher's robustness kept: " + context)
+            XCTAssertGreaterThanOrEqual(
+                r.replays / r.teacher, 0.55, "share of the teacher's robustness kept: " + context)
             XCTAssertGreaterThanOrEqual(r.replays - r.natural, 0.2, "margin over natural training: " + context)
             XCTAssertGreaterThanOrEqual(r.replays - r.paper, 0.2, "margin over the paper's recipe: " + context)
             XCTAssertGreaterThanOrEqual(r.replaysX05 / r.teacher, 0.78, "share kept with weight 0.5: " + context)
-            XCTAssertGreaterThanOrEqual(r.replaysX05 - r.natural, 0.28, "margin over natural training with weight 0.5: " + context)
-            XCTAssertGreaterThanOrEqual(r.replaysX05 - r.paper, 0.27, "margin over the paper's recipe with weight 0.5: " + context)
-            XCTAssertGreaterThanOrEqual(r.replaysX05 - r.replays, -0.02, "weight 0.5 against the paper's weight: " + context)
+            XCTAssertGreaterThanOrEqual(
+                r.replaysX05 - r.natural, 0.28, "margin over natural training with weight 0.5: " + context)
+            XCTAssertGreaterThanOrEqual(
+                r.replaysX05 - r.paper, 0.27, "margin over the paper's recipe with weight 0.5: " + context)
+            XCTAssertGreaterThanOrEqual(
+                r.replaysX05 - r.replays, -0.02, "weight 0.5 against the paper's weight: " + context)
         }
     }
 }

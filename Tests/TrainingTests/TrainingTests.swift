@@ -13,20 +13,29 @@ import XCTest
 
 /// A cnn-small ×0.5 digits teacher trained `epochs` epochs from `seed`, naturally or (with
 /// `pgdEpsilon`) by PGD-AT with 5 steps.
-func digitsTeacher(_ data: (train: Dataset, test: Dataset), seed: UInt64, epochs: Int, pgdEpsilon: Float? = nil) throws -> Network {
+func digitsTeacher(
+    _ data: (train: Dataset, test: Dataset), seed: UInt64, epochs: Int, pgdEpsilon: Float? = nil
+) throws -> Network {
     let teacher = try digitsModel("cnn-small", data.train, seed: seed)
-    let objective: TrainingObjective = pgdEpsilon.map { .pgdAT(.standard(norm: .linf, epsilon: $0, iterations: 5)) } ?? .natural
-    _ = Trainer(model: teacher, settings: TrainingSettings(epochs: epochs, batchSize: 50, learningRate: 0.05, cropPadding: pgdEpsilon == nil ? 4 : 0,
-                                                           seed: seed, objective: objective))
-        .run(train: data.train, test: data.test)
+    let objective: TrainingObjective =
+        pgdEpsilon.map { .pgdAT(.standard(norm: .linf, epsilon: $0, iterations: 5)) } ?? .natural
+    _ = Trainer(
+        model: teacher,
+        settings: TrainingSettings(
+            epochs: epochs, batchSize: 50, learningRate: 0.05, cropPadding: pgdEpsilon == nil ? 4 : 0,
+            seed: seed, objective: objective)
+    )
+    .run(train: data.train, test: data.test)
     return teacher
 }
 
 /// Accuracy of `model` on the whole of `test` under PGD-10 (L-inf `epsilon`, a fixed seed).
 func pgdTestAccuracy(_ model: Network, _ test: Dataset, epsilon: Float) -> Double {
     var rng = RNG(seed: 21)
-    return PGD.attack(model, x: test.images, labels: test.labels,
-                      config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng).accuracy
+    return PGD.attack(
+        model, x: test.images, labels: test.labels,
+        config: .standard(norm: .linf, epsilon: epsilon, iterations: 10), rng: &rng
+    ).accuracy
 }
 
 final class TrainingTests: XCTestCase {
@@ -53,8 +62,11 @@ final class TrainingTests: XCTestCase {
         _ = model.forward(data.train.slice(0..<20).images, mode: .training)  // move the BN statistics
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-\(UUID()).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        try SafeTensors(model.stateTensors(), metadata: ModelMetadata(model: model, dataset: "digits", trainedBy: "natural", seed: 1).dictionary)
-            .write(toFile: path, compression: .zstd())
+        try SafeTensors(
+            model.stateTensors(),
+            metadata: ModelMetadata(model: model, dataset: "digits", trainedBy: "natural", seed: 1).dictionary
+        )
+        .write(toFile: path, compression: .zstd())
         let loaded = try SafeTensors(contentsOfFile: path)
         XCTAssertEqual(loaded.metadata["rrm.arch"], "cnn-small")
         let copy = try digitsModel("cnn-small", data.train, seed: 99)
@@ -62,11 +74,15 @@ final class TrainingTests: XCTestCase {
         let x = data.test.slice(0..<16).images
         XCTAssertEqual(copy.forward(x, mode: .inference).array, model.forward(x, mode: .inference).array)
 
-        let wider = try ModelRegistry.make("cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10), seed: 0)
+        let wider = try ModelRegistry.make(
+            "cnn-small", config: ModelConfig(channels: 1, height: 8, width: 8, numClasses: 10), seed: 0)
         XCTAssertThrowsError(try wider.loadState(from: loaded)) { error in
-            guard case ModelStateError.shapeMismatch(let name, let expected, let found) = error else { return XCTFail("\(error)") }
+            guard case ModelStateError.shapeMismatch(let name, let expected, let found) = error else {
+                return XCTFail("\(error)")
+            }
             XCTAssertEqual(name, "conv1.weight")
-            XCTAssertEqual(expected, [32, 1, 3, 3]); XCTAssertEqual(found, [16, 1, 3, 3])
+            XCTAssertEqual(expected, [32, 1, 3, 3])
+            XCTAssertEqual(found, [16, 1, 3, 3])
         }
         let other = try digitsModel("mlp", data.train, seed: 0)
         XCTAssertThrowsError(try other.loadState(from: loaded)) { error in
