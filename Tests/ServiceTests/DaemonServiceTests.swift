@@ -1,8 +1,9 @@
 import Foundation
-@testable import Service
 import Spool
 import TestSupport
 import XCTest
+
+@testable import Service
 
 /// The daemon in process, against fakes (a manual clock, a recording notifier, signals and
 /// watcher driven by hand, scripted jobs): its queue, retries, stop and reload, without
@@ -19,6 +20,7 @@ final class DaemonServiceTests: XCTestCase {
         var spool: Spool
         var root: URL
         var logPath: String
+        var configPath: String
 
         /// Puts a (fake) teacher named `name` into incoming/ as `rrmd submit` does.
         func submit(_ name: String) throws {
@@ -28,7 +30,8 @@ final class DaemonServiceTests: XCTestCase {
         }
 
         func jobs(in state: String) -> [String] {
-            ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("spool/\(state)").path)) ?? [])
+            ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("spool/\(state)").path))
+                ?? [])
                 .filter { !$0.hasPrefix(".") }.sorted()
         }
 
@@ -46,7 +49,9 @@ final class DaemonServiceTests: XCTestCase {
         }
     }
 
-    func makeHarness(once: Bool, executor: ScriptedExecutor, service: String = "", configPath: String? = nil) throws -> Harness {
+    func makeHarness(
+        once: Bool, executor: ScriptedExecutor, service: String = "", configPath: String? = nil
+    ) throws -> Harness {
         let root = try makeTemporaryDirectory("daemon-service", removedAfter: self)
         let text = """
             spool = "\(root.appendingPathComponent("spool").path)"
@@ -61,18 +66,24 @@ final class DaemonServiceTests: XCTestCase {
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         let config = try ServiceConfig.load(path: path)
         let logPath = root.appendingPathComponent("journal.txt").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         let fd = open(logPath, O_WRONLY | O_APPEND)
         addTeardownBlock { close(fd) }
-        let clock = ManualClock(), notifier = RecordingNotifier(), signals = ManualSignals(), watcher = ManualWatcher()
-        let environment = DaemonEnvironment(clock: clock, notifier: notifier, signals: signals,
-                                            watcher: { _, _, _ in watcher }, executor: executor)
-        let daemon = Daemon(config: config, configPath: path, once: once,
-                            log: EventLog(identifier: "rrmd", destination: .fileDescriptor(fd)), environment: environment)
+        let clock = ManualClock()
+        let notifier = RecordingNotifier()
+        let signals = ManualSignals()
+        let watcher = ManualWatcher()
+        let environment = DaemonEnvironment(
+            clock: clock, notifier: notifier, signals: signals,
+            watcher: { _, _, _ in watcher }, executor: executor)
+        let daemon = Daemon(
+            config: config, configPath: path, once: once,
+            log: EventLog(identifier: "rrmd", destination: .fileDescriptor(fd)), environment: environment)
         let spool = Spool(root: URL(fileURLWithPath: config.spool, isDirectory: true))
         try spool.layout.create()
-        return Harness(daemon: daemon, clock: clock, notifier: notifier, signals: signals, watcher: watcher,
-                       spool: spool, root: root, logPath: logPath)
+        return Harness(
+            daemon: daemon, clock: clock, notifier: notifier, signals: signals, watcher: watcher,
+            spool: spool, root: root, logPath: logPath, configPath: path)
     }
 
     /// Teachers are run one at a time in the order they arrived, each published; a one-shot run
@@ -97,7 +108,8 @@ final class DaemonServiceTests: XCTestCase {
     /// that arrives in the pause runs first.
     func testRetryWaitsOnTheClock() async throws {
         let executor = ScriptedExecutor { job, context, attempt in
-            attempt == 1 && job.record.originalName == "a.safetensors" ? .retryLater("disk full") : ScriptedExecutor.publish(job, context)
+            attempt == 1 && job.record.originalName == "a.safetensors"
+                ? .retryLater("disk full") : ScriptedExecutor.publish(job, context)
         }
         let h = try makeHarness(once: false, executor: executor)
         try h.submit("a.safetensors")
@@ -108,7 +120,10 @@ final class DaemonServiceTests: XCTestCase {
         // Nine seconds on: b, which arrived meanwhile, has run; a still waits.
         try h.submit("b.safetensors")
         h.watcher.report()
-        for _ in 0..<9 { h.clock.advance(by: 1); await h.daemon.idle() }
+        for _ in 0..<9 {
+            h.clock.advance(by: 1)
+            await h.daemon.idle()
+        }
         XCTAssertEqual(executor.runs, ["a.safetensors", "b.safetensors"])
         XCTAssertEqual(h.jobs(in: "done").count, 1)
         XCTAssertEqual(h.jobs(in: "work").count, 1)
@@ -202,7 +217,10 @@ final class DaemonServiceTests: XCTestCase {
         let h = try makeHarness(once: false, executor: executor)
         // A name that is not UTF-8, created with raw bytes.
         let incoming = h.root.appendingPathComponent("spool/incoming")
-        var path = Array(incoming.path.utf8).map { CChar(bitPattern: $0) } + [CChar(bitPattern: 0x2F), CChar(bitPattern: 0xFF)]
+        var path =
+            Array(incoming.path.utf8).map { CChar(bitPattern: $0) } + [
+                CChar(bitPattern: 0x2F), CChar(bitPattern: 0xFF),
+            ]
         path += Array(".safetensors".utf8).map { CChar(bitPattern: $0) } + [0]
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         XCTAssertGreaterThanOrEqual(fd, 0)
@@ -254,6 +272,45 @@ final class DaemonServiceTests: XCTestCase {
         XCTAssertEqual(executor.runs, ["blocked.safetensors"])
         h.daemon.requestStop()
         try await run.value
+    }
+
+    /// A reload that finds a bad file keeps the old configuration (and says so), and the daemon
+    /// goes on serving.
+    func testAReloadRejectsABadConfigurationAndServesOn() async throws {
+        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let h = try makeHarness(once: false, executor: executor)
+        let run = Task { try await h.daemon.run() }
+        await h.daemon.idle()
+        try "spool = 42\n".write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        h.signals.send(.reload)
+        await h.daemon.idle()
+        XCTAssertTrue(h.log.contains("new configuration rejected, keeping the old one"), h.log)
+        XCTAssertEqual(h.notifier.messages.filter { $0 == "RELOADING=1" }.count, 1)
+        XCTAssertEqual(h.notifier.messages.last { $0 == "READY=1" || $0 == "RELOADING=1" }, "READY=1")
+        try h.submit("after.safetensors")
+        h.watcher.report()
+        await h.drive { h.jobs(in: "done").count == 1 }
+        XCTAssertEqual(executor.runs, ["after.safetensors"])
+        h.daemon.requestStop()
+        try await run.value
+    }
+
+    /// A file above max_teacher_bytes is failed as too large without being claimed (hashed) or
+    /// run, and the daemon goes on.
+    func testAnOversizedTeacherIsRefusedUnread() async throws {
+        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let h = try makeHarness(once: true, executor: executor, service: "max_teacher_bytes = 1048576")
+        let big = h.root.appendingPathComponent("big.safetensors")
+        try Data(repeating: 7, count: 1_500_000).write(to: big)
+        let job = try h.spool.submit(file: big)
+        try h.submit("small.safetensors")
+        let run = Task { try await h.daemon.run() }
+        await h.drive { h.log.contains("stopping") }
+        try await run.value
+        XCTAssertEqual(h.jobs(in: "failed"), [job.rawValue])
+        XCTAssertEqual(try h.spool.failure(of: job)?.failure.kind, "too-large")
+        XCTAssertEqual(executor.runs, ["small.safetensors"])
+        XCTAssertFalse(h.log.contains("big.safetensors ("), "an oversized file must not be claimed: \(h.log)")
     }
 
     /// Runs chattr with `flag` on `path`; its exit status (-1 when it cannot start).
