@@ -92,8 +92,9 @@ public final class EvaluationJournal {
         precondition(
             batch.fooled.count == images.count && batch.excess.count == images.count,
             "EvaluationJournal: a batch needs one result per image")
+        let digest = Self.digest(images)
         let fields = [
-            phase, String(index), String(Self.digest(images), radix: 16), "\(batch.seconds)",
+            phase, String(index), String(digest, radix: 16), "\(batch.seconds)",
             String(batch.fooled.map { $0 ? "1" : "0" }), batch.excess.map { "\($0)" }.joined(separator: ","),
         ]
         let bytes = Array((fields.joined(separator: "\t") + "\n").utf8)
@@ -104,7 +105,7 @@ public final class EvaluationJournal {
         guard fdatasync(descriptor) == 0 else {
             throw FileSystemError.system(operation: "fdatasync", path: path, errno: errno)
         }
-        batches[Self.key(phase, index)] = (Self.digest(images), batch)
+        batches[Self.key(phase, index)] = (digest, batch)
     }
 
     /// Deletes the file: the evaluation it served is complete and reported.

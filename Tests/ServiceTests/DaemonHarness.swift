@@ -185,17 +185,8 @@ class DaemonTestCase: XCTestCase {
     /// Runs `body` with `path` made immutable (chattr +i: even root cannot create entries in it),
     /// and always makes it mutable again. Skips when the filesystem does not support it.
     func withImmutable(_ path: String, _ body: () throws -> Void) throws {
-        func chattr(_ flag: String) -> Int32 {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-            p.arguments = [flag, path]
-            p.standardError = FileHandle.nullDevice
-            guard (try? p.run()) != nil else { return -1 }
-            p.waitUntilExit()
-            return p.terminationStatus
-        }
-        guard chattr("+i") == 0 else { throw XCTSkip("chattr +i is not available here") }
-        defer { _ = chattr("-i") }
+        guard chattr("+i", path) == 0 else { throw XCTSkip("chattr +i is not available here") }
+        defer { _ = chattr("-i", path) }
         try body()
     }
 
@@ -247,4 +238,15 @@ class DaemonTestCase: XCTestCase {
             notifier: SystemdNotifier(), shouldStop: { false }, onStatus: { _ in })
         return (spool, job, runner, logURL)
     }
+}
+
+/// Runs chattr with `flag` (`+i`, `-i`) on `path`; its exit status (-1 when it cannot start).
+func chattr(_ flag: String, _ path: String) -> Int32 {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
+    p.arguments = [flag, path]
+    p.standardError = FileHandle.nullDevice
+    guard (try? p.run()) != nil else { return -1 }
+    p.waitUntilExit()
+    return p.terminationStatus
 }

@@ -313,17 +313,6 @@ final class DaemonServiceTests: XCTestCase {
         XCTAssertFalse(h.log.contains("big.safetensors ("), "an oversized file must not be claimed: \(h.log)")
     }
 
-    /// Runs chattr with `flag` on `path`; its exit status (-1 when it cannot start).
-    private func chattr(_ flag: String, _ path: String) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-        p.arguments = [flag, path]
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
-
     /// A one-shot run ends instead of waiting out a retry, and leaves the job in work/ with the
     /// reason in the journal.
     func testOneShotRunLeavesARetryForTheNextStart() async throws {
