@@ -89,6 +89,11 @@ final class ScriptedExecutor: JobExecutor, @unchecked Sendable {
         Thread { finished(self.body(job, context, attempt)) }.start()
     }
 
+    /// An executor whose every job is published at once (`publish`).
+    static func publishing() -> ScriptedExecutor {
+        ScriptedExecutor { job, context, _ in publish(job, context) }
+    }
+
     /// An outcome body that publishes the job as a runner would (an empty report).
     static func publish(_ job: ClaimedJob, _ context: JobContext) -> JobOutcome {
         do {

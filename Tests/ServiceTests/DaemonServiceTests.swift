@@ -37,6 +37,17 @@ final class DaemonServiceTests: XCTestCase {
 
         var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+        /// Has the watcher report a change every simulated second for `seconds` seconds (so the
+        /// loop scans every second), then waits until the daemon is idle.
+        func scanEverySecond(for seconds: Int) async {
+            for _ in 0..<seconds {
+                await daemon.idle()
+                watcher.report()
+                clock.advance(by: 1)
+            }
+            await daemon.idle()
+        }
+
         /// Lets the daemon work until it waits for something, moving the clock on by a second
         /// whenever it does, until `done` holds (or it has waited `limit` times).
         func drive(limit: Int = 100, until done: () -> Bool) async {
@@ -89,7 +100,7 @@ final class DaemonServiceTests: XCTestCase {
     /// Teachers are run one at a time in the order they arrived, each published; a one-shot run
     /// ends when the queue is empty, after READY=1 and with STOPPING=1.
     func testJobsRunOneAtATimeInArrivalOrder() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: true, executor: executor)
         for i in 1...4 { try h.submit("t\(i).safetensors") }
         let run = Task { try await h.daemon.run() }
@@ -171,7 +182,7 @@ final class DaemonServiceTests: XCTestCase {
     /// A teacher that arrives while the daemon is idle is claimed when the watcher reports it
     /// (after the minimum second between scans), not at the next periodic rescan.
     func testAnArrivalIsClaimedWhenTheWatcherReportsIt() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: false, executor: executor)
         let run = Task { try await h.daemon.run() }
         await h.daemon.idle()
@@ -188,7 +199,7 @@ final class DaemonServiceTests: XCTestCase {
     /// Twenty teachers submitted at the same moment from twenty threads (what twenty `rrmd
     /// submit` do) are each run exactly once and published, in submission order of their ids.
     func testTwentySubmissionsAtOnceAreEachServedOnce() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: true, executor: executor)
         let files = try (0..<20).map { i -> URL in
             let file = h.root.appendingPathComponent("t\(i).safetensors")
@@ -213,7 +224,7 @@ final class DaemonServiceTests: XCTestCase {
     /// retry_max_seconds (40 here), however often the loop scans meanwhile (it used to warn at
     /// every scan, once a second).
     func testAScanProblemIsLoggedOnceNotAtEveryScan() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: false, executor: executor)
         // A name that is not UTF-8, created with raw bytes.
         let incoming = h.root.appendingPathComponent("spool/incoming")
@@ -227,12 +238,7 @@ final class DaemonServiceTests: XCTestCase {
         close(fd)
         let run = Task { try await h.daemon.run() }
         // A scan every simulated second for 39 seconds: one warning.
-        for _ in 0..<39 {
-            await h.daemon.idle()
-            h.watcher.report()
-            h.clock.advance(by: 1)
-        }
-        await h.daemon.idle()
+        await h.scanEverySecond(for: 39)
         XCTAssertEqual(h.log.components(separatedBy: "cannot open it; rename it").count - 1, 1, h.log)
         // At 40 s it is repeated.
         h.watcher.report()
@@ -247,7 +253,7 @@ final class DaemonServiceTests: XCTestCase {
     /// retry_initial_seconds before it is tried again, however many scans happen meanwhile, and
     /// the teacher stays in incoming/, not failed.
     func testAFailedClaimWaitsBeforeItIsRetried() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: false, executor: executor)
         try h.submit("blocked.safetensors")
         let work = h.root.appendingPathComponent("spool/work").path
@@ -255,12 +261,7 @@ final class DaemonServiceTests: XCTestCase {
         var immutable = true
         defer { if immutable { _ = chattr("-i", work) } }
         let run = Task { try await h.daemon.run() }
-        for _ in 0..<9 {
-            await h.daemon.idle()
-            h.watcher.report()
-            h.clock.advance(by: 1)
-        }
-        await h.daemon.idle()
+        await h.scanEverySecond(for: 9)
         XCTAssertEqual(h.log.components(separatedBy: "cannot claim").count - 1, 1, h.log)
         XCTAssertTrue(h.log.contains("next try in 10 s"), h.log)
         XCTAssertEqual(h.jobs(in: "incoming").count, 1)
@@ -277,7 +278,7 @@ final class DaemonServiceTests: XCTestCase {
     /// A reload that finds a bad file keeps the old configuration (and says so), and the daemon
     /// goes on serving.
     func testAReloadRejectsABadConfigurationAndServesOn() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: false, executor: executor)
         let run = Task { try await h.daemon.run() }
         await h.daemon.idle()
@@ -298,7 +299,7 @@ final class DaemonServiceTests: XCTestCase {
     /// A file above max_teacher_bytes is failed as too large without being claimed (hashed) or
     /// run, and the daemon goes on.
     func testAnOversizedTeacherIsRefusedUnread() async throws {
-        let executor = ScriptedExecutor { job, context, _ in ScriptedExecutor.publish(job, context) }
+        let executor = ScriptedExecutor.publishing()
         let h = try makeHarness(once: true, executor: executor, service: "max_teacher_bytes = 1048576")
         let big = h.root.appendingPathComponent("big.safetensors")
         try Data(repeating: 7, count: 1_500_000).write(to: big)
