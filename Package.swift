@@ -58,7 +58,7 @@ let package = Package(
             ],
             swiftSettings: optimised),
         // One student from teacher to report (distil, save, attack, write the report): the steps
-        // `rrmd distill` and the daemon share, and the stop/reload signal flags both honour.
+        // `rrmd distill` and the daemon share, and the stop flag the CLI's long commands honour.
         .target(
             name: "Pipeline",
             dependencies: ["Training", "Evaluation", "ModelIO", "Models", "NN", "Data", "Checkpoint", "FileSystem"]),

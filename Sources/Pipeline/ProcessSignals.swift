@@ -1,20 +1,16 @@
 import Foundation
 
-/// SIGTERM/SIGINT and SIGHUP turned into flags that long work reads at step boundaries: a stop
-/// request (save state, exit) and a reload request (re-read the configuration between jobs).
-/// Handlers only set a word, which is all a signal handler may safely do.
+/// SIGTERM/SIGINT turned into a flag that `rrmd train` and `rrmd distill` read at step
+/// boundaries: a stop request (save state, exit). The handler only sets a word, which is all a
+/// signal handler may safely do. (The daemon gets its stop and reload requests from its
+/// ServiceGroup and `ReloadSignalSource` instead.)
 public enum ProcessSignals {
     // The words live in memory of their own, reached through constant pointers: a handler then
     // touches neither a lazily initialised global (whose first use would run swift_once inside
     // the handler) nor a Swift variable under exclusivity checking (a handler interrupting a read
     // of the same variable on its thread would be reported as a conflicting access and trap).
-    // Both pointers are created by `install…` before any handler can run.
+    // The pointer is created by `installStopHandlers` before any handler can run.
     private static let stopFlag: UnsafeMutablePointer<sig_atomic_t> = {
-        let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
-    private static let reloadFlag: UnsafeMutablePointer<sig_atomic_t> = {
         let p = UnsafeMutablePointer<sig_atomic_t>.allocate(capacity: 1)
         p.initialize(to: 0)
         return p
@@ -22,13 +18,6 @@ public enum ProcessSignals {
 
     /// Whether SIGTERM or SIGINT arrived.
     public static var stopRequested: Bool { stopFlag.pointee != 0 }
-
-    /// Whether SIGHUP arrived since the last `takeReloadRequest()`.
-    public static func takeReloadRequest() -> Bool {
-        guard reloadFlag.pointee != 0 else { return false }
-        reloadFlag.pointee = 0
-        return true
-    }
 
     /// Routes SIGTERM and SIGINT to the stop flag; a second SIGINT kills as usual (the handler
     /// restores the default action), so an impatient Ctrl-C still works.
@@ -39,11 +28,5 @@ public enum ProcessSignals {
             ProcessSignals.stopFlag.pointee = 1
             signal(s, SIG_DFL)
         }
-    }
-
-    /// Routes SIGHUP to the reload flag.
-    public static func installReloadHandler() {
-        _ = reloadFlag
-        signal(SIGHUP) { _ in ProcessSignals.reloadFlag.pointee = 1 }
     }
 }
