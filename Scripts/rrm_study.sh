@@ -66,26 +66,34 @@ EOF
 }
 
 # The paper's setting (design.md §1, Table 1) on a small dataset: a cheap teacher (cnn-small,
-# PGD-AT with 7 steps, 10 epochs on every training image), a larger student (resnet20 ×1, whose
-# own PGD-AT costs about 5 times the teacher's per epoch), that student trained naturally (the
-# floor) and by PGD-AT (the baseline), and RRM: 5 epochs of 4 replays with the paper's weight
-# 0.005 (the default when the study started) and with 0.5 (rrmd's default now), the default
-# recipe's replays without the teacher (Free-AT: what the teacher adds), a cheaper recipe (3
-# epochs of 4: 12 student steps per batch against PGD-AT's 80, so at least 5× less time) and
-# the paper's own (48 epochs of single steps). Ordered by what the targets need.
-# RAMP: adversarial training's radius ramp (MNIST at 0.3 stays at chance without one).
+# PGD-AT with 7 steps, 10 epochs on every training image), a larger student (resnet20 ×1.25,
+# whose own PGD-AT costs 6.9 times the teacher's: Scripts/rrm_cost.sh), that student trained
+# naturally (the floor) and by PGD-AT with the teacher's recipe (the baseline), and RRM:
+# - `rrm`: 2 epochs of 4 replays at rrmd's default weight 0.5. On 60,000 images that is 3,750
+#   steps, more than the factor study's 5 epochs of 4 on 20,000 images (3,130), at about 1/7 of
+#   PGD-AT's time: the row for the issue's "at least 5 times less";
+# - `free-at-lr05`: the same replays without the teacher (what the teacher adds; the factor
+#   study's strongest teacher-free recipe, whose halved rate matches the weight 0.5);
+# - `rrm-5ep`: the default's 5 epochs (2.6 times less than PGD-AT); `rrm-x005`: `rrm` at the
+#   paper's weight; `rrm-paper48`: the paper's own recipe, 48 epochs of single steps (about
+#   PGD-AT's time here, since this baseline trains 10 epochs);
+# - `w1-*`: the first student, resnet20 ×1, whose PGD-AT costs only 4.6 times the teacher's
+#   (short of the issue's 5), kept as measured.
+# Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
+# stays at chance without one).
 paper_rows() {
-  local d=$1 e=$2 ramp=$3
+  local d=$1 e=$2 ramp=$3 s="resnet20 --width 1.25"
   cat <<EOF
 teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 $ramp
-rrm         distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005
-rrm-x05     distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
-pgd-at      train   -       --arch resnet20 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
-natural     train   -       --arch resnet20 --dataset $d --epochs 10 --seed 1
-free-at     train   -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --seed 1 $ramp
-free-at-lr05 train  -       --arch resnet20 --dataset $d --epochs 5 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
-rrm-fast    distill teacher --student resnet20 --epochs 3 --seed 1 --replays 4 --xent-weight 0.5
-rrm-paper48 distill teacher --student resnet20 --epochs 48 --seed 1 --replays 1
+rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5
+natural     train   -       --arch $s --dataset $d --epochs 10 --seed 1
+pgd-at      train   -       --arch $s --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
+free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
+rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
+rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005
+rrm-paper48 distill teacher --student $s --epochs 48 --seed 1 --replays 1
+w1-rrm      distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005
+w1-rrm-x05  distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
 EOF
 }
 

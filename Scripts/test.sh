@@ -4,10 +4,15 @@
 # (see Package.swift). All tests are XCTest, so the Swift Testing runner is switched off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh
+bash Scripts/setup.sh --slurm
 swift build --build-tests
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The Slurm executor's tests run against a real one-node cluster, started here and stopped by
+# pid at the end (RRMD_TEST_SLURM tells the tests where it is).
+slurm=$(mktemp -d /tmp/rrmd-slurm.XXXXXX)
+trap 'bash Scripts/slurm_cluster.sh stop "$slurm" >/dev/null 2>&1 || true; rm -rf "$log" "$slurm"' EXIT
+bash Scripts/slurm_cluster.sh start "$slurm" >/dev/null
+export RRMD_TEST_SLURM=$slurm SLURM_CONF=$slurm/slurm.conf
 status=0
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$log" || status=$?
 # XCTest's last line: "Executed N tests, with [S tests skipped and] F failures ...".

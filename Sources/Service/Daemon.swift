@@ -162,6 +162,7 @@ public final class Daemon: Service, @unchecked Sendable {
                     "rrmd \(RRMDVersion.string) serving \(config.spool) with \(Compute.threads) threads; students "
                     + "\(config.students.architectures.joined(separator: ", "))",
                 fields: ["spool": config.spool])
+            if config.executor.kind == .slurm { SlurmJobRunner.checkCluster(config, log: log) }
         }
         publishStatus(force: true)
 

@@ -66,6 +66,16 @@ extension JobRunner {
             evaluated, test: test, settings: evalSettings,
             reportTo: job.output.appendingPathComponent("reports/teacher"),
             journal: job.directory.appendingPathComponent("evaluation-teacher.journal"))
+        return try recordTeacher(
+            job, report: report, architecture: teacher.metadata.architecture, evalSettings: evalSettings)
+    }
+
+    /// The teacher's line in the job report from its evaluation: kept in the work directory
+    /// (so a resumed job does not attack the teacher again) and announced in the journal.
+    func recordTeacher(
+        _ job: ClaimedJob, report: RobustnessReport, architecture: String, evalSettings: RobustnessSettings
+    ) throws -> JobReport.Robustness {
+        let saved = job.directory.appendingPathComponent(Self.teacherResultName)
         let result = JobReport.Robustness(
             cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
             evaluationSeconds: report.timing.totalSeconds, checksPassed: report.checks.allSatisfy(\.passed),
@@ -78,14 +88,14 @@ extension JobRunner {
             event: "teacher", priority: weak ? .warning : .notice,
             message: String(
                 format: "job %@: teacher %@ clean %.4f robust %.4f at %@ %@%@", job.id.rawValue,
-                teacher.metadata.architecture,
+                architecture,
                 result.cleanAccuracy, result.robustAccuracy, evalSettings.norm.rawValue, evalSettings.epsilonText,
                 weak
                     ? " (the teacher is not robust at this threat model: its students cannot inherit robustness it "
                         + "does not have)"
                     : ""),
             fields: [
-                "job": job.id.rawValue, "arch": teacher.metadata.architecture,
+                "job": job.id.rawValue, "arch": architecture,
                 "clean_acc": String(format: "%.4f", result.cleanAccuracy),
                 "robust_acc": String(format: "%.4f", result.robustAccuracy),
                 "epsilon": evalSettings.epsilonText, "norm": evalSettings.norm.rawValue,

@@ -62,6 +62,48 @@ public final class JobRunner {
 
     /// Processes `job` to one of the outcomes; never throws, so one bad job cannot stop the daemon.
     public func run(_ job: ClaimedJob) -> JobOutcome {
+        runGuarded(job) { prepared, status in
+            let teacherResult = try evaluateTeacher(
+                job, teacher: prepared.teacher, test: prepared.data.test, evalSettings: prepared.evalSettings,
+                status: &status)
+            var students: [JobReport.Student] = []
+            for arch in config.students.architectures {
+                status.arch = arch
+                guard
+                    let student = try distilAndEvaluate(
+                        job, arch: arch, teacher: prepared.teacher, teacherRobustAccuracy: teacherResult.robustAccuracy,
+                        data: prepared.data, evalSettings: prepared.evalSettings, status: &status)
+                else {
+                    return .stopped
+                }
+                students.append(student)
+            }
+            return try publish(job, prepared: prepared, teacher: teacherResult, students: students, status: &status)
+        }
+    }
+
+    /// What a job needs once its teacher has passed every check: the teacher, its data, where
+    /// the data lives and the evaluation protocol of its students.
+    struct PreparedJob {
+        /// The teacher, loaded.
+        var teacher: LoadedModel
+        /// The teacher's threat model.
+        var threat: ThreatModel
+        /// Where the teacher's dataset is, per the configuration.
+        var location: ServiceConfig.DatasetLocation
+        /// The dataset, loaded (`[rrm] limit` applied).
+        var data: (train: Dataset, test: Dataset)
+        /// The protocol every student (and the teacher) is attacked with.
+        var evalSettings: RobustnessSettings
+    }
+
+    /// Runs the steps every executor shares around `body`: finishing what an earlier attempt
+    /// committed, the duplicate check, the teacher's checks; then `body` with the prepared job.
+    /// Every error, from those steps or from `body`, becomes an outcome here: a bad teacher fails
+    /// the job, a transient error retries it.
+    func runGuarded(
+        _ job: ClaimedJob, _ body: (PreparedJob, inout SpoolStatus.CurrentJob) throws -> JobOutcome
+    ) -> JobOutcome {
         let name = job.record.originalName
         var status = SpoolStatus.CurrentJob(id: job.id, teacher: name, phase: .claimed)
         onStatus(status)
@@ -87,10 +129,10 @@ public final class JobRunner {
                     kind: "unknown-dataset",
                     what:
                         "the teacher was trained on '\(tmeta.dataset)', which this daemon's configuration does not "
-                            + "list",
+                        + "list",
                     whatToDo:
                         "add [datasets.\(tmeta.dataset)] with its path to the configuration, or submit a teacher of a "
-                            + "configured dataset (\(config.datasets.keys.sorted().joined(separator: ", ")))"
+                        + "configured dataset (\(config.datasets.keys.sorted().joined(separator: ", ")))"
                 )
             }
             let data: (train: Dataset, test: Dataset)
@@ -110,36 +152,9 @@ public final class JobRunner {
                     kind: "incompatible", what: "cannot evaluate students of this teacher: \(problem)",
                     whatToDo: "adjust [evaluation] in the configuration")
             }
-
-            let teacherResult = try evaluateTeacher(
-                job, teacher: teacher, test: data.test, evalSettings: evalSettings, status: &status)
-            var students: [JobReport.Student] = []
-            for arch in config.students.architectures {
-                status.arch = arch
-                guard
-                    let student = try distilAndEvaluate(
-                        job, arch: arch, teacher: teacher, teacherRobustAccuracy: teacherResult.robustAccuracy,
-                        data: data, evalSettings: evalSettings, status: &status)
-                else {
-                    return .stopped
-                }
-                students.append(student)
-            }
-            status.phase = .publishing
-            onStatus(status)
-            let report = JobReport(
-                job: job.id.rawValue,
-                teacher: .init(
-                    name: name, sha256: job.record.sha256, arch: tmeta.architecture, dataset: tmeta.dataset,
-                    threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy, robustness: teacherResult),
-                threat: "\(evalSettings.norm.rawValue) epsilon \(evalSettings.epsilonText)", students: students,
-                created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDVersion.string)
-            try report.write(to: job.output)
-            let done = try spool.publish(job)
-            log.log(
-                event: "done", priority: .notice, message: "job \(job.id) published in \(done.path)",
-                fields: ["job": job.id.rawValue, "path": done.path])
-            return .done
+            let prepared = PreparedJob(
+                teacher: teacher, threat: threat, location: location, data: data, evalSettings: evalSettings)
+            return try body(prepared, &status)
         } catch let bad as BadTeacher {
             return failJob(job, kind: bad.kind, what: bad.what, whatToDo: bad.whatToDo)
         } catch let setup as TrainingSetupError {
@@ -147,7 +162,7 @@ public final class JobRunner {
                 job, kind: "configuration", what: "\(setup)",
                 whatToDo:
                     "fix [rrm] batch_size or limit in the configuration, reload it (systemctl reload rrmd) and "
-                        + "resubmit the teacher"
+                    + "resubmit the teacher"
             )
         } catch let short as NotEnoughMemory {
             return failJob(job, kind: "not-enough-memory", what: short.description, whatToDo: Self.memoryAdvice)
@@ -163,9 +178,34 @@ public final class JobRunner {
                 job, kind: "error", what: "\(error)",
                 whatToDo:
                     "see the journal for the job (journalctl -u rrmd RRMD_JOB=\(job.id)); resubmit once the cause is "
-                        + "fixed"
+                    + "fixed"
             )
         }
+    }
+
+    /// Writes the job's report (report.json, report.md, students.svg) and publishes the job to
+    /// done/.
+    func publish(
+        _ job: ClaimedJob, prepared: PreparedJob, teacher teacherResult: JobReport.Robustness,
+        students: [JobReport.Student], status: inout SpoolStatus.CurrentJob
+    ) throws -> JobOutcome {
+        let tmeta = prepared.teacher.metadata
+        status.phase = .publishing
+        onStatus(status)
+        let report = JobReport(
+            job: job.id.rawValue,
+            teacher: .init(
+                name: job.record.originalName, sha256: job.record.sha256, arch: tmeta.architecture,
+                dataset: tmeta.dataset, threatModel: tmeta.threatModel, trainedBy: tmeta.trainedBy,
+                robustness: teacherResult),
+            threat: "\(prepared.evalSettings.norm.rawValue) epsilon \(prepared.evalSettings.epsilonText)",
+            students: students, created: RobustnessReport.timestamp(Date()), rrmdVersion: RRMDVersion.string)
+        try report.write(to: job.output)
+        let done = try spool.publish(job)
+        log.log(
+            event: "done", priority: .notice, message: "job \(job.id) published in \(done.path)",
+            fields: ["job": job.id.rawValue, "path": done.path])
+        return .done
     }
 
     /// Finishes a job an earlier attempt took past a commit point and returns its outcome, or nil
@@ -187,7 +227,7 @@ public final class JobRunner {
                 event: "failed", priority: .error,
                 message:
                     "job \(job.id) (\(job.record.originalName)) was moved to failed/ by an earlier attempt; see "
-                        + "\(spool.layout.failedDirectory(job.id).path)/error.json",
+                    + "\(spool.layout.failedDirectory(job.id).path)/error.json",
                 fields: ["job": job.id.rawValue, "kind": kind])
             return .failed
         }
@@ -196,7 +236,7 @@ public final class JobRunner {
                 event: "dropped", priority: .warning,
                 message:
                     "job \(job.id) (\(job.record.originalName)) is no longer in work/ (removed by hand?); dropped "
-                        + "from the queue",
+                    + "from the queue",
                 fields: ["job": job.id.rawValue])
             return .vanished
         }
@@ -224,7 +264,7 @@ public final class JobRunner {
     /// What an operator can do when a job needs more memory than the service may use.
     static let memoryAdvice =
         "lower [rrm] batch_size or [students] width, or raise MemoryMax= (docs/service.md, \"Memory\"), then resubmit "
-            + "the teacher"
+        + "the teacher"
 
     /// The errno of `error` when it is a failed system call that may succeed later (the spool's
     /// list: disk full, quota, permissions, read-only, I/O error, ...), else nil. Looks through
@@ -288,14 +328,14 @@ public final class JobRunner {
                 kind: "bad-checkpoint", what: "\(error)",
                 whatToDo:
                     "submit a valid safetensors (.safetensors or .safetensors.zst) checkpoint; `rrmd inspect FILE` "
-                        + "shows what is wrong"
+                    + "shows what is wrong"
             )
         } catch let error as ModelLoadError {
             throw BadTeacher(
                 kind: "bad-teacher", what: "\(error)",
                 whatToDo:
                     "submit a checkpoint of a registry architecture with rrm.* metadata (docs/checkpoints.md); `rrmd "
-                        + "inspect FILE` shows what rrmd sees"
+                    + "inspect FILE` shows what rrmd sees"
             )
         } catch let error as ModelMetadataError {
             throw BadTeacher(
@@ -306,7 +346,7 @@ public final class JobRunner {
                 kind: "not-enough-memory", what: "\(short)",
                 whatToDo:
                     "the teacher's network does not fit in the memory this service may use; raise MemoryMax= "
-                        + "(docs/service.md) if the teacher is genuine"
+                    + "(docs/service.md) if the teacher is genuine"
             )
         } catch let error as ModelError {
             throw BadTeacher(
@@ -413,6 +453,17 @@ public final class JobRunner {
         let report = try attack(
             evaluated, test: data.test, settings: evalSettings, reportTo: reportDir,
             journal: job.directory.appendingPathComponent("evaluation-\(arch).journal"))
+        return studentEntry(
+            job, arch: arch, report: report, trainingSeconds: trainingSeconds, projection: student.config.projection,
+            teacherRobustAccuracy: teacherRobustAccuracy, evalSettings: evalSettings)
+    }
+
+    /// A student's line in the job report, announced in the journal (`report` event, with the
+    /// share of the teacher's robustness it kept).
+    func studentEntry(
+        _ job: ClaimedJob, arch: String, report: RobustnessReport, trainingSeconds: Double, projection: Int?,
+        teacherRobustAccuracy: Double, evalSettings: RobustnessSettings
+    ) -> JobReport.Student {
         let passed = report.checks.allSatisfy(\.passed)
         let retained = JobReport.retained(student: report.worstCase.robustAccuracy, teacher: teacherRobustAccuracy)
         var fields = [
@@ -433,7 +484,7 @@ public final class JobRunner {
                 passed ? "" : " (gradient-masking checks failed)"),
             fields: fields)
         return JobReport.Student(
-            arch: arch, width: config.students.width, projection: student.config.projection,
+            arch: arch, width: config.students.width, projection: projection,
             checkpoint: "students/\(arch).safetensors.zst", report: "reports/\(arch)/report.md",
             cleanAccuracy: report.clean.accuracy, robustAccuracy: report.worstCase.robustAccuracy,
             trainingSeconds: trainingSeconds, evaluationSeconds: report.timing.totalSeconds, checksPassed: passed,
@@ -441,7 +492,7 @@ public final class JobRunner {
     }
 
     /// Moves the job to failed/ with the explanation and logs it; a spool error here is retried.
-    private func failJob(
+    func failJob(
         _ job: ClaimedJob, kind: String, what: String, whatToDo: String, whereText: String? = nil
     ) -> JobOutcome {
         do {

@@ -83,7 +83,10 @@ public final class MainThreadJobExecutor: JobExecutor, @unchecked Sendable {
                 let runner = JobRunner(
                     config: context.config, spool: context.spool, log: context.log, notifier: context.notifier,
                     shouldStop: context.shouldStop, onStatus: context.onStatus)
-                done(runner.run(job))
+                switch context.config.executor.kind {
+                case .local: done(runner.run(job))
+                case .slurm: done(SlurmJobRunner(runner: runner).run(job))
+                }
             }
             condition.signal()
         }

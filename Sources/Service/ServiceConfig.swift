@@ -34,6 +34,8 @@ public struct ServiceConfig: Equatable, Sendable {
     public var evaluation: EvaluationSettings
     /// Daemon behaviour: rescans, retries, input limits.
     public var service: ServiceSettings
+    /// Where students run: in this process, or as Slurm batch jobs.
+    public var executor: Executor
 
     /// The spool of a packaged installation (created by `Systemd/rrmd.tmpfiles`), used when a
     /// configuration file does not set `spool`.
@@ -223,6 +225,7 @@ public struct ServiceConfig: Equatable, Sendable {
         rrm = RRM()
         evaluation = EvaluationSettings()
         service = ServiceSettings()
+        executor = Executor()
     }
 
     /// The defaults for running from a source checkout at `checkout`: the spool is the checkout's
@@ -283,7 +286,7 @@ public struct ServiceConfig: Equatable, Sendable {
         let baseDirectory = (file as NSString).deletingLastPathComponent
         let top = TOMLTableReader(table: root, path: "", file: file)
         try top.rejectUnknownKeys([
-            "spool", "threads", "zstd_level", "datasets", "students", "rrm", "evaluation", "service",
+            "spool", "threads", "zstd_level", "datasets", "students", "rrm", "evaluation", "service", "executor",
         ])
 
         var config = ServiceConfig(spool: systemSpool, file: file)
@@ -298,6 +301,18 @@ public struct ServiceConfig: Equatable, Sendable {
         if let t = try top.subtable("rrm") { config.rrm = try readRRM(t) }
         if let t = try top.subtable("evaluation") { config.evaluation = try readEvaluation(t) }
         if let t = try top.subtable("service") { config.service = try readService(t) }
+        if let t = try top.subtable("executor") {
+            config.executor = try readExecutor(t, base: baseDirectory)
+            if config.executor.kind == .slurm, let shared = config.executor.slurm.sharedDirectory,
+                !(config.spool + "/").hasPrefix(shared.hasSuffix("/") ? shared : shared + "/")
+            {
+                throw ServiceConfigError(
+                    kind: .invalidValue, file: file, key: "executor.slurm.shared_directory", value: "\"\(shared)\"",
+                    expected:
+                        "a directory holding the spool (\(config.spool)): Slurm jobs read their teacher and write "
+                        + "their students in the spool's work/")
+            }
+        }
         return config
     }
 

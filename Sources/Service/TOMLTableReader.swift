@@ -104,6 +104,17 @@ struct TOMLTableReader {
         return out
     }
 
+    /// A list of strings, possibly empty, taken as written (command-line arguments).
+    func strings(_ name: String) throws -> [String] {
+        guard let value = table[name] else { return [] }
+        let expectation = "a list of strings"
+        guard let array = value.array else { throw wrongType(name, value, expectation) }
+        return try array.map { element in
+            guard let s = element.string else { throw wrongType(name, value, expectation) }
+            return s
+        }
+    }
+
     /// The sub-table `name`, or nil when absent.
     func subtable(_ name: String) throws -> TOMLTableReader? {
         guard let value = table[name] else { return nil }

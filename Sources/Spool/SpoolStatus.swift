@@ -58,6 +58,9 @@ public struct SpoolStatus: Codable, Equatable, Sendable {
         public var accuracy: Double?
         /// Estimated seconds until the job is done.
         public var etaSeconds: Double?
+        /// The job's Slurm jobs (Slurm executor only), one per task: the teacher's evaluation and
+        /// each student.
+        public var slurm: [SlurmTaskState]?
 
         /// A current job; progress is filled in as it comes.
         public init(
@@ -79,6 +82,7 @@ public struct SpoolStatus: Codable, Equatable, Sendable {
         private enum CodingKeys: String, CodingKey {
             case id, teacher, arch, phase, epoch, epochs, step, steps, accuracy
             case etaSeconds = "eta_seconds"
+            case slurm
         }
 
         /// Writes the job; JSON has no infinity or NaN, so such a number is left out.
@@ -94,6 +98,27 @@ public struct SpoolStatus: Codable, Equatable, Sendable {
             try c.encodeIfPresent(steps, forKey: .steps)
             try c.encodeIfPresent(accuracy.flatMap { $0.isFinite ? $0 : nil }, forKey: .accuracy)
             try c.encodeIfPresent(etaSeconds.flatMap { $0.isFinite ? $0 : nil }, forKey: .etaSeconds)
+            try c.encodeIfPresent(slurm, forKey: .slurm)
+        }
+    }
+
+    /// Where one task of a job run by the Slurm executor stands.
+    public struct SlurmTaskState: Codable, Equatable, Sendable {
+        /// `teacher` (its evaluation) or the student's architecture.
+        public var task: String
+        /// The Slurm job id of its latest submission.
+        public var job: String
+        /// Slurm's state (PENDING, RUNNING, ...), `DONE` once its result is in, or `UNREACHABLE`.
+        public var state: String
+        /// How often it was submitted.
+        public var submissions: Int
+
+        /// A task's state; see the properties.
+        public init(task: String, job: String, state: String, submissions: Int) {
+            self.task = task
+            self.job = job
+            self.state = state
+            self.submissions = submissions
         }
     }
 

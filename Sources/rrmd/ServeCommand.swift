@@ -10,8 +10,9 @@ import Spool
 struct ServiceOptions: ParsableArguments {
     @Option(
         help:
-            ArgumentHelp("Configuration file (default: /etc/rrmd/rrmd.toml if it exists, else built-in defaults with "
-                + "the spool in ./Spool).")
+            ArgumentHelp(
+                "Configuration file (default: /etc/rrmd/rrmd.toml if it exists, else built-in defaults with "
+                    + "the spool in ./Spool).")
     ) var config: String?
 
     /// The configuration, validated: `--config`, else the installed system file when there is
@@ -33,10 +34,10 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract:
             "Watch the spool and distil a robust student per configured architecture from every teacher dropped into "
-                + "incoming/.",
+            + "incoming/.",
         discussion:
             "Run under systemd (Systemd/rrmd.service, Type=notify) or by hand. SIGTERM stops at a step boundary with "
-                + "the job's state saved; SIGHUP re-reads the configuration. See docs/service.md."
+            + "the job's state saved; SIGHUP re-reads the configuration. See docs/service.md."
     )
 
     @OptionGroup var options: ServiceOptions
@@ -125,6 +126,10 @@ struct StatusCommand: ParsableCommand {
                 if let a = c.accuracy { line += String(format: ", accuracy %.2f%%", 100 * a) }
                 if let eta = c.etaSeconds { line += ", ETA \(Int(eta / 60)) min" }
                 print(line)
+                for t in c.slurm ?? [] {
+                    let again = t.submissions > 1 ? " (submission \(t.submissions))" : ""
+                    print("  slurm job \(t.job): \(t.task) \(t.state)\(again)")
+                }
             }
             for r in s.recent.prefix(10) { print("recent: \(r.job) \(r.outcome.rawValue): \(r.summary)") }
         } else {

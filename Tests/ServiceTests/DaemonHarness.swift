@@ -57,7 +57,7 @@ class DaemonTestCase: XCTestCase {
     func config(
         name: String = "rrmd.toml", students: [String] = ["mlp"], epochs: Int = 1, spool: String = "spool",
         service: String = "rescan_seconds = 2", samples: Int = 40, iterations: Int = 3,
-        width: Double = 0.5, batchSize: Int = 50
+        width: Double = 0.5, batchSize: Int = 50, extra: String = ""
     ) throws -> String {
         let text = """
             spool = "\(root.appendingPathComponent(spool).path)"
@@ -81,6 +81,7 @@ class DaemonTestCase: XCTestCase {
             check_samples = 20
             [service]
             \(service)
+            \(extra)
             """
         let path = root.appendingPathComponent(name).path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
