@@ -33,12 +33,12 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
         case .datasetNeeded(let source):
             return
                 "\(source): the file has no rrm.* metadata, so its dataset is unknown; name it (--dataset) or add "
-                    + "rrm.dataset, rrm.arch, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ "
-                        + "(docs/checkpoints.md)"
+                + "rrm.dataset, rrm.arch, rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std to __metadata__ "
+                + "(docs/checkpoints.md)"
         case .datasetMismatch(let source, let inFile, let requested):
             return
                 "\(source): made for dataset '\(inFile)' but '\(requested)' was requested; use a checkpoint for "
-                    + "\(requested) or drop the dataset option"
+                + "\(requested) or drop the dataset option"
         case .unidentified(let source, let candidates):
             let which =
                 candidates.isEmpty
@@ -47,18 +47,18 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable {
                 : "several architectures fit: \(candidates.joined(separator: ", "))"
             return
                 "\(source): the file has no rrm.* metadata and \(which); add rrm.arch, rrm.width, rrm.dataset, "
-                    + "rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with "
-                        + "a projection head) to __metadata__ (docs/checkpoints.md)"
+                + "rrm.num_classes, rrm.input_shape, rrm.mean and rrm.std (and rrm.projection for a student with "
+                + "a projection head) to __metadata__ (docs/checkpoints.md)"
         case .metadataDisagrees(let source, let architecture, let parameters, let values):
             return
                 "\(source): its rrm.* metadata describes \(architecture) with \(parameters) parameters, but the file "
-                    + "holds only \(values) values; the metadata does not belong to these weights (fix rrm.arch, "
-                        + "rrm.width, rrm.input_shape, rrm.num_classes or rrm.projection, docs/checkpoints.md)"
+                + "holds only \(values) values; the metadata does not belong to these weights (fix rrm.arch, "
+                + "rrm.width, rrm.input_shape, rrm.num_classes or rrm.projection, docs/checkpoints.md)"
         case .nonFinite(let source, let tensors):
             return
                 "\(source): NaN or infinite weights in "
-                    + "\(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model "
-                        + "diverged or the file is damaged, so export it again from a healthy run"
+                + "\(tensors.prefix(5).joined(separator: ", "))\(tensors.count > 5 ? ", …" : ""); the model "
+                + "diverged or the file is damaged, so export it again from a healthy run"
         }
     }
 }
@@ -112,7 +112,26 @@ public enum ModelLoader {
         ("resnet18", "layer4.1.conv2.weight", "conv1.weight", 64),
         ("vgg11", "features.0.weight", "features.0.weight", 64),
         ("mobilenetv2", "layers.16.conv3.weight", "conv1.weight", 32),
+        ("preactresnet18", "layer4.1.bn2.weight", "conv1.weight", 64),
+        ("resnet50", "layer4.2.conv3.weight", "conv1.weight", 64),
     ]
+
+    /// The wide ResNet a state dict describes, read from its block count and widths: depth from
+    /// the blocks of `block1.layer`, widen factor from `block3`'s width over the stem's.
+    static func wideResNetProbe(
+        _ shapes: [String: [Int]]
+    ) -> (arch: String, signature: String, tensor: String, base: Int)? {
+        guard let stem = shapes["conv1.weight"]?.first, stem > 0,
+            let last = shapes["block3.layer.0.conv1.weight"]?.first
+        else { return nil }
+        var blocks = 0
+        while shapes["block1.layer.\(blocks).conv1.weight"] != nil { blocks += 1 }
+        // 64·widen·m over 16·m, with the width multiplier m rounded into both.
+        let widen = Int((Double(last) / Double(stem) / 4).rounded())
+        let arch = "wideresnet-\(6 * blocks + 4)-\(widen)"
+        guard blocks > 0, ModelRegistry.wideResNetShape(arch) != nil else { return nil }
+        return (arch, "block3.layer.0.conv1.weight", "conv1.weight", 16)
+    }
 
     /// Networks (identity input normalisation) whose state names and shapes equal the archive's.
     static func candidates(for archive: SafeTensors, spec: DatasetSpec) -> [Network] {
@@ -126,7 +145,7 @@ public enum ModelLoader {
         }
         let values = archive.entries.reduce(0) { $0 + $1.tensor.elementCount }
         var fits: [Network] = []
-        for probe in widthProbes {
+        for probe in widthProbes + [wideResNetProbe(shapes)].compactMap({ $0 }) {
             guard shapes[probe.signature] != nil, let first = shapes[probe.tensor]?.first, first > 0 else { continue }
             let config = ModelConfig(
                 channels: spec.imageShape[0], height: spec.imageShape[1], width: spec.imageShape[2],

@@ -62,8 +62,9 @@ public struct ModelMetadata: Equatable, Sendable {
             throw bad("rrm.format", "schema version \(Self.formatVersion); this file was written by a newer rrmd")
         }
         architecture = try required("rrm.arch")
-        guard ModelRegistry.names.contains(architecture) else {
-            throw bad("rrm.arch", "one of \(ModelRegistry.names.joined(separator: ", "))")
+        guard ModelRegistry.isKnown(architecture) else {
+            throw bad(
+                "rrm.arch", "one of \(ModelRegistry.names.joined(separator: ", ")) (any wideresnet-<depth>-<widen>)")
         }
         dataset = try required("rrm.dataset")
         guard let classes = Int(try required("rrm.num_classes")), classes >= 2, classes <= 100_000 else {

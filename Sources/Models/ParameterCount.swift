@@ -59,8 +59,43 @@ extension ModelRegistry {
             }
             width = c.scaled(1280)
             body += conv(cin, width, 1) + bn(width)
+        case "preactresnet18":
+            var cin = c.scaled(64)
+            body = conv(c.channels, cin, 3)
+            for (i, base) in [64, 128, 256, 512].enumerated() {
+                let w = c.scaled(base)
+                for j in 0..<2 {
+                    body += preActBlock(cin, w, stride: i > 0 && j == 0 ? 2 : 1)
+                    cin = w
+                }
+            }
+            width = cin
+        case "resnet50":
+            var cin = c.scaled(64)
+            body = conv(c.channels, cin, 3) + bn(cin)
+            for (i, (base, count)) in zip([64, 128, 256, 512], [3, 4, 6, 3]).enumerated() {
+                let p = c.scaled(base)
+                for j in 0..<count {
+                    let stride = i > 0 && j == 0 ? 2 : 1
+                    body += conv(cin, p, 1) + bn(p) + conv(p, p, 3) + bn(p) + conv(p, 4 * p, 1) + bn(4 * p)
+                    if stride != 1 || cin != 4 * p { body += conv(cin, 4 * p, 1) + bn(4 * p) }
+                    cin = 4 * p
+                }
+            }
+            width = cin
         default:
-            throw ModelError.unknownArchitecture(name)
+            guard let shape = wideResNetShape(name) else { throw ModelError.unknownArchitecture(name) }
+            var cin = c.scaled(16)
+            body = conv(c.channels, cin, 3)
+            for (i, base) in [16, 32, 64].enumerated() {
+                let w = c.scaled(base * shape.widen)
+                for j in 0..<(shape.depth - 4) / 6 {
+                    body += preActBlock(cin, w, stride: i > 0 && j == 0 ? 2 : 1)
+                    cin = w
+                }
+            }
+            body += bn(cin)
+            width = cin
         }
         var head = 0
         if let p = c.projection {
@@ -79,11 +114,11 @@ extension ModelRegistry {
                 bytes.overflow ? Int.max : bytes.partialValue,
                 for:
                     "building \(name) ×\(config.widthMultiplier) for input "
-                        + "\(config.inputShape.map(String.init).joined(separator: "x")) with \(config.numClasses) "
-                            + "classes",
+                    + "\(config.inputShape.map(String.init).joined(separator: "x")) with \(config.numClasses) "
+                    + "classes",
                 whatToDo:
                     "use a smaller width multiplier (or check the checkpoint's rrm.* metadata), or run where more "
-                        + "memory is available"
+                    + "memory is available"
             )
         } catch let e as NotEnoughMemory {
             throw ModelError.notEnoughMemory(e)
@@ -115,6 +150,12 @@ extension ModelRegistry {
             }
         }
         return (n, cin)
+    }
+
+    /// `PreActBlock`: two BatchNorms and 3x3 convolutions, a 1x1 projection where the shape changes.
+    private static func preActBlock(_ cin: Int, _ cout: Int, stride: Int) -> Int {
+        bn(cin) + conv(cin, cout, 3) + bn(cout) + conv(cout, cout, 3)
+            + (stride != 1 || cin != cout ? conv(cin, cout, 1) : 0)
     }
 
     private static func basicBlock(_ cin: Int, _ cout: Int, stride: Int, optionA: Bool) -> Int {

@@ -38,12 +38,21 @@ struct BuiltBody {
 /// `Tools/pytorch/rrmd_models.py` and adapts to the input channels, image size and classes.
 public enum ModelRegistry {
     /// Registry names, in the order they are documented.
-    public static let names = ["mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2"]
+    /// `wideresnet-28-10` stands for the family `wideresnet-<depth>-<widen>` (`isKnown`).
+    public static let names = [
+        "mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2", "preactresnet18", "resnet50",
+        "wideresnet-28-10",
+    ]
+
+    /// Whether `name` is a registry architecture: one of `names`, or any
+    /// `wideresnet-<depth>-<widen>` with depth 6n + 4.
+    public static func isKnown(_ name: String) -> Bool { names.contains(name) || wideResNetShape(name) != nil }
 
     /// Natural representation width of each architecture at width multiplier 1 (before scaling
     /// and before any projection); `make` checks its builders against this table.
     static let baseRepresentationWidths: [String: Int] = [
         "mlp": 256, "cnn-small": 128, "resnet20": 64, "resnet18": 512, "vgg11": 512, "mobilenetv2": 1280,
+        "preactresnet18": 512,
     ]
 
     /// Largest projection width `make` accepts; far beyond any registry body, it only stops a
@@ -54,6 +63,9 @@ public enum ModelRegistry {
     /// `config.projection`; computed without building the network (the distiller compares it with
     /// the teacher's width to decide whether a student needs a projection).
     public static func bodyWidth(_ name: String, config: ModelConfig) throws -> Int {
+        // Widths the builders compute from a scaled base, not by scaling the final width.
+        if name == "resnet50" { return 4 * config.scaled(512) }
+        if let shape = wideResNetShape(name) { return config.scaled(64 * shape.widen) }
         guard let base = baseRepresentationWidths[name] else { throw ModelError.unknownArchitecture(name) }
         return config.scaled(base)
     }
@@ -79,7 +91,11 @@ public enum ModelRegistry {
         case "resnet18": built = resnet18(config, &rng)
         case "vgg11": built = vgg11(config, &rng)
         case "mobilenetv2": built = mobileNetV2(config, &rng)
-        default: throw ModelError.unknownArchitecture(name)
+        case "preactresnet18": built = preActResNet18(config, &rng)
+        case "resnet50": built = resnet50(config, &rng)
+        default:
+            guard let shape = wideResNetShape(name) else { throw ModelError.unknownArchitecture(name) }
+            built = wideResNet(depth: shape.depth, widen: shape.widen, config, &rng)
         }
         let expectedWidth = try bodyWidth(name, config: config)
         precondition(

@@ -61,6 +61,36 @@ extension ModelRegistry {
         return BuiltBody(body: Sequential(children), width: cin, classifierName: "fc")
     }
 
+    /// `resnet50` (CIFAR variant, the paper's student): RobustBench's `ResNet50`, a 3x3 stem
+    /// (`conv1`, `bn1`), `layer1`…`layer4` of 3/4/6/3 bottleneck blocks (1x1, 3x3, 1x1
+    /// convolutions, 4x expansion, 1x1-conv + BN shortcuts `shortcut.0/1` where the shape
+    /// changes), classifier `linear`; 2048-d representation.
+    static func resnet50(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {
+        var cin = c.scaled(64)
+        var children: [(String, Layer)] = [normalize(c)] + convBNReLU("1", c.channels, cin, &rng)
+        for (i, (base, count)) in zip([64, 128, 256, 512], [3, 4, 6, 3]).enumerated() {
+            let planes = c.scaled(base)
+            var blocks: [Layer] = []
+            for j in 0..<count {
+                let stride = i > 0 && j == 0 ? 2 : 1
+                let main = Sequential(
+                    convBNReLU("1", cin, planes, kernel: 1, padding: 0, &rng)
+                        + convBNReLU("2", planes, planes, stride: stride, &rng))
+                let conv3 = Conv2d(planes, 4 * planes, kernel: 1, bias: false, rng: &rng)
+                let shortcut =
+                    stride != 1 || cin != 4 * planes ? projectionShortcut(cin, 4 * planes, stride: stride, &rng) : nil
+                blocks.append(
+                    ResidualBlock(
+                        main: main, conv: conv3, bn: BatchNorm2d(4 * planes), tailNames: ("conv3", "bn3"),
+                        shortcut: shortcut, reluAfterSum: true))
+                cin = 4 * planes
+            }
+            children.append(("layer\(i + 1)", Sequential(indexed: blocks)))
+        }
+        children.append(("pool", GlobalAvgPool()))
+        return BuiltBody(body: Sequential(children), width: cin, classifierName: "linear")
+    }
+
     /// `mobilenetv2` (CIFAR variant: stride-1 stem, the first two stages at full resolution):
     /// inverted residual blocks with depthwise 3x3 convolutions; 1280-d representation.
     static func mobileNetV2(_ c: ModelConfig, _ rng: inout RNG) -> BuiltBody {

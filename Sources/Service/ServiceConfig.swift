@@ -354,7 +354,9 @@ public struct ServiceConfig: Equatable, Sendable {
         try t.rejectUnknownKeys(["architectures", "width"])
         let d = Students()
         return Students(
-            architectures: try t.stringList("architectures", default: d.architectures, allowed: ModelRegistry.names),
+            architectures: try t.stringList(
+                "architectures", default: d.architectures, allowed: ModelRegistry.names,
+                alsoAllowed: ModelRegistry.isKnown),
             width: try t.double("width", default: d.width, range: 0.125...8))
     }
 

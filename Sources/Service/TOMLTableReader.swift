@@ -86,15 +86,20 @@ struct TOMLTableReader {
         return found
     }
 
-    /// A non-empty list of distinct strings, each one of `allowed`.
-    func stringList(_ name: String, default fallback: [String], allowed: [String]) throws -> [String] {
+    /// A non-empty list of distinct strings, each one of `allowed` or accepted by `alsoAllowed`
+    /// (a family of names, such as `wideresnet-<depth>-<widen>`).
+    func stringList(
+        _ name: String, default fallback: [String], allowed: [String], alsoAllowed: (String) -> Bool = { _ in false }
+    ) throws -> [String] {
         guard let value = table[name] else { return fallback }
         let expectation = "a non-empty list of distinct names from " + allowed.joined(separator: ", ")
         guard let array = value.array else { throw wrongType(name, value, expectation) }
         var out = [String]()
         for element in array {
             guard let s = element.string else { throw wrongType(name, value, expectation) }
-            guard allowed.contains(s) else { throw invalid(name, render(value), expectation + " ('\(s)' is not one)") }
+            guard allowed.contains(s) || alsoAllowed(s) else {
+                throw invalid(name, render(value), expectation + " ('\(s)' is not one)")
+            }
             guard !out.contains(s) else {
                 throw invalid(name, render(value), expectation + " ('\(s)' is listed twice)")
             }

@@ -62,7 +62,7 @@ final class ModelLoaderTests: XCTestCase {
 
     func testRecognisesPlainStateDicts() throws {
         for arch in ModelRegistry.names {
-            let net = try model(arch, width: arch == "mobilenetv2" || arch == "resnet18" || arch == "vgg11" ? 0.25 : 1)
+            let net = try model(arch, width: ["mlp", "cnn-small", "resnet20"].contains(arch) ? 1 : 0.25)
             let plain = SafeTensors(net.stateTensors())
             XCTAssertThrowsError(try ModelLoader.load(archive: plain, source: "p", dataset: nil)) {
                 XCTAssertEqual($0 as? ModelLoadError, .datasetNeeded(source: "p"))
@@ -72,6 +72,12 @@ final class ModelLoaderTests: XCTestCase {
             XCTAssertEqual(loaded.metadata.architecture, arch)
             XCTAssertEqual(loaded.network.config.widthMultiplier, net.config.widthMultiplier)
         }
+        // A wide ResNet's depth and widen factor are read from the state dict itself.
+        let wide = try model("wideresnet-16-4", width: 0.5)
+        let loaded = try ModelLoader.load(
+            archive: SafeTensors(wide.stateTensors()), source: "w", dataset: "fashion-mnist")
+        XCTAssertEqual(loaded.metadata.architecture, "wideresnet-16-4")
+        XCTAssertEqual(loaded.network.config.widthMultiplier, 0.5)
         // Tensors of no registry architecture: the error lists none and says which keys to add.
         var odd = SafeTensors(try model("resnet20").stateTensors())
         odd["layers.8.conv2.weight"] = .float32(Tensor(shape: [3, 3, 3, 3]))

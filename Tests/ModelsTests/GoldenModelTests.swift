@@ -13,6 +13,11 @@ final class GoldenModelTests: XCTestCase {
     func testCNNSmall() throws { try check("cnn-small") }
     func testMLP() throws { try check("mlp") }
     func testResNet18() throws { try check("resnet18") }
+    func testPreActResNet18() throws { try check("preactresnet18") }
+    /// ResNet-50 (53 BatchNorms, batch 2) is as chaotic in train mode as MobileNetV2 (README).
+    func testResNet50() throws { try check("resnet50", chaotic: true) }
+    func testWideResNet28x10() throws { try check("wideresnet-28-10") }
+    func testWideResNet16x2() throws { try check("wideresnet-16-2") }
     /// Train-mode MobileNetV2 amplifies float32 rounding ~100x through its 52 BatchNorms (see
     /// the fixtures' README), so its training checks use the README's looser measures.
     func testMobileNetV2() throws { try check("mobilenetv2", chaotic: true) }

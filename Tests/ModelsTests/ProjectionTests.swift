@@ -244,7 +244,7 @@ final class ProjectionTests: XCTestCase {
 
     func testPlainStateDictWithProjectionIsRecognised() throws {
         for arch in ModelRegistry.names {
-            let width = ["mobilenetv2", "resnet18", "vgg11"].contains(arch) ? 0.25 : 1
+            let width = ["mlp", "cnn-small", "resnet20"].contains(arch) ? 1 : 0.25
             let net = try ModelRegistry.make(
                 arch,
                 config: ModelConfig(

@@ -7,7 +7,10 @@ import XCTest
 /// Every architecture adapts to the input and class count and exposes its representation.
 final class RegistryTests: XCTestCase {
     func testArchitecturesAdaptToInputs() throws {
-        let widths = ["mlp": 256, "cnn-small": 128, "resnet20": 64, "resnet18": 512, "vgg11": 512, "mobilenetv2": 1280]
+        let widths = [
+            "mlp": 256, "cnn-small": 128, "resnet20": 64, "resnet18": 512, "vgg11": 512, "mobilenetv2": 1280,
+            "preactresnet18": 512, "resnet50": 2048, "wideresnet-28-10": 640,
+        ]
         for name in ModelRegistry.names {
             for (c, h, w, k) in [(1, 28, 28, 10), (3, 32, 32, 7), (1, 8, 8, 3)] {
                 let config = ModelConfig(channels: c, height: h, width: w, numClasses: k, widthMultiplier: 0.25)

@@ -139,6 +139,55 @@ final class LayerGradientTests: XCTestCase {
         let xa = Tensor.normal(shape: [2, 2, 5, 5], std: 1, rng: &rng)
         for m in modes { GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(blockA, input: xa, mode: m) }
     }
+
+    /// ResNet-50's bottleneck: a branch of two conv-BN-ReLU layers (1x1, then a strided 3x3)
+    /// ending in a 1x1 conv and BatchNorm, with a projection shortcut and a ReLU after the sum.
+    func testBottleneckBlock() {
+        var rng = RNG(seed: 18)
+        let main = Sequential([
+            (
+                "",
+                ConvBNReLU(
+                    Conv2d(4, 2, kernel: 1, bias: false, rng: &rng), BatchNorm2d(2), relu: true,
+                    names: ("conv1", "bn1"))
+            ),
+            (
+                "",
+                ConvBNReLU(
+                    Conv2d(2, 2, kernel: 3, stride: 2, padding: 1, bias: false, rng: &rng), BatchNorm2d(2),
+                    relu: true, names: ("conv2", "bn2"))
+            ),
+        ])
+        let shortcut = ConvBNReLU(
+            Conv2d(4, 8, kernel: 1, stride: 2, bias: false, rng: &rng), BatchNorm2d(8), relu: false,
+            names: ("0", "1"))
+        let block = ResidualBlock(
+            main: main, conv: Conv2d(2, 8, kernel: 1, bias: false, rng: &rng), bn: BatchNorm2d(8),
+            tailNames: ("conv3", "bn3"), shortcut: shortcut, reluAfterSum: true)
+        let x = Tensor.normal(shape: [3, 4, 6, 6], std: 1, rng: &rng)
+        for m in modes { GradientCheck(h: 1e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: m) }
+    }
+
+    /// Pre-activation blocks: identity, a projection of the pre-activated input (wide ResNets)
+    /// and of the raw input (PreActResNet), in both modes; state named as the public definitions.
+    func testPreActBlocks() {
+        var rng = RNG(seed: 15)
+        let cases: [(cin: Int, cout: Int, stride: Int, input: PreActBlock.ShortcutInput, name: String)] = [
+            (3, 3, 1, .raw, "shortcut.0"), (2, 4, 2, .preActivated, "convShortcut"), (2, 3, 1, .raw, "shortcut.0"),
+        ]
+        for c in cases {
+            let block = PreActBlock(
+                c.cin, c.cout, stride: c.stride, shortcutInput: c.input, shortcutName: c.name, rng: &rng)
+            let x = Tensor.normal(shape: [2, c.cin, 4, 4], std: 1, rng: &rng)
+            for m in modes { GradientCheck(h: 2e-3, atol: 3e-3, rtol: 3e-2).check(block, input: x, mode: m) }
+            var names: [String] = []
+            block.visitState(prefix: "") { n, _ in names.append(n) }
+            XCTAssertEqual(
+                names.filter { $0.hasSuffix("weight") },
+                ["bn1.weight", "conv1.weight", "bn2.weight", "conv2.weight"]
+                    + (c.cin == c.cout && c.stride == 1 ? [] : ["\(c.name).weight"]))
+        }
+    }
 }
 
 /// The 2x2 stride-2 max pool's own loop against the plain rule (first maximum in row-major

@@ -273,13 +273,20 @@ final class ServiceConfigTests: XCTestCase {
     }
 
     func testInvalidValues() {
-        let arch = failure("[students]\narchitectures = [\"resnet20\", \"resnet50\"]", .invalidValue)
+        let arch = failure("[students]\narchitectures = [\"resnet20\", \"resnet101\"]", .invalidValue)
         XCTAssertEqual(arch?.key, "students.architectures")
-        XCTAssertEqual(arch?.value, "[\"resnet20\", \"resnet50\"]")
+        XCTAssertEqual(arch?.value, "[\"resnet20\", \"resnet101\"]")
         XCTAssertTrue(
-            arch?.description.contains("mlp, cnn-small, resnet20, resnet18, vgg11, mobilenetv2 ('resnet50' is not one)")
+            arch?.description.contains(
+                "mlp, cnn-small, resnet20, resnet18, vgg11, mobilenetv2, preactresnet18, "
+                    + "resnet50, wideresnet-28-10 ('resnet101' is not one)")
                 ?? false,
             "\(String(describing: arch))")
+        // A wide ResNet of any depth 6n + 4 is an architecture; other depths are not.
+        XCTAssertEqual(
+            try? parse("[students]\narchitectures = [\"wideresnet-16-2\"]").students.architectures, ["wideresnet-16-2"])
+        XCTAssertEqual(
+            failure("[students]\narchitectures = [\"wideresnet-15-2\"]", .invalidValue)?.key, "students.architectures")
         XCTAssertTrue(
             failure("[students]\narchitectures = [\"mlp\", \"mlp\"]", .invalidValue)?.description.contains(
                 "listed twice") ?? false)

@@ -81,7 +81,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog=__doc__.split("\n", 2)[2])
-    ap.add_argument("--arch", required=True, choices=rrmd_models.ARCHS)
+    ap.add_argument("--arch", required=True, type=rrmd_models.arch_name,
+                   help="one of " + ", ".join(rrmd_models.ARCHS) + " or wideresnet-<depth>-<widen>")
     ap.add_argument("--in-channels", type=int, required=True)
     ap.add_argument("--height", type=int, required=True)
     ap.add_argument("--width", type=int, required=True)

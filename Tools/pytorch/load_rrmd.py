@@ -63,7 +63,8 @@ def main(argv=None):
     g = ap.add_argument_group("for files without rrm.* metadata (override the inferred values)")
     g.add_argument("--ignore-metadata", action="store_true",
                    help="treat the file as a plain state_dict (tests the identification)")
-    g.add_argument("--arch", choices=rrmd_models.ARCHS)
+    g.add_argument("--arch", type=rrmd_models.arch_name,
+                   help="one of " + ", ".join(rrmd_models.ARCHS) + " or wideresnet-<depth>-<widen>")
     g.add_argument("--width-mult", type=float)
     g.add_argument("--input-shape", type=parse_shape, metavar="C,H,W")
     g.add_argument("--num-classes", type=int)

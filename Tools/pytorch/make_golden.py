@@ -39,8 +39,9 @@ PERTURBATION = 1e-6  # relative; the order of the accumulated float32 error of t
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 # mobilenetv2's second step is chaotic in float32 (README: "Conditioning"), so it is not stored.
-STEPS = {"mobilenetv2": 1}
-SEEDS = {"resnet20": 64, "vgg11": 14, "cnn-small": 10, "mlp": 20, "resnet18": 20, "mobilenetv2": 5}
+STEPS = {"mobilenetv2": 1, "resnet50": 1, "wideresnet-28-10": 1}  # the last two: one step keeps the files small
+SEEDS = {"resnet20": 64, "vgg11": 14, "cnn-small": 10, "mlp": 20, "resnet18": 20, "mobilenetv2": 5,
+         "preactresnet18": 0, "resnet50": 0, "wideresnet-28-10": 0, "wideresnet-16-2": 0}
 
 # name, seed, arch, in_channels, height, width, batch, num_classes, width_mult, mean, std
 # cnn-small and vgg11 run narrower than their production width to keep each file near 1-2 MB
@@ -54,6 +55,11 @@ MODEL_CASES = [
     ("mlp", SEEDS["mlp"], "mlp", 1, 8, 8, 5, 10, 0.5, None, None),
     ("resnet18", SEEDS["resnet18"], "resnet18", 3, 32, 32, 2, 10, 0.125, None, None),
     ("mobilenetv2", SEEDS["mobilenetv2"], "mobilenetv2", 3, 32, 32, 2, 10, 0.25, None, None),
+    # The public robust model zoo's architectures (issue 17), narrowed to keep the files small.
+    ("preactresnet18", SEEDS["preactresnet18"], "preactresnet18", 3, 32, 32, 2, 10, 0.125, CIFAR_MEAN, CIFAR_STD),
+    ("resnet50", SEEDS["resnet50"], "resnet50", 3, 32, 32, 2, 10, 0.125, CIFAR_MEAN, CIFAR_STD),
+    ("wideresnet-28-10", SEEDS["wideresnet-28-10"], "wideresnet-28-10", 3, 32, 32, 2, 10, 0.1, CIFAR_MEAN, CIFAR_STD),
+    ("wideresnet-16-2", SEEDS["wideresnet-16-2"], "wideresnet-16-2", 3, 32, 32, 2, 10, 0.5, CIFAR_MEAN, CIFAR_STD),
 ]
 
 # Students with a projection head (design.md section 1, "Width mismatch"): the same goldens as

@@ -47,6 +47,10 @@ cases=(
     "mlp-fashion mlp 1 28 28 1 0.286 0.353"
     "cnn-small-fashion cnn-small 1 28 28 0.3 0.286 0.353"
     "cnn-small-projection cnn-small 1 28 28 0.3 0.286 0.353 24"
+    "preactresnet18 preactresnet18 3 32 32 1 0.4914,0.4822,0.4465 0.247,0.2435,0.2616"
+    "resnet50 resnet50 3 32 32 1 0.4914,0.4822,0.4465 0.247,0.2435,0.2616"
+    "wideresnet-28-10 wideresnet-28-10 3 32 32 1 0.4914,0.4822,0.4465 0.247,0.2435,0.2616"
+    "wideresnet-16-2 wideresnet-16-2 3 32 32 1 0,0,0 1,1,1"
 )
 
 failed=0

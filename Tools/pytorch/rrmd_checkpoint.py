@@ -183,7 +183,7 @@ def parse_metadata(meta):
         warnings.append(f"format = {meta['format']!r} (safetensors.torch writes 'pt')")
 
     arch = meta["rrm.arch"]
-    if arch not in rrmd_models.ARCHS:
+    if not rrmd_models.is_known(arch):
         raise CheckpointError(f"rrm.arch {arch!r}: known architectures are {', '.join(rrmd_models.ARCHS)}")
     try:
         width = float(meta.get("rrm.width", "1"))
@@ -495,7 +495,24 @@ _ANCHORS = {
     "resnet18": ("conv1.weight", 64, "conv1.weight", "fc.weight"),
     "vgg11": ("features.0.weight", 64, "features.0.weight", "classifier.weight"),
     "mobilenetv2": ("conv1.weight", 32, "conv1.weight", "fc.weight"),
+    "preactresnet18": ("conv1.weight", 64, "conv1.weight", "linear.weight"),
+    "resnet50": ("conv1.weight", 64, "conv1.weight", "linear.weight"),
 }
+
+
+def _wide_anchor(got):
+    """The wide ResNet a state_dict describes (depth from block1's blocks, widen factor from
+    block3's width over the stem's), as an _ANCHORS entry, or None."""
+    if "block3.layer.0.conv1.weight" not in got or "conv1.weight" not in got:
+        return None
+    blocks = 0
+    while f"block1.layer.{blocks}.conv1.weight" in got:
+        blocks += 1
+    widen = round(got["block3.layer.0.conv1.weight"][0] / got["conv1.weight"][0] / 4)
+    arch = f"wideresnet-{6 * blocks + 4}-{widen}"
+    if blocks == 0 or rrmd_models.wide_resnet_shape(arch) is None:
+        return None
+    return {arch: ("conv1.weight", 16, "conv1.weight", "fc.weight")}
 
 
 def _is_square(n):
@@ -544,7 +561,7 @@ def infer_spec(tensors, input_shape=None):
                                   "a projection head is a [P, D] matrix")
         projection = got["projection.weight"][0]
     fits = []
-    for arch, (anchor, base, cin_key, head) in _ANCHORS.items():
+    for arch, (anchor, base, cin_key, head) in {**_ANCHORS, **(_wide_anchor(got) or {})}.items():
         if anchor not in got or head not in got or len(got[head]) != 2:
             continue
         k = got[head][0]

@@ -25,7 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ARCHS = ("mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2")
+ARCHS = ("mlp", "cnn-small", "resnet20", "resnet18", "vgg11", "mobilenetv2", "preactresnet18", "resnet50",
+         "wideresnet-28-10")
 
 
 def make_ch(width_mult):
@@ -277,8 +278,176 @@ class MobileNetV2(Classifier):
 
 
 # ----------------------------------------------------------------------------- registry
+# ----------------------------------------------------------------------------- preactresnet18
+class PreActBlock(nn.Module):
+    """RobustBench's PreActBlock (resnet.py): relu(bn1(x)) feeds conv1; the 1x1 shortcut, where
+    the shape changes, reads the raw input x (its default out_shortcut=False); no activation
+    after the sum."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        skip = self.shortcut(x) if hasattr(self, "shortcut") else x
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + skip
+
+
+class PreActResNet18(Classifier):
+    head = "linear"
+
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(c, ch(64), 3, 1, 1, bias=False)
+        cin = ch(64)
+        for i, (width, stride) in enumerate(zip((64, 128, 256, 512), (1, 2, 2, 2))):
+            cout = ch(width)
+            setattr(self, f"layer{i + 1}", nn.Sequential(PreActBlock(cin, cout, stride), PreActBlock(cout, cout, 1)))
+            cin = cout
+        self.attach_head(cin, num_classes, projection)
+
+    def body(self, x):
+        x = self.conv1(self.normalize(x))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- resnet50
+class Bottleneck(nn.Module):
+    """RobustBench's Bottleneck (resnet.py): 1x1, 3x3 (strided), 1x1 x4 convolutions with BN;
+    1x1-conv + BN shortcut where the shape changes; ReLU after the sum."""
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, 4 * planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != 4 * planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, 4 * planes, 1, stride=stride, bias=False),
+                                          nn.BatchNorm2d(4 * planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet50(Classifier):
+    head = "linear"
+
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        self.conv1 = nn.Conv2d(c, ch(64), 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(ch(64))
+        cin = ch(64)
+        for i, (base, count) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+            planes = ch(base)
+            blocks = []
+            for j in range(count):
+                blocks.append(Bottleneck(cin, planes, 2 if i > 0 and j == 0 else 1))
+                cin = 4 * planes
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+        self.attach_head(cin, num_classes, projection)
+
+    def body(self, x):
+        x = F.relu(self.bn1(self.conv1(self.normalize(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+# ----------------------------------------------------------------------------- wideresnet-D-W
+class WideBlock(nn.Module):
+    """RobustBench's wide_resnet.BasicBlock without dropout: relu(bn1(x)) feeds conv1 and, where
+    the width changes, the 1x1 `convShortcut`; no activation after the sum."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.convShortcut = nn.Conv2d(cin, cout, 1, stride, 0, bias=False) if cin != cout or stride != 1 else None
+
+    def forward(self, x):
+        a = F.relu(self.bn1(x))
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        return out + (x if self.convShortcut is None else self.convShortcut(a))
+
+
+class WideStage(nn.Module):
+    """RobustBench's NetworkBlock: the blocks under `layer`."""
+
+    def __init__(self, blocks):
+        super().__init__()
+        self.layer = nn.Sequential(*blocks)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class WideResNet(Classifier):
+    head = "fc"
+    depth, widen = 28, 10  # set per name by build()
+
+    def __init__(self, c, h, w, num_classes, ch, mean, std, projection=None):
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        n = (self.depth - 4) // 6
+        cin = ch(16)
+        self.conv1 = nn.Conv2d(c, cin, 3, 1, 1, bias=False)
+        for i, base in enumerate((16, 32, 64)):
+            cout = ch(base * self.widen)
+            blocks = []
+            for j in range(n):
+                blocks.append(WideBlock(cin, cout, 2 if i > 0 and j == 0 else 1))
+                cin = cout
+            setattr(self, f"block{i + 1}", WideStage(blocks))
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.attach_head(cin, num_classes, projection)
+
+    def body(self, x):
+        x = self.conv1(self.normalize(x))
+        x = F.relu(self.bn1(self.block3(self.block2(self.block1(x)))))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
 _CLASSES = {"mlp": MLP, "cnn-small": CNNSmall, "resnet20": ResNet20, "resnet18": ResNet18,
-            "vgg11": VGG11, "mobilenetv2": MobileNetV2}
+            "vgg11": VGG11, "mobilenetv2": MobileNetV2, "preactresnet18": PreActResNet18, "resnet50": ResNet50}
+
+
+def wide_resnet_shape(arch):
+    """(depth, widen) of a `wideresnet-<depth>-<widen>` name, or None."""
+    parts = arch.split("-")
+    if len(parts) != 3 or parts[0] != "wideresnet" or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    depth, widen = int(parts[1]), int(parts[2])
+    return (depth, widen) if depth >= 10 and (depth - 4) % 6 == 0 and widen >= 1 else None
+
+
+def is_known(arch):
+    """Whether `arch` is a registry architecture: one of ARCHS or any wideresnet-<depth>-<widen>."""
+    return arch in ARCHS or wide_resnet_shape(arch) is not None
+
+
+def arch_name(text):
+    """argparse type for --arch: a registry architecture name."""
+    if not is_known(text):
+        raise ValueError(f"unknown architecture {text!r}")
+    return text
 
 
 def per_channel(values, default, c):
@@ -300,11 +469,15 @@ def build(arch, in_channels, height, width, num_classes, width_mult=1.0, mean=No
     """Builds `arch` (one of ARCHS) for inputs [N, in_channels, height, width] in [0, 1];
     `projection` (an int P, or None) adds the projection head `projection.weight` [P, D], with
     `projection.bias` [P] when `projection_bias`."""
-    if arch not in _CLASSES:
-        raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}")
+    shape = wide_resnet_shape(arch)
+    if arch not in _CLASSES and shape is None:
+        raise ValueError(f"unknown arch {arch!r}; known: {', '.join(ARCHS)}, wideresnet-<depth>-<widen>")
     mean = per_channel(mean, 0.0, in_channels)
     std = per_channel(std, 1.0, in_channels)
-    cls = _CLASSES[arch]
+    if shape is not None:
+        cls = type("WideResNet", (WideResNet,), {"depth": shape[0], "widen": shape[1]})
+    else:
+        cls = _CLASSES[arch]
     if projection_bias:
         # A class attribute read by attach_head, so the constructors' signatures stay as they are.
         cls = type(cls.__name__, (cls,), {"projection_bias": True})
