@@ -128,7 +128,9 @@ let package = Package(
                 "Kernels",
             ]),
         .testTarget(
-            name: "ModelIOTests", dependencies: ["ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"]),
+            name: "ModelIOTests",
+            dependencies: ["TestSupport", "ModelIO", "Attacks", "Models", "NN", "Checkpoint", "TensorCore"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "BenchTests", dependencies: ["Bench"]),
     ],
     swiftLanguageModes: [.v5]
