@@ -24,6 +24,23 @@ public enum CIFAR10 {
     public static func read(
         paths: [String], limit: Int? = nil, hint: String = ""
     ) throws -> (images: Tensor, labels: [Int32]) {
+        try CIFARBinary.read(
+            paths: paths, labelBytes: 1, labelOffset: 0, numClasses: numClasses, name: "CIFAR-10", limit: limit,
+            hint: hint)
+    }
+}
+
+/// The record layout the CIFAR binary versions share: label bytes, then a 32x32 image as 1,024
+/// red, 1,024 green and 1,024 blue bytes (CHW order already). Files may be gzipped.
+public enum CIFARBinary {
+    /// Reads the records of `paths` in order as images `[N, 3, 32, 32]` in [0, 1] and labels:
+    /// each record is `labelBytes` label bytes (the label used is the one at `labelOffset`) and
+    /// 3,072 pixel bytes; `limit` keeps only the first records (later files are then not opened).
+    public static func read(
+        paths: [String], labelBytes: Int, labelOffset: Int, numClasses: Int, name: String, limit: Int? = nil,
+        hint: String = ""
+    ) throws -> (images: Tensor, labels: [Int32]) {
+        let recordSize = labelBytes + 3 * 32 * 32
         let wanted = max(0, limit ?? Int.max)
         var files: [(path: String, bytes: [UInt8])] = []
         var records = 0
@@ -37,9 +54,9 @@ public enum CIFAR10 {
             records += bytes.count / recordSize
         }
         let n = min(records, wanted)
-        let pixels = recordSize - 1
+        let pixels = recordSize - labelBytes
         try MemoryBudget.check(
-            n * pixels * MemoryLayout<Float>.size, for: "decoding \(n) CIFAR-10 images",
+            n * pixels * MemoryLayout<Float>.size, for: "decoding \(n) \(name) images",
             whatToDo: "read fewer images (limit), or run where more memory is available")
         var images = Tensor(uninitializedShape: [n, 3, 32, 32])  // [N, 3, 32, 32]
         var labels = [Int32](repeating: 0, count: n)
@@ -53,14 +70,14 @@ public enum CIFAR10 {
                     var r = 0
                     while r < src.count / recordSize && next < n {
                         let at = r * recordSize
-                        let label = Int(src[at])
+                        let label = Int(src[at + labelOffset])
                         if label >= numClasses {
                             throw DataError.labelOutOfRange(
                                 path: file.path, index: r, offset: at, label: label, numClasses: numClasses)
                         }
                         labels[next] = Int32(label)
                         let out = dst + next * pixels
-                        for i in 0..<pixels { out[i] = table[Int(src[at + 1 + i])] }
+                        for i in 0..<pixels { out[i] = table[Int(src[at + labelBytes + i])] }
                         r += 1
                         next += 1
                     }
@@ -68,5 +85,26 @@ public enum CIFAR10 {
             }
         }
         return (images, labels)
+    }
+}
+
+/// Reader for the CIFAR-100 "binary version" (train.bin, test.bin): each record is the coarse
+/// label (20 superclasses), the fine label (100 classes), then 3,072 pixel bytes.
+public enum CIFAR100 {
+    /// Bytes per record: 2 labels + 3 x 32 x 32 pixels.
+    public static let recordSize = 2 + 3 * 32 * 32
+    /// The training file.
+    public static let trainFiles = ["train.bin"]
+    /// The test file.
+    public static let testFiles = ["test.bin"]
+
+    /// Reads the records of `paths` with their fine labels (100 classes), or their coarse ones
+    /// (20 superclasses) when `coarse`.
+    public static func read(
+        paths: [String], coarse: Bool = false, limit: Int? = nil, hint: String = ""
+    ) throws -> (images: Tensor, labels: [Int32]) {
+        try CIFARBinary.read(
+            paths: paths, labelBytes: 2, labelOffset: coarse ? 0 : 1, numClasses: coarse ? 20 : 100,
+            name: "CIFAR-100", limit: limit, hint: hint)
     }
 }

@@ -23,7 +23,7 @@ public struct DatasetSpec: Sendable {
         switch layout {
         case .idx: return [1, 28, 28]
         case .idxSplit: return [1, 8, 8]
-        case .cifar10: return [3, 32, 32]
+        case .cifar10, .cifar100: return [3, 32, 32]
         }
     }
 
@@ -50,6 +50,8 @@ public struct DatasetSpec: Sendable {
         case idxSplit(images: String, labels: String, maxValue: Int, total: Int, testCount: Int)
         /// CIFAR-10 binary batches.
         case cifar10
+        /// CIFAR-100's binary train.bin/test.bin, with fine labels (or the 20 coarse ones).
+        case cifar100(coarse: Bool)
     }
 }
 
@@ -108,6 +110,21 @@ public enum DatasetCatalog {
                 + "https://www.cs.toronto.edu/~kriz/cifar.html), extract it and pass --data-dir pointing at "
                 + "its cifar-10-batches-bin directory (data_batch_1.bin … data_batch_5.bin, test_batch.bin).",
             layout: .cifar10),
+        DatasetSpec(
+            name: "cifar100", numClasses: 100, allowsHorizontalFlip: true,
+            defaultDirectories: [],
+            files: CIFAR100.trainFiles + CIFAR100.testFiles,
+            hint: "Download the CIFAR-100 binary version (cifar-100-binary.tar.gz, "
+                + "https://www.cs.toronto.edu/~kriz/cifar.html), extract it and pass --data-dir pointing at "
+                + "its cifar-100-binary directory (train.bin, test.bin).",
+            layout: .cifar100(coarse: false)),
+        DatasetSpec(
+            name: "cifar100-coarse", numClasses: 20, allowsHorizontalFlip: true,
+            defaultDirectories: [],
+            files: CIFAR100.trainFiles + CIFAR100.testFiles,
+            hint: "CIFAR-100 with its 20 superclass labels: pass --data-dir pointing at the cifar-100-binary "
+                + "directory (train.bin, test.bin) of cifar-100-binary.tar.gz.",
+            layout: .cifar100(coarse: true)),
     ]
 
     /// The names of `all`, for help texts and errors.
@@ -116,7 +133,7 @@ public enum DatasetCatalog {
     /// The spec called `name` (case-insensitive; "fashion_mnist", "cifar-10" are accepted too).
     public static func spec(named name: String) throws -> DatasetSpec {
         let key = name.lowercased().replacingOccurrences(of: "_", with: "-")
-        let aliases = ["cifar-10": "cifar10", "fashionmnist": "fashion-mnist"]
+        let aliases = ["cifar-10": "cifar10", "fashionmnist": "fashion-mnist", "cifar-100": "cifar100"]
         let canonical = aliases[key] ?? key
         guard let spec = all.first(where: { $0.name == canonical }) else {
             throw DataError.unknownDataset(name: name, known: knownNames)
@@ -192,6 +209,12 @@ public enum DatasetCatalog {
         case .cifar10:
             let train = try CIFAR10.read(paths: try CIFAR10.trainFiles.map(file), limit: limit, hint: spec.hint)
             let test = try CIFAR10.read(paths: try CIFAR10.testFiles.map(file), limit: limit, hint: spec.hint)
+            return (make(train.images, train.labels), make(test.images, test.labels))
+        case .cifar100(let coarse):
+            let train = try CIFAR100.read(
+                paths: try CIFAR100.trainFiles.map(file), coarse: coarse, limit: limit, hint: spec.hint)
+            let test = try CIFAR100.read(
+                paths: try CIFAR100.testFiles.map(file), coarse: coarse, limit: limit, hint: spec.hint)
             return (make(train.images, train.labels), make(test.images, test.labels))
         }
     }

@@ -65,11 +65,19 @@ public struct ServiceConfig: Equatable, Sendable {
         case idx
         /// CIFAR-10's binary batches.
         case cifar10
+        /// CIFAR-100's binary train.bin/test.bin (`cifar100`: fine labels; `cifar100-coarse`: the 20 superclasses).
+        case cifar100
         /// Whatever the dataset's name implies.
         case auto
 
         /// The format a catalog dataset is stored in.
-        public static func natural(for dataset: String) -> DatasetFormat { dataset == "cifar10" ? .cifar10 : .idx }
+        public static func natural(for dataset: String) -> DatasetFormat {
+            switch dataset {
+            case "cifar10": return .cifar10
+            case "cifar100", "cifar100-coarse": return .cifar100
+            default: return .idx
+            }
+        }
     }
 
     /// `[students]`: the architectures distilled from every teacher.

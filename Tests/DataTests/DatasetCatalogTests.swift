@@ -64,7 +64,7 @@ final class DatasetCatalogTests: XCTestCase {
     func testUnknownAndMissing() {
         assertDataError(try DatasetCatalog.load("imagenet")) {
             if case .unknownDataset("imagenet", let known) = $0 {
-                return known == ["fashion-mnist", "mnist", "digits", "cifar10"]
+                return known == ["fashion-mnist", "mnist", "digits", "cifar10", "cifar100", "cifar100-coarse"]
             }
             return false
         }

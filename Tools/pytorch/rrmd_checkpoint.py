@@ -43,7 +43,7 @@ MAX_PROJECTION = 65536            # largest projection head width rrmd builds
 ZSTD_LEVEL = 3
 
 FORMAT_VERSION = "1"
-DATASETS = ("fashion-mnist", "mnist", "digits", "cifar10")
+DATASETS = ("fashion-mnist", "mnist", "digits", "cifar10", "cifar100", "cifar100-coarse")
 TRAINED_BY = ("natural", "pgd-at", "fgsm-rs", "rrm", "external")
 KNOWN_KEYS = {"rrm.format", "rrm.arch", "rrm.width", "rrm.dataset", "rrm.num_classes",
               "rrm.input_shape", "rrm.mean", "rrm.std", "rrm.threat_model", "rrm.trained_by", "rrm.training",
