@@ -29,8 +29,14 @@ public enum Benchmarks {
         }
     }
 
-    /// The workload names `run` understands, in report order.
+    /// The workloads `rrmd bench` runs by default, in report order.
     public static let workloads = ["resnet20_train", "resnet20_infer", "vgg_small_train", "rrm_step", "pgd10"]
+
+    /// Workloads run only when asked for (`--only`): a model-zoo-sized RRM step takes seconds.
+    public static let optionalWorkloads = ["rrm_step_wrn"]
+
+    /// Every workload `run` understands.
+    public static var knownWorkloads: [String] { workloads + optionalWorkloads }
 
     /// Batch size of every workload.
     public static let batch = 128
@@ -77,6 +83,7 @@ public enum Benchmarks {
     static func measure(_ name: String, timer: BenchTimer) throws -> Result {
         let (x, y) = randomBatch(seed: 0)
         if name == "rrm_step" { return try rrmStep(x: x, y: y, timer: timer) }
+        if name == "rrm_step_wrn" { return try rrmStepWRN(x: x, y: y, timer: timer) }
         let model: Network
         switch name {
         case "resnet20_train", "resnet20_infer", "pgd10":
@@ -128,6 +135,22 @@ public enum Benchmarks {
         config.widthMultiplier = 1
         config.projection = teacher.representationWidth
         let student = try ModelRegistry.make("resnet20", config: config, seed: 0)
+        let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
+        let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
+        let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage
+        return Result(
+            imagesPerSecond: m.imagesPerSecond, gflops: Double(flops) * m.imagesPerSecond / 1e9,
+            forwardFLOPsPerImage: student.forwardFLOPsPerImage, measurement: m)
+    }
+
+    /// `Tools/peers/bench_rrm_wrn.py`: one RRM step of a ResNet-18 student (CIFAR variant) whose
+    /// 512-d representation is projected to 640-d, against a frozen WRN-28-10 teacher in inference
+    /// mode (the model zoo's most common robust architecture); loss 0.005 CE + mean(1 - cos).
+    static func rrmStepWRN(x: Tensor, y: [Int32], timer: BenchTimer) throws -> Result {
+        var config = ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10)
+        let teacher = try ModelRegistry.make("wideresnet-28-10", config: config, seed: 1)
+        config.projection = teacher.representationWidth
+        let student = try ModelRegistry.make("resnet18", config: config, seed: 0)
         let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
         let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
         let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage

@@ -19,7 +19,12 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("min-seconds"), help: "Minimum length of one measurement, in seconds.")
     var minSeconds = 2.0
 
-    @Option(help: "Comma-separated workloads (default: all of \(Benchmarks.workloads.joined(separator: ","))).")
+    @Option(
+        help:
+            ArgumentHelp(
+                "Comma-separated workloads (default: all of \(Benchmarks.workloads.joined(separator: ","))"
+                    + "; also \(Benchmarks.optionalWorkloads.joined(separator: ",")), a model-zoo-sized RRM step).")
+    )
     var only: String?
 
     @Flag(help: "Print one JSON object instead of a table.")
@@ -28,8 +33,9 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         Compute.configure(threads: threads)
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.workloads
-        for n in names where !Benchmarks.workloads.contains(n) {
-            throw ValidationError("unknown workload '\(n)'; known: \(Benchmarks.workloads.joined(separator: ", "))")
+        for n in names where !Benchmarks.knownWorkloads.contains(n) {
+            throw ValidationError(
+                "unknown workload '\(n)'; known: \(Benchmarks.knownWorkloads.joined(separator: ", "))")
         }
         let timer = BenchTimer(repeats: repeats, minSeconds: minSeconds)
         // The sgemm rate brackets the workloads (measured before and after, the mean used): on a
