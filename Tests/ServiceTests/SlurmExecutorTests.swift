@@ -193,7 +193,15 @@ final class SlurmExecutorTests: DaemonTestCase {
         let job = try rrmd(["submit", "--config", cfg, try teacherFile()]).output.trimmingCharacters(
             in: .whitespacesAndNewlines)
         let first = try start(["serve", "--config", cfg])
-        XCTAssertNotNil(record(job, "cnn-small"), "the student was never submitted")
+        let id = try XCTUnwrap(record(job, "cnn-small")?["slurm_job"] as? String, "the student was never submitted")
+        // `rrmd status` shows the job's Slurm jobs with their ids and states.
+        var status = ""
+        let deadline = Date().addingTimeInterval(30)
+        while !status.contains("slurm job \(id): cnn-small") && Date() < deadline {
+            status = try rrmd(["status", "--config", cfg]).output
+            usleep(200_000)
+        }
+        XCTAssertTrue(status.contains("slurm job \(id): cnn-small"), status)
         kill(first.process.processIdentifier, SIGKILL)
         first.process.waitUntilExit()
         XCTAssertEqual(submissions, 2)
