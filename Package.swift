@@ -32,6 +32,8 @@ let package = Package(
         .systemLibrary(name: "CInotifyTools", path: "Sources/CInotifyTools"),
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd"),
         .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
 
         // Compute core.
         .target(name: "KernelsAVX512", swiftSettings: avx512),
@@ -40,7 +42,9 @@ let package = Package(
         .target(name: "NN", dependencies: ["TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Models", dependencies: ["NN", "TensorCore", "Kernels"], swiftSettings: optimised),
         .target(name: "Attacks", dependencies: ["NN", "Models", "TensorCore", "Kernels"], swiftSettings: optimised),
-        .target(name: "Data", dependencies: ["TensorCore", "Kernels", "CZlib"], swiftSettings: optimised),
+        .target(
+            name: "Data", dependencies: ["TensorCore", "Kernels", "CZlib", "CTurboJPEG", "CPNG", "FileSystem"],
+            swiftSettings: optimised),
         // Durable files: atomic replacement, fsync, bounded reads, SHA-256, one errno-carrying error.
         .target(name: "FileSystem"),
         .target(name: "Checkpoint", dependencies: ["FileSystem", "TensorCore", "Kernels", "CZstd"]),
@@ -93,7 +97,8 @@ let package = Package(
         // What many test targets share: fixture locations, the digits set and models, temporary
         // directories, tolerance checks. Used only by tests.
         .target(
-            name: "TestSupport", dependencies: ["Data", "Models", "Checkpoint", "TensorCore"], path: "Tests/TestSupport"
+            name: "TestSupport", dependencies: ["Data", "Models", "Checkpoint", "TensorCore", "CPNG", "CTurboJPEG"],
+            path: "Tests/TestSupport"
         ),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
@@ -103,7 +108,8 @@ let package = Package(
             dependencies: [
                 "TestSupport", "Models", "NN", "Checkpoint", "ModelIO", "Training", "TensorCore", "Kernels",
             ], resources: [.copy("Fixtures")]),
-        .testTarget(name: "DataTests", dependencies: ["Data"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "DataTests", dependencies: ["Data", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "FileSystemTests", dependencies: ["FileSystem"]),
         .testTarget(name: "CheckpointTests", dependencies: ["TestSupport", "Checkpoint", "FileSystem", "TensorCore"]),
         .testTarget(

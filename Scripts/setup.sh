@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # python3: the main job prints its summary with Scripts/run_summary.py (standard library only).
-packages=(libopenblas-dev zlib1g-dev libzstd-dev libinotifytools0-dev libsystemd-dev systemd dataset-fashion-mnist python3)
+packages=(libopenblas-dev zlib1g-dev libzstd-dev libinotifytools0-dev libsystemd-dev systemd dataset-fashion-mnist python3
+  libturbojpeg0-dev libpng-dev)
 # --slurm (the tests): a one-node Slurm cluster for the Slurm executor's tests (Scripts/slurm_cluster.sh).
 if [ "${1:-}" = "--slurm" ]; then packages+=(slurmctld slurmd slurm-client munge); fi
 missing=()

@@ -35,6 +35,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
     case gzipCorrupt(path: String, offset: Int, reason: String)
     /// `what` would exceed `limit` bytes (a size field overflowed, or a decompression bomb).
     case tooLarge(path: String, what: String, limit: Int)
+    /// An image of an image-folder dataset cannot be decoded.
+    case badImage(path: String, reason: String)
+    /// An image-folder dataset's directory has no usable layout.
+    case badFolder(path: String, reason: String)
 
     /// One readable sentence or two: what happened, where, what to do.
     public var description: String {
@@ -83,6 +87,12 @@ public enum DataError: Error, CustomStringConvertible, Equatable, Sendable {
         case .tooLarge(let path, let what, let limit):
             return "\(path): \(what) exceeds the limit of \(limit) bytes; refusing to read it "
                 + "(corrupt header or decompression bomb)."
+        case .badImage(let path, let reason):
+            return "\(path): cannot decode this image (\(reason)). Replace or remove the file; every file in a "
+                + "class folder must be a JPEG or PNG image."
+        case .badFolder(let path, let reason):
+            return "\(path): \(reason). An image-folder dataset is ROOT/train/<class>/*.{jpg,jpeg,png} and "
+                + "ROOT/test/<class>/..., or ROOT/<class>/... split by position."
         }
     }
 }

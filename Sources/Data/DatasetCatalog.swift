@@ -219,6 +219,23 @@ public enum DatasetCatalog {
         }
     }
 
+    /// Loads `name` from the catalog or, for a name the catalog does not know, from the image
+    /// folder at `directory` (`ImageFolder`) with images of `folderShape` ([C, H, W]: the
+    /// teacher's input shape, or `rrmd train --image-size`). The dataset's name is then the
+    /// caller's own, as in `[datasets.NAME] format = "folder"`.
+    public static func loadAny(
+        _ name: String, directory: String?, limit: Int? = nil, folderShape: [Int]?, testFraction: Double = 0.2
+    ) throws -> (train: Dataset, test: Dataset) {
+        if (try? spec(named: name)) != nil { return try load(name, directory: directory, limit: limit) }
+        guard let directory, let shape = folderShape, shape.count == 3 else {
+            throw DataError.unknownDataset(name: name, known: knownNames + ["an image folder given with --data-dir"])
+        }
+        let data = try ImageFolder.load(
+            root: directory, name: name, channels: shape[0], height: shape[1], width: shape[2],
+            testFraction: testFraction, limit: limit)
+        return (data.train, data.test)
+    }
+
     /// `base` or `base.gz` inside `dir`, whichever exists (plain first: it loads faster).
     static func resolveFile(_ base: String, in dir: String) -> String? {
         for name in [base, base + ".gz"] {

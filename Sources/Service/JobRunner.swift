@@ -137,7 +137,9 @@ public final class JobRunner {
             }
             let data: (train: Dataset, test: Dataset)
             do {
-                data = try DatasetCatalog.load(tmeta.dataset, directory: location.path, limit: config.rrm.limit)
+                data = try DatasetCatalog.loadAny(
+                    tmeta.dataset, directory: location.path, limit: config.rrm.limit,
+                    folderShape: teacher.network.config.inputShape)
             } catch { return .retryLater("dataset \(tmeta.dataset) at \(location.path) cannot be loaded: \(error)") }
             if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) {
                 throw BadTeacher(

@@ -67,6 +67,8 @@ public struct ServiceConfig: Equatable, Sendable {
         case cifar10
         /// CIFAR-100's binary train.bin/test.bin (`cifar100`: fine labels; `cifar100-coarse`: the 20 superclasses).
         case cifar100
+        /// Images in class folders (`ImageFolder`), for a dataset named outside the catalog.
+        case folder
         /// Whatever the dataset's name implies.
         case auto
 
@@ -328,12 +330,36 @@ public struct ServiceConfig: Equatable, Sendable {
         var out = defaultDatasets
         guard let all = try top.subtable("datasets") else { return out }
         let known = DatasetCatalog.knownNames
-        try all.rejectUnknownKeys(known)
         for name in all.table.keys.sorted() {
             guard let entry = try all.subtable(name) else { continue }
             try entry.rejectUnknownKeys(["format", "path"])
-            let natural = DatasetFormat.natural(for: name)
             var format = try entry.choice("format", default: DatasetFormat.auto, choices: DatasetFormat.allCases)
+            // A name outside the catalog is the operator's own image folder; it must say so.
+            guard known.contains(name) || format == .folder else {
+                throw ServiceConfigError(
+                    kind: .unknownKey, file: top.file, key: all.key(name), value: nil,
+                    expected:
+                        "a catalog dataset (\(known.joined(separator: ", "))), or format = \"folder\" for images in "
+                        + "class folders")
+            }
+            if format == .folder {
+                guard !known.contains(name),
+                    name.range(of: "^[a-z0-9][a-z0-9_.-]*$", options: .regularExpression) != nil
+                else {
+                    throw entry.invalid(
+                        "format", "\"folder\"",
+                        "a catalog format for \(name), or a dataset name of lower-case letters, digits, '.', '_', '-' "
+                            + "outside the catalog for an image folder")
+                }
+                guard let p = try entry.optionalString("path"), !p.isEmpty else {
+                    throw ServiceConfigError(
+                        kind: .invalidValue, file: top.file, key: entry.key("path"), value: nil,
+                        expected: "the image folder's root (ROOT/train/<class>/..., ROOT/test/<class>/...)")
+                }
+                out[name] = DatasetLocation(format: .folder, path: resolve(p, against: base))
+                continue
+            }
+            let natural = DatasetFormat.natural(for: name)
             if format == .auto { format = natural }
             guard format == natural else {
                 throw entry.invalid(

@@ -51,7 +51,9 @@ struct AgreementCommand: ParsableCommand {
                     + "(\(t.network.representationWidth)) differ in width"
             )
         }
-        let data = try DatasetCatalog.load(dataset ?? t.metadata.dataset, directory: dataDir).test.prefix(samples)
+        let data = try DatasetCatalog.loadAny(
+            dataset ?? t.metadata.dataset, directory: dataDir, folderShape: t.network.config.inputShape
+        ).test.prefix(samples)
         let epsText =
             epsilon ?? ThreatModel(t.metadata.threatModel).flatMap { $0.norm == nil ? nil : "\($0.epsilon)" } ?? "8/255"
         guard let eps = parseEpsilon(epsText), eps > 0 else {

@@ -41,34 +41,39 @@ struct DistillCommand: ParsableCommand {
     @Option(help: "Output student checkpoint (.safetensors.zst compresses).") var out: String
     @Option(
         help:
-            ArgumentHelp("Epochs (passes over the training set; with --replays R each batch takes R steps). Default 5 "
-                + "with 4 replays: docs/rrm-study.md; the paper's recipe is --epochs 48 --replays 1.")
+            ArgumentHelp(
+                "Epochs (passes over the training set; with --replays R each batch takes R steps). Default 5 "
+                    + "with 4 replays: docs/rrm-study.md; the paper's recipe is --epochs 48 --replays 1.")
     ) var epochs = 5
     @Option(
         name: .customLong("xent-weight"),
         help:
-            ArgumentHelp("Weight of the cross-entropy term (default 0.5 with replays, the paper's 0.005 with one step "
-                + "per batch; the paper's L2 setting used 5e-5).")
+            ArgumentHelp(
+                "Weight of the cross-entropy term (default 0.5 with replays, the paper's 0.005 with one step "
+                    + "per batch; the paper's L2 setting used 5e-5).")
     ) var xentWeight: Float?
     @Option(name: .customLong("feature-loss"), help: "cosine or l2 (relative L2 distance).") var featureLoss = "cosine"
     @Option(
         name: .customLong("match-noise"),
         help:
-            ArgumentHelp("Half-width of uniform noise added to the images student and teacher are matched on (0: the "
-                + "paper's clean matching; accepts fractions such as 8/255).")
+            ArgumentHelp(
+                "Half-width of uniform noise added to the images student and teacher are matched on (0: the "
+                    + "paper's clean matching; accepts fractions such as 8/255).")
     ) var matchNoise = "0"
     @Option(
         help:
-            ArgumentHelp("Optimiser steps per batch (1: the paper's method); replays after the first match at images "
-                + "moved along "
-                + "the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's "
+            ArgumentHelp(
+                "Optimiser steps per batch (1: the paper's method); replays after the first match at images "
+                    + "moved along "
+                    + "the sign of the previous replay's input gradient, within the teacher's L-inf epsilon (Free-AT's "
                     + "replay applied to the matching). Each replay costs one step: divide --epochs by it to keep the "
-                        + "cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.")
+                    + "cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.")
     ) var replays: Int?
     @Option(
         help:
-            ArgumentHelp("When the student gets a projection head to the teacher's width: auto (only when its own "
-                + "width differs) or always.")
+            ArgumentHelp(
+                "When the student gets a projection head to the teacher's width: auto (only when its own "
+                    + "width differs) or always.")
     ) var projection = "auto"
     @Flag(
         name: .customLong("projection-bias"),
@@ -98,7 +103,8 @@ struct DistillCommand: ParsableCommand {
         let teacherModel = try ModelLoader.load(path: teacher, dataset: dataset)
         let tmeta = teacherModel.metadata
         let datasetName = dataset ?? tmeta.dataset
-        let data = try DatasetCatalog.load(datasetName, directory: dataDir, limit: limit)
+        let data = try DatasetCatalog.loadAny(
+            datasetName, directory: dataDir, limit: limit, folderShape: teacherModel.network.config.inputShape)
         if let problem = Distiller.compatibilityProblem(teacher: tmeta, train: data.train) {
             throw CommandFailure("\(teacher): \(problem)")
         }
@@ -145,7 +151,7 @@ struct DistillCommand: ParsableCommand {
         reporter.line(
             "distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), "
                 + "\(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, "
-                    + "\(settings.objective.summary), \(Compute.threads) threads"
+                + "\(settings.objective.summary), \(Compute.threads) threads"
         )
         let finished = try Distiller.run(
             request, shouldStop: { ProcessSignals.stopRequested },

@@ -13,7 +13,7 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate",
         abstract:
             "Measure a model's clean and robust accuracy with strong attacks and write report.json, report.md and SVG "
-                + "charts.",
+            + "charts.",
         discussion: """
             Attacks: \(RobustnessSettings.knownAttacks.joined(separator: ", ")). Each runs on every clean-correct \
             test image; the worst case counts an image robust only if no attack fools it. The report also holds an \
@@ -37,13 +37,14 @@ struct EvaluateCommand: ParsableCommand {
         let loaded = try ModelLoader.load(path: model, dataset: dataset)
         let meta = loaded.metadata
         let datasetName = dataset ?? meta.dataset
-        let data = try DatasetCatalog.load(datasetName, directory: dataDir)
+        let data = try DatasetCatalog.loadAny(
+            datasetName, directory: dataDir, folderShape: loaded.network.config.inputShape)
         guard data.test.imageShape == loaded.network.config.inputShape, data.test.numClasses == meta.config.numClasses
         else {
             throw CommandFailure(
                 "\(model) takes \(meta.config.inputShape) images and \(meta.config.numClasses) classes, but "
                     + "\(datasetName) has \(data.test.imageShape) and \(data.test.numClasses); evaluate it on the "
-                        + "dataset it was trained for (\(meta.dataset))"
+                    + "dataset it was trained for (\(meta.dataset))"
             )
         }
         let settings = try evaluation.settings(threat: ThreatModel(meta.threatModel))

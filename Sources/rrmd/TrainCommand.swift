@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract:
             "Train a registry architecture on a dataset, naturally or adversarially, and save it as a safetensors "
-                + "checkpoint.",
+            + "checkpoint.",
         discussion: """
             Architectures: \(ModelRegistry.names.joined(separator: ", ")). \
             Datasets: \(DatasetCatalog.knownNames.joined(separator: ", ")).
@@ -50,9 +50,19 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Compute threads (default: all cores).") var threads = 0
     @Option(help: "Use only the first N training and test samples (quick runs).") var limit: Int?
     @Option(
+        name: .customLong("image-size"),
         help:
-            ArgumentHelp("Adversarial training: none, pgd (PGD-AT), fgsm-rs (Fast-AT) or free (Free-AT: RRM's replays "
-                + "without a teacher).")
+            ArgumentHelp(
+                "Side of the square images an image-folder dataset is scaled and cropped to (a --dataset "
+                    + "name the catalog does not know, read from --data-dir: ROOT/train/<class>/*.png|jpg and "
+                    + "ROOT/test/..., or ROOT/<class>/...).")
+    ) var imageSize = 32
+    @Option(help: "Channels of an image-folder dataset's images: 3 (RGB) or 1 (grey).") var channels = 3
+    @Option(
+        help:
+            ArgumentHelp(
+                "Adversarial training: none, pgd (PGD-AT), fgsm-rs (Fast-AT) or free (Free-AT: RRM's replays "
+                    + "without a teacher).")
     ) var adversarial = "none"
     @Option(help: "Threat-model norm for --adversarial pgd: linf or l2 (fgsm-rs is linf only).") var norm = "linf"
     @Option(help: "Attack radius in [0, 1] pixel units, e.g. 0.1 or 8/255 (required with --adversarial).") var epsilon:
@@ -66,13 +76,15 @@ struct TrainCommand: ParsableCommand {
     @Option(
         name: .customLong("epsilon-ramp"),
         help:
-            ArgumentHelp("Epochs over which the attack radius grows linearly from 0 to --epsilon (0: full radius from "
-                + "the first step; e.g. 2 for MNIST at 0.3).")
+            ArgumentHelp(
+                "Epochs over which the attack radius grows linearly from 0 to --epsilon (0: full radius from "
+                    + "the first step; e.g. 2 for MNIST at 0.3).")
     ) var epsilonRamp = 0.0
     @Option(
         help:
-            ArgumentHelp("Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run "
-                + "continues from it; removed once the model is saved.")
+            ArgumentHelp(
+                "Resumable state file: saved at every epoch end and on Ctrl-C/SIGTERM; if it exists, the run "
+                    + "continues from it; removed once the model is saved.")
     ) var state: String?
     @Flag(help: "Print a JSON summary on stdout at the end.") var json = false
 
@@ -84,7 +96,8 @@ struct TrainCommand: ParsableCommand {
                     + "\(TrainingSettings.ScheduleKind.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
-        let data = try DatasetCatalog.load(dataset, directory: dataDir, limit: limit)
+        let data = try DatasetCatalog.loadAny(
+            dataset, directory: dataDir, limit: limit, folderShape: [channels, imageSize, imageSize])
         let stats = data.train.channelStatistics()
         let config = ModelConfig(
             channels: data.train.channels, height: data.train.height, width: data.train.width,
@@ -133,8 +146,8 @@ struct TrainCommand: ParsableCommand {
         }
         let recipe =
             "\(settings.objective.summary)\(epsilonRamp > 0 ? " epsilon-ramp=\(epsilonRamp) epochs" : ""); sgd "
-                + "lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), "
-                    + "\(epochs) epochs, batch \(batchSize)"
+            + "lr=\(lr) momentum=\(momentum) wd=\(weightDecay)\(nesterov ? " nesterov" : "") \(schedule), "
+            + "\(epochs) epochs, batch \(batchSize)"
         let metadata = ModelMetadata(
             model: model, dataset: data.train.name, threatModel: settings.objective.threatModel,
             trainedBy: settings.objective.methodName, training: recipe, seed: seed,

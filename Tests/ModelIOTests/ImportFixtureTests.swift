@@ -40,6 +40,12 @@ final class ImportFixtureTests: XCTestCase {
         try check("import-wrn-16-2", arch: "wideresnet-16-2", mean: [0.4914, 0.4822, 0.4465])
     }
 
+    /// A normalising first layer (`nn.Sequential(Normalize, model)`): its `0.mean`/`0.std` became
+    /// the metadata's normalisation and the model's `1.` prefix was stripped.
+    func testWideResNetBehindANormalisingFirstLayer() throws {
+        try check("import-wrn-16-1-sequential", arch: "wideresnet-16-1", mean: [0.5, 0.4, 0.3])
+    }
+
     /// DataParallel's `module.` stripped; the normalisation given on the command line.
     func testPreActResNet18UnderDataParallel() throws {
         try check("import-preactresnet18", arch: "preactresnet18", mean: [0.4914, 0.4822, 0.4465])

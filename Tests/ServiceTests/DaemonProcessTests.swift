@@ -125,6 +125,38 @@ final class DaemonProcessTests: DaemonTestCase {
 
     /// kill -9 in the middle of training, then a restart: the job completes, and its student is
     /// the one an uninterrupted daemon makes, bit for bit.
+    /// A teacher trained by `rrmd train` on an image folder (PNG and JPEG files of odd sizes),
+    /// submitted to a daemon that knows the folder as `[datasets.pets] format = "folder"`: the
+    /// job is published, its student trained and attacked on the same decoded images.
+    func testTeacherOfAnImageFolderDataset() throws {
+        let data = root.appendingPathComponent("pets").path
+        try ImageFiles.makeFolderDataset(
+            root: data, classes: ["cat", "dog", "fox", "owl"], perClass: (train: 9, test: 5))
+        let teacher = root.appendingPathComponent("pets-teacher.safetensors").path
+        let trained = try rrmd([
+            "train", "--arch", "cnn-small", "--width", "0.5", "--dataset", "pets", "--data-dir", data,
+            "--image-size", "8", "--epochs", "2", "--batch-size", "12", "--threads", "2", "--out", teacher,
+        ])
+        XCTAssertEqual(trained.status, 0, trained.output)
+        let cfg = try config(
+            students: ["mlp"], batchSize: 12, extra: "[datasets.pets]\nformat = \"folder\"\npath = \"\(data)\"")
+        let job = try rrmd(["submit", "--config", cfg, teacher]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let served = try rrmd(["serve", "--config", cfg, "--once"])
+        XCTAssertEqual(served.status, 0, served.output)
+        let failure =
+            (try? String(
+                contentsOfFile: root.appendingPathComponent("spool/failed/\(job)/error.json").path, encoding: .utf8))
+            ?? ""
+        XCTAssertEqual(jobs(in: "done"), [job], served.output + failure)
+        let done = root.appendingPathComponent("spool/done/\(job)")
+        let student = try ModelLoader.load(path: done.appendingPathComponent("students/mlp.safetensors.zst").path)
+        XCTAssertEqual(student.metadata.dataset, "pets")
+        XCTAssertEqual(student.network.config.inputShape, [3, 8, 8])
+        XCTAssertEqual(student.network.config.numClasses, 4)
+        XCTAssertTrue(
+            FileManager.default.fileExists(atPath: data + "/.rrmd-cache"), "the decoded images were cached")
+    }
+
     func testKillNineResumesToTheSameStudent() throws {
         let teacher = try teacherFile()
         let reference = try config(name: "reference.toml", students: ["cnn-small"], epochs: 4, spool: "reference")

@@ -304,6 +304,22 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(failure("spool = \"\"", .invalidValue)?.key, "spool")
     }
 
+    /// `[datasets.NAME] format = "folder"`: any name outside the catalog, for images in class folders.
+    func testImageFolderDatasets() throws {
+        let config = try parse("[datasets.pets]\nformat = \"folder\"\npath = \"data/pets\"")
+        XCTAssertEqual(config.datasets["pets"], .init(format: .folder, path: "/etc/rrmd/data/pets"))
+        XCTAssertEqual(config.datasets["fashion-mnist"]?.format, .idx, "the catalog's defaults stay")
+        let unknown = failure("[datasets.pets]\npath = \"/x\"", .unknownKey)
+        XCTAssertEqual(unknown?.key, "datasets.pets")
+        XCTAssertTrue(unknown?.description.contains("format = \"folder\"") ?? false, "\(String(describing: unknown))")
+        XCTAssertEqual(
+            failure("[datasets.mnist]\nformat = \"folder\"\npath = \"/x\"", .invalidValue)?.key, "datasets.mnist.format"
+        )
+        XCTAssertEqual(failure("[datasets.pets]\nformat = \"folder\"", .invalidValue)?.key, "datasets.pets.path")
+        XCTAssertEqual(
+            failure("[datasets.Pets]\nformat = \"folder\"\npath = \"/x\"", .invalidValue)?.key, "datasets.Pets.format")
+    }
+
     func testSyntaxErrorsNameTheLine() {
         let e = failure("threads = 2\n[rrm\nepochs = 3", .syntax)
         XCTAssertTrue(e?.description.contains("line 2") ?? false, "\(String(describing: e))")

@@ -19,7 +19,8 @@ What it does:
    holding one under `state_dict`, `model_state_dict`, `model`, `net` or `network`), or a
    .safetensors(.zst) file; with --module/--class it instantiates that class and loads them.
 2. Strips wrapper prefixes every key shares (`module.` of DataParallel, `model.`, `_orig_mod.`
-   of torch.compile), and drops `sub_block1.*` (a block TRADES' WideResNet builds but never runs).
+   of torch.compile, the `1.` of `nn.Sequential(normalise, model)`), and drops `sub_block1.*` (a
+   block TRADES' WideResNet builds but never runs).
 3. Finds the input normalisation inside the model: per-channel `mu`/`sigma` or `mean`/`std`
    tensors (buffers or plain attributes, at the top level or in a normalising first module),
    records them as rrm.mean/rrm.std and removes them from the weights. If there are none it asks:
@@ -95,6 +96,16 @@ def strip_wrappers(state):
         state = {k: v for k, v in state.items() if not k.startswith("sub_block1.")}
         notes.append(f"dropped {len(dropped)} sub_block1.* tensors (built by TRADES' WideResNet, never used)")
     return state, notes
+
+
+def strip_sequential_index(state):
+    """`nn.Sequential(normalise, model)` leaves the model's keys under `1.`: strips a numeric first
+    component every key shares (after the normalisation's own keys were taken out)."""
+    firsts = {k.split(".", 1)[0] for k in state}
+    if len(firsts) == 1 and next(iter(firsts)).isdigit() and all("." in k for k in state):
+        prefix = next(iter(firsts)) + "."
+        return {k[len(prefix):]: v for k, v in state.items()}, [f"stripped the prefix '{prefix}' of nn.Sequential"]
+    return state, []
 
 
 def _normalisation_key(key):
@@ -223,6 +234,8 @@ def main(argv=None):
         state, more = strip_wrappers(state)
         notes += more
         mean, std, more = take_normalisation(state, user)
+        notes += more
+        state, more = strip_sequential_index(state)
         notes += more
         if mean is None:
             if args.mean is not None and args.std is not None:

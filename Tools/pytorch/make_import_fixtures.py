@@ -15,6 +15,8 @@ here; BatchNorm statistics are randomised so that inference exercises them):
   under `model.`; imported without --mean/--std (found in the file).
 - `import-preactresnet18`: PreActResNet18 under DataParallel's `module.`, saved as a bare
   state_dict, no normalisation inside; imported with --mean/--std (CIFAR-10's).
+- `import-wrn-16-1-sequential`: WideResNet(depth=16, widen_factor=1) behind a normalising first
+  layer, `nn.Sequential(Normalize, model)` (keys `0.mean`, `0.std`, `1.conv1.weight`, ...).
 Weights take two values per tensor (±a Kaiming-sized scale, random signs) so that the compressed
 fixtures stay small (PreActResNet18 has 11 M of them).
 """
@@ -40,6 +42,21 @@ def load(path, name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+GREY_MEAN, GREY_STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+
+
+class FirstLayerNormalize(nn.Module):
+    """A normalising first layer with `mean`/`std` buffers."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
 
 
 class Normalized(nn.Module):
@@ -115,12 +132,22 @@ def main():
             normalised = (x - torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
             reference["import-preactresnet18.logits"] = pre(normalised)
         torch.save({"module." + k: v for k, v in pre.state_dict().items()}, os.path.join(tmp, "pre.pt"))
+        # WideResNet-16-1 behind a normalising first layer: nn.Sequential(Normalize, model).
+        torch.manual_seed(5)
+        seq = nn.Sequential(FirstLayerNormalize(GREY_MEAN, GREY_STD), wide.WideResNet(depth=16, widen_factor=1))
+        two_valued(seq, g)
+        randomise_bn(seq, g)
+        seq.eval()
+        with torch.no_grad():
+            reference["import-wrn-16-1-sequential.logits"] = seq(x)
+        torch.save(seq.state_dict(), os.path.join(tmp, "seq.pt"))
 
         runs = [
             ("import-wrn-16-2", ["--checkpoint", os.path.join(tmp, "wrn.pt")]),
             ("import-preactresnet18", ["--checkpoint", os.path.join(tmp, "pre.pt"),
                                        "--mean", ",".join(map(str, CIFAR_MEAN)),
                                        "--std", ",".join(map(str, CIFAR_STD))]),
+            ("import-wrn-16-1-sequential", ["--checkpoint", os.path.join(tmp, "seq.pt")]),
         ]
         for name, extra in runs:
             out = args.out / f"{name}.safetensors.zst"
