@@ -6,7 +6,9 @@ Usage: [STUDY=...] python3 Scripts/rrm_study_table.py OUT_DIR
 One line per row, in the script's order: clean accuracy, APGD-CE and worst-case robust accuracy
 (APGD-CE then APGD-T on what it left), the fraction of the teacher's worst case the student kept,
 the training wall time, and (where the study has a `pgd-at` row) how many times longer that
-baseline took. Rows not yet evaluated are listed as pending. A second table compares each
+baseline takes: for the paper setting from the side-by-side cost measurement
+(docs/results/rrm-cost/, Scripts/rrm_cost.sh: rows that shared the machine have no valid wall
+times), else from the rows' own wall times. Rows not yet evaluated are listed as pending. A second table compares each
 distilled student with its teacher (`rrmd agreement`). Files missing from OUT_DIR are read from
 docs/results/<name of OUT_DIR>/, where `rrm_study.sh --publish` keeps finished rows. Set STUDY
 as for Scripts/rrm_study.sh.
@@ -33,6 +35,23 @@ class Results:
         return None
 
 
+def measured_ratios(here):
+    """PGD-AT's training time over each paper row's, from Scripts/rrm_cost.sh's measurements:
+    the ×1.25 rows by their own names (free-at-lr05 costs what free-at costs), the ×1 rows as w1-*."""
+    out = {}
+    for width, prefix in (("1.25", ""), ("1", "w1-")):
+        try:
+            with open(os.path.join(here, "..", "docs", "results", "rrm-cost", f"width-{width}.json")) as f:
+                rows = json.load(f)["rows"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for name, row in rows.items():
+            out[prefix + name] = row["pgd_at_ratio"]
+        if "free-at" in rows and not prefix:
+            out["free-at-lr05"] = rows["free-at"]["pgd_at_ratio"]
+    return out
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "results/rrm-study"
     here = os.path.dirname(os.path.abspath(__file__))
@@ -45,6 +64,7 @@ def main():
     evals = {r[0]: results.get(r[0], "eval") for r in rows}
     pgd = results.get("pgd-at", "train")
     pgd_seconds = pgd.get("seconds") if pgd else None
+    measured = measured_ratios(here) if os.environ.get("STUDY", "").startswith("paper") else {}
 
     print("| row | kind | clean | APGD-CE | worst case | kept of teacher | training | PGD-AT's time over this |")
     print("|---|---|--:|--:|--:|--:|--:|--:|")
@@ -61,7 +81,10 @@ def main():
             kept_text = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
         train = results.get(name, "train") or {}
         secs = f"{train['seconds']:.0f} s" if "seconds" in train else ""
-        ratio = f"{pgd_seconds / train['seconds']:.1f}x" if pgd_seconds and train.get("seconds") else ""
+        if name in measured:
+            ratio = f"{measured[name]:.1f}x (measured)"
+        else:
+            ratio = f"{pgd_seconds / train['seconds']:.1f}x" if pgd_seconds and train.get("seconds") else ""
         ce_text = f"{100 * ce:.1f}%" if ce is not None else ""
         print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept_text} | {secs} | {ratio} |")
 
