@@ -94,7 +94,12 @@ public enum ModelLoader {
         }
         guard let dataset else { throw ModelLoadError.datasetNeeded(source: source) }
         let spec = try DatasetCatalog.spec(named: dataset)
-        let fits = candidates(for: archive, spec: spec)
+        var archive = archive
+        var fits = candidates(for: archive, spec: spec)
+        if fits.isEmpty, let mapped = publicNamesMapped(archive) {
+            let mappedFits = candidates(for: mapped, spec: spec)
+            if !mappedFits.isEmpty { (archive, fits) = (mapped, mappedFits) }
+        }
         guard fits.count == 1, let network = fits.first else {
             throw ModelLoadError.unidentified(source: source, candidates: fits.map(\.architecture))
         }
@@ -102,6 +107,23 @@ public enum ModelLoader {
         let metadata = ModelMetadata(
             model: network, dataset: spec.name, trainedBy: "external", seed: nil, producer: nil)
         return LoadedModel(network: network, metadata: metadata, inferred: true)
+    }
+
+    /// `archive` with the public definitions' names that differ from rrmd's mapped to rrmd's, or
+    /// nil when none applies. The one mapping: RobustBench's (and kuangliu's) CIFAR `ResNet18`
+    /// names its classifier `linear`, rrmd's `resnet18` `fc` (rrmd's zoo architectures
+    /// `preactresnet18` and `resnet50` keep `linear`, so this is tried only when nothing fits as is).
+    static func publicNamesMapped(_ archive: SafeTensors) -> SafeTensors? {
+        let names = Set(archive.names)
+        guard names.contains("linear.weight"), !names.contains("fc.weight"), names.contains("layer4.1.conv2.weight")
+        else { return nil }
+        let renamed = archive.entries.map { entry in
+            (
+                name: entry.name.hasPrefix("linear.") ? "fc." + entry.name.dropFirst("linear.".count) : entry.name,
+                tensor: entry.tensor
+            )
+        }
+        return SafeTensors(renamed, metadata: archive.metadata)
     }
 
     /// Per architecture: a tensor only it has (so only plausible architectures are built), its

@@ -72,6 +72,19 @@ final class ModelLoaderTests: XCTestCase {
             XCTAssertEqual(loaded.metadata.architecture, arch)
             XCTAssertEqual(loaded.network.config.widthMultiplier, net.config.widthMultiplier)
         }
+        // RobustBench's ResNet18 calls its classifier `linear`: mapped to rrmd's `fc`.
+        let resnet18 = try model("resnet18", width: 0.25)
+        let public18 = SafeTensors(
+            resnet18.stateTensors().map { ($0.name.replacingOccurrences(of: "fc.", with: "linear."), $0.tensor) })
+        XCTAssertTrue(public18.names.contains("linear.weight"))
+        let mapped = try ModelLoader.load(archive: public18, source: "r", dataset: "fashion-mnist")
+        XCTAssertEqual(mapped.metadata.architecture, "resnet18")
+        let restored = Dictionary(uniqueKeysWithValues: mapped.network.stateTensors().map { ($0.name, $0.tensor) })
+        for (name, tensor) in resnet18.stateTensors() {
+            if case .float32(let expected) = tensor, case .float32(let got)? = restored[name] {
+                XCTAssertEqual(got.array, expected.array, "\(name) loaded under its rrmd name")
+            }
+        }
         // A wide ResNet's depth and widen factor are read from the state dict itself.
         let wide = try model("wideresnet-16-4", width: 0.5)
         let loaded = try ModelLoader.load(

@@ -27,6 +27,7 @@ What it does:
    give --mean/--std, or --no-normalization when the model really takes raw [0, 1] pixels.
 4. Identifies the registry architecture, width, class count and input channels from the tensor
    names and shapes (--arch checks it; --input-shape gives the image size, default 3,32,32).
+   RobustBench's ResNet18 names its classifier `linear`, rrmd's resnet18 `fc`: mapped.
 5. Writes the teacher beside --out under a temporary name, runs `rrmd predict` on --samples
    random images in [0, 1], and compares with the original model's logits (your module's own
    forward with --module, else the PyTorch twin's). Within --tolerance (max |Δ| over max(1,
@@ -248,7 +249,15 @@ def main(argv=None):
                                    "[0, 1] pixels")
         elif args.mean is not None or args.std is not None:
             raise ImportError_("the model carries its own normalisation; drop --mean/--std")
-        inferred = ckpt.infer_spec(state, input_shape=shape)
+        try:
+            inferred = ckpt.infer_spec(state, input_shape=shape)
+        except ckpt.CheckpointError:
+            # RobustBench's (kuangliu's) CIFAR ResNet18 names its classifier `linear`, rrmd's `fc`.
+            if "linear.weight" not in state or "fc.weight" in state or "layer4.1.conv2.weight" not in state:
+                raise
+            state = {("fc." + k[len("linear."):] if k.startswith("linear.") else k): v for k, v in state.items()}
+            inferred = ckpt.infer_spec(state, input_shape=shape)
+            notes.append("renamed linear.* to fc.* (rrmd's resnet18 names its classifier fc)")
         if args.arch and inferred.arch != args.arch:
             raise ImportError_(f"the weights are a {inferred.arch}, not a {args.arch}")
         spec = ckpt.ModelSpec(inferred.arch, *shape, inferred.num_classes, inferred.width_mult,
