@@ -127,30 +127,30 @@ public enum Benchmarks {
 
     /// bench_rrm.py: one RRM step of a ResNet-20 student whose 64-d representation is projected
     /// to 256-d, against a frozen 4x-wide ResNet-20 teacher in inference mode; loss
-    /// 0.005 CE + mean(1 - cos). FLOPs per image count 3x the student's forward plus the teacher's.
+    /// 0.005 CE + mean(1 - cos).
     static func rrmStep(x: Tensor, y: [Int32], timer: BenchTimer) throws -> Result {
-        var config = ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10)
-        config.widthMultiplier = 4
-        let teacher = try ModelRegistry.make("resnet20", config: config, seed: 1)
-        config.widthMultiplier = 1
-        config.projection = teacher.representationWidth
-        let student = try ModelRegistry.make("resnet20", config: config, seed: 0)
-        let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
-        let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
-        let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage
-        return Result(
-            imagesPerSecond: m.imagesPerSecond, gflops: Double(flops) * m.imagesPerSecond / 1e9,
-            forwardFLOPsPerImage: student.forwardFLOPsPerImage, measurement: m)
+        try rrmStep(teacher: ("resnet20", 4), student: "resnet20", x: x, y: y, timer: timer)
     }
 
     /// `Tools/peers/bench_rrm_wrn.py`: one RRM step of a ResNet-18 student (CIFAR variant) whose
     /// 512-d representation is projected to 640-d, against a frozen WRN-28-10 teacher in inference
     /// mode (the model zoo's most common robust architecture); loss 0.005 CE + mean(1 - cos).
     static func rrmStepWRN(x: Tensor, y: [Int32], timer: BenchTimer) throws -> Result {
+        try rrmStep(teacher: ("wideresnet-28-10", 1), student: "resnet18", x: x, y: y, timer: timer)
+    }
+
+    /// One paper RRM step of `student` (projected to the teacher's width) against the frozen
+    /// `teacher` (architecture, width multiplier). FLOPs per image count 3x the student's forward
+    /// plus the teacher's.
+    static func rrmStep(
+        teacher spec: (arch: String, width: Double), student arch: String, x: Tensor, y: [Int32], timer: BenchTimer
+    ) throws -> Result {
         var config = ModelConfig(channels: 3, height: 32, width: 32, numClasses: 10)
-        let teacher = try ModelRegistry.make("wideresnet-28-10", config: config, seed: 1)
+        config.widthMultiplier = spec.width
+        let teacher = try ModelRegistry.make(spec.arch, config: config, seed: 1)
+        config.widthMultiplier = 1
         config.projection = teacher.representationWidth
-        let student = try ModelRegistry.make("resnet18", config: config, seed: 0)
+        let student = try ModelRegistry.make(arch, config: config, seed: 0)
         let trainer = Trainer(model: student, settings: TrainingSettings(objective: .rrm(RRMLoss())), teacher: teacher)
         let m = timer.measure(images: batch) { trainer.benchmarkStep(images: x, labels: y) }
         let flops = 3 * student.forwardFLOPsPerImage + teacher.forwardFLOPsPerImage

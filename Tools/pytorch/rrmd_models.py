@@ -363,10 +363,7 @@ class ResNet50(Classifier):
             setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
         self.attach_head(cin, num_classes, projection)
 
-    def body(self, x):
-        x = F.relu(self.bn1(self.conv1(self.normalize(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+    body = ResNet18.body  # the same stem, four stages and pooling
 
 
 # ----------------------------------------------------------------------------- wideresnet-D-W
