@@ -32,7 +32,8 @@ public enum ImageFolder {
                 chosen, root: root, tag: tag, channels: channels, height: height, width: width)
             var images = Tensor(uninitializedShape: [labels.count, channels, height, width])
             let n = bytes.count
-            images.withUnsafeMutablePointer { p in for i in 0..<n { p[i] = Float(bytes[i]) / 255 } }
+            let table = IDX.scaleTable(255)  // the byte-to-[0, 1] map the other readers use
+            images.withUnsafeMutablePointer { p in for i in 0..<n { p[i] = table[Int(bytes[i])] } }
             return Dataset(
                 name: name, images: images, labels: labels, numClasses: plan.classes.count,
                 allowsHorizontalFlip: true)
