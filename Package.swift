@@ -118,7 +118,8 @@ let package = Package(
         .testTarget(
             name: "EvaluationTests",
             dependencies: [
-                "TestSupport", "Evaluation", "ModelIO", "Training", "Attacks", "Models", "Data", "NN", "TensorCore",
+                "TestSupport", "Evaluation", "FileSystem", "ModelIO", "Training", "Attacks", "Models", "Data", "NN",
+                "TensorCore",
             ]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
         .testTarget(

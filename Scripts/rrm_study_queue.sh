@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Everything docs/rrm-study.md still waits for, in two one-thread lanes that share a 2-core
 # machine: the paper setting on Fashion-MNIST in one; the last factor row, then the paper setting
-# on MNIST, then the MNIST and remaining factor rows in the other. Every row resumes where it
-# stopped (Scripts/rrm_study.sh), so after an interruption run this again; `--publish` afterwards
-# keeps what finished (and what is half done) in git:
+# on MNIST, then the MNIST and remaining factor rows in the other. The rows issue 13 asks for
+# first (teacher, rrm, natural, pgd-at), then the rows that explain them, then the paper's 48
+# epochs and the rest. Every row resumes where it stopped (Scripts/rrm_study.sh), so after an
+# interruption run this again; `--publish` afterwards keeps what finished (and what is half
+# done) in git:
 #
 #   nohup nice -n 5 bash Scripts/rrm_study_queue.sh > study-queue.log 2>&1 &
 #   bash Scripts/rrm_study_queue.sh --publish
@@ -29,11 +31,11 @@ fi
 export RRMD=$bin THREADS=1
 
 fashion_lane() {
-  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm natural pgd-at free-at-lr05 rrm-5ep rrm-x005 rrm-paper48 w1-rrm-x05
+  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm natural pgd-at rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-x05
 }
 mnist_lane() {
   bash Scripts/rrm_study.sh ep96
-  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm natural pgd-at free-at-lr05 rrm-5ep rrm-x005 rrm-paper48
+  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm natural pgd-at rrm-5ep free-at-lr05 rrm-paper48 rrm-x005
   STUDY=mnist bash Scripts/rrm_study.sh t-short ref r4 r4-x05 natural mlp-r4 mlp-r4-x05
   bash Scripts/rrm_study.sh noise0.05 ep24 img60k ep48 r4-xent2 free8-ep3
 }

@@ -36,11 +36,20 @@ public struct APGDConfig: Equatable, Sendable {
     /// Weight alpha of the new gradient step against the previous displacement (1 - alpha is the
     /// momentum); in (0, 1], 1 meaning no momentum.
     public var momentum: Float
+    /// Whether an example leaves the run at the first iterate that misclassifies it, which is then
+    /// its answer. An example counts as fooled when any iterate misclassifies it and the others'
+    /// iterates do not depend on it, so which are fooled stays the same; the batch shrinks as
+    /// examples fall, which saves their iterations. (A smaller batch may round the network's sums
+    /// differently in the last bits: L-inf's sign steps absorb that, L2's steps carry it.) Off, a
+    /// fooled example is attacked to the end of the run and keeps its highest-loss misclassifying
+    /// iterate (Algorithm 1 as written), which callers that use the adversarial images themselves
+    /// want. Evaluations, which count the fooled, turn it on.
+    public var stopWhenFooled: Bool
 
     /// A configuration with the paper's defaults (100 iterations, rho 0.75, alpha 0.75, 9 targets).
     public init(
         norm: ThreatNorm, epsilon: Float, iterations: Int = 100, restarts: Int = 1, loss: Loss = .crossEntropy,
-        targetClasses: Int = 9, rho: Float = 0.75, momentum: Float = 0.75
+        targetClasses: Int = 9, rho: Float = 0.75, momentum: Float = 0.75, stopWhenFooled: Bool = false
     ) {
         precondition(epsilon >= 0 && epsilon.isFinite, "APGDConfig: epsilon must be finite and >= 0, got \(epsilon)")
         precondition(iterations >= 0, "APGDConfig: iterations must be >= 0, got \(iterations)")
@@ -56,6 +65,7 @@ public struct APGDConfig: Equatable, Sendable {
         self.targetClasses = targetClasses
         self.rho = rho
         self.momentum = momentum
+        self.stopWhenFooled = stopWhenFooled
     }
 
     /// The iterations after which step sizes are reviewed: w_j = ceil(p_j * N_iter) with p_0 = 0,
@@ -183,7 +193,8 @@ public enum APGD {
     /// One run of Algorithm 1 over a batch in which every example is classified correctly at x:
     /// random start, `iterations` steps with per-example step sizes, checkpoints. Returns per
     /// example the best misclassifying iterate if there was one, else x_max, with its
-    /// cross-entropy and prediction.
+    /// cross-entropy and prediction. With `config.stopWhenFooled` an example leaves the batch at
+    /// its first misclassifying iterate.
     static func singleRun(
         _ network: Network, x: Tensor, labels: [Int32], targets: [Int32]?,
         config: APGDConfig, rng: inout RNG
@@ -194,64 +205,95 @@ public enum APGD {
         let iterations = config.iterations
         let checkpoints = config.checkpoints
 
-        // x^(k), the current iterate, and x^(k-1), the previous one: [N, C, H, W].
+        // The examples still attacked: row j of every per-example state below belongs to example
+        // index[j] of the batch. Without stopWhenFooled it stays 0..<n.
+        var index = Array(0..<n)  // [M]
+        var clean = x  // [M, C, H, W] the clean points
+        // x^(k), the current iterate, and x^(k-1), the previous one: [M, C, H, W].
         var current = randomStart(x, config: config, rng: &rng)
         var previous = current
         // Per example: x_max (best point by the attack's loss) with the gradient there, so a
-        // restart from x_max needs no extra backward; and the best misclassifying iterate.
-        var bestPoint = current  // [N, C, H, W]
+        // restart from x_max needs no extra backward.
+        var bestPoint = current  // [M, C, H, W]
+        var step = [Float](repeating: 2 * eps, count: n)  // [M] eta, per example
+        var bestLoss = [Float](repeating: 0, count: n)  // [M] f_max
+        var lastLoss = [Float](repeating: 0, count: n)  // [M] f(x^(k)), to count successful steps
+        var successes = [Int](repeating: 0, count: n)  // [M] steps that raised the loss since the last checkpoint
+        var bestLossAtCheck = [Float](repeating: 0, count: n)  // [M] f_max at the last checkpoint
+        var reducedAtCheck = [Bool](repeating: false, count: n)  // [M] whether eta was halved at the last checkpoint
+        // Per example of the whole batch (indexed by e, not j): the best misclassifying iterate.
         var fooledPoint = Tensor(uninitializedShape: x.shape)  // [N, C, H, W]; row e valid iff fooled[e]
         var fooled = [Bool](repeating: false, count: n)  // [N]
         var fooledLoss = [Float](repeating: 0, count: n)  // [N] the run's loss at fooledPoint
-        var step = [Float](repeating: 2 * eps, count: n)  // [N] eta, per example
-        var bestLoss = [Float](repeating: 0, count: n)  // [N] f_max
-        var lastLoss = [Float](repeating: 0, count: n)  // [N] f(x^(k)), to count successful steps
-        var successes = [Int](repeating: 0, count: n)  // [N] steps that raised the loss since the last checkpoint
-        var bestLossAtCheck = [Float](repeating: 0, count: n)  // [N] f_max at the last checkpoint
-        var reducedAtCheck = [Bool](repeating: false, count: n)  // [N] whether eta was halved at the last checkpoint
         var stepScratch = [Float](repeating: 0, count: d)  // [D] one example's displacement (L2)
         var evaluation = Evaluation(
             n: n, k: network.config.numClasses, labels: labels, targets: targets, loss: config.loss)
 
         // x^(0): loss and gradient; it is the first x_max, and may already fool the network.
-        var gradient = evaluation.run(network, current, backward: true)!  // [N, C, H, W]
-        var bestGradient = gradient  // [N, C, H, W]; row e is the gradient at x_max of example e
+        var gradient = evaluation.run(network, current, backward: true)!  // [M, C, H, W]
+        var bestGradient = gradient  // [M, C, H, W]; row j is the gradient at x_max of example index[j]
         for e in 0..<n {
             bestLoss[e] = evaluation.loss[e]
             lastLoss[e] = evaluation.loss[e]
             bestLossAtCheck[e] = evaluation.loss[e]
         }
-        recordFooled(evaluation, current, &fooledPoint, &fooled, &fooledLoss, d: d)
+        recordFooled(evaluation, current, index, &fooledPoint, &fooled, &fooledLoss, d: d)
+
+        /// Drops the fooled examples from every per-example state (stopWhenFooled only).
+        func dropFooled() {
+            guard config.stopWhenFooled else { return }
+            let keep = index.indices.filter { !fooled[index[$0]] }  // rows j that stay
+            guard keep.count < index.count else { return }
+            index = keep.map { index[$0] }
+            clean = gather(clean, rows: keep, perExample: d)
+            current = gather(current, rows: keep, perExample: d)
+            previous = gather(previous, rows: keep, perExample: d)
+            bestPoint = gather(bestPoint, rows: keep, perExample: d)
+            gradient = gather(gradient, rows: keep, perExample: d)
+            bestGradient = gather(bestGradient, rows: keep, perExample: d)
+            step = keep.map { step[$0] }
+            bestLoss = keep.map { bestLoss[$0] }
+            lastLoss = keep.map { lastLoss[$0] }
+            successes = keep.map { successes[$0] }
+            bestLossAtCheck = keep.map { bestLossAtCheck[$0] }
+            reducedAtCheck = keep.map { reducedAtCheck[$0] }
+            evaluation = evaluation.keeping(rows: keep)
+        }
+        dropFooled()
 
         var nextCheck = 0
         var lastCheckpoint = 0
         for iteration in stride(from: 1, through: iterations, by: 1) {
+            let m = index.count
+            if m == 0 { break }
             // x^(k) from x^(k-1): the first step has no momentum (alpha = 1).
             let alpha: Float = iteration == 1 ? 1 : config.momentum
             // x^(k+1) goes into the buffer of x^(k-1), which is no longer needed: the buffer
             // the network may still hold from the last forward is never written, so no
             // copy-on-write copy of the batch happens per iteration.
             takeStep(
-                from: current, into: &previous, x: x, gradient: gradient, step: step, alpha: alpha,
-                norm: config.norm, epsilon: eps, n: n, d: d, scratch: &stepScratch)
+                from: current, into: &previous, x: clean, gradient: gradient, step: step, alpha: alpha,
+                norm: config.norm, epsilon: eps, n: m, d: d, scratch: &stepScratch)
             swap(&current, &previous)
             // The last iterate needs only its loss: nothing steps from it.
             let isLast = iteration == iterations
             if let g = evaluation.run(network, current, backward: !isLast) { gradient = g }
-            recordFooled(evaluation, current, &fooledPoint, &fooled, &fooledLoss, d: d)
+            recordFooled(evaluation, current, index, &fooledPoint, &fooled, &fooledLoss, d: d)
+            if !isLast { dropFooled() }
+            let kept = index.count
 
             current.withUnsafePointer { cp in
                 bestPoint.withUnsafeMutablePointer { bp in
                     gradient.withUnsafePointer { gp in
                         bestGradient.withUnsafeMutablePointer { bgp in
-                            for e in 0..<n {
-                                let f = evaluation.loss[e]
-                                if f > lastLoss[e] { successes[e] += 1 }
-                                lastLoss[e] = f
-                                if f > bestLoss[e] {
-                                    bestLoss[e] = f
-                                    (bp + e * d).update(from: cp + e * d, count: d)
-                                    if !isLast { (bgp + e * d).update(from: gp + e * d, count: d) }
+                            for j in 0..<kept {
+                                let f = evaluation.loss[j]
+                                if f > lastLoss[j] { successes[j] += 1 }
+                                lastLoss[j] = f
+                                if f > bestLoss[j] {
+                                    bestLoss[j] = f
+                                    (bp + j * d).update(from: cp + j * d, count: d)
+                                    if !isLast { (bgp + j * d).update(from: gp + j * d, count: d) }
                                 }
                             }
                         }
@@ -259,7 +301,8 @@ public enum APGD {
                 }
             }
 
-            guard nextCheck < checkpoints.count, checkpoints[nextCheck] == iteration else { continue }
+            // After the last iterate a step-size review would change nothing returned.
+            guard !isLast, nextCheck < checkpoints.count, checkpoints[nextCheck] == iteration else { continue }
             // Checkpoint w_j: review every example's step size over the steps since w_{j-1}.
             let interval = Float(iteration - lastCheckpoint)
             lastCheckpoint = iteration
@@ -268,27 +311,26 @@ public enum APGD {
                 bestPoint.withUnsafePointer { bp in
                     gradient.withUnsafeMutablePointer { gp in
                         bestGradient.withUnsafePointer { bgp in
-                            for e in 0..<n {
+                            for j in 0..<kept {
                                 // Condition 1: too few of the steps since w_{j-1} raised the loss.
-                                let oscillating = Float(successes[e]) < config.rho * interval
+                                let oscillating = Float(successes[j]) < config.rho * interval
                                 // Condition 2: eta was not changed at w_{j-1} and f_max has not
                                 // moved since (f_max only ever grows, so equality is exact). At
                                 // w_1 this asks whether f_max rose above f(x^(0)), as the paper
                                 // reads; AutoAttack's code skips condition 2 at w_1 instead.
-                                let stuck = !reducedAtCheck[e] && bestLoss[e] == bestLossAtCheck[e]
+                                let stuck = !reducedAtCheck[j] && bestLoss[j] == bestLossAtCheck[j]
                                 let reduce = oscillating || stuck
-                                reducedAtCheck[e] = reduce
-                                bestLossAtCheck[e] = bestLoss[e]
-                                successes[e] = 0
-                                // After the last iterate a restart would change nothing returned.
-                                if reduce && !isLast {
+                                reducedAtCheck[j] = reduce
+                                bestLossAtCheck[j] = bestLoss[j]
+                                successes[j] = 0
+                                if reduce {
                                     // Halve eta and continue from x_max, whose gradient was kept.
                                     // x^(k-1) stays, so the next momentum term is x_max - x^(k-1),
                                     // as Algorithm 1 and AutoAttack have it.
-                                    step[e] *= 0.5
-                                    (cp + e * d).update(from: bp + e * d, count: d)
-                                    (gp + e * d).update(from: bgp + e * d, count: d)
-                                    lastLoss[e] = bestLoss[e]
+                                    step[j] *= 0.5
+                                    (cp + j * d).update(from: bp + j * d, count: d)
+                                    (gp + j * d).update(from: bgp + j * d, count: d)
+                                    lastLoss[j] = bestLoss[j]
                                 }
                             }
                         }
@@ -297,14 +339,19 @@ public enum APGD {
             }
         }
 
-        // The answer: a misclassifying iterate where there was one, else x_max.
-        bestPoint.withUnsafeMutablePointer { bp in
+        // The answer: a misclassifying iterate where there was one, else x_max. An example that
+        // left the batch was fooled, so every example is covered.
+        var answer = Tensor(uninitializedShape: x.shape)  // [N, C, H, W]
+        answer.withUnsafeMutablePointer { ap in
+            bestPoint.withUnsafePointer { bp in
+                for (j, e) in index.enumerated() where !fooled[e] { (ap + e * d).update(from: bp + j * d, count: d) }
+            }
             fooledPoint.withUnsafePointer { fp in
-                for e in 0..<n where fooled[e] { (bp + e * d).update(from: fp + e * d, count: d) }
+                for e in 0..<n where fooled[e] { (ap + e * d).update(from: fp + e * d, count: d) }
             }
         }
-        let e = evaluateAttackLoss(network, bestPoint, labels: labels)
-        return AttackResult(adversarial: bestPoint, loss: e.loss, predictions: e.predictions, labels: labels)
+        let e = evaluateAttackLoss(network, answer, labels: labels)
+        return AttackResult(adversarial: answer, loss: e.loss, predictions: e.predictions, labels: labels)
     }
 
     /// x^(0): L-inf uniform in the ball (as PGD); L2 AutoAttack's start, a Gaussian direction
@@ -341,17 +388,16 @@ public enum APGD {
     /// keeps APGD-T's answer on its target class (a higher cross-entropy point may have crossed
     /// into another class); runs are compared by cross-entropy only when they are merged.
     static func recordFooled(
-        _ evaluation: Evaluation, _ current: Tensor, _ fooledPoint: inout Tensor,
+        _ evaluation: Evaluation, _ current: Tensor, _ index: [Int], _ fooledPoint: inout Tensor,
         _ fooled: inout [Bool], _ fooledLoss: inout [Float], d: Int
     ) {
-        let n = fooled.count
         fooledPoint.withUnsafeMutablePointer { fp in
             current.withUnsafePointer { cp in
-                for e in 0..<n where evaluation.predictions[e] != evaluation.labels[e] {
-                    if fooled[e] && evaluation.loss[e] <= fooledLoss[e] { continue }
+                for (j, e) in index.enumerated() where evaluation.predictions[j] != evaluation.labels[j] {
+                    if fooled[e] && evaluation.loss[j] <= fooledLoss[e] { continue }
                     fooled[e] = true
-                    fooledLoss[e] = evaluation.loss[e]
-                    (fp + e * d).update(from: cp + e * d, count: d)
+                    fooledLoss[e] = evaluation.loss[j]
+                    (fp + e * d).update(from: cp + j * d, count: d)
                 }
             }
         }
@@ -455,6 +501,16 @@ public enum APGD {
             loss = [Float](repeating: 0, count: n)
             predictions = [Int32](repeating: 0, count: n)
             logitsGradient = Tensor(shape: [n, k])
+        }
+
+        /// The evaluation of the examples at `rows` only, with their last losses and predictions.
+        func keeping(rows: [Int]) -> Evaluation {
+            var out = Evaluation(
+                n: rows.count, k: k, labels: rows.map { labels[$0] }, targets: targets.map { t in rows.map { t[$0] } },
+                loss: kind)
+            out.loss = rows.map { loss[$0] }
+            out.predictions = rows.map { predictions[$0] }
+            return out
         }
 
         /// One inference forward at `x` `[N, C, H, W]`, the losses, and, when `backward`, the

@@ -98,9 +98,14 @@ public final class EvaluationJournal {
             String(batch.fooled.map { $0 ? "1" : "0" }), batch.excess.map { "\($0)" }.joined(separator: ","),
         ]
         let bytes = Array((fields.joined(separator: "\t") + "\n").utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        if written != bytes.count {
-            throw FileSystemError.system(operation: "write", path: path, errno: written < 0 ? errno : EIO)
+        let end = lseek(descriptor, 0, SEEK_END)
+        do {
+            try bytes.withUnsafeBytes { try writeFully(descriptor, $0, path: path) }
+        } catch {
+            // A full disk may have taken part of the line: cut it off, so that the next append
+            // (after space is freed) starts on a line boundary.
+            if end >= 0 { _ = ftruncate(descriptor, end) }
+            throw error
         }
         guard fdatasync(descriptor) == 0 else {
             throw FileSystemError.system(operation: "fdatasync", path: path, errno: errno)

@@ -257,7 +257,9 @@ public enum RobustnessEvaluator {
         return "model=\(model.sha256) data=\(test.name):\(n) threads=\(Compute.threads) settings=\(settings)"
     }
 
-    /// One attack by name with the evaluation's budget.
+    /// One attack by name with the evaluation's budget. APGD drops an image from its batch once
+    /// fooled (`stopWhenFooled`): an evaluation only counts the fooled, and a weak model's images
+    /// then cost a few iterations instead of all of them.
     static func attack(
         _ name: String, _ net: Network, x: Tensor, labels: [Int32], epsilon: Float, iterations: Int,
         settings: RobustnessSettings, numClasses: Int, rng: inout RNG
@@ -268,14 +270,14 @@ public enum RobustnessEvaluator {
                 net, x: x, labels: labels,
                 config: APGDConfig(
                     norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts,
-                    loss: .crossEntropy), rng: &rng)
+                    loss: .crossEntropy, stopWhenFooled: true), rng: &rng)
         case "apgd-t":
             return APGD.attack(
                 net, x: x, labels: labels,
                 config: APGDConfig(
                     norm: settings.norm, epsilon: epsilon, iterations: iterations, restarts: settings.restarts,
                     loss: .targetedDLR,
-                    targetClasses: min(settings.targetClasses, numClasses - 1)), rng: &rng)
+                    targetClasses: min(settings.targetClasses, numClasses - 1), stopWhenFooled: true), rng: &rng)
         case "pgd":
             return PGD.attack(
                 net, x: x, labels: labels,

@@ -29,18 +29,7 @@ public func writeAtomically(_ bytes: [UInt8], toFile path: String) throws {
 
     var closed = false
     do {
-        try bytes.withUnsafeBytes { buf in
-            var written = 0
-            while written < buf.count {
-                // Linux write(2) transfers at most ~2 GiB per call; loop for short writes too.
-                let r = write(fd, buf.baseAddress! + written, Swift.min(buf.count - written, 1 << 30))
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw FileSystemError.system(operation: "write", path: temp, errno: errno)
-                }
-                written += r
-            }
-        }
+        try bytes.withUnsafeBytes { try writeFully(fd, $0, path: temp) }
         guard fsync(fd) == 0 else { throw FileSystemError.system(operation: "fsync", path: temp, errno: errno) }
         closed = true
         // close can report a deferred write error (e.g. on NFS), so it is checked too.
@@ -55,6 +44,22 @@ public func writeAtomically(_ bytes: [UInt8], toFile path: String) throws {
     }
 
     try syncDirectory(directory)
+}
+
+/// Writes all of `bytes` to `fd` (`path` names it in errors), looping over short writes and
+/// EINTR. A short write is not an error by itself: the next call either goes on or says why it
+/// cannot, so a disk that fills mid-write is reported as ENOSPC, not as a byte count.
+public func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var written = 0
+    while written < bytes.count {
+        // Linux write(2) transfers at most ~2 GiB per call.
+        let r = write(fd, bytes.baseAddress! + written, Swift.min(bytes.count - written, 1 << 30))
+        if r < 0 {
+            if errno == EINTR { continue }
+            throw FileSystemError.system(operation: "write", path: path, errno: errno)
+        }
+        written += r
+    }
 }
 
 /// Replaces the file at `url` with `bytes` atomically (see `writeAtomically(_:toFile:)`).

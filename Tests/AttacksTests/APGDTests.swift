@@ -195,7 +195,7 @@ final class APGDTests: XCTestCase {
             String(
                 format:
                     "digits cnn-small L-inf %.2f, %d iterations: clean %.3f | PGD %.3f (loss %.3f) | APGD-CE %.3f "
-                        + "(loss %.3f) | APGD-T(9) %.3f | %.1f us per iteration per image",
+                    + "(loss %.3f) | APGD-T(9) %.3f | %.1f us per iteration per image",
                 linfEps, iterations, c.accuracy, pgd.accuracy, pgd.meanLoss, apgd.accuracy, apgd.meanLoss,
                 apgdT.accuracy,
                 seconds / Double(iterations * y.count) * 1e6))
@@ -222,6 +222,51 @@ final class APGDTests: XCTestCase {
                 XCTAssertEqual(ra.loss, rb.loss, "\(norm) \(loss)")
                 XCTAssertEqual(a, b, "\(norm) \(loss): both generators advanced alike")
                 XCTAssertNotEqual(ra.adversarial.array, rc.adversarial.array, "\(norm) \(loss)")
+            }
+        }
+    }
+
+    /// Stopping at the first misclassifying iterate fools the same examples (both norms, both
+    /// losses, with restarts), and a fooled one comes back misclassified, inside the ball. An
+    /// example that is not fooled ends where it would have: bit for bit under L-inf, whose sign
+    /// steps absorb the last-bit differences a smaller batch makes in the network's sums; within
+    /// rounding under L2, whose steps follow the gradient's values.
+    func testStoppingWhenFooledFoolsTheSameExamples() {
+        let (net, test) = Fixture.model
+        let x = test.images
+        let y = test.labels
+        let d = x.count / x.dim(0)
+        for norm in ThreatNorm.allCases {
+            for loss in [APGDConfig.Loss.crossEntropy, .targetedDLR] {
+                let name = "APGD-\(loss.rawValue)-\(norm.rawValue)"
+                var config = APGDConfig(
+                    norm: norm, epsilon: eps(norm) / 2, iterations: 12, restarts: 2, loss: loss, targetClasses: 2)
+                var a = RNG(seed: 31)
+                let full = APGD.attack(net, x: x, labels: y, config: config, rng: &a)
+                config.stopWhenFooled = true
+                var b = RNG(seed: 31)
+                let stopped = APGD.attack(net, x: x, labels: y, config: config, rng: &b)
+                XCTAssertEqual(a, b, "\(name): both generators advanced alike")
+                XCTAssertEqual(stopped.success, full.success, name)
+                let fooled = full.success.filter { $0 }.count
+                XCTAssertGreaterThan(fooled, y.count / 5, "\(name): the budget should fool a share")
+                XCTAssertLessThan(fooled, y.count, "\(name): and leave some")
+                assertInBall(stopped, x, norm, eps(norm) / 2, name)
+                let fa = full.adversarial.array
+                let sa = stopped.adversarial.array
+                for i in 0..<y.count {
+                    if stopped.success[i] {
+                        XCTAssertNotEqual(stopped.predictions[i], y[i], "\(name) example \(i)")
+                    } else if norm == .linf {
+                        XCTAssertEqual(
+                            Array(sa[i * d..<(i + 1) * d]), Array(fa[i * d..<(i + 1) * d]), "\(name) example \(i)")
+                        XCTAssertEqual(stopped.loss[i], full.loss[i], "\(name) example \(i)")
+                    } else {
+                        let gap = (i * d..<(i + 1) * d).map { abs(sa[$0] - fa[$0]) }.max()!
+                        XCTAssertLessThan(gap, 1e-5, "\(name) example \(i)")
+                        XCTAssertEqual(stopped.loss[i], full.loss[i], accuracy: 1e-4 * max(1, full.loss[i]), name)
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 import Data
 import Evaluation
+import FileSystem
 import Foundation
 import ModelIO
 import TestSupport
@@ -104,6 +105,36 @@ final class EvaluationJournalTests: XCTestCase {
         try again.record(
             phase: "apgd-ce", index: 1, images: [6, 7], .init(fooled: [false, false], excess: [0, 0], seconds: 1))
         XCTAssertEqual(try journal(path).resumable, 2)
+    }
+
+    /// A disk that fills in the middle of an append (a real one: a 64 KiB tmpfs whose last free
+    /// bytes are the rest of the journal's page) says ENOSPC, a cause the daemon retries, and
+    /// leaves no part of the line behind; once space is freed the next append reads back whole.
+    func testFullDiskMidLineSaysNoSpaceAndLeavesNoPartialLine() throws {
+        let mountPoint = try makeTemporaryDirectory("journal-disk", removedAfter: self)
+        guard runQuietly("/bin/mount", ["-t", "tmpfs", "-o", "size=64k", "rrmd-journal-test", mountPoint.path]) == 0
+        else { throw XCTSkip("mounting a tmpfs needs root (CAP_SYS_ADMIN)") }
+        defer { _ = runQuietly("/bin/umount", ["-l", mountPoint.path]) }
+        let path = mountPoint.appendingPathComponent("eval.journal").path
+        let j = try journal(path)
+        let small = EvaluationJournal.Batch(fooled: [true, false], excess: [0, 0], seconds: 1)
+        try j.record(phase: "apgd-ce", index: 0, images: [0, 1], small)
+        let before = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        // Fill the disk: the journal's page keeps its free tail, smaller than the next line.
+        let ballast = mountPoint.appendingPathComponent("ballast").path
+        XCTAssertEqual(fillDisk(ballast), ENOSPC)
+        let images = Array(2..<1_202)  // a line of about 6 KB: more than one page
+        let big = EvaluationJournal.Batch(
+            fooled: images.map { $0 % 3 == 0 }, excess: images.map { _ in 0 }, seconds: 2)
+        XCTAssertThrowsError(try j.record(phase: "apgd-ce", index: 1, images: images, big)) { error in
+            XCTAssertEqual((error as? FileSystemError)?.errno, ENOSPC, "\(error)")
+        }
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, before)
+        try FileManager.default.removeItem(atPath: ballast)
+        try j.record(phase: "apgd-ce", index: 1, images: images, big)
+        let again = try journal(path)
+        XCTAssertEqual(again.resumable, 2)
+        XCTAssertEqual(again.batch(phase: "apgd-ce", index: 1, images: images), big)
     }
 
     /// A journal of another evaluation (other settings here) is started over, not trusted.

@@ -195,31 +195,6 @@ class DaemonTestCase: XCTestCase {
         String(decoding: (try? Data(contentsOf: log)) ?? Data(), as: UTF8.self).components(separatedBy: text).count - 1
     }
 
-    /// Runs a system tool quietly and returns its exit status (-1 when it cannot start).
-    func run(_ tool: String, _ arguments: [String]) -> Int32 {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return -1 }
-        p.waitUntilExit()
-        return p.terminationStatus
-    }
-
-    /// Writes zeros to `path` until the filesystem refuses; returns the errno that stopped it.
-    func fill(_ path: String) -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        let chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 { return errno }
-            if n == 0 { return 0 }
-        }
-    }
-
     /// A claimed job and a runner for it, in this process, for the cases a real daemon reaches
     /// only through a failing fsync or rename.
     func claimedJob() throws -> (spool: Spool, job: ClaimedJob, runner: JobRunner, log: URL) {

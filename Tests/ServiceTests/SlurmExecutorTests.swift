@@ -1,6 +1,7 @@
 import Checkpoint
 import Foundation
 import Spool
+import TestSupport
 import XCTest
 
 @testable import Service
@@ -36,7 +37,7 @@ final class SlurmExecutorTests: DaemonTestCase {
 
     override func tearDownWithError() throws {
         // Nothing a failed test left behind may keep the one-node cluster busy for the next.
-        if bin != nil { _ = run(bin.appendingPathComponent("scancel").path, ["--me"]) }
+        if bin != nil { _ = runQuietly(bin.appendingPathComponent("scancel").path, ["--me"]) }
         try super.tearDownWithError()
     }
 
@@ -162,7 +163,7 @@ final class SlurmExecutorTests: DaemonTestCase {
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: state), "no training state appeared")
         let first = try XCTUnwrap(record(job, "cnn-small")?["slurm_job"] as? String)
-        XCTAssertEqual(run(bin.appendingPathComponent("scancel").path, [first]), 0)
+        XCTAssertEqual(runQuietly(bin.appendingPathComponent("scancel").path, [first]), 0)
 
         // The second submission resumes from the state the first one saved.
         var resumed = false
@@ -223,10 +224,10 @@ final class SlurmExecutorTests: DaemonTestCase {
         XCTAssertNotNil(record(job, "cnn-small"), "the student was never submitted")
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("Scripts/slurm_cluster.sh").path
-        XCTAssertEqual(run("/bin/bash", [script, "stop-controller", cluster]), 0)
+        XCTAssertEqual(runQuietly("/bin/bash", [script, "stop-controller", cluster]), 0)
         // Slurm's commands themselves retry for about 9 s before they report the controller unreachable.
         sleep(15)
-        XCTAssertEqual(run("/bin/bash", [script, "start-controller", cluster]), 0)
+        XCTAssertEqual(runQuietly("/bin/bash", [script, "start-controller", cluster]), 0)
         let deadline = Date().addingTimeInterval(600)
         while daemon.process.isRunning && Date() < deadline { usleep(50_000) }
         daemon.process.waitUntilExit()
