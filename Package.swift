@@ -123,6 +123,11 @@ let package = Package(
             ]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", "FileSystem"]),
         .testTarget(
+            name: "PipelineTests",
+            dependencies: [
+                "TestSupport", "Pipeline", "Training", "ModelIO", "Models", "Data", "NN", "Checkpoint", "TensorCore",
+            ]),
+        .testTarget(
             name: "ServiceTests",
             dependencies: [
                 "TestSupport", "Service", "Pipeline", "Spool", "Evaluation", "Training", "ModelIO", "Models", "Data",

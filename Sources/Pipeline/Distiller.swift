@@ -51,18 +51,32 @@ public struct DistillationRequest {
     }
 }
 
-/// The projection head between a student's body and its classifier.
+/// The projection head between a student's body and its classifier, and where the classifier
+/// comes from.
 public struct StudentHead: Equatable, Sendable {
+    /// Where a distilled student's classifier comes from.
+    public enum Classifier: String, CaseIterable, Sendable {
+        /// Its own, trained with the student (the paper's method).
+        case own
+        /// The teacher's, scaled onto the student's representation after training
+        /// (`TeacherClassifier`).
+        case teacher
+    }
+
     /// `auto`: a projection only when the student's width differs from the teacher's (rrmd's
     /// rule, design.md §1); `always`: one even when the widths are equal.
     public var always: Bool
     /// Whether the projection has a bias (the paper's extra layer in ResNet-50 had one).
     public var bias: Bool
+    /// Where the classifier comes from.
+    public var classifier: Classifier
 
-    /// rrmd's default: a projection without bias, only where the widths differ.
-    public init(always: Bool = false, bias: Bool = false) {
+    /// rrmd's default: a projection without bias, only where the widths differ; the student's
+    /// own classifier.
+    public init(always: Bool = false, bias: Bool = false, classifier: Classifier = .own) {
         self.always = always
         self.bias = bias
+        self.classifier = classifier
     }
 }
 
@@ -71,8 +85,11 @@ public struct DistillationResult {
     /// The trained student (in memory, ready to evaluate) and the metadata saved with it.
     public var student: Network
     public var metadata: ModelMetadata
-    /// The run's summary (test accuracy, per-epoch loss, wall time over every session).
+    /// The run's summary (test accuracy, per-epoch loss, wall time over every session); the test
+    /// accuracy is the saved student's, with the teacher's classifier when it took it.
     public var summary: TrainingSummary
+    /// How the teacher's classifier was fitted, when the student took it.
+    public var classifierFit: TeacherClassifier.Fit?
 }
 
 /// Robust Representation Matching from a request to a saved student: the shared core of
@@ -83,8 +100,8 @@ public enum Distiller {
         if train.imageShape != teacher.config.inputShape || train.numClasses != teacher.config.numClasses {
             return
                 "the teacher takes \(teacher.config.inputShape) images and \(teacher.config.numClasses) classes, but "
-                    + "\(train.name) has \(train.imageShape) and \(train.numClasses); distil on the teacher's dataset "
-                        + "(\(teacher.dataset))"
+                + "\(train.name) has \(train.imageShape) and \(train.numClasses); distil on the teacher's dataset "
+                + "(\(teacher.dataset))"
         }
         return nil
     }
@@ -141,7 +158,7 @@ public enum Distiller {
         // A batch size or width too large for this machine is refused here, with a reason.
         try trainer.preflight(trainingSamples: r.train.count)
         guard
-            let summary = try trainer.run(
+            var summary = try trainer.run(
                 train: r.train, test: r.test, shouldStop: shouldStop,
                 epochEnd: { try $0.saveState(to: r.statePath) }, progress: progress)
         else {
@@ -150,16 +167,23 @@ public enum Distiller {
         }
         let tmeta = r.teacher.metadata
         let s = r.settings
-        let recipe =
+        var recipe =
             "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd "
-                + "lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), "
-                    + "\(s.epochs) epochs, batch \(s.batchSize)"
+            + "lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), "
+            + "\(s.epochs) epochs, batch \(s.batchSize)"
+        var fit: TeacherClassifier.Fit?
+        if r.head.classifier == .teacher {
+            let f = TeacherClassifier.adopt(student: trainer.model, teacher: r.teacher.network, data: r.train)
+            summary.test = evaluateAccuracy(trainer.model, on: r.test)
+            recipe += "; " + f.summary
+            fit = f
+        }
         let metadata = ModelMetadata(
             model: trainer.model, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
             training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
         try SafeTensors(trainer.model.stateTensors(), metadata: metadata.dictionary)
             .write(toFile: r.outPath, compression: r.outPath.hasSuffix(".zst") ? .zstd(level: r.zstdLevel) : .none)
         try? FileManager.default.removeItem(atPath: r.statePath)
-        return DistillationResult(student: trainer.model, metadata: metadata, summary: summary)
+        return DistillationResult(student: trainer.model, metadata: metadata, summary: summary, classifierFit: fit)
     }
 }

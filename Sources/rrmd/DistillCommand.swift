@@ -79,6 +79,13 @@ struct DistillCommand: ParsableCommand {
         name: .customLong("projection-bias"),
         help: "Give the projection head a bias (the paper's extra ResNet-50 layer had one; rrmd's default has none).")
     var projectionBias = false
+    @Option(
+        help:
+            ArgumentHelp(
+                "Where the student's classifier comes from: own (trained with it, the paper's method) or teacher "
+                    + "(after training, the teacher's classifier scaled onto the student's representation; see "
+                    + "`rrmd teacher-classifier`).")
+    ) var classifier = "own"
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -140,13 +147,16 @@ struct DistillCommand: ParsableCommand {
         guard projection == "auto" || projection == "always" else {
             throw ValidationError("unknown --projection '\(projection)'; use auto or always")
         }
+        guard let source = StudentHead.Classifier(rawValue: classifier) else {
+            throw ValidationError("unknown --classifier '\(classifier)'; use own or teacher")
+        }
         var request = DistillationRequest(
             teacher: teacherModel, teacherPath: teacher, teacherSHA256: try SHA256.hex(contentsOfFile: teacher),
             student: student,
             width: width, train: data.train, test: data.test, settings: settings, statePath: state ?? out + ".state",
             outPath: out,
             producer: RRMDVersion.producer)
-        request.head = StudentHead(always: projection == "always", bias: projectionBias)
+        request.head = StudentHead(always: projection == "always", bias: projectionBias, classifier: source)
         ProcessSignals.installStopHandlers()
         reporter.line(
             "distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), "
@@ -166,6 +176,7 @@ struct DistillCommand: ParsableCommand {
             throw ExitCode(130)
         }
         let (studentNet, metadata, summary) = (result.student, result.metadata, result.summary)
+        if let fit = result.classifierFit { reporter.line(fit.summary) }
         let projection = studentNet.config.projection.map { " (projection \(studentNet.bodyWidth) -> \($0))" } ?? ""
         reporter.line(
             String(
@@ -191,6 +202,11 @@ struct DistillCommand: ParsableCommand {
                 "train_loss": summary.epochs.map(\.loss), "parameters": studentNet.parameterCount, "out": out,
             ]
             object["robust_accuracy"] = robust
+            object["classifier"] = source.rawValue
+            if let fit = result.classifierFit {
+                object["classifier_scale"] = fit.scale
+                object["classifier_cosine"] = fit.meanCosine
+            }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }

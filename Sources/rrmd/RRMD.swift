@@ -12,6 +12,7 @@ struct RRMD: ParsableCommand {
         subcommands: [
             ServeCommand.self, SubmitCommand.self, StatusCommand.self, TrainCommand.self, DistillCommand.self,
             EvaluateCommand.self, BenchCommand.self, InspectCommand.self, PredictCommand.self, AgreementCommand.self,
+            TeacherClassifierCommand.self,
         ])
 
     /// Picks OpenBLAS's faster kernel for small convolutions first (this may restart the
