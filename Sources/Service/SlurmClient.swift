@@ -110,8 +110,9 @@ public struct SlurmClient: Sendable {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-slurm-\(UUID().uuidString)")
         let outURL = scratch.appendingPathExtension("out")
         let errURL = scratch.appendingPathExtension("err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        // A file that cannot be created makes the FileHandle below throw, with the reason.
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)
