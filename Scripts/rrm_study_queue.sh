@@ -31,11 +31,11 @@ fi
 export RRMD=$bin THREADS=1
 
 fashion_lane() {
-  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm natural pgd-at rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-x05
+  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-x005-thead natural pgd-at rrm-x005 rrm-5ep free-at-lr05 rrm-paper48 w1-rrm-thead w1-rrm-x05
 }
 mnist_lane() {
   bash Scripts/rrm_study.sh ep96
-  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm natural pgd-at rrm-5ep free-at-lr05 rrm-paper48 rrm-x005
+  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm natural pgd-at rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 rrm-x005-thead
   STUDY=mnist bash Scripts/rrm_study.sh t-short ref r4 r4-x05 natural mlp-r4 mlp-r4-x05
   bash Scripts/rrm_study.sh noise0.05 ep24 img60k ep48 r4-xent2 free8-ep3
 }

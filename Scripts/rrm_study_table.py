@@ -59,7 +59,8 @@ def main():
     results = Results(out, kept)
     listing = subprocess.run(["bash", os.path.join(here, "rrm_study.sh"), "--list"], check=True,
                              capture_output=True, text=True).stdout
-    rows = [line.split(None, 3) for line in listing.splitlines() if line.strip()]
+    # NAME KIND TEACHER [ARGUMENTS]: a thead row has no arguments.
+    rows = [(line.split(None, 3) + [""])[:4] for line in listing.splitlines() if line.strip()]
     teachers = {r[0]: r[2] for r in rows}
     evals = {r[0]: results.get(r[0], "eval") for r in rows}
     pgd = results.get("pgd-at", "train")
@@ -76,7 +77,9 @@ def main():
         ce = next((a["robust_accuracy"] for a in e["attacks"] if a["name"] == "apgd-ce"), None)
         worst = e["worst_case"]["robust_accuracy"]
         kept_text = ""
-        t = evals.get(teachers[name]) if kind == "distill" else None
+        # A thead row's TEACHER column names the distilled row; the teacher is that row's.
+        teacher = teachers.get(teachers[name]) if kind == "thead" else teachers[name]
+        t = evals.get(teacher) if kind in ("distill", "thead") else None
         if t and t["worst_case"]["robust_accuracy"] > 0:
             kept_text = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
         train = results.get(name, "train") or {}
