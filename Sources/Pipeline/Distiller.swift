@@ -182,7 +182,7 @@ public enum Distiller {
             model: trainer.model, dataset: r.train.name, threatModel: tmeta.threatModel, trainedBy: "rrm",
             training: recipe, seed: s.seed, teacherSHA256: r.teacherSHA256, producer: r.producer)
         try SafeTensors(trainer.model.stateTensors(), metadata: metadata.dictionary)
-            .write(toFile: r.outPath, compression: r.outPath.hasSuffix(".zst") ? .zstd(level: r.zstdLevel) : .none)
+            .write(toFile: r.outPath, compression: .forPath(r.outPath, level: r.zstdLevel))
         try? FileManager.default.removeItem(atPath: r.statePath)
         return DistillationResult(student: trainer.model, metadata: metadata, summary: summary, classifierFit: fit)
     }

@@ -57,10 +57,8 @@ struct TeacherClassifierCommand: ParsableCommand {
         var metadata = s.metadata
         metadata.training = (metadata.training.map { $0 + "; " } ?? "") + fit.summary
         metadata.producer = RRMDVersion.producer
-        try SafeTensors(s.network.stateTensors(), metadata: metadata.dictionary)
-            .write(
-                toFile: out,
-                compression: out.hasSuffix(".zst") ? .zstd(level: SafeTensors.Compression.defaultZstdLevel) : .none)
+        try SafeTensors(s.network.stateTensors(), metadata: metadata.dictionary).write(
+            toFile: out, compression: .forPath(out))
         let line = String(
             format: "%@; clean test accuracy %.2f%% with the student's own classifier, %.2f%% with the teacher's; "
                 + "saved %@", fit.summary, 100 * own, 100 * adopted, out)

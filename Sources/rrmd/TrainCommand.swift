@@ -153,7 +153,7 @@ struct TrainCommand: ParsableCommand {
             trainedBy: settings.objective.methodName, training: recipe, seed: seed,
             producer: RRMDVersion.producer)
         try SafeTensors(model.stateTensors(), metadata: metadata.dictionary)
-            .write(toFile: out, compression: out.hasSuffix(".zst") ? .zstd() : .none)
+            .write(toFile: out, compression: .forPath(out))
         // The run is complete and saved: a state left behind would make the next run with the
         // same --state "continue" a finished run (as `rrmd distill` does, it goes).
         if let state { try? FileManager.default.removeItem(atPath: state) }
