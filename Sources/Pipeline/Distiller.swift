@@ -168,7 +168,8 @@ public enum Distiller {
         let tmeta = r.teacher.metadata
         let s = r.settings
         var recipe =
-            "\(s.objective.summary) from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd "
+            "\(s.objective.summary)\(s.epsilonRampEpochs > 0 ? " epsilon-ramp=\(s.epsilonRampEpochs) epochs" : "") "
+            + "from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd "
             + "lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), "
             + "\(s.epochs) epochs, batch \(s.batchSize)"
         var fit: TeacherClassifier.Fit?

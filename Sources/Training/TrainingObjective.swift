@@ -43,10 +43,12 @@ public enum TrainingObjective: Equatable, Sendable {
         }
     }
 
-    /// Whether the objective trains on perturbed images it makes itself (so an epsilon ramp applies).
+    /// Whether the objective trains on perturbed images it makes itself (so an epsilon ramp
+    /// applies): RRM does when it replays batches within a radius.
     var isAdversarial: Bool {
         switch self {
-        case .natural, .rrm: return false
+        case .natural: return false
+        case .rrm(let l): return l.replays > 1 && l.replayEpsilon > 0
         case .pgdAT, .fgsmRS, .freeAT: return true
         }
     }
@@ -58,7 +60,7 @@ public enum TrainingObjective: Equatable, Sendable {
         case .pgdAT(let c):
             return
                 "pgd-at \(c.norm.rawValue) eps=\(c.epsilon) step=\(c.stepSize) "
-                    + "steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
+                + "steps=\(c.iterations)\(c.randomStart ? " random-start" : "")"
         case .fgsmRS(let eps, let step): return "fgsm-rs linf eps=\(eps) step=\(step) random-start"
         case .freeAT(let eps, let replays): return "free-at linf eps=\(eps) replays=\(replays)"
         case .rrm(let l):
@@ -84,10 +86,14 @@ public enum TrainingObjective: Equatable, Sendable {
     }
 
     /// The same objective with the adversary's radius and step multiplied by `factor` (an
-    /// epsilon ramp's early steps); objectives without an adversary are returned unchanged.
+    /// epsilon ramp's early steps; RRM's replays step by their radius, so it scales both);
+    /// objectives without an adversary are returned unchanged.
     func scaled(by factor: Float) -> TrainingObjective {
         switch self {
-        case .natural, .rrm: return self
+        case .natural: return self
+        case .rrm(var l):
+            l.replayEpsilon *= factor
+            return .rrm(l)
         case .pgdAT(var c):
             c.epsilon *= factor
             c.stepSize *= factor
@@ -135,7 +141,7 @@ public enum TrainingObjective: Equatable, Sendable {
             if replays < 2 {
                 return
                     "free adversarial training needs at least 2 replays per batch (1 is natural training), got "
-                        + "\(replays)"
+                    + "\(replays)"
             }
             return nil
         }

@@ -23,7 +23,7 @@ public struct TrainingSettings: Equatable, Sendable {
     /// Epochs over which an adversarial objective's radius (and step) grows linearly from 0 to
     /// its full value, step by step; 0 attacks at full strength from the first step. A ramp lets
     /// adversarial training start at budgets a fresh network cannot fit at once (MNIST at L-inf
-    /// 0.3 stays at chance without one).
+    /// 0.3 stays at chance without one); for RRM it ramps the replays' radius.
     public var epsilonRampEpochs: Double = 0
 
     /// Learning-rate curves a run can use.
@@ -90,7 +90,8 @@ public struct TrainingSettings: Equatable, Sendable {
             return "the epsilon ramp must last from 0 to \(epochs) epochs (the whole run), got \(epsilonRampEpochs)"
         }
         if epsilonRampEpochs > 0, !objective.isAdversarial {
-            return "an epsilon ramp needs an adversarial objective (pgd, fgsm-rs or free), not \(objective.methodName)"
+            return "an epsilon ramp needs an adversarial objective (pgd, fgsm-rs, free, or rrm with replays), "
+                + "not \(objective.summary)"
         }
         return objective.problem()
     }

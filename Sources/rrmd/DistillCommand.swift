@@ -70,6 +70,13 @@ struct DistillCommand: ParsableCommand {
                     + "cost. Default 4 (docs/rrm-study.md) for an L-inf teacher, else 1; 1 is the paper's method.")
     ) var replays: Int?
     @Option(
+        name: .customLong("epsilon-ramp"),
+        help:
+            ArgumentHelp(
+                "Epochs over which the replays' radius grows linearly from 0 to the teacher's epsilon (0: full "
+                    + "radius from the first step), as adversarial training ramps its attack.")
+    ) var epsilonRamp = 0.0
+    @Option(
         help:
             ArgumentHelp(
                 "When the student gets a projection head to the teacher's width: auto (only when its own "
@@ -123,7 +130,7 @@ struct DistillCommand: ParsableCommand {
                 "--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
         }
         let replays = self.replays ?? (threat?.norm == .linf ? 4 : 1)
-        let settings = TrainingSettings(
+        var settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
             horizontalFlip: true, seed: seed,
@@ -132,6 +139,7 @@ struct DistillCommand: ParsableCommand {
                     xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss,
                     inputNoise: Float(noise), replays: replays,
                     replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0)))
+        settings.epsilonRampEpochs = epsilonRamp
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)
         if !noEvaluate, let problem = evalSettings.problem(numClasses: data.test.numClasses) {
@@ -161,7 +169,8 @@ struct DistillCommand: ParsableCommand {
         reporter.line(
             "distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), "
                 + "\(tmeta.threatModel)) on \(datasetName): \(data.train.count) images, \(epochs) epochs, "
-                + "\(settings.objective.summary), \(Compute.threads) threads"
+                + "\(settings.objective.summary)\(epsilonRamp > 0 ? " (replay radius ramped up over \(epsilonRamp) epochs)" : ""), "
+                + "\(Compute.threads) threads"
         )
         let finished = try Distiller.run(
             request, shouldStop: { ProcessSignals.stopRequested },
@@ -197,6 +206,7 @@ struct DistillCommand: ParsableCommand {
                 "student": student, "width": width, "teacher": teacher, "teacher_sha256": request.teacherSHA256,
                 "dataset": datasetName,
                 "epochs": epochs, "seed": seed, "threads": Compute.threads, "objective": settings.objective.summary,
+                "epsilon_ramp_epochs": epsilonRamp,
                 "projection": studentNet.config.projection ?? 0, "test_accuracy": summary.test.accuracy,
                 "seconds": summary.seconds,
                 "train_loss": summary.epochs.map(\.loss), "parameters": studentNet.parameterCount, "out": out,

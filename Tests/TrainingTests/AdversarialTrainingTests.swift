@@ -126,4 +126,39 @@ final class AdversarialTrainingTests: XCTestCase {
         XCTAssertNotEqual(plain.fingerprint, ramped.fingerprint)
         XCTAssertTrue(ramped.fingerprint.contains("epsilonRampEpochs: 1.0)"), ramped.fingerprint)
     }
+    /// RRM's replays ramp like an attack: their radius (which is also their step) grows step by
+    /// step and nothing else of the loss changes; without replays there is nothing to ramp.
+    func testRRMReplaysRampTheirRadius() {
+        let full = RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.3)
+        var settings = TrainingSettings(epochs: 4, objective: .rrm(full))
+        settings.epsilonRampEpochs = 2
+        XCTAssertNil(settings.problem())
+        var early = full
+        early.replayEpsilon = 0.3 / 2
+        XCTAssertEqual(settings.objective(atStep: 9, stepsPerEpoch: 10), .rrm(early))
+        XCTAssertEqual(settings.objective(atStep: 19, stepsPerEpoch: 10), .rrm(full))
+        settings.objective = .rrm(RRMLoss(xentWeight: 0.005))
+        XCTAssertNotNil(settings.problem(), "the paper's single clean step has no radius to ramp")
+    }
+
+    /// A distillation whose replays ramp trains on other images early than one at full radius,
+    /// so it ends elsewhere, and its state is not mistaken for that run's.
+    func testTheTrainerRampsRRMReplays() throws {
+        let data = try digits()
+        let teacher = try digitsModel("cnn-small", data.train, seed: 4)
+        var settings = TrainingSettings(
+            epochs: 1, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 3,
+            objective: .rrm(RRMLoss(xentWeight: 0.5, replays: 2, replayEpsilon: 0.3)))
+        let plain = Trainer(
+            model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings, teacher: teacher)
+        _ = plain.run(train: data.train, test: data.test)
+        settings.epsilonRampEpochs = 1
+        let ramped = Trainer(
+            model: try digitsModel("cnn-small", data.train, seed: 3), settings: settings, teacher: teacher)
+        _ = ramped.run(train: data.train, test: data.test)
+        XCTAssertNotEqual(
+            plain.model.namedParameters().flatMap { $0.1.value.array },
+            ramped.model.namedParameters().flatMap { $0.1.value.array })
+        XCTAssertNotEqual(plain.fingerprint, ramped.fingerprint)
+    }
 }
