@@ -69,6 +69,12 @@ cs-r4-ramp  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 
 cs-free-lr05 train  -       --arch cnn-small --dataset mnist --epochs 2 --adversarial free --epsilon 0.3 --replays 4 --lr 0.05 --seed 1 --epsilon-ramp 1
 cs-r4-5ep-ramp distill teacher --student cnn-small --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 2
 cs-r4-x005-ramp distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --epsilon-ramp 1
+cs-r4-rs    distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --match-noise 0.3
+cs-r4-ramp-rs distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --match-noise 0.3
+cs-r4-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
+cs-r4-rand  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+cs-r4-x005-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --epsilon-ramp 1 --replay-start random
+rn-r4-ramp-rand distill teacher --student resnet20 --width 1.25 --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 EOF
 }
 
@@ -162,6 +168,8 @@ r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 
 r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2
 tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
+r4-xent0.5-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+tlong-r4-xent0.5-rand distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
 EOF
 }
 

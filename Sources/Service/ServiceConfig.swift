@@ -116,6 +116,11 @@ public struct ServiceConfig: Equatable, Sendable {
         /// Optimiser steps per batch (`RRMLoss.replays`; 1 is the paper's method). Replays after
         /// the first match at images pushed within the teacher's L-inf epsilon.
         public var replays: Int
+        /// Where a batch's replays start (`RRMLoss.replayRandomStart`).
+        public var replayStart: ReplayStart
+        /// Epochs over which the replays' radius grows from 0 to the teacher's epsilon
+        /// (`TrainingSettings.epsilonRampEpochs`); 0 replays at the full radius from the start.
+        public var epsilonRamp: Double
 
         /// A recipe: the paper's CIFAR-10 L-inf loss and optimiser, 5 epochs of 4 replays per batch
         /// with cross-entropy weight 0.5 (docs/rrm-study.md: they carry over far more of the
@@ -123,7 +128,8 @@ public struct ServiceConfig: Equatable, Sendable {
         /// 10-epoch default).
         public init(
             epochs: Int = 5, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double? = nil,
-            featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4
+            featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4,
+            replayStart: ReplayStart = .clean, epsilonRamp: Double = 0
         ) {
             self.epochs = epochs
             self.batchSize = batchSize
@@ -133,6 +139,8 @@ public struct ServiceConfig: Equatable, Sendable {
             self.seed = seed
             self.limit = limit
             self.replays = replays
+            self.replayStart = replayStart
+            self.epsilonRamp = epsilonRamp
         }
 
         /// The training settings of a student (SGD momentum 0.9, weight decay 5e-4, cosine
@@ -141,12 +149,16 @@ public struct ServiceConfig: Equatable, Sendable {
         public func trainingSettings(linfEpsilon: Double?) -> TrainingSettings {
             let replaying = replays > 1 && linfEpsilon != nil
             let weight = xentWeight.map(Float.init) ?? RRMLoss.defaultXentWeight(replays: replaying ? replays : 1)
-            return TrainingSettings(
+            var settings = TrainingSettings(
                 epochs: epochs, batchSize: batchSize, learningRate: Float(learningRate), seed: seed,
                 objective: .rrm(
                     RRMLoss(
                         xentWeight: weight, featureLoss: featureLoss,
-                        replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0)))
+                        replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0,
+                        replayRandomStart: replaying && replayStart == .random)))
+            // Without replays there is no radius to ramp.
+            settings.epsilonRampEpochs = replaying ? epsilonRamp : 0
+            return settings
         }
     }
 
@@ -397,9 +409,10 @@ public struct ServiceConfig: Equatable, Sendable {
     private static func readRRM(_ t: TOMLTableReader) throws -> RRM {
         try t.rejectUnknownKeys([
             "epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit", "replays",
+            "replay_start", "epsilon_ramp",
         ])
         let d = RRM()
-        return RRM(
+        let rrm = RRM(
             epochs: try t.int("epochs", default: d.epochs, range: 1...1000),
             // BatchNorm needs two samples per batch.
             batchSize: try t.int("batch_size", default: d.batchSize, range: 2...4096),
@@ -408,7 +421,16 @@ public struct ServiceConfig: Equatable, Sendable {
             featureLoss: try t.choice("feature_loss", default: d.featureLoss, choices: FeatureLoss.allCases),
             seed: UInt64(try t.int("seed", default: Int(d.seed), range: 0...Int.max)),
             limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
-            replays: try t.int("replays", default: d.replays, range: 1...16))
+            replays: try t.int("replays", default: d.replays, range: 1...16),
+            replayStart: try t.choice("replay_start", default: d.replayStart, choices: ReplayStart.allCases),
+            epsilonRamp: try t.double("epsilon_ramp", default: d.epsilonRamp, range: 0...1000))
+        // The ramp is a share of the run, so its bound is another key's value.
+        guard rrm.epsilonRamp <= Double(rrm.epochs) else {
+            throw ServiceConfigError(
+                kind: .outOfRange, file: t.file, key: t.key("epsilon_ramp"), value: String(rrm.epsilonRamp),
+                expected: "a number of epochs in 0...epochs (\(rrm.epochs)): the ramp is part of the run")
+        }
+        return rrm
     }
 
     private static func readEvaluation(_ t: TOMLTableReader) throws -> EvaluationSettings {

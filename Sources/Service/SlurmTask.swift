@@ -138,6 +138,9 @@ extension SlurmTask {
                 "--epochs", "\(rrm.epochs)", "--batch-size", "\(rrm.batchSize)", "--lr", "\(Float(rrm.learningRate))",
                 "--seed", "\(rrm.seed)", "--replays", "\(replays)", "--feature-loss", rrm.featureLoss.rawValue,
             ]
+            if replays > 1 {
+                arguments += ["--replay-start", rrm.replayStart.rawValue, "--epsilon-ramp", "\(rrm.epsilonRamp)"]
+            }
             if let x = rrm.xentWeight { arguments += ["--xent-weight", "\(Float(x))"] }
             if let limit = rrm.limit { arguments += ["--limit", "\(limit)"] }
             arguments += evaluation

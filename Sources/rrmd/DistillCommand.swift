@@ -77,6 +77,14 @@ struct DistillCommand: ParsableCommand {
                     + "radius from the first step), as adversarial training ramps its attack.")
     ) var epsilonRamp = 0.0
     @Option(
+        name: .customLong("replay-start"),
+        help:
+            ArgumentHelp(
+                "Where a batch's replays start: clean (the batch itself) or random (a uniform random point of "
+                    + "the teacher's epsilon ball, FGSM-RS's start, which kept students from overfitting to the "
+                    + "replays on MNIST at 0.3).")
+    ) var replayStart = "clean"
+    @Option(
         help:
             ArgumentHelp(
                 "When the student gets a projection head to the teacher's width: auto (only when its own "
@@ -130,6 +138,9 @@ struct DistillCommand: ParsableCommand {
                 "--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
         }
         let replays = self.replays ?? (threat?.norm == .linf ? 4 : 1)
+        guard let start = ReplayStart(rawValue: replayStart) else {
+            throw ValidationError("unknown --replay-start '\(replayStart)'; use clean or random")
+        }
         var settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,
@@ -138,7 +149,8 @@ struct DistillCommand: ParsableCommand {
                 RRMLoss(
                     xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss,
                     inputNoise: Float(noise), replays: replays,
-                    replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0)))
+                    replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0,
+                    replayRandomStart: start == .random)))
         settings.epsilonRampEpochs = epsilonRamp
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)

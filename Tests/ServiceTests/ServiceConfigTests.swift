@@ -117,6 +117,8 @@ final class ServiceConfigTests: XCTestCase {
             seed = 42
             limit = 2000
             replays = 3
+            replay_start = "random"
+            epsilon_ramp = 2
 
             [evaluation]
             attacks = ["pgd", "fgsm"]
@@ -149,7 +151,7 @@ final class ServiceConfigTests: XCTestCase {
             c.rrm,
             .init(
                 epochs: 48, batchSize: 256, learningRate: 1, xentWeight: 5e-5, featureLoss: .relativeL2,
-                seed: 42, limit: 2000, replays: 3))
+                seed: 42, limit: 2000, replays: 3, replayStart: .random, epsilonRamp: 2))
         XCTAssertEqual(
             c.evaluation,
             .init(
@@ -166,12 +168,17 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(training.seed, 42)
         XCTAssertEqual(
             training.objective,
-            .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1)))
+            .rrm(
+                RRMLoss(
+                    xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1,
+                    replayRandomStart: true)))
+        XCTAssertEqual(training.epsilonRampEpochs, 2)
         XCTAssertNil(training.problem())
         // Replays perturb in an L-inf ball; an L2 teacher's students get the paper's single step.
         XCTAssertEqual(
             c.rrm.trainingSettings(linfEpsilon: nil).objective,
             .rrm(RRMLoss(xentWeight: 5e-5, featureLoss: .relativeL2)))
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).epsilonRampEpochs, 0, "no replays, nothing to ramp")
 
         let robustness = c.evaluation.robustnessSettings(
             norm: .linf, teacherEpsilon: 0.1, teacherEpsilonText: "0.1", seed: 3)
@@ -261,6 +268,10 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(failure("[rrm]\nseed = -1", .outOfRange)?.key, "rrm.seed")
         XCTAssertEqual(failure("[rrm]\nlimit = 0", .outOfRange)?.key, "rrm.limit")
         XCTAssertEqual(failure("[rrm]\nreplays = 0", .outOfRange)?.expected, "an integer in 1...16")
+        let ramp = failure("[rrm]\nepochs = 2\nepsilon_ramp = 3", .outOfRange)
+        XCTAssertEqual(ramp?.key, "rrm.epsilon_ramp")
+        XCTAssertTrue(ramp?.description.contains("epochs (2)") ?? false)
+        XCTAssertEqual(failure("[rrm]\nreplay_start = \"noisy\"", .invalidValue)?.key, "rrm.replay_start")
         XCTAssertEqual(failure("[evaluation]\niterations = 0", .outOfRange)?.key, "evaluation.iterations")
         XCTAssertEqual(failure("[evaluation]\nsamples = -5", .outOfRange)?.key, "evaluation.samples")
         XCTAssertEqual(failure("[evaluation]\nepsilon = \"0\"", .outOfRange)?.key, "evaluation.epsilon")

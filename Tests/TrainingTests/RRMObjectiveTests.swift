@@ -35,4 +35,36 @@ final class RRMObjectiveTests: XCTestCase {
             XCTAssertTrue(v >= 0 && v <= 1)
         }
     }
+    /// Replays from a random start begin at a uniform point of the replay ball (clipped to
+    /// [0, 1]), which an epsilon ramp shrinks with the radius; the option needs replays and
+    /// stands in for the matching noise, so both at once are refused.
+    func testRandomReplayStartIsUniformInTheRampedBall() {
+        var rng = RNG(seed: 2)
+        let images = Tensor(shape: [4, 1, 8, 8], data: (0..<256).map { Float($0 % 17) / 16 })
+        let loss = RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.3, replayRandomStart: true)
+        var settings = TrainingSettings(epochs: 2, objective: .rrm(loss))
+        settings.epsilonRampEpochs = 1
+        for (step, radius) in [(4, Float(0.3) * 5 / 10), (15, Float(0.3))] {
+            guard case .rrm(let at) = settings.objective(atStep: step, stepsPerEpoch: 10) else {
+                return XCTFail("not RRM")
+            }
+            let start = at.matchingImages(images, rng: &rng).array
+            let moves = zip(start, images.array).map { $0 - $1 }
+            XCTAssertLessThanOrEqual(moves.map(abs).max()!, radius + 1e-6)
+            // Interior pixels (not clipped) spread over the whole ball, both signs.
+            let interior = zip(moves, images.array).filter { $0.1 >= radius && $0.1 <= 1 - radius }.map(\.0)
+            XCTAssertGreaterThan(interior.max()!, radius * 0.8)
+            XCTAssertLessThan(interior.min()!, -radius * 0.8)
+            XCTAssertTrue(start.allSatisfy { $0 >= 0 && $0 <= 1 })
+        }
+        XCTAssertEqual(
+            RRMLoss(replays: 4, replayEpsilon: 0.3).matchingImages(images, rng: &rng).array, images.array,
+            "replays start from the batch itself by default")
+        XCTAssertNotNil(TrainingSettings(objective: .rrm(RRMLoss(replayRandomStart: true))).problem())
+        XCTAssertNotNil(
+            TrainingSettings(
+                objective: .rrm(RRMLoss(inputNoise: 0.1, replays: 4, replayEpsilon: 0.3, replayRandomStart: true))
+            ).problem())
+        XCTAssertNil(TrainingSettings(objective: .rrm(loss)).problem())
+    }
 }
