@@ -21,7 +21,7 @@
 # evaluation from its journal (every attacked batch). Rows run one at a time; run
 # it under `nice` when other work shares the machine (wall times are then only indicative).
 # Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
-# THREADS, EVAL_ARGS, MNIST_DIR, RRMD.
+# THREADS, EVAL_ARGS, MNIST_DIR, RRMD, TRAIN_ONLY (1: train the rows, attack nothing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,8 +49,8 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --targ
 rows() {
   case "$STUDY" in
     factors) factor_rows ;;
-    paper-fashion-mnist) paper_rows fashion-mnist 0.1 "" ;;
-    paper-mnist) paper_rows mnist 0.3 "--epsilon-ramp 2" ;;
+    paper-fashion-mnist) paper_rows fashion-mnist 0.1 "" "" ;;
+    paper-mnist) paper_rows mnist 0.3 "--epsilon-ramp 2" "--epsilon-ramp 1" ;;
     mnist) mnist_rows ;;
     screen-mnist) screen_mnist_rows ;;
   esac
@@ -67,13 +67,12 @@ teacher     teacher -       --arch cnn-small --dataset mnist --epochs 10 --adver
 cs-r4       distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5
 cs-r4-ramp  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1
 cs-free-lr05 train  -       --arch cnn-small --dataset mnist --epochs 2 --adversarial free --epsilon 0.3 --replays 4 --lr 0.05 --seed 1 --epsilon-ramp 1
-cs-r4-5ep-ramp distill teacher --student cnn-small --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 2
-cs-r4-x005-ramp distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --epsilon-ramp 1
 cs-r4-rs    distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --match-noise 0.3
 cs-r4-ramp-rs distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --match-noise 0.3
 cs-r4-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
-cs-r4-rand  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+cs-r4-5ep-ramp-rand distill teacher --student cnn-small --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 cs-r4-x005-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --epsilon-ramp 1 --replay-start random
+cs-r4-x0.05-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.05 --epsilon-ramp 1 --replay-start random
 rn-r4-ramp-rand distill teacher --student resnet20 --width 1.25 --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 EOF
 }
@@ -105,11 +104,13 @@ EOF
 #   PGD-AT's time here, since this baseline trains 10 epochs);
 # - `w1-*`: the first student, resnet20 ×1, whose PGD-AT costs only 4.6 times the teacher's
 #   (short of the issue's 5), kept as measured;
-# - `*-thead`: a row's student with its teacher's classifier (the study's "beyond the paper").
+# - `*-thead`: a row's student with its teacher's classifier (the study's "beyond the paper");
+# - `rrm-rand`: `rrm` with replays from a random start (and on MNIST a 1-epoch replay ramp): the
+#   MNIST screen's cure for replays that a student overfits (STUDY=screen-mnist).
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
-# stays at chance without one).
+# stays at chance without one); DRAMP: the replays' ramp of the distilled rows that have one.
 paper_rows() {
-  local d=$1 e=$2 ramp=$3 s="resnet20 --width 1.25"
+  local d=$1 e=$2 ramp=$3 dramp=$4 s="resnet20 --width 1.25"
   cat <<EOF
 teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 $ramp
 rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5
@@ -122,6 +123,7 @@ rrm-paper48 distill teacher --student $s --epochs 48 --seed 1 --replays 1
 w1-rrm      distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005
 w1-rrm-x05  distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
 rrm-x005-thead thead rrm-x005
+rrm-rand    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random $dramp
 w1-rrm-thead thead w1-rrm
 EOF
 }
@@ -169,6 +171,7 @@ r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 
 r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2
 tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
 r4-xent0.5-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+r4-xent0.5-ramp-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 tlong-r4-xent0.5-rand distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
 EOF
 }
@@ -187,6 +190,8 @@ if [ "${1:-}" = "--publish" ]; then
   mkdir -p "$KEEP"
   for f in "$OUT"/*.eval.json "$OUT"/*.train.json "$OUT"/*.agreement.json; do [ -e "$f" ] && cp "$f" "$KEEP/"; done
   while read -r name kind _; do
+    # A borrowed teacher is kept by the study it belongs to.
+    if [ "$kind" = teacher ] && [ -n "${TEACHER_FROM:-}" ]; then continue; fi
     if [ "$kind" = teacher ] || [ ! -s "$OUT/$name.eval.json" ]; then
       if [ -s "$OUT/$name.safetensors.zst" ]; then
         cp "$OUT/$name.safetensors.zst" "$KEEP/"
@@ -273,6 +278,8 @@ eval_row() {
   fi
   [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
   train_row "$name"
+  # TRAIN_ONLY=1: the model now, its attack later (a screening such as rrm_teacher_head.sh first).
+  [ "${TRAIN_ONLY:-0}" = 1 ] && return 0
   # The attacked batches of an evaluation cut short in an earlier session (rrmd reads back only
   # those of exactly this evaluation: same checkpoint, settings and threads).
   if [ ! -e "$OUT/$name.eval.journal" ] && [ -s "$KEEP/$name.eval.journal" ]; then cp "$KEEP/$name.eval.journal" "$OUT/"; fi
@@ -301,5 +308,8 @@ agreement_row() {
 
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then mapfile -t names < <(rows | awk '{print $1}'); fi
-for n in "${names[@]}"; do eval_row "$n"; agreement_row "$n"; done
+for n in "${names[@]}"; do
+  eval_row "$n"
+  [ "${TRAIN_ONLY:-0}" = 1 ] || agreement_row "$n"
+done
 STUDY=$STUDY python3 Scripts/rrm_study_table.py "$OUT"

@@ -22,11 +22,12 @@ case "$STUDY" in
   factors) SRC=results/rrm-study; EPS=0.1; TARGETS=9; DATA_ARGS="" ;;
   paper-fashion-mnist) SRC=results/rrm-paper-fashion-mnist; EPS=0.1; TARGETS=3; DATA_ARGS="" ;;
   paper-mnist) SRC=results/rrm-paper-mnist; EPS=0.3; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
-  *) echo "rrm_teacher_head: unknown STUDY '$STUDY' (factors, paper-fashion-mnist, paper-mnist)" >&2; exit 2 ;;
+  screen-mnist) SRC=results/rrm-screen-mnist; EPS=0.3; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
+  *) echo "rrm_teacher_head: unknown STUDY '$STUDY' (factors, paper-fashion-mnist, paper-mnist, screen-mnist)" >&2; exit 2 ;;
 esac
 OUT=results/thead-$STUDY
 if [ "${1:-}" = "--publish" ]; then
-  for s in factors paper-fashion-mnist paper-mnist; do
+  for s in factors paper-fashion-mnist paper-mnist screen-mnist; do
     [ -d "results/thead-$s" ] || continue
     mkdir -p "docs/results/thead-$s"
     cp results/thead-$s/*.eval.json results/thead-$s/*.head.txt "docs/results/thead-$s/" 2>/dev/null || true
@@ -39,8 +40,9 @@ mkdir -p "$OUT"
 # evaluate MODEL NAME: the attack protocol on the first SAMPLES test images (skipped when done).
 evaluate() {
   [ -s "$OUT/$2.eval.json" ] && return 0
-  # The factor study attacked its rows with this very protocol: its summaries serve as they are.
-  if [ "$STUDY" = factors ] && [ "$SAMPLES" = 1000 ] && [ -s "$SRC/$2.eval.json" ]; then
+  # The factor study and the MNIST screen attacked their rows with this very protocol: their
+  # summaries serve as they are.
+  if { [ "$STUDY" = factors ] || [ "$STUDY" = screen-mnist ]; } && [ "$SAMPLES" = 1000 ] && [ -s "$SRC/$2.eval.json" ]; then
     cp "$SRC/$2.eval.json" "$OUT/"
     return 0
   fi
