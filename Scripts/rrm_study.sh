@@ -44,8 +44,8 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --targ
 # (row TEACHER's student with its teacher's classifier: `rrmd teacher-classifier`, no training). The
 # reference is `ref`: a cnn-small student of the short cnn-small teacher, 10 epochs on the
 # first 20,000 Fashion-MNIST training images, seed 1, the paper's loss, optimiser and single step
-# per batch (--replays 1; rrmd distill's default is now 4 replays with weight 0.5). Rows are written out in full, so a
-# later change of a default does not change what a row measures.
+# per batch (--replays 1; rrmd distill's default is now 4 replays from a random start with weight 0.5). Rows are
+# written out in full, so a later change of a default does not change what a row measures.
 rows() {
   case "$STUDY" in
     factors) factor_rows ;;
@@ -64,8 +64,8 @@ rows() {
 screen_mnist_rows() {
   cat <<'EOF'
 teacher     teacher -       --arch cnn-small --dataset mnist --epochs 10 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0 --epsilon-ramp 2
-cs-r4       distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5
-cs-r4-ramp  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1
+cs-r4       distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
+cs-r4-ramp  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start clean
 cs-free-lr05 train  -       --arch cnn-small --dataset mnist --epochs 2 --adversarial free --epsilon 0.3 --replays 4 --lr 0.05 --seed 1 --epsilon-ramp 1
 cs-r4-rs    distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --match-noise 0.3
 cs-r4-ramp-rs distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --match-noise 0.3
@@ -82,11 +82,11 @@ mnist_rows() {
   cat <<'EOF'
 t-short     teacher -       --arch cnn-small --dataset mnist --epochs 3 --limit 20000 --adversarial pgd --epsilon 0.3 --attack-steps 7 --seed 0 --epsilon-ramp 2
 ref         distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
-r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-r4-x05      distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
+r4          distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+r4-x05      distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 natural     train   -       --arch cnn-small --dataset mnist --epochs 10 --limit 20000 --seed 1
-mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-mlp-r4-x05  distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+mlp-r4-x05  distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 EOF
 }
 
@@ -113,15 +113,15 @@ paper_rows() {
   local d=$1 e=$2 ramp=$3 dramp=$4 s="resnet20 --width 1.25"
   cat <<EOF
 teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 0 $ramp
-rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5
+rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 natural     train   -       --arch $s --dataset $d --epochs 10 --seed 1
 pgd-at      train   -       --arch $s --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
 free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
-rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
-rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005
+rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
+rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
 rrm-paper48 distill teacher --student $s --epochs 48 --seed 1 --replays 1
-w1-rrm      distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005
-w1-rrm-x05  distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5
+w1-rrm      distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+w1-rrm-x05  distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 rrm-x005-thead thead rrm-x005
 rrm-rand    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random $dramp
 w1-rrm-thead thead w1-rrm
@@ -136,13 +136,13 @@ seed2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed
 noise0.1    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.1 --replays 1
 noise0.05   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.05 --replays 1
 noise0.2    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --match-noise 0.2 --replays 1
-free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005
-free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005
-free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005
-free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005
+free2-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005 --replay-start clean
+free2       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 2 --xent-weight 0.005 --replay-start clean
+free4-ep5   distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+free4       distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+free4-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+free8-ep2   distill t-short --student cnn-small --epochs 2 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005 --replay-start clean
+free8-ep3   distill t-short --student cnn-small --epochs 3 --limit 20000 --seed 1 --replays 8 --xent-weight 0.005 --replay-start clean
 natural     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1
 fast-at     train   -       --arch cnn-small --dataset fashion-mnist --epochs 10 --limit 20000 --seed 1 --adversarial fgsm-rs --epsilon 0.1 --schedule cyclic
 xent0.05    distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --xent-weight 0.05 --replays 1
@@ -155,9 +155,9 @@ t-long      teacher -       --arch cnn-small --dataset fashion-mnist --epochs 10
 tlong-ref   distill t-long  --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1
 resnet20    distill t-short --student resnet20 --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
 mlp         distill t-short --student mlp --epochs 10 --limit 20000 --seed 1 --replays 1
-resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
-tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005
+resnet20-r4 distill t-short --student resnet20 --width 0.5 --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+mlp-r4      distill t-short --student mlp --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
+tlong-r4    distill t-long  --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
 proj        distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always
 proj-bias   distill t-short --student cnn-small --epochs 10 --limit 20000 --seed 1 --replays 1 --projection always --projection-bias
 widen       distill t-short --student cnn-small --width 0.5 --epochs 10 --limit 20000 --seed 1 --replays 1
@@ -166,10 +166,10 @@ narrow      distill t-short --student cnn-small --width 2 --epochs 10 --limit 20
 ep96        distill t-short --student cnn-small --epochs 96 --limit 20000 --seed 1 --replays 1
 free-at4-ep5 train  -       --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4
 free-at4-ep5-lr05 train -   --arch cnn-small --dataset fashion-mnist --epochs 5 --limit 20000 --seed 1 --adversarial free --epsilon 0.1 --replays 4 --lr 0.05
-r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.05
-r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
-r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2
-tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5
+r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.05 --replay-start clean
+r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
+r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2 --replay-start clean
+tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 r4-xent0.5-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
 r4-xent0.5-ramp-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 tlong-r4-xent0.5-rand distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random

@@ -81,8 +81,8 @@ struct DistillCommand: ParsableCommand {
         help:
             ArgumentHelp(
                 "Where a batch's replays start: clean (the batch itself) or random (a uniform random point of "
-                    + "the teacher's epsilon ball, FGSM-RS's start, which kept students from overfitting to the "
-                    + "replays on MNIST at 0.3).")
+                    + "the teacher's epsilon ball, FGSM-RS's start). From the clean batch students overfitted to "
+                    + "their replays on MNIST at 0.3 (4.6% robust against 61.9%); see docs/rrm-study.md.")
     ) var replayStart = "clean"
     @Option(
         help:

@@ -42,7 +42,7 @@ final class ServiceConfigTests: XCTestCase {
             c.rrm,
             .init(
                 epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: nil, featureLoss: .cosine,
-                seed: 0, limit: nil, replays: 4))
+                seed: 0, limit: nil, replays: 4, replayStart: .clean, epsilonRamp: 0))
         // Unset, the weight follows the replays a student actually gets: 0.5 with replays, the
         // paper's 0.005 for an L2 teacher's single step.
         XCTAssertEqual(
