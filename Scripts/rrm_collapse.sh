@@ -36,6 +36,7 @@ for threads in $THREAD_COUNTS; do
       fi
       name="$start-s$seed-t$threads"
       rm -f "$OUT/$name".*
+      : > "$OUT/$name.log"
       nice "$R" distill --teacher "$teacher" --student cnn-small --epochs 5 --limit 20000 --seed "$seed" \
         --replays 4 --xent-weight 0.5 --replay-start "$flag" --epsilon-ramp "$ramp" --threads "$threads" \
         --no-evaluate --out "$OUT/$name.safetensors.zst" > /dev/null 2> "$OUT/$name.log" &
