@@ -19,6 +19,11 @@ cd "$(dirname "$0")/.."
 studies=(factors paper-fashion-mnist mnist paper-mnist screen-mnist)
 if [ "${1:-}" = "--publish" ]; then
   for s in "${studies[@]}"; do STUDY=$s bash Scripts/rrm_study.sh --publish; done
+  for d in masking rrm-collapse; do
+    [ -d "results/$d" ] || continue
+    mkdir -p "docs/results/$d"
+    cp results/$d/*.eval.json results/$d/summary.tsv "docs/results/$d/" 2>/dev/null || true
+  done
   exit 0
 fi
 bash Scripts/setup.sh >&2
@@ -31,15 +36,39 @@ if [ "${KEEP_BIN:-0}" != 1 ] || [ ! -x "$bin" ]; then
 fi
 export RRMD=$bin THREADS=1
 
+# masking_check STUDY_DIR ROW EPS [DATA_ARGS]: a student that beats its teacher must show it is not
+# masking its gradients: accuracy against epsilon (falls to 0 at large radii) and more iterations
+# (never help the model) on 500 images; rrmd evaluate flags a failed check in its report.
+masking_check() {
+  local dir=$1 row=$2 eps=$3 name
+  shift 3
+  name=$(basename "$dir")-$row
+  mkdir -p results/masking
+  [ -s "results/masking/$name.eval.json" ] && return 0
+  # A fresh checkout has the unevaluated row's checkpoint in docs/results/ only.
+  local model=$dir/$row.safetensors.zst
+  [ -s "$model" ] || model=docs/results/$(basename "$dir")/$row.safetensors.zst
+  [ -s "$model" ] || return 0
+  nice "$RRMD" evaluate --model "$model" --samples 500 --epsilon "$eps" --attacks apgd-ce \
+    --sweep-samples 500 --check-samples 500 "$@" --threads 1 --report "results/masking/report-$name" --json \
+    > "results/masking/$name.eval.json.part" 2> "results/masking/$name.eval.log"
+  mv "results/masking/$name.eval.json.part" "results/masking/$name.eval.json"
+}
 fashion_lane() {
   # rrm-rand is screened on the first 1,000 test images (own and teacher's classifier) before
   # its whole-test-set attack.
   TRAIN_ONLY=1 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-rand
   STUDY=paper-fashion-mnist bash Scripts/rrm_teacher_head.sh rrm-rand
-  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-x005-thead natural pgd-at rrm-rand rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
+  masking_check results/rrm-paper-fashion-mnist rrm-rand 0.1
+  masking_check results/rrm-paper-mnist rrm-rand 0.3 --data-dir ../shared/data/mnist
+  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-rand natural pgd-at rrm-x005-thead rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
 }
 mnist_lane() {
   STUDY=screen-mnist bash Scripts/rrm_study.sh
+  # Whether the random start (with a ramp) can become the default: the 5-epoch factor rows and
+  # how often a first epoch collapses.
+  bash Scripts/rrm_study.sh r4-xent0.5-ramp-rand tlong-r4-xent0.5-rand
+  SEEDS="0 1 2 3" bash Scripts/rrm_collapse.sh
   # The screen's resnet20 row is paper-mnist's rrm-rand, the same command: attack it, do not retrain it.
   local p=results/rrm-paper-mnist/rrm-rand.safetensors.zst
   if [ ! -s "$p" ] && [ -s results/rrm-screen-mnist/rn-r4-ramp-rand.safetensors.zst ]; then
