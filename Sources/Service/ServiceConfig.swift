@@ -116,7 +116,7 @@ public struct ServiceConfig: Equatable, Sendable {
         /// Optimiser steps per batch (`RRMLoss.replays`; 1 is the paper's method). Replays after
         /// the first match at images pushed within the teacher's L-inf epsilon.
         public var replays: Int
-        /// Where a batch's replays start (`RRMLoss.replayRandomStart`).
+        /// Where a batch's replays start (`RRMLoss.replayStart`).
         public var replayStart: ReplayStart
         /// Epochs over which the replays' radius grows from 0 to the teacher's epsilon
         /// (`TrainingSettings.epsilonRampEpochs`); 0 replays at the full radius from the start.
@@ -155,7 +155,7 @@ public struct ServiceConfig: Equatable, Sendable {
                     RRMLoss(
                         xentWeight: weight, featureLoss: featureLoss,
                         replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0,
-                        replayRandomStart: replaying && replayStart == .random)))
+                        replayStart: replaying ? replayStart : .clean)))
             // Without replays there is no radius to ramp.
             settings.epsilonRampEpochs = replaying ? epsilonRamp : 0
             return settings

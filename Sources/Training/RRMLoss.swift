@@ -24,12 +24,12 @@ public struct RRMLoss: Equatable, Sendable {
     public var replays: Int
     /// The L-inf radius of the replays' perturbations, in [0, 1] pixel units (the teacher's epsilon).
     public var replayEpsilon: Float
-    /// Whether a batch's replays start from a uniform random point of the `replayEpsilon` ball
-    /// around it (FGSM-RS's random start, Wong et al. 2020) instead of the batch itself. Sign
+    /// Where a batch's replays start: the batch itself, or a uniform random point of the
+    /// `replayEpsilon` ball around it (FGSM-RS's random start, Wong et al. 2020). Sign
     /// steps of the whole radius from the clean batch are zero-init FGSM, which can let the
     /// student overfit to them catastrophically (MNIST at 0.3: 4.6 % robust; from a random
     /// start 61.9 %, docs/rrm-study.md).
-    public var replayRandomStart: Bool
+    public var replayStart: ReplayStart
 
     /// The cross-entropy weight rrmd uses when none is given: the paper's 0.005 for its single
     /// step per batch; 0.5 with replays, where the labels at the replayed images make the student
@@ -41,14 +41,14 @@ public struct RRMLoss: Equatable, Sendable {
     /// The objective with the paper's CIFAR-10 L-inf defaults.
     public init(
         xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0,
-        replays: Int = 1, replayEpsilon: Float = 0, replayRandomStart: Bool = false
+        replays: Int = 1, replayEpsilon: Float = 0, replayStart: ReplayStart = .clean
     ) {
         self.xentWeight = xentWeight
         self.featureLoss = featureLoss
         self.inputNoise = inputNoise
         self.replays = replays
         self.replayEpsilon = replayEpsilon
-        self.replayRandomStart = replayRandomStart
+        self.replayStart = replayStart
     }
 
     /// The next replay's images `[N, C, H, W]`: `current` moved by `replayEpsilon` along the sign
@@ -62,7 +62,7 @@ public struct RRMLoss: Equatable, Sendable {
     /// `inputNoise` (or, for replays from a random start, `replayEpsilon`) added and clipped to
     /// [0, 1]; `images` itself when there is none.
     public func matchingImages(_ images: Tensor, rng: inout RNG) -> Tensor {
-        let a = replayRandomStart && replays > 1 ? replayEpsilon : inputNoise
+        let a = replayStart == .random && replays > 1 ? replayEpsilon : inputNoise
         guard a > 0 else { return images }
         var noisy = images
         let n = noisy.count
@@ -104,8 +104,7 @@ public struct RRMLoss: Equatable, Sendable {
     }
 }
 
-/// Where a batch's replays start (`RRMLoss.replayRandomStart`), as the CLI and the daemon's
-/// configuration name it.
+/// Where a batch's replays start (`RRMLoss.replayStart`; `--replay-start`, `[rrm] replay_start`).
 public enum ReplayStart: String, CaseIterable, Sendable {
     /// The batch itself.
     case clean
@@ -121,7 +120,8 @@ extension RRMLoss: CustomStringConvertible {
         var text = "Training.RRMLoss(xentWeight: \(xentWeight), featureLoss: NN.FeatureLoss.\(featureLoss)"
         if inputNoise != 0 { text += ", inputNoise: \(inputNoise)" }
         if replays != 1 { text += ", replays: \(replays), replayEpsilon: \(replayEpsilon)" }
-        if replayRandomStart { text += ", replayRandomStart: true" }
+        // Spelled as when the option was a flag, so state files saved then still continue.
+        if replayStart == .random { text += ", replayRandomStart: true" }
         return text + ")"
     }
 }

@@ -66,7 +66,7 @@ public enum TrainingObjective: Equatable, Sendable {
         case .rrm(let l):
             let loss = l.featureLoss == .cosine ? "cosine" : "relative-l2"
             let noise = l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : ""
-            let start = l.replayRandomStart ? " replay-start=random" : ""
+            let start = l.replayStart == .random ? " replay-start=random" : ""
             let replays = l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)\(start)" : ""
             return "rrm \(loss) xent-weight=\(l.xentWeight)\(noise)\(replays)"
         }
@@ -128,8 +128,8 @@ public enum TrainingObjective: Equatable, Sendable {
             if l.replays > 1 && !(l.replayEpsilon > 0 && l.replayEpsilon <= 1) {
                 return "replays need a perturbation radius in (0, 1], got \(l.replayEpsilon)"
             }
-            if l.replayRandomStart && l.replays < 2 { return "a random replay start needs replays (2 or more)" }
-            if l.replayRandomStart && l.inputNoise > 0 {
+            if l.replayStart == .random && l.replays < 2 { return "a random replay start needs replays (2 or more)" }
+            if l.replayStart == .random && l.inputNoise > 0 {
                 return "a random replay start is itself the first step's noise: leave the matching noise at 0"
             }
             return nil

@@ -150,7 +150,7 @@ struct DistillCommand: ParsableCommand {
                     xentWeight: xentWeight ?? RRMLoss.defaultXentWeight(replays: replays), featureLoss: loss,
                     inputNoise: Float(noise), replays: replays,
                     replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0,
-                    replayRandomStart: start == .random)))
+                    replayStart: start)))
         settings.epsilonRampEpochs = epsilonRamp
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)

@@ -171,7 +171,7 @@ final class ServiceConfigTests: XCTestCase {
             .rrm(
                 RRMLoss(
                     xentWeight: 5e-5, featureLoss: .relativeL2, replays: 3, replayEpsilon: 0.1,
-                    replayRandomStart: true)))
+                    replayStart: .random)))
         XCTAssertEqual(training.epsilonRampEpochs, 2)
         XCTAssertNil(training.problem())
         // Replays perturb in an L-inf ball; an L2 teacher's students get the paper's single step.

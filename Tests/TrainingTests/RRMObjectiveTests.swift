@@ -41,7 +41,7 @@ final class RRMObjectiveTests: XCTestCase {
     func testRandomReplayStartIsUniformInTheRampedBall() {
         var rng = RNG(seed: 2)
         let images = Tensor(shape: [4, 1, 8, 8], data: (0..<256).map { Float($0 % 17) / 16 })
-        let loss = RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.3, replayRandomStart: true)
+        let loss = RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.3, replayStart: .random)
         var settings = TrainingSettings(epochs: 2, objective: .rrm(loss))
         settings.epsilonRampEpochs = 1
         for (step, radius) in [(4, Float(0.3) * 5 / 10), (15, Float(0.3))] {
@@ -60,10 +60,10 @@ final class RRMObjectiveTests: XCTestCase {
         XCTAssertEqual(
             RRMLoss(replays: 4, replayEpsilon: 0.3).matchingImages(images, rng: &rng).array, images.array,
             "replays start from the batch itself by default")
-        XCTAssertNotNil(TrainingSettings(objective: .rrm(RRMLoss(replayRandomStart: true))).problem())
+        XCTAssertNotNil(TrainingSettings(objective: .rrm(RRMLoss(replayStart: .random))).problem())
         XCTAssertNotNil(
             TrainingSettings(
-                objective: .rrm(RRMLoss(inputNoise: 0.1, replays: 4, replayEpsilon: 0.3, replayRandomStart: true))
+                objective: .rrm(RRMLoss(inputNoise: 0.1, replays: 4, replayEpsilon: 0.3, replayStart: .random))
             ).problem())
         XCTAssertNil(TrainingSettings(objective: .rrm(loss)).problem())
     }

@@ -44,7 +44,7 @@ final class RRMTransferTests: XCTestCase {
             try student(
                 RRMLoss(
                     xentWeight: RRMLoss.defaultXentWeight(replays: 2), replays: 2, replayEpsilon: epsilon,
-                    replayRandomStart: true))
+                    replayStart: .random))
         )
     }
 
