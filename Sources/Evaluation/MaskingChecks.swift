@@ -15,6 +15,8 @@ public enum MaskingChecks {
     public static let sweepMonotone = "sweep_monotone"
     /// Name of the check that APGD-T is not much weaker than APGD-CE.
     public static let targetedNotWeaker = "targeted_not_weaker"
+    /// Name of the check that the gradient-free Square attack finds little the gradient attacks missed.
+    public static let gradientFreeNotStronger = "gradient_free_not_stronger"
 
     /// All checks, in a fixed order, on the numbers of `report` (its `checks` are ignored).
     public static func run(_ report: RobustnessReport) -> [RobustnessReport.Check] {
@@ -24,6 +26,7 @@ public enum MaskingChecks {
             checkLargeEpsilonBreaks(report),
             checkSweepMonotone(report),
             checkTargetedNotWeaker(report),
+            checkGradientFreeNotStronger(report),
         ]
     }
 
@@ -165,6 +168,43 @@ public enum MaskingChecks {
                     + "honest model the "
                 + "targeted DLR attack is about as strong as APGD-CE; a much weaker one suggests a bug in the "
                     + "targeted attack (target classes, DLR loss) or logits that mask the DLR gradient.")
+    }
+
+    /// Largest share of images the Square attack may fool beyond the gradient attacks before the
+    /// check fails: one point, or two samples on a small run. On models with honest gradients it
+    /// adds a few tenths of a point at most (AutoAttack's experience); masking leaves it far more.
+    public static func gradientFreeTolerance(samples: Int) -> Double {
+        samples > 0 ? max(0.01, 2.0 / Double(samples)) : 0.01
+    }
+
+    private static func checkGradientFreeNotStronger(_ report: RobustnessReport) -> RobustnessReport.Check {
+        let gradientAttacks = report.attacks.filter { $0.name != RobustnessReport.Attack.square }
+        guard let square = report.attacks.first(where: { $0.name == RobustnessReport.Attack.square }),
+            let strongest = gradientAttacks.min(by: { $0.robustAccuracy < $1.robustAccuracy })
+        else {
+            let list = report.attacks.isEmpty ? "none" : report.attacks.map(\.name).joined(separator: ", ")
+            return .init(
+                name: gradientFreeNotStronger, passed: true,
+                detail: "Not run: needs square and a gradient attack (ran: \(list)).")
+        }
+        // Run alone, square's accuracy compares with the strongest gradient attack's; in a cascade
+        // both are cumulative, square runs last, and the difference is what it fooled on its own.
+        let gap = strongest.robustAccuracy - square.robustAccuracy
+        let tol = gradientFreeTolerance(samples: report.data.samples)
+        let numbers =
+            "square \(ReportText.percent(square.robustAccuracy)) vs \(strongest.name) "
+            + "\(ReportText.percent(strongest.robustAccuracy))"
+        if gap <= tol + slack {
+            return .init(
+                name: gradientFreeNotStronger, passed: true,
+                detail: "\(numbers): the gradient-free attack is at most \(ReportText.points(tol)) stronger.")
+        }
+        return .init(
+            name: gradientFreeNotStronger, passed: false,
+            detail:
+                "\(numbers): the gradient-free square attack fools \(ReportText.points(gap)) more, over the "
+                + "\(ReportText.points(tol)) limit. An attack that never reads a gradient beating the gradient attacks "
+                + "means the gradients mislead them: suspect gradient masking, and trust the lower number.")
     }
 
     /// The first point whose accuracy exceeds the lowest accuracy seen at any smaller x by more

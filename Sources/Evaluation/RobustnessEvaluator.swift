@@ -286,6 +286,10 @@ public enum RobustnessEvaluator {
                 rng: &rng)
         case "fgsm":
             return FGSM.attack(net, x: x, labels: labels, epsilon: epsilon)
+        case "square":
+            return Square.attack(
+                net, x: x, labels: labels, config: SquareConfig(epsilon: epsilon, queries: settings.squareQueries),
+                rng: &rng)
         default:
             preconditionFailure("RobustnessEvaluator: unknown attack '\(name)' (settings were not validated)")
         }
@@ -311,6 +315,9 @@ public enum RobustnessEvaluator {
             d["restarts"] = "\(s.restarts)"
             d["step"] = "\(c.stepSize)"
             d["random_start"] = "true"
+        case "square":
+            d["queries"] = "\(s.squareQueries)"
+            d["initial_fraction"] = "\(SquareConfig(epsilon: Float(s.epsilon)).initialFraction)"
         default:
             d["step"] = s.epsilonText
         }

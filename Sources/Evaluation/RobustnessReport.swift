@@ -271,8 +271,10 @@ extension RobustnessReport {
         public static let pgd = "pgd"
         /// Name of the fast gradient sign method.
         public static let fgsm = "fgsm"
+        /// Name of the gradient-free Square attack.
+        public static let square = "square"
 
-        /// Attack name: `apgd-ce`, `apgd-t`, `pgd`, `fgsm`.
+        /// Attack name: `apgd-ce`, `apgd-t`, `pgd`, `fgsm`, `square`.
         public var name: String
         /// Its settings as text, e.g. `iterations`, `restarts`, `step`, `target_classes`.
         public var settings: [String: String]

@@ -5,7 +5,7 @@ import Attacks
 /// standard version for APGD (100 iterations, 9 target classes).
 public struct RobustnessSettings: Equatable, Sendable {
     /// Attack names `attacks` may hold, in the order they run.
-    public static let knownAttacks = ["apgd-ce", "apgd-t", "pgd", "fgsm"]
+    public static let knownAttacks = ["apgd-ce", "apgd-t", "pgd", "fgsm", "square"]
 
     /// Norm of the threat model.
     public var norm: ThreatNorm
@@ -25,6 +25,8 @@ public struct RobustnessSettings: Equatable, Sendable {
     public var restarts: Int
     /// Target classes of APGD-T (AutoAttack's standard: 9); at most classes - 1.
     public var targetClasses: Int
+    /// Queries per image of the Square attack (AutoAttack's standard: 5,000).
+    public var squareQueries: Int
     /// Images of the epsilon sweep (0 disables it).
     public var sweepSamples: Int
     /// APGD-CE iterations at each sweep point.
@@ -45,7 +47,7 @@ public struct RobustnessSettings: Equatable, Sendable {
     public init(
         norm: ThreatNorm = .linf, epsilon: Double = 8.0 / 255, epsilonText: String = "8/255",
         attacks: [String] = ["apgd-ce", "apgd-t"], samples: Int? = nil, batchSize: Int = 200,
-        iterations: Int = 100, restarts: Int = 1, targetClasses: Int = 9,
+        iterations: Int = 100, restarts: Int = 1, targetClasses: Int = 9, squareQueries: Int = 5000,
         sweepSamples: Int = 1000, sweepIterations: Int = 20,
         checkSamples: Int = 500, checkIterations: [Int] = [5, 10, 25, 50, 100], seed: UInt64 = 0, cascade: Bool = false
     ) {
@@ -58,6 +60,7 @@ public struct RobustnessSettings: Equatable, Sendable {
         self.iterations = iterations
         self.restarts = restarts
         self.targetClasses = targetClasses
+        self.squareQueries = squareQueries
         self.sweepSamples = sweepSamples
         self.sweepIterations = sweepIterations
         self.checkSamples = checkSamples
@@ -90,6 +93,10 @@ public struct RobustnessSettings: Equatable, Sendable {
             return "an attack is listed twice in \(attacks.joined(separator: ","))"
         }
         if attacks.contains("fgsm") && norm != .linf { return "fgsm is an L-inf attack; use pgd or apgd-ce for l2" }
+        if attacks.contains("square") {
+            if norm != .linf { return "rrmd's square attack is the L-inf one; use apgd-ce or pgd for l2" }
+            if squareQueries < 1 { return "square queries must be at least 1, got \(squareQueries)" }
+        }
         if attacks.contains("apgd-t") {
             if numClasses < 4 { return "apgd-t's DLR loss needs at least 4 classes; the dataset has \(numClasses)" }
             if targetClasses < 1 || targetClasses > numClasses - 1 {

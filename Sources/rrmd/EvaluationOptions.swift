@@ -14,6 +14,8 @@ struct EvaluationOptions: ParsableArguments {
     @Option(help: "APGD and PGD iterations.") var iterations = 100
     @Option(help: "Restarts of each attack.") var restarts = 1
     @Option(name: .customLong("target-classes"), help: "Target classes of apgd-t.") var targetClasses = 9
+    @Option(name: .customLong("square-queries"), help: "Queries per image of the gradient-free square attack.")
+    var squareQueries = 5000
     @Option(name: .customLong("sweep-samples"), help: "Images in the epsilon sweep (0: no sweep).") var sweepSamples =
         1000
     @Option(name: .customLong("check-samples"), help: "Images in the iterations check (0: no check).")
@@ -56,7 +58,7 @@ struct EvaluationOptions: ParsableArguments {
             norm: threatNorm, epsilon: eps, epsilonText: epsText,
             attacks: attacks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) },
             samples: samples, batchSize: attackBatch, iterations: iterations, restarts: restarts,
-            targetClasses: targetClasses,
+            targetClasses: targetClasses, squareQueries: squareQueries,
             sweepSamples: sweepSamples, checkSamples: checkSamples, seed: attackSeed, cascade: cascade)
     }
 }

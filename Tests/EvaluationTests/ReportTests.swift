@@ -138,7 +138,7 @@ final class ReportMarkdownTests: XCTestCase {
         for needle in [
             "# Robustness report: resnet20 ×1, L∞ ε = 8/255", "| Clean | 81.25% | 650 / 800 |",
             "| APGD-CE | 48.00% | 384 / 800 |", "| APGD-T | 47.62% | 381 / 800 |", "**47.50%**",
-            "All 5 gradient-masking checks passed.", "PASS `iterations_monotone`",
+            "All 6 gradient-masking checks passed.", "PASS `iterations_monotone`",
             "(accuracy_vs_epsilon.svg)", "(per_class.svg)", "| 0.0313725 (8/255) | 48.50% |",
             "| 100 | 48.50% |", "| 3 | cat | 80 | 76.00% | 43.00% |", "iterations=50, restarts=10",
             "`abababab", "272,474", "480.8 s", "Threads: 2", "`linf:8/255`",
@@ -267,7 +267,7 @@ final class MaskingChecksTests: XCTestCase {
             checks.map(\.name),
             [
                 "robust_not_above_clean", "iterations_monotone", "large_epsilon_breaks",
-                "sweep_monotone", "targeted_not_weaker",
+                "sweep_monotone", "targeted_not_weaker", "gradient_free_not_stronger",
             ])
         for c in checks { XCTAssertTrue(c.passed, "\(c.name): \(c.detail)") }
     }
@@ -370,6 +370,23 @@ final class MaskingChecksTests: XCTestCase {
         let skipped = check(MaskingChecks.targetedNotWeaker, report)
         XCTAssertTrue(skipped.passed)
         XCTAssertTrue(skipped.detail.lowercased().contains("not run"), skipped.detail)
+    }
+
+    func testGradientFreeNotStronger() {
+        var report = sampleReport()
+        XCTAssertTrue(check(MaskingChecks.gradientFreeNotStronger, report).detail.lowercased().contains("not run"))
+        let strongest = report.attacks.map(\.robustAccuracy).min()!
+        // 800 samples: the tolerance is one point.
+        report.attacks.append(.init(name: "square", robustAccuracy: strongest - 0.01, correct: 0, seconds: 1))
+        XCTAssertTrue(check(MaskingChecks.gradientFreeNotStronger, report).passed)
+        report.attacks[report.attacks.count - 1].robustAccuracy = strongest - 0.02
+        let failed = check(MaskingChecks.gradientFreeNotStronger, report)
+        XCTAssertFalse(failed.passed)
+        XCTAssertTrue(failed.detail.contains("masking"), failed.detail)
+        // Square left more standing than the gradient attacks: nothing to suspect.
+        report.attacks[report.attacks.count - 1].robustAccuracy = strongest + 0.1
+        XCTAssertTrue(check(MaskingChecks.gradientFreeNotStronger, report).passed)
+        XCTAssertEqual(MaskingChecks.gradientFreeTolerance(samples: 100), 0.02)
     }
 
     func testTolerance() {

@@ -147,6 +147,35 @@ final class RobustnessEvaluatorTests: XCTestCase {
         s.norm = .l2
         XCTAssertTrue(s.problem(numClasses: 10)!.contains("fgsm"))
         XCTAssertNotNil(settings.problem(numClasses: 3), "apgd-t needs 4 classes")
+        s = settings
+        s.attacks = ["apgd-ce", "square"]
+        XCTAssertNil(s.problem(numClasses: 10))
+        s.squareQueries = 0
+        XCTAssertTrue(s.problem(numClasses: 10)!.contains("square queries"))
+        s.squareQueries = 10
+        s.norm = .l2
+        XCTAssertTrue(s.problem(numClasses: 10)!.contains("L-inf"))
+    }
+
+    /// The gradient-free attack runs after the gradient ones, alone or in a cascade; on a model with
+    /// honest gradients it finds little they missed, so the masking check that compares them passes.
+    func testSquareJoinsTheProtocol() {
+        var s = settings
+        s.attacks = ["apgd-ce", "square"]
+        s.squareQueries = 100
+        s.sweepSamples = 0
+        s.checkSamples = 0
+        for cascade in [false, true] {
+            s.cascade = cascade
+            let r = evaluate(s)
+            XCTAssertEqual(r.attacks.map(\.name), ["apgd-ce", "square"])
+            XCTAssertEqual(r.attacks[1].settings["queries"], "100")
+            XCTAssertLessThan(r.attacks[1].robustAccuracy, r.clean.accuracy, "square must fool some images")
+            XCTAssertLessThanOrEqual(r.worstCase.correct, r.attacks[0].correct)
+            let check = r.checks.first { $0.name == MaskingChecks.gradientFreeNotStronger }!
+            XCTAssertTrue(check.passed, check.detail)
+            XCTAssertFalse(check.detail.lowercased().contains("not run"), check.detail)
+        }
     }
 }
 

@@ -227,7 +227,7 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertTrue(
             inner?.description.contains("did you mean 'rrm.epochs'?") ?? false, "\(String(describing: inner))")
         XCTAssertTrue(inner?.description.contains("keys allowed in [rrm]: batch_size, epochs") ?? false)
-        XCTAssertEqual(failure("[evaluation]\nsquare_queries = 5000", .unknownKey)?.key, "evaluation.square_queries")
+        XCTAssertEqual(failure("[evaluation]\nqueries = 5000", .unknownKey)?.key, "evaluation.queries")
         XCTAssertEqual(failure("[datasets.imagenet]\npath = \"/x\"", .unknownKey)?.key, "datasets.imagenet")
         XCTAssertEqual(failure("[datasets.mnist]\npath = \"/x\"\ndir = \"/y\"", .unknownKey)?.key, "datasets.mnist.dir")
         XCTAssertEqual(failure("[server]\nrescan_seconds = 5", .unknownKey)?.key, "server")
@@ -303,7 +303,7 @@ final class ServiceConfigTests: XCTestCase {
                 "listed twice") ?? false)
         XCTAssertEqual(failure("[students]\narchitectures = []", .invalidValue)?.key, "students.architectures")
         XCTAssertEqual(failure("[rrm]\nfeature_loss = \"dot\"", .invalidValue)?.expected, "one of \"cosine\", \"l2\"")
-        XCTAssertEqual(failure("[evaluation]\nattacks = [\"square\"]", .invalidValue)?.key, "evaluation.attacks")
+        XCTAssertEqual(failure("[evaluation]\nattacks = [\"cw\"]", .invalidValue)?.key, "evaluation.attacks")
         XCTAssertEqual(
             failure("[datasets.mnist]\nformat = \"cifar10\"\npath = \"/x\"", .invalidValue)?.key,
             "datasets.mnist.format")
