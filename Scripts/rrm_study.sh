@@ -49,7 +49,7 @@ EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --targ
 rows() {
   case "$STUDY" in
     factors) factor_rows ;;
-    paper-fashion-mnist) paper_rows fashion-mnist 0.1 "" "" ;;
+    paper-fashion-mnist) paper_rows fashion-mnist 0.1 "" "--epsilon-ramp 0" ;;
     paper-mnist) paper_rows mnist 0.3 "--epsilon-ramp 2" "--epsilon-ramp 1" ;;
     mnist) mnist_rows ;;
     screen-mnist) screen_mnist_rows ;;
@@ -67,8 +67,8 @@ teacher     teacher -       --arch cnn-small --dataset mnist --epochs 10 --adver
 cs-r4       distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 cs-r4-ramp  distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start clean
 cs-free-lr05 train  -       --arch cnn-small --dataset mnist --epochs 2 --adversarial free --epsilon 0.3 --replays 4 --lr 0.05 --seed 1 --epsilon-ramp 1
-cs-r4-rs    distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --match-noise 0.3
-cs-r4-ramp-rs distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --match-noise 0.3
+cs-r4-rs    distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --match-noise 0.3 --replay-start clean
+cs-r4-ramp-rs distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --match-noise 0.3 --replay-start clean
 cs-r4-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 cs-r4-5ep-ramp-rand distill teacher --student cnn-small --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
 cs-r4-x005-ramp-rand distill teacher --student cnn-small --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --epsilon-ramp 1 --replay-start random
@@ -108,7 +108,8 @@ EOF
 # - `rrm-rand`: `rrm` with replays from a random start (and on MNIST a 1-epoch replay ramp): the
 #   MNIST screen's cure for replays that a student overfits (STUDY=screen-mnist).
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
-# stays at chance without one); DRAMP: the replays' ramp of the distilled rows that have one.
+# stays at chance without one); DRAMP: the replays' ramp of the random-start row, pinned either
+# way (rrmd's default ramps a random start's replays over one epoch).
 paper_rows() {
   local d=$1 e=$2 ramp=$3 dramp=$4 s="resnet20 --width 1.25"
   cat <<EOF
@@ -170,9 +171,9 @@ r4-xent0.05 distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 
 r4-xent0.5  distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 r4-xent2    distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 2 --replay-start clean
 tlong-r4-xent0.5 distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
-r4-xent0.5-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+r4-xent0.5-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 0
 r4-xent0.5-ramp-rand distill t-short --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --epsilon-ramp 1 --replay-start random
-tlong-r4-xent0.5-rand distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random
+tlong-r4-xent0.5-rand distill t-long --student cnn-small --epochs 5 --limit 20000 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 0
 EOF
 }
 

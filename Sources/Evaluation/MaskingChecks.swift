@@ -172,7 +172,8 @@ public enum MaskingChecks {
 
     /// Largest share of images the Square attack may fool beyond the gradient attacks before the
     /// check fails: one point, or two samples on a small run. On models with honest gradients it
-    /// adds a few tenths of a point at most (AutoAttack's experience); masking leaves it far more.
+    /// adds a few tenths of a point at most after APGD-CE and APGD-T (AutoAttack's experience);
+    /// masking leaves it far more. After APGD-CE alone it may exceed this honestly (docs/reports.md).
     public static func gradientFreeTolerance(samples: Int) -> Double {
         samples > 0 ? max(0.01, 2.0 / Double(samples)) : 0.01
     }

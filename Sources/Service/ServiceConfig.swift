@@ -119,17 +119,23 @@ public struct ServiceConfig: Equatable, Sendable {
         /// Where a batch's replays start (`RRMLoss.replayStart`).
         public var replayStart: ReplayStart
         /// Epochs over which the replays' radius grows from 0 to the teacher's epsilon
-        /// (`TrainingSettings.epsilonRampEpochs`); 0 replays at the full radius from the start.
-        public var epsilonRamp: Double
+        /// (`TrainingSettings.epsilonRampEpochs`); 0 replays at the full radius from the start;
+        /// nil for rrmd's choice, `RRMLoss.defaultEpsilonRamp` (see `replayRamp`).
+        public var epsilonRamp: Double?
+
+        /// The replays' ramp a student gets: `epsilonRamp`, else rrmd's choice for `replayStart`.
+        public var replayRamp: Double {
+            epsilonRamp ?? RRMLoss.defaultEpsilonRamp(replayStart: replayStart)
+        }
 
         /// A recipe: the paper's CIFAR-10 L-inf loss and optimiser, 5 epochs of 4 replays per batch
-        /// with cross-entropy weight 0.5 (docs/rrm-study.md: they carry over far more of the
-        /// teacher's robustness than the paper's single step, at twice the cost of the former
-        /// 10-epoch default).
+        /// from a random start with cross-entropy weight 0.5, their radius ramped over the first
+        /// epoch (docs/rrm-study.md: they carry over far more of the teacher's robustness than the
+        /// paper's single step, at twice the cost of the former 10-epoch default).
         public init(
             epochs: Int = 5, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double? = nil,
             featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4,
-            replayStart: ReplayStart = .clean, epsilonRamp: Double = 0
+            replayStart: ReplayStart = .random, epsilonRamp: Double? = nil
         ) {
             self.epochs = epochs
             self.batchSize = batchSize
@@ -157,7 +163,7 @@ public struct ServiceConfig: Equatable, Sendable {
                         replays: replaying ? replays : 1, replayEpsilon: replaying ? Float(linfEpsilon!) : 0,
                         replayStart: replaying ? replayStart : .clean)))
             // Without replays there is no radius to ramp.
-            settings.epsilonRampEpochs = replaying ? epsilonRamp : 0
+            settings.epsilonRampEpochs = replaying ? replayRamp : 0
             return settings
         }
     }
@@ -423,11 +429,11 @@ public struct ServiceConfig: Equatable, Sendable {
             limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
             replays: try t.int("replays", default: d.replays, range: 1...16),
             replayStart: try t.choice("replay_start", default: d.replayStart, choices: ReplayStart.allCases),
-            epsilonRamp: try t.double("epsilon_ramp", default: d.epsilonRamp, range: 0...1000))
+            epsilonRamp: try t.optionalDouble("epsilon_ramp", range: 0...1000))
         // The ramp is a share of the run, so its bound is another key's value.
-        guard rrm.epsilonRamp <= Double(rrm.epochs) else {
+        if let ramp = rrm.epsilonRamp, ramp > Double(rrm.epochs) {
             throw ServiceConfigError(
-                kind: .outOfRange, file: t.file, key: t.key("epsilon_ramp"), value: String(rrm.epsilonRamp),
+                kind: .outOfRange, file: t.file, key: t.key("epsilon_ramp"), value: String(ramp),
                 expected: "a number of epochs in 0...epochs (\(rrm.epochs)): the ramp is part of the run")
         }
         return rrm

@@ -139,7 +139,7 @@ extension SlurmTask {
                 "--seed", "\(rrm.seed)", "--replays", "\(replays)", "--feature-loss", rrm.featureLoss.rawValue,
             ]
             if replays > 1 {
-                arguments += ["--replay-start", rrm.replayStart.rawValue, "--epsilon-ramp", "\(rrm.epsilonRamp)"]
+                arguments += ["--replay-start", rrm.replayStart.rawValue, "--epsilon-ramp", "\(rrm.replayRamp)"]
             }
             if let x = rrm.xentWeight { arguments += ["--xent-weight", "\(Float(x))"] }
             if let limit = rrm.limit { arguments += ["--limit", "\(limit)"] }

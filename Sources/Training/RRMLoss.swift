@@ -38,6 +38,16 @@ public struct RRMLoss: Equatable, Sendable {
     /// labels win outright (a natural network).
     public static func defaultXentWeight(replays: Int) -> Float { replays > 1 ? 0.5 : 0.005 }
 
+    /// The replay start rrmd uses when none is given: a random one whenever a batch is replayed
+    /// (docs/rrm-study.md: on every dataset and student tried it kept more of the teacher, and
+    /// from the clean batch MNIST's students overfitted to their replays), else the batch itself.
+    public static func defaultReplayStart(replays: Int) -> ReplayStart { replays > 1 ? .random : .clean }
+
+    /// Epochs over which rrmd ramps the replays' radius when none is given: the first one for
+    /// replays from a random start, whose full-radius first steps can leave a student at chance
+    /// (docs/rrm-study.md, "A random start ..."), none from the clean batch.
+    public static func defaultEpsilonRamp(replayStart: ReplayStart) -> Double { replayStart == .random ? 1 : 0 }
+
     /// The objective with the paper's CIFAR-10 L-inf defaults.
     public init(
         xentWeight: Float = 0.005, featureLoss: FeatureLoss = .cosine, inputNoise: Float = 0,

@@ -74,16 +74,18 @@ struct DistillCommand: ParsableCommand {
         help:
             ArgumentHelp(
                 "Epochs over which the replays' radius grows linearly from 0 to the teacher's epsilon (0: full "
-                    + "radius from the first step), as adversarial training ramps its attack.")
-    ) var epsilonRamp = 0.0
+                    + "radius from the first step), as adversarial training ramps its attack. Default 1 for a "
+                    + "random start, 0 from the clean batch.")
+    ) var epsilonRamp: Double?
     @Option(
         name: .customLong("replay-start"),
         help:
             ArgumentHelp(
-                "Where a batch's replays start: clean (the batch itself) or random (a uniform random point of "
-                    + "the teacher's epsilon ball, FGSM-RS's start). From the clean batch students overfitted to "
-                    + "their replays on MNIST at 0.3 (4.6% robust against 61.9%); see docs/rrm-study.md.")
-    ) var replayStart = "clean"
+                "Where a batch's replays start: random (a uniform random point of the teacher's epsilon ball, "
+                    + "FGSM-RS's start; the default with replays) or clean (the batch itself). From the clean batch "
+                    + "students overfitted to their replays on MNIST at 0.3 (4.6% robust against 61.9%); see "
+                    + "docs/rrm-study.md.")
+    ) var replayStart: String?
     @Option(
         help:
             ArgumentHelp(
@@ -138,9 +140,11 @@ struct DistillCommand: ParsableCommand {
                 "--replays perturbs within an L-inf ball, but the teacher's threat model is \(tmeta.threatModel)")
         }
         let replays = self.replays ?? (threat?.norm == .linf ? 4 : 1)
-        guard let start = ReplayStart(rawValue: replayStart) else {
-            throw ValidationError("unknown --replay-start '\(replayStart)'; use clean or random")
+        let startText = replayStart ?? RRMLoss.defaultReplayStart(replays: replays).rawValue
+        guard let start = ReplayStart(rawValue: startText) else {
+            throw ValidationError("unknown --replay-start '\(startText)'; use clean or random")
         }
+        let epsilonRamp = self.epsilonRamp ?? (replays > 1 ? RRMLoss.defaultEpsilonRamp(replayStart: start) : 0)
         var settings = TrainingSettings(
             epochs: epochs, batchSize: batchSize, learningRate: lr, schedule: .cosine,
             sgd: .init(momentum: 0.9, weightDecay: 5e-4), cropPadding: max(data.train.height, data.train.width) / 8,

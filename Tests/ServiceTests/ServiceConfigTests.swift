@@ -42,13 +42,20 @@ final class ServiceConfigTests: XCTestCase {
             c.rrm,
             .init(
                 epochs: 5, batchSize: 128, learningRate: 0.1, xentWeight: nil, featureLoss: .cosine,
-                seed: 0, limit: nil, replays: 4, replayStart: .clean, epsilonRamp: 0))
+                seed: 0, limit: nil, replays: 4, replayStart: .random, epsilonRamp: nil))
         // Unset, the weight follows the replays a student actually gets: 0.5 with replays, the
-        // paper's 0.005 for an L2 teacher's single step.
+        // paper's 0.005 for an L2 teacher's single step; replays start at a random point, their
+        // radius ramped over the first epoch.
         XCTAssertEqual(
             c.rrm.trainingSettings(linfEpsilon: 0.1).objective,
-            .rrm(RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.1)))
+            .rrm(RRMLoss(xentWeight: 0.5, replays: 4, replayEpsilon: 0.1, replayStart: .random)))
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: 0.1).epsilonRampEpochs, 1)
         XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 0.005)))
+        XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).epsilonRampEpochs, 0)
+        // From the clean batch rrmd does not ramp unless asked to.
+        var clean = c.rrm
+        clean.replayStart = .clean
+        XCTAssertEqual(clean.trainingSettings(linfEpsilon: 0.1).epsilonRampEpochs, 0)
         XCTAssertEqual(c.evaluation.attacks, ["apgd-ce", "apgd-t"])
         XCTAssertEqual(c.evaluation.samples, 1000)
         XCTAssertEqual(c.evaluation.iterations, 100)

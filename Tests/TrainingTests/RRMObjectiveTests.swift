@@ -59,12 +59,22 @@ final class RRMObjectiveTests: XCTestCase {
         }
         XCTAssertEqual(
             RRMLoss(replays: 4, replayEpsilon: 0.3).matchingImages(images, rng: &rng).array, images.array,
-            "replays start from the batch itself by default")
+            "an RRMLoss made without a start replays from the batch itself (the paper's matching)")
         XCTAssertNotNil(TrainingSettings(objective: .rrm(RRMLoss(replayStart: .random))).problem())
         XCTAssertNotNil(
             TrainingSettings(
                 objective: .rrm(RRMLoss(inputNoise: 0.1, replays: 4, replayEpsilon: 0.3, replayStart: .random))
             ).problem())
         XCTAssertNil(TrainingSettings(objective: .rrm(loss)).problem())
+    }
+
+    /// What `rrmd distill` and the daemon choose when not told: replays from a random start with
+    /// the radius ramped over the first epoch; the paper's single step has nothing to start or ramp.
+    func testToolDefaults() {
+        XCTAssertEqual(RRMLoss.defaultReplayStart(replays: 4), .random)
+        XCTAssertEqual(RRMLoss.defaultReplayStart(replays: 1), .clean)
+        XCTAssertEqual(RRMLoss.defaultEpsilonRamp(replayStart: .random), 1)
+        XCTAssertEqual(RRMLoss.defaultEpsilonRamp(replayStart: .clean), 0)
+        XCTAssertEqual(RRMLoss.defaultXentWeight(replays: 4), 0.5)
     }
 }
