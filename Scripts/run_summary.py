@@ -47,8 +47,8 @@ def main():
               f"after {s['training_seconds']:.0f} s of training.")
     print("  'robust' counts the test images that stay correctly classified under every attack. The students ran no")
     print("  separate attack: they were trained to match the teacher's representation and predict the labels, at the")
-    print("  training images and at those images pushed along the gradients their own training steps compute anyway")
-    print("  (rrmd's replays, a free adversarial step; docs/rrm-study.md).")
+    print("  training images and at copies moved from a random point near each image along the gradients their own")
+    print("  training steps compute anyway (rrmd's replays, a free adversarial step; docs/rrm-study.md).")
 
 
 if __name__ == "__main__":
