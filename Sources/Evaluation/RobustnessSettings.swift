@@ -120,3 +120,17 @@ public struct RobustnessSettings: Equatable, Sendable {
         return nil
     }
 }
+
+extension RobustnessSettings: CustomStringConvertible {
+    /// The settings as evaluation journals identify them (`RobustnessEvaluator.journalIdentity`):
+    /// what Swift's default description printed before `squareQueries` existed, which is left out
+    /// while no square attack runs, so a journal written by an earlier rrmd still resumes.
+    public var description: String {
+        let fields = Mirror(reflecting: self).children.compactMap { child -> String? in
+            guard let label = child.label else { return nil }
+            if label == "squareQueries" && !attacks.contains("square") { return nil }
+            return "\(label): \(String(reflecting: child.value))"
+        }
+        return "RobustnessSettings(\(fields.joined(separator: ", ")))"
+    }
+}

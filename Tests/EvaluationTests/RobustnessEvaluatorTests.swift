@@ -157,6 +157,23 @@ final class RobustnessEvaluatorTests: XCTestCase {
         XCTAssertTrue(s.problem(numClasses: 10)!.contains("L-inf"))
     }
 
+    /// Journals written before the square attack existed identify their settings by Swift's
+    /// default description of that time; it must not change, or they could not resume.
+    func testDescriptionKeepsTheJournalsOfEarlierVersions() {
+        let s = RobustnessSettings(
+            norm: .linf, epsilon: 0.1, epsilonText: "0.1", attacks: ["apgd-ce", "apgd-t"], samples: 10000,
+            targetClasses: 3, sweepSamples: 0, checkSamples: 0, cascade: true)
+        XCTAssertEqual(
+            "\(s)",
+            "RobustnessSettings(norm: Attacks.ThreatNorm.linf, epsilon: 0.1, epsilonText: \"0.1\", attacks: "
+                + "[\"apgd-ce\", \"apgd-t\"], samples: Optional(10000), batchSize: 200, iterations: 100, restarts: 1, "
+                + "targetClasses: 3, sweepSamples: 0, sweepIterations: 20, checkSamples: 0, checkIterations: "
+                + "[5, 10, 25, 50, 100], seed: 0, cascade: true)")
+        var square = s
+        square.attacks.append("square")
+        XCTAssertTrue("\(square)".contains("squareQueries: 5000"), "\(square)")
+    }
+
     /// The gradient-free attack runs after the gradient ones, alone or in a cascade; on a model with
     /// honest gradients it finds little they missed, so the masking check that compares them passes.
     func testSquareJoinsTheProtocol() {
