@@ -12,13 +12,14 @@ import XCTest
 /// teacher's own architecture, distilled with replays, keeps most of a PGD-trained teacher's
 /// robustness, is far more robust than the same network trained naturally, and more robust than
 /// the paper's single-step recipe makes it; with the labels weighted 0.5 at the replayed images
-/// (rrmd's default with replays) it keeps more still, from the clean batch or from a random start.
+/// it keeps more still, from the clean batch or, as rrmd's defaults do, from a random start with
+/// the radius ramped over the first epoch.
 final class RRMTransferTests: XCTestCase {
     private let epsilon: Float = 0.1
 
     /// Robust accuracies (PGD-10 on the digits test set) of one seed's teacher, natural network
     /// and students: the paper's recipe, two replays with the paper's weight, two with 0.5, and two
-    /// with 0.5 from a random start.
+    /// with 0.5 from a random start, ramped over the first epoch (rrmd's defaults).
     private func measure(
         seed: UInt64
     ) throws -> (
@@ -33,6 +34,7 @@ final class RRMTransferTests: XCTestCase {
             let student = try digitsModel("cnn-small", data.train, seed: seed + 100)
             var rrm = settings
             rrm.objective = .rrm(loss)
+            rrm.epsilonRampEpochs = loss.replays > 1 ? RRMLoss.defaultEpsilonRamp(replayStart: loss.replayStart) : 0
             _ = Trainer(model: student, settings: rrm, teacher: teacher).run(train: data.train, test: data.test)
             return pgdTestAccuracy(student, data.test, epsilon: epsilon)
         }
@@ -53,8 +55,9 @@ final class RRMTransferTests: XCTestCase {
     /// points and the paper's recipe by 30 / 30 / 33; with weight 0.5 it kept 89 / 84 / 91 % and
     /// beat natural training by 45 / 31 / 41 points and the paper's recipe by 50 / 30 / 48, never
     /// less robust than with the paper's weight (+20 / +0.3 / +14). Weight 0.5 with replays from a
-    /// random start kept 88 / 85 / 90 % and beat natural training by 45 / 33 / 41 points and the
-    /// paper's recipe by 49 / 31 / 47. The bounds are the smallest of
+    /// random start and the radius ramped over the first epoch (rrmd's defaults) kept 88 / 81 / 87 %
+    /// and beat natural training by 45 / 30 / 39 points and the paper's recipe by 49 / 28 / 45
+    /// (without the ramp: 88 / 85 / 90 %, 45 / 33 / 41, 49 / 31 / 47). The bounds are the smallest of
     /// those less a few points, for the float differences between CPUs; this test runs seed 40
     /// (RRMD_TRANSFER_SEEDS=40,41,42 runs all three and prints them).
     func testSameArchitectureStudentKeepsTheTeachersRobustness() throws {
@@ -81,11 +84,11 @@ final class RRMTransferTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(
                 r.replaysX05 - r.replays, -0.02, "weight 0.5 against the paper's weight: " + context)
             XCTAssertGreaterThanOrEqual(
-                r.randomStart / r.teacher, 0.8, "share kept with a random start: " + context)
+                r.randomStart / r.teacher, 0.78, "share kept with a random start: " + context)
             XCTAssertGreaterThanOrEqual(
-                r.randomStart - r.natural, 0.29, "margin over natural training, random start: " + context)
+                r.randomStart - r.natural, 0.27, "margin over natural training, random start: " + context)
             XCTAssertGreaterThanOrEqual(
-                r.randomStart - r.paper, 0.28, "margin over the paper's recipe, random start: " + context)
+                r.randomStart - r.paper, 0.26, "margin over the paper's recipe, random start: " + context)
         }
     }
 }
