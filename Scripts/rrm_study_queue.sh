@@ -36,30 +36,12 @@ if [ "${KEEP_BIN:-0}" != 1 ] || [ ! -x "$bin" ]; then
 fi
 export RRMD=$bin THREADS=1
 
-# masking_check STUDY_DIR ROW EPS [DATA_ARGS]: a student that beats its teacher must show it is not
-# masking its gradients: accuracy against epsilon (falls to 0 at large radii) and more iterations
-# (never help the model) on 500 images; rrmd evaluate flags a failed check in its report.
-masking_check() {
-  local dir=$1 row=$2 eps=$3 name
-  shift 3
-  name=$(basename "$dir")-$row
-  mkdir -p results/masking
-  [ -s "results/masking/$name.eval.json" ] && return 0
-  # A fresh checkout has the unevaluated row's checkpoint in docs/results/ only.
-  local model=$dir/$row.safetensors.zst
-  [ -s "$model" ] || model=docs/results/$(basename "$dir")/$row.safetensors.zst
-  [ -s "$model" ] || return 0
-  nice "$RRMD" evaluate --model "$model" --samples 500 --epsilon "$eps" --attacks apgd-ce \
-    --sweep-samples 500 --check-samples 500 "$@" --threads 1 --report "results/masking/report-$name" --json \
-    > "results/masking/$name.eval.json.part" 2> "results/masking/$name.eval.log"
-  mv "results/masking/$name.eval.json.part" "results/masking/$name.eval.json"
-}
 fashion_lane() {
   # The above-teacher student must pass the gradient-masking checks before its whole-test-set
   # attack counts; its read with the teacher's classifier is a side note and comes last.
   TRAIN_ONLY=1 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-rand
-  masking_check results/rrm-paper-fashion-mnist rrm-rand 0.1
-  masking_check results/rrm-paper-mnist rrm-rand 0.3 --data-dir ../shared/data/mnist
+  bash Scripts/rrm_masking.sh paper-fashion-mnist rrm-rand teacher
+  bash Scripts/rrm_masking.sh paper-mnist rrm-rand teacher
   STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-rand natural pgd-at rrm-x005-thead rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
   STUDY=paper-fashion-mnist bash Scripts/rrm_teacher_head.sh rrm-rand
 }
