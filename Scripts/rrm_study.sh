@@ -106,7 +106,9 @@ EOF
 #   (short of the issue's 5), kept as measured;
 # - `*-thead`: a row's student with its teacher's classifier (the study's "beyond the paper");
 # - `rrm-rand`: `rrm` with replays from a random start (and on MNIST a 1-epoch replay ramp): the
-#   MNIST screen's cure for replays that a student overfits (STUDY=screen-mnist).
+#   MNIST screen's cure for replays that a student overfits (STUDY=screen-mnist);
+# - `fast-at`: the teacher-free control of `rrm-rand`: Fast-AT (one FGSM step from a random
+#   start per batch, cyclic rate), 4 epochs, each step about two of rrm's.
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
 # stays at chance without one); DRAMP: the replays' ramp of the random-start row, pinned either
 # way (rrmd's default ramps a random start's replays over one epoch).
@@ -118,6 +120,7 @@ rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-
 natural     train   -       --arch $s --dataset $d --epochs 10 --seed 1
 pgd-at      train   -       --arch $s --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
 free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
+fast-at     train   -       --arch $s --dataset $d --epochs 4 --adversarial fgsm-rs --epsilon $e --schedule cyclic --seed 1 $ramp
 rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
 rrm-paper48 distill teacher --student $s --epochs 48 --seed 1 --replays 1

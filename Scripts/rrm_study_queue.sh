@@ -42,7 +42,7 @@ fashion_lane() {
   TRAIN_ONLY=1 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-rand
   bash Scripts/rrm_masking.sh paper-fashion-mnist rrm-rand teacher
   bash Scripts/rrm_masking.sh paper-mnist rrm-rand teacher
-  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-rand natural pgd-at rrm-x005-thead rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
+  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-rand natural pgd-at fast-at rrm-x005-thead rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
   STUDY=paper-fashion-mnist bash Scripts/rrm_teacher_head.sh rrm-rand
 }
 mnist_lane() {
@@ -56,7 +56,7 @@ mnist_lane() {
     cp results/rrm-screen-mnist/rn-r4-ramp-rand.safetensors.zst "$p"
     cp results/rrm-screen-mnist/rn-r4-ramp-rand.train.json results/rrm-paper-mnist/rrm-rand.train.json
   fi
-  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm-rand natural pgd-at rrm free-at-lr05 rrm-5ep rrm-paper48 rrm-x005 rrm-x005-thead
+  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm-rand natural pgd-at fast-at rrm free-at-lr05 rrm-5ep rrm-paper48 rrm-x005 rrm-x005-thead
   STUDY=screen-mnist bash Scripts/rrm_study.sh
   STUDY=mnist bash Scripts/rrm_study.sh t-short ref r4 r4-x05 natural mlp-r4 mlp-r4-x05
   bash Scripts/rrm_study.sh noise0.05 ep24 img60k ep48 r4-xent2 free8-ep3
