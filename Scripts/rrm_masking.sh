@@ -6,7 +6,8 @@
 #   2. APGD-CE, APGD-T (3 targets) and then the gradient-free Square attack (5,000 queries) on
 #      what they left: results/masking/<study>-<row>-square.eval.json. Square never reads a
 #      gradient, so a model that only hides its gradients falls to it.
-# rrmd evaluate flags a failed check in each report.
+# rrmd evaluate flags a failed check in each report; a journal keeps attacked batches, so an
+# interrupted run resumes.
 #
 #   bash Scripts/rrm_masking.sh paper-fashion-mnist rrm-rand teacher
 #   bash Scripts/rrm_masking.sh paper-mnist rrm-rand teacher
@@ -29,8 +30,12 @@ evaluate() {
   shift 2
   [ -s "results/masking/$name.eval.json" ] && return 0
   echo "== $name" >&2
+  # A run interrupted in another checkout left its journal in docs/results/masking/ (--publish).
+  local kept=docs/results/masking/$name.eval.journal
+  [ -s "results/masking/$name.eval.journal" ] || [ ! -s "$kept" ] || cp "$kept" results/masking/
   nice "$R" evaluate --model "$model" --samples 500 --epsilon "$eps" "${data[@]}" "$@" --threads "${THREADS:-1}" \
-    --report "results/masking/report-$name" --json > "results/masking/$name.eval.json.part" \
+    --journal "results/masking/$name.eval.journal" --report "results/masking/report-$name" --json \
+    > "results/masking/$name.eval.json.part" \
     2> "results/masking/$name.eval.log"
   mv "results/masking/$name.eval.json.part" "results/masking/$name.eval.json"
 }

@@ -22,7 +22,7 @@ if [ "${1:-}" = "--publish" ]; then
   for d in masking rrm-collapse; do
     [ -d "results/$d" ] || continue
     mkdir -p "docs/results/$d"
-    cp results/$d/*.eval.json results/$d/summary.tsv "docs/results/$d/" 2>/dev/null || true
+    cp results/$d/*.eval.json results/$d/*.eval.journal results/$d/summary.tsv "docs/results/$d/" 2>/dev/null || true
   done
   exit 0
 fi
