@@ -65,9 +65,10 @@ public enum Square {
         }
         var state = score(network, adv, labels: labels)
         var active = (0..<n).filter { state.predictions[$0] == labels[$0] }  // still classified correctly
-        var query = 1
-        while query < config.queries && !active.isEmpty {
-            let side = windowSide(query: query, of: config.queries, initialFraction: config.initialFraction, h: h, w: w)
+        // The start took the first query; step s of the search is query s + 2.
+        var step = 0
+        while step + 1 < config.queries && !active.isEmpty {
+            let side = windowSide(step: step, of: config.queries, initialFraction: config.initialFraction, h: h, w: w)
             var candidate = adv.gather(rows: active)  // [M, C, H, W]
             candidate.withUnsafeMutablePointer { cp in
                 x.withUnsafePointer { xp in
@@ -105,17 +106,18 @@ public enum Square {
                 }
             }
             active.removeAll { state.predictions[$0] != labels[$0] }
-            query += 1
+            step += 1
         }
         return AttackResult(adversarial: adv, loss: state.loss, predictions: state.predictions, labels: labels)
     }
 
-    /// Side of the square window at `query` (1-based, after the start) of a `budget`-query run:
+    /// Side of the square window at search step `step` (0-based, after the start) of a
+    /// `budget`-query run:
     /// the paper's schedule, which halves the covered share at 10, 50, 200, 500, 1000, 2000,
     /// 4000, 6000 and 8000 queries of a 10,000-query run and scales those points to other
     /// budgets; at least one pixel, at most the image.
-    public static func windowSide(query: Int, of budget: Int, initialFraction: Float, h: Int, w: Int) -> Int {
-        let scaled = Int(Double(query) * 10_000 / Double(budget))
+    public static func windowSide(step: Int, of budget: Int, initialFraction: Float, h: Int, w: Int) -> Int {
+        let scaled = Int(Double(step) * 10_000 / Double(budget))
         let halvings = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000].filter { scaled > $0 }.count
         let share = Double(initialFraction) / Double(1 << halvings)
         let side = Int((share * Double(h * w)).squareRoot().rounded())

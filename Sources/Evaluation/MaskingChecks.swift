@@ -179,17 +179,27 @@ public enum MaskingChecks {
     }
 
     private static func checkGradientFreeNotStronger(_ report: RobustnessReport) -> RobustnessReport.Check {
-        let gradientAttacks = report.attacks.filter { $0.name != RobustnessReport.Attack.square }
-        guard let square = report.attacks.first(where: { $0.name == RobustnessReport.Attack.square }),
-            let strongest = gradientAttacks.min(by: { $0.robustAccuracy < $1.robustAccuracy })
-        else {
-            let list = report.attacks.isEmpty ? "none" : report.attacks.map(\.name).joined(separator: ", ")
+        let list = report.attacks.isEmpty ? "none" : report.attacks.map(\.name).joined(separator: ", ")
+        guard let at = report.attacks.firstIndex(where: { $0.name == RobustnessReport.Attack.square }) else {
             return .init(
                 name: gradientFreeNotStronger, passed: true,
                 detail: "Not run: needs square and a gradient attack (ran: \(list)).")
         }
-        // Run alone, square's accuracy compares with the strongest gradient attack's; in a cascade
-        // both are cumulative, square runs last, and the difference is what it fooled on its own.
+        let square = report.attacks[at]
+        // Run alone, square's accuracy compares with the strongest gradient attack's. In a cascade
+        // the accuracies are cumulative, so only the attacks before square count: the last of
+        // them holds what they left together, and the difference is what square fooled on its own.
+        let cascade = square.settings["cascade"] != nil
+        let gradientAttacks = (cascade ? Array(report.attacks[..<at]) : report.attacks).filter {
+            $0.name != RobustnessReport.Attack.square
+        }
+        guard let strongest = gradientAttacks.min(by: { $0.robustAccuracy < $1.robustAccuracy }) else {
+            return .init(
+                name: gradientFreeNotStronger, passed: true,
+                detail:
+                    "Not run: needs a gradient attack \(cascade ? "before square in the cascade" : "beside square") "
+                    + "(ran: \(list)).")
+        }
         let gap = strongest.robustAccuracy - square.robustAccuracy
         let tol = gradientFreeTolerance(samples: report.data.samples)
         let numbers =

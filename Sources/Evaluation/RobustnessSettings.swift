@@ -4,7 +4,7 @@ import Attacks
 /// test images, and the extra runs the gradient-masking checks need. Defaults follow AutoAttack's
 /// standard version for APGD (100 iterations, 9 target classes).
 public struct RobustnessSettings: Equatable, Sendable {
-    /// Attack names `attacks` may hold, in the order they run.
+    /// Attack names `attacks` may hold (they run in the order `attacks` lists them).
     public static let knownAttacks = ["apgd-ce", "apgd-t", "pgd", "fgsm", "square"]
 
     /// Norm of the threat model.

@@ -13,16 +13,16 @@ final class SquareTests: XCTestCase {
     /// scaled to the budget; it never falls below one pixel or grows past the image.
     func testWindowSideFollowsThePaperSchedule() {
         func side(_ q: Int, _ budget: Int, _ h: Int = 28) -> Int {
-            Square.windowSide(query: q, of: budget, initialFraction: 0.8, h: h, w: h)
+            Square.windowSide(step: q, of: budget, initialFraction: 0.8, h: h, w: h)
         }
-        XCTAssertEqual(side(1, 10_000), 25)  // sqrt(0.8 * 784) = 25.04
+        XCTAssertEqual(side(0, 10_000), 25)  // sqrt(0.8 * 784) = 25.04
         XCTAssertEqual(side(10, 10_000), 25)
         XCTAssertEqual(side(11, 10_000), 18)  // sqrt(0.4 * 784) = 17.7
         XCTAssertEqual(side(51, 10_000), 13)  // sqrt(0.2 * 784) = 12.5
         XCTAssertEqual(side(2, 1000), 18)  // 2 of 1,000 is 20 of 10,000
         XCTAssertEqual(side(9999, 10_000), 1)  // 0.8 / 512 of 784 pixels: 1.1
-        XCTAssertEqual(side(1, 10_000, 1), 1)
-        XCTAssertEqual(Square.windowSide(query: 1, of: 10_000, initialFraction: 1, h: 8, w: 4), 4)  // sqrt(32) = 5.7
+        XCTAssertEqual(side(0, 10_000, 1), 1)
+        XCTAssertEqual(Square.windowSide(step: 0, of: 10_000, initialFraction: 1, h: 8, w: 4), 4)  // sqrt(32) = 5.7
     }
 
     /// On a naturally trained model the attack stays inside the ball and [0, 1], fools a good
@@ -104,11 +104,16 @@ final class SquareTests: XCTestCase {
         var rng = RNG(seed: 2)
         let apgd = APGD.attack(
             masked, x: x, labels: y, config: APGDConfig(norm: .linf, epsilon: eps, iterations: 20), rng: &rng)
-        let blind = APGD.attack(
+        let honest = APGD.attack(
             net, x: x, labels: y, config: APGDConfig(norm: .linf, epsilon: eps, iterations: 20), rng: &rng)
+        var squareRNG = rng
         let square = Square.attack(masked, x: x, labels: y, config: SquareConfig(epsilon: eps, queries: 300), rng: &rng)
-        XCTAssertGreaterThan(apgd.accuracy, blind.accuracy + 0.2, "scaled logits should blind APGD-CE")
+        let squareOnOriginal = Square.attack(
+            net, x: x, labels: y, config: SquareConfig(epsilon: eps, queries: 300), rng: &squareRNG)
+        XCTAssertGreaterThan(apgd.accuracy, honest.accuracy + 0.2, "scaled logits should blind APGD-CE")
         XCTAssertLessThan(square.accuracy, apgd.accuracy - 0.2, "square should see through the masking")
+        // Scaling leaves every comparison of margins as it was (up to rounding on near ties).
+        XCTAssertEqual(square.accuracy, squareOnOriginal.accuracy, accuracy: 0.03)
     }
 }
 

@@ -387,6 +387,18 @@ final class MaskingChecksTests: XCTestCase {
         report.attacks[report.attacks.count - 1].robustAccuracy = strongest + 0.1
         XCTAssertTrue(check(MaskingChecks.gradientFreeNotStronger, report).passed)
         XCTAssertEqual(MaskingChecks.gradientFreeTolerance(samples: 100), 0.02)
+
+        // In a cascade only the attacks before square count: the ones after it saw its survivors.
+        report = sampleReport()
+        for i in report.attacks.indices { report.attacks[i].settings["cascade"] = "true" }
+        report.attacks.insert(
+            .init(name: "square", settings: ["cascade": "true"], robustAccuracy: 0.7, correct: 560, seconds: 1), at: 0)
+        let first = check(MaskingChecks.gradientFreeNotStronger, report)
+        XCTAssertTrue(first.passed)
+        XCTAssertTrue(first.detail.contains("before square"), first.detail)
+        report.attacks.swapAt(0, 1)  // apgd-ce, then square
+        report.attacks[1].robustAccuracy = report.attacks[0].robustAccuracy - 0.05
+        XCTAssertFalse(check(MaskingChecks.gradientFreeNotStronger, report).passed)
     }
 
     func testTolerance() {
