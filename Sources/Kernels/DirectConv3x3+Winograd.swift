@@ -12,17 +12,21 @@ import KernelsAVX512
 /// products), by a few float32 ulps of the terms' magnitudes: the model goldens agree within
 /// the same tolerance.
 extension DirectConv3x3 {
-    /// True when this image size runs on Winograd (`winogradFits`: 8, 16 or 32 wide, even
-    /// height, whole groups of 16 tiles) and `RRMD_WINOGRAD` is not `0`.
-    public var usesWinograd: Bool { DirectConv3x3.winogradEnabled && winogradFits(height: height, width: width) }
+    /// True when this image size runs on Winograd (it has a `WinogradGrid`: up to 32 wide, the
+    /// 2x2 tiles filling 16 lanes with at most a third more outputs than the image) and
+    /// `RRMD_WINOGRAD` is not `0`.
+    public var usesWinograd: Bool { DirectConv3x3.winogradEnabled && winogradGrid != nil }
+
+    /// The tiles Winograd lays over this plan's images, when any fit.
+    public var winogradGrid: WinogradGrid? { WinogradGrid(height: height, width: width) }
 
     /// The operator's switch: `RRMD_WINOGRAD=0` keeps every 3x3 stride-1 layer on the direct tiles.
     nonisolated(unsafe) public static var winogradEnabled: Bool = {
         ProcessInfo.processInfo.environment["RRMD_WINOGRAD"] != "0"
     }()
 
-    /// 2x2 output tiles per image.
-    var winogradTiles: Int { (height / 2) * (width / 2) }
+    /// 2x2 output tiles per image, the grid's ghosts included.
+    var winogradTiles: Int { winogradGrid?.tiles ?? 0 }
 
     /// Images transformed together: enough tiles for whole 48-wide blocks when images are small,
     /// one at a time for 32x32 images (whose 256 tiles already fill five).
@@ -94,7 +98,8 @@ extension DirectConv3x3 {
         weights: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>,
         _ output: UnsafeMutablePointer<Float>, outputStride: Int, bias: UnsafePointer<Float>?
     ) {
-        let tiles = winogradTiles
+        let grid = winogradGrid!
+        let tiles = grid.tiles
         let rows = blocks * conv3x3TileChannels
         let lanes = conv3x3TileChannels
         withUnsafeTemporaryAllocation(of: Int.self, capacity: inChannels) { offsets in
@@ -108,8 +113,7 @@ extension DirectConv3x3 {
                 for b in 0..<count {
                     winogradInput(
                         padded + (first + b) * paddedStride, channels: inChannels, planeStride: planeStride,
-                        rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions,
-                        xiStride: vXi)
+                        rowStride: rowStride, grid: grid, v + b * tiles, stride: positions, xiStride: vXi)
                 }
                 for ci in 0..<inChannels { offsets[ci] = ci * positions }
                 for xi in 0..<16 {
@@ -121,7 +125,7 @@ extension DirectConv3x3 {
                 for b in 0..<count {
                     winogradOutput(
                         m + b * tiles, channels: outChannels, stride: positions, xiStride: mXi,
-                        height: height, width: width, bias: bias, output + (first + b) * outputStride)
+                        grid: grid, bias: bias, output + (first + b) * outputStride)
                 }
             }
         }
@@ -155,7 +159,8 @@ extension DirectConv3x3 {
         paddedGradients: UnsafePointer<Float>, gradientStride: Int, images: Int,
         scratch: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
     ) {
-        let tiles = winogradTiles
+        let grid = winogradGrid!
+        let tiles = grid.tiles
         for first in Swift.stride(from: 0, to: images, by: winogradGradientGroup) {
             let count = min(winogradGradientGroup, images - first)
             let positions = count * tiles
@@ -166,10 +171,10 @@ extension DirectConv3x3 {
             for b in 0..<count {
                 winogradInput(
                     paddedInputs + (first + b) * inputStride, channels: inChannels, planeStride: planeStride,
-                    rowStride: rowStride, height: height, width: width, v + b * tiles, stride: positions, xiStride: vXi)
+                    rowStride: rowStride, grid: grid, v + b * tiles, stride: positions, xiStride: vXi)
                 winogradGradient(
                     paddedGradients + (first + b) * gradientStride, channels: outChannels, planeStride: planeStride,
-                    rowStride: rowStride, height: height, width: width, u + b * tiles, stride: positions, xiStride: uXi)
+                    rowStride: rowStride, grid: grid, u + b * tiles, stride: positions, xiStride: uXi)
             }
             for xi in 0..<16 {
                 gemm(

@@ -67,8 +67,13 @@ public struct DirectConv3x3: PaddedConvolution {
     /// Output channels rounded up to whole tiles; the extra ones have zero weights.
     var blocks: Int { (outChannels + conv3x3TileChannels - 1) / conv3x3TileChannels }
 
-    /// Floats `pad` writes: the padded planes plus the zeros the last tile reads past them.
-    public var paddedInputCount: Int { (inChannels - 1) * planeStride + outputStride + 2 * rowStride + 2 }
+    /// Floats `pad` writes: the padded planes plus the zeros the last tile reads past them, or
+    /// that Winograd's last tiles read, when its grid runs past the image (`WinogradGrid`).
+    public var paddedInputCount: Int {
+        let tiles = outputStride + 2 * rowStride + 2
+        let winograd = WinogradGrid(height: height, width: width)?.readExtent(rowStride: rowStride) ?? 0
+        return (inChannels - 1) * planeStride + max(tiles, winograd)
+    }
     /// Floats `run` writes.
     public var paddedOutputCount: Int { blocks * conv3x3TileChannels * outputStride }
     /// Floats `packWeights` returns.

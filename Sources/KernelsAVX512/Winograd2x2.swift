@@ -70,27 +70,71 @@ private func columnTransform(
     store16(k1 - k3, out + 3 * xiStride)
 }
 
-/// True when `winogradInput` and `winogradOutput` handle a `height x width` image: 2x2 tiles,
-/// 4, 8 or 16 of them to a row, and whole groups of 16.
-public func winogradFits(height: Int, width: Int) -> Bool {
-    let tilesPerRow = width / 2
-    return height % 2 == 0 && width % 2 == 0 && [4, 8, 16].contains(tilesPerRow)
-        && (height / 2 * tilesPerRow) % 16 == 0
+/// The 2x2 tiles the transforms lay over a `height x width` image: `tilesPerRow` (4, 8 or 16) to
+/// a tile row, one lane each, and `tileRows` rows, in whole groups of 16 lanes. Where the image
+/// is not a whole number of such rows, the grid runs past its right and bottom edges: the
+/// "ghost" outputs there are computed from whatever the padded layout holds beyond the image and
+/// never written (their inputs reach only the ghost outputs: see `winogradInput`), and their dy
+/// is zeroed for the weight gradient. A grid is offered only when it has at most a third more
+/// outputs than the image, so 28-, 14- and 7-wide images (MNIST's) run on it and a 2x8 does not.
+public struct WinogradGrid: Equatable, Sendable {
+    /// The image's size.
+    public let height, width: Int
+    /// Tiles to a grid row (lanes), and grid rows.
+    public let tilesPerRow, tileRows: Int
+
+    /// The grid for a `height x width` image, or nil when none fits well (see the type).
+    public init?(height: Int, width: Int) {
+        guard height > 0, width > 0,
+            let perRow = [4, 8, 16].first(where: { 2 * $0 >= width })
+        else { return nil }
+        let rowsPerGroup = 16 / perRow
+        let rows = ((height + 1) / 2 + rowsPerGroup - 1) / rowsPerGroup * rowsPerGroup
+        guard 3 * (4 * rows * perRow) <= 4 * (height * width) else { return nil }
+        self.height = height
+        self.width = width
+        tilesPerRow = perRow
+        tileRows = rows
+    }
+
+    /// Lanes (tiles) per image, ghosts included.
+    public var tiles: Int { tileRows * tilesPerRow }
+    /// True when no tile lies past the image.
+    public var isExact: Bool { 2 * tilesPerRow == width && 2 * tileRows == height }
+    /// Padded rows per group of 16 lanes.
+    var rowsPerGroup: Int { 16 / tilesPerRow }
+
+    /// One past the last float `winogradInput` reads of a plane whose rows are `rowStride` apart:
+    /// the last group's bottom patch row, and the 2 * `tilesPerRow` + 2 floats from its start.
+    public func readExtent(rowStride: Int) -> Int { (2 * tileRows + 1) * rowStride + 2 * tilesPerRow + 2 }
+
+    /// Lanes of group `group` whose tile holds at least one output of the image.
+    func realLanes(group: Int) -> SIMDMask<SIMD16<Int32>> {
+        let lane = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let column = lane % Int32(tilesPerRow)
+        let row = lane / Int32(tilesPerRow) &+ Int32(group * rowsPerGroup)
+        return (column .< Int32((width + 1) / 2)) .& (row .< Int32((height + 1) / 2))
+    }
 }
 
 /// The F(2x2, 3x3) input transform of one image in the padded-flat layout of `conv3x3Tiles`
 /// (planes `planeStride` apart, rows `rowStride >= width + 1` apart, the image at row 1, column
 /// 1, zeros around it): `v[xi * xiStride + c * stride + t] = (B^T d B)[xi]` for each channel
-/// `c`, tile `t = ty * (width / 2) + tx` with input patch `d` = padded rows `2ty..2ty+3`,
-/// columns `2tx..2tx+3`, and transform position `xi` in `0..<16`.
+/// `c`, grid tile `t = ty * grid.tilesPerRow + tx` with input patch `d` = padded rows
+/// `2ty..2ty+3`, columns `2tx..2tx+3`, and transform position `xi` in `0..<16`.
+///
+/// A patch's last row and column enter only the transform positions that reach its tile's
+/// second output row and column (`d1 - d3`, `k1 - k3`), so where those outputs are ghosts (an
+/// odd-sized image) whatever lies there reaches no real output. Reads end before
+/// `grid.readExtent(rowStride:)` floats into the last plane.
 public func winogradInput(
     _ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-    height: Int, width: Int, _ v: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
+    grid: WinogradGrid, _ v: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
 ) {
-    let tilesPerRow = width / 2
-    let tiles = height / 2 * tilesPerRow
+    let tilesPerRow = grid.tilesPerRow
+    let tiles = grid.tiles
     let tileRowStride = 2 * rowStride
-    let tileRowsPerGroup = 16 / tilesPerRow
+    let tileRowsPerGroup = grid.rowsPerGroup
     for c in 0..<channels {
         let plane = padded + c * planeStride
         var out = v + c * stride
@@ -114,16 +158,19 @@ public func winogradInput(
 }
 
 /// The F(2x2, 3x3) output transform: from `m[xi * xiStride + c * stride + t]` (the products for
-/// output channel `c`, tile `t`, transform position `xi`) writes each channel's `height x width`
-/// plane `A^T m A` (plus `bias[c]` when given) to `out + c * height * width`.
+/// output channel `c`, grid tile `t`, transform position `xi`) writes each channel's
+/// `grid.height x grid.width` plane `A^T m A` (plus `bias[c]` when given) to
+/// `out + c * height * width`, and nothing for the grid's ghost outputs.
 public func winogradOutput(
     _ m: UnsafePointer<Float>, channels: Int, stride: Int, xiStride: Int,
-    height: Int, width: Int, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>
+    grid: WinogradGrid, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>
 ) {
-    let tilesPerRow = width / 2
-    let tiles = height / 2 * tilesPerRow
-    let tileRowsPerGroup = 16 / tilesPerRow
+    let tilesPerRow = grid.tilesPerRow
+    let tiles = grid.tiles
+    let tileRowsPerGroup = grid.rowsPerGroup
+    let (height, width) = (grid.height, grid.width)
     let outRowStride = 2 * width
+    let exact = grid.isExact
     for c in 0..<channels {
         let b = SIMD16<Float>(repeating: bias?[c] ?? 0)
         var src = m + c * stride
@@ -162,9 +209,36 @@ public func winogradOutput(
             row1.evenHalf = s10 + s11 + s12 + b
             row1.oddHalf = s11 - s12 - s13 + b
             let top = plane + group * tileRowsPerGroup * outRowStride
-            storeTileRows(row0, top, outRowStride, tilesPerRow)
-            storeTileRows(row1, top + width, outRowStride, tilesPerRow)
+            if exact {
+                storeTileRows(row0, top, outRowStride, tilesPerRow)
+                storeTileRows(row1, top + width, outRowStride, tilesPerRow)
+            } else {
+                storeImageRows(row0, row1, top, firstRow: 2 * group * tileRowsPerGroup, grid)
+            }
             src += 16
+        }
+    }
+}
+
+/// `storeTileRows` of an inexact grid: of each tile row's two output rows (`row0`, `row1`, each
+/// `2 * tilesPerRow` floats per tile row, back to back), the first `width` floats of those inside
+/// the image, to `top + r * width` for image row `firstRow + r`.
+@inline(never)
+private func storeImageRows(
+    _ row0: SIMD32<Float>, _ row1: SIMD32<Float>, _ top: UnsafeMutablePointer<Float>, firstRow: Int,
+    _ grid: WinogradGrid
+) {
+    withUnsafeTemporaryAllocation(of: SIMD32<Float>.self, capacity: 2) { rows in
+        rows[0] = row0
+        rows[1] = row1
+        let floats = UnsafeRawPointer(rows.baseAddress!).assumingMemoryBound(to: Float.self)
+        let chunk = 2 * grid.tilesPerRow
+        for k in 0..<grid.rowsPerGroup {
+            for half in 0..<2 {
+                let r = 2 * k + half
+                guard firstRow + r < grid.height else { return }
+                (top + r * grid.width).update(from: floats + half * 32 + k * chunk, count: grid.width)
+            }
         }
     }
 }
@@ -174,14 +248,19 @@ public func winogradOutput(
 /// from dy in the padded layout of `DirectConv3x3.pad` (each channel's image at row 1, column 1 of
 /// a plane), `u[xi * xiStride + c * stride + t] = (A dy_t A^T)[xi]` for the 2x2 block `dy_t` of
 /// tile `t` and `A = [[1, 0], [1, 1], [1, -1], [0, -1]]`.
+///
+/// Tiles wholly past the image get zeros, so they add nothing to the sums; a tile that is half
+/// ghost (odd sizes) reads its ghost half from the zero border, which cancels exactly the part of
+/// its input patch that lies beyond the image.
 public func winogradGradient(
     _ padded: UnsafePointer<Float>, channels: Int, planeStride: Int, rowStride: Int,
-    height: Int, width: Int, _ u: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
+    grid: WinogradGrid, _ u: UnsafeMutablePointer<Float>, stride: Int, xiStride: Int
 ) {
-    let tilesPerRow = width / 2
-    let tiles = height / 2 * tilesPerRow
+    let tilesPerRow = grid.tilesPerRow
+    let tiles = grid.tiles
     let tileRowStride = 2 * rowStride
-    let tileRowsPerGroup = 16 / tilesPerRow
+    let tileRowsPerGroup = grid.rowsPerGroup
+    let exact = grid.isExact
     for c in 0..<channels {
         let plane = padded + c * planeStride + rowStride + 1
         var out = u + c * stride
@@ -189,10 +268,17 @@ public func winogradGradient(
             let top = plane + group * tileRowsPerGroup * tileRowStride
             let a = tileRowFloats(top, tileRowStride, tilesPerRow)
             let b = tileRowFloats(top + rowStride, tileRowStride, tilesPerRow)
-            let d00 = a.evenHalf
-            let d01 = a.oddHalf
-            let d10 = b.evenHalf
-            let d11 = b.oddHalf
+            var d00 = a.evenHalf
+            var d01 = a.oddHalf
+            var d10 = b.evenHalf
+            var d11 = b.oddHalf
+            if !exact {
+                let ghost = .!grid.realLanes(group: group)
+                d00.replace(with: 0, where: ghost)
+                d01.replace(with: 0, where: ghost)
+                d10.replace(with: 0, where: ghost)
+                d11.replace(with: 0, where: ghost)
+            }
             // A dy: rows d0, d0 + d1, d0 - d1, -d1; then (A dy) A^T on each row's two columns.
             gradientColumns(d00, d01, out, xiStride)
             gradientColumns(d00 + d10, d01 + d11, out + 4 * xiStride, xiStride)

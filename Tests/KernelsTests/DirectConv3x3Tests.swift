@@ -129,16 +129,19 @@ final class DirectConv3x3Tests: XCTestCase {
         }
     }
 
-    /// Winograd F(2x2, 3x3) against the plain loop for every size it takes, for one image and
-    /// for groups that do and do not fill `winogradGroup`, forward (with and without bias) and
-    /// input-gradient weights. Its transforms add up to 16 inputs and 9 products before rounding,
+    /// Winograd F(2x2, 3x3) against the plain loop for every size it takes (grids that fit the
+    /// image exactly and grids with ghost tiles past its right and bottom edges: MNIST's 28, 14
+    /// and 7, odd sizes), for one image and for groups that do and do not fill `winogradGroup`,
+    /// forward (with and without bias) and input-gradient weights. The output starts as NaN, so
+    /// a real output left unwritten fails, and the check covers every float of it, so a ghost
+    /// written over the next row fails too. Its transforms add up to 16 inputs and 9 products before rounding,
     /// so the bound is 32 ulps of the sum of absolute terms instead of 4 (a wrong transform is off
     /// by whole terms, far outside it).
     func testWinogradMatchesPlainConvolution() {
         let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
             (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (16, 32, 2, 32),
             (7, 3, 16, 8),
-        ]
+        ] + Self.ghostSizes
         for s in sizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
             XCTAssertTrue(plan.usesWinograd, "\(s)")
@@ -177,17 +180,32 @@ final class DirectConv3x3Tests: XCTestCase {
                 }
             }
         }
-        for (h, w) in [(7, 9), (32, 28), (2, 8)] {  // odd, 14 tiles to a row, 4 tiles in all
+        // Grids with more than a third of ghost outputs, and wider than 16 tiles.
+        for (h, w) in [(7, 9), (2, 8), (4, 4), (1, 16), (32, 34)] {
             XCTAssertFalse(DirectConv3x3(inChannels: 1, outChannels: 1, height: h, width: w).usesWinograd, "\(h)x\(w)")
         }
+        let grid = { (n: Int) in
+            DirectConv3x3(inChannels: 1, outChannels: 1, height: n, width: n).winogradGrid.map {
+                [$0.tilesPerRow, $0.tileRows]
+            }
+        }
+        XCTAssertEqual(grid(28), [16, 14])
+        XCTAssertEqual(grid(14), [8, 8])
+        XCTAssertEqual(grid(7), [4, 4])
     }
+
+    /// Sizes whose Winograd grid runs past the image: 28 x 28 (14 of 16 tiles to a row), 14 x 14
+    /// (7 of 8, and a ghost tile row), 7 x 7 and other odd sizes (half-ghost tiles), mixed.
+    static let ghostSizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
+        (1, 8, 28, 28), (16, 16, 14, 14), (32, 32, 7, 7), (5, 13, 7, 14), (13, 5, 28, 7), (3, 4, 27, 30),
+    ]
 
     /// The Winograd weight gradient (F(3x3, 2x2)) against the plain sum, for groups smaller and
     /// larger than `winogradGradientGroup`, from buffers with gaps of NaN between images.
     func testWinogradWeightGradientMatchesPlainSum() {
         let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
             (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (7, 3, 16, 8),
-        ]
+        ] + Self.ghostSizes
         for s in sizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
             let gradientPlan = plan.inputGradientPlan

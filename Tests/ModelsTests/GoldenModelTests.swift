@@ -9,6 +9,9 @@ import XCTest
 /// (fixtures from `Tools/pytorch/make_golden.py`, computed in float64).
 final class GoldenModelTests: XCTestCase {
     func testResNet20() throws { try check("resnet20") }
+    /// Fashion-MNIST-sized (1 x 28 x 28, width 0.5): stages 28, 14 and 7 wide, on Winograd grids
+    /// with ghost tiles.
+    func testResNet20At28() throws { try check("resnet20-28") }
     func testVGG11() throws { try check("vgg11") }
     func testCNNSmall() throws { try check("cnn-small") }
     func testMLP() throws { try check("mlp") }

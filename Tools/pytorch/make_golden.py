@@ -41,7 +41,7 @@ FASHION_MEAN, FASHION_STD = (0.2860,), (0.3530,)
 # mobilenetv2's second step is chaotic in float32 (README: "Conditioning"), so it is not stored.
 STEPS = {"mobilenetv2": 1, "resnet50": 1, "wideresnet-28-10": 1}  # the last two: one step keeps the files small
 SEEDS = {"resnet20": 64, "vgg11": 14, "cnn-small": 10, "mlp": 20, "resnet18": 20, "mobilenetv2": 5,
-         "preactresnet18": 0, "resnet50": 0, "wideresnet-28-10": 0, "wideresnet-16-2": 0}
+         "preactresnet18": 0, "resnet50": 0, "wideresnet-28-10": 0, "wideresnet-16-2": 0, "resnet20-28": 6}
 
 # name, seed, arch, in_channels, height, width, batch, num_classes, width_mult, mean, std
 # cnn-small and vgg11 run narrower than their production width to keep each file near 1-2 MB
@@ -60,6 +60,8 @@ MODEL_CASES = [
     ("resnet50", SEEDS["resnet50"], "resnet50", 3, 32, 32, 2, 10, 0.125, CIFAR_MEAN, CIFAR_STD),
     ("wideresnet-28-10", SEEDS["wideresnet-28-10"], "wideresnet-28-10", 3, 32, 32, 2, 10, 0.1, CIFAR_MEAN, CIFAR_STD),
     ("wideresnet-16-2", SEEDS["wideresnet-16-2"], "wideresnet-16-2", 3, 32, 32, 2, 10, 0.5, CIFAR_MEAN, CIFAR_STD),
+    # MNIST-sized: 28, 14 and 7 wide stages, whose Winograd grids run past the image (ghost tiles).
+    ("resnet20-28", SEEDS["resnet20-28"], "resnet20", 1, 28, 28, 2, 10, 0.5, FASHION_MEAN, FASHION_STD),
 ]
 
 # Students with a projection head (design.md section 1, "Width mismatch"): the same goldens as
