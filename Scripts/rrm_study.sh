@@ -22,20 +22,27 @@
 # it under `nice` when other work shares the machine (wall times are then only indicative).
 # Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
 # THREADS, EVAL_ARGS, MNIST_DIR, RRMD, TRAIN_ONLY (1: train the rows, attack nothing).
+# SAMPLES other than the study's own takes a first look: its files are named NAME.firstN.eval.*,
+# beside (not instead of) the row's evaluation, and it is skipped once that evaluation exists:
+#   SAMPLES=1000 STUDY=paper-mnist bash Scripts/rrm_study.sh teacher fast-at
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STUDY=${STUDY:-factors}
 MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
 case "$STUDY" in
-  factors) OUT=${OUT:-results/rrm-study}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.1}; TARGETS=9; DATA_ARGS="" ;;
-  paper-fashion-mnist) OUT=${OUT:-results/rrm-paper-fashion-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.1}; TARGETS=3; DATA_ARGS="" ;;
-  paper-mnist) OUT=${OUT:-results/rrm-paper-mnist}; SAMPLES=${SAMPLES:-10000}; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
-  mnist) OUT=${OUT:-results/rrm-study-mnist}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.3}; TARGETS=9; DATA_ARGS="--data-dir $MNIST_DIR" ;;
-  screen-mnist) OUT=${OUT:-results/rrm-screen-mnist}; SAMPLES=${SAMPLES:-1000}; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR"
+  factors) OUT=${OUT:-results/rrm-study}; STUDY_SAMPLES=1000; EPS=${EPS:-0.1}; TARGETS=9; DATA_ARGS="" ;;
+  paper-fashion-mnist) OUT=${OUT:-results/rrm-paper-fashion-mnist}; STUDY_SAMPLES=10000; EPS=${EPS:-0.1}; TARGETS=3; DATA_ARGS="" ;;
+  paper-mnist) OUT=${OUT:-results/rrm-paper-mnist}; STUDY_SAMPLES=10000; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR" ;;
+  mnist) OUT=${OUT:-results/rrm-study-mnist}; STUDY_SAMPLES=1000; EPS=${EPS:-0.3}; TARGETS=9; DATA_ARGS="--data-dir $MNIST_DIR" ;;
+  screen-mnist) OUT=${OUT:-results/rrm-screen-mnist}; STUDY_SAMPLES=1000; EPS=${EPS:-0.3}; TARGETS=3; DATA_ARGS="--data-dir $MNIST_DIR"
     TEACHER_FROM=rrm-paper-mnist ;;
   *) echo "rrm_study: unknown STUDY '$STUDY' (factors, mnist, paper-fashion-mnist, paper-mnist, screen-mnist)" >&2; exit 2 ;;
 esac
+SAMPLES=${SAMPLES:-$STUDY_SAMPLES}
+# The evaluation's file names: NAME.eval.* for the study's own, NAME.firstN.eval.* for a first look.
+TAG=""
+[ "$SAMPLES" = "$STUDY_SAMPLES" ] || TAG=".first$SAMPLES"
 THREADS=${THREADS:-2}
 EVAL_ARGS=${EVAL_ARGS:-"--epsilon $EPS --attacks apgd-ce,apgd-t --cascade --target-classes $TARGETS --sweep-samples 0 --check-samples 0"}
 
@@ -210,6 +217,11 @@ if [ "${1:-}" = "--publish" ]; then
       rm -f "$KEEP/$name.safetensors.zst" "$KEEP/$name.safetensors.zst.state" "$KEEP/$name.eval.journal"
     fi
   done < <(rows)
+  # First looks (NAME.firstN.eval.*) under way keep their journals too; finished ones do not.
+  for j in "$OUT"/*.first*.eval.journal; do
+    [ -e "$j" ] || continue
+    if [ -s "${j%.journal}.json" ]; then rm -f "$KEEP/$(basename "$j")"; else cp "$j" "$KEEP/"; fi
+  done
   echo "rrm_study: summaries, teachers and unfinished rows of $OUT copied into $KEEP" >&2
   exit 0
 fi
@@ -281,17 +293,22 @@ eval_row() {
     for f in "$KEEP/$name".*.json; do cp "$f" "$OUT/"; done
   fi
   [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
+  local e="$name$TAG"
+  if [ -n "$TAG" ]; then
+    if [ ! -s "$OUT/$e.eval.json" ] && [ -s "$KEEP/$e.eval.json" ]; then cp "$KEEP/$e.eval.json" "$OUT/"; fi
+    [ -s "$OUT/$e.eval.json" ] && { echo "skip $e (done)" >&2; return 0; }
+  fi
   train_row "$name"
   # TRAIN_ONLY=1: the model now, its attack later (a screening such as rrm_teacher_head.sh first).
   [ "${TRAIN_ONLY:-0}" = 1 ] && return 0
   # The attacked batches of an evaluation cut short in an earlier session (rrmd reads back only
   # those of exactly this evaluation: same checkpoint, settings and threads).
-  if [ ! -e "$OUT/$name.eval.journal" ] && [ -s "$KEEP/$name.eval.journal" ]; then cp "$KEEP/$name.eval.journal" "$OUT/"; fi
-  echo "== $name: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
+  if [ ! -e "$OUT/$e.eval.journal" ] && [ -s "$KEEP/$e.eval.journal" ]; then cp "$KEEP/$e.eval.journal" "$OUT/"; fi
+  echo "== $e: rrmd evaluate --samples $SAMPLES $EVAL_ARGS" >&2
   # shellcheck disable=SC2086
   nice $R evaluate --model "$OUT/$name.safetensors.zst" --samples "$SAMPLES" $EVAL_ARGS $DATA_ARGS --threads "$THREADS" \
-    --journal "$OUT/$name.eval.journal" --report "$OUT/report-$name" --json > "$OUT/$name.eval.json.part" 2> "$OUT/$name.eval.log"
-  mv "$OUT/$name.eval.json.part" "$OUT/$name.eval.json"
+    --journal "$OUT/$e.eval.journal" --report "$OUT/report-$e" --json > "$OUT/$e.eval.json.part" 2> "$OUT/$e.eval.log"
+  mv "$OUT/$e.eval.json.part" "$OUT/$e.eval.json"
 }
 
 # agreement_row NAME: for a distilled row, how closely the student follows its teacher on clean

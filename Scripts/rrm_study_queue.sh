@@ -36,13 +36,25 @@ if [ "${KEEP_BIN:-0}" != 1 ] || [ ! -x "$bin" ]; then
 fi
 export RRMD=$bin THREADS=1
 
+# paper_lane STUDY REST...: what issue 13's tables need on the whole test set first (the
+# above-teacher student, the floor, the baseline), then a first look (first 1,000 test images,
+# 20-40 minutes each instead of 3-4 hours) at the paper's 48 epochs and the teacher-free controls,
+# then their whole-test-set attacks and the remaining rows.
+paper_lane() {
+  local study=$1
+  shift
+  STUDY=$study bash Scripts/rrm_study.sh rrm-rand natural pgd-at
+  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher rrm-paper48 fast-at free-at-lr05 rrm-5ep
+  STUDY=$study bash Scripts/rrm_study.sh rrm-paper48 fast-at free-at-lr05 rrm-5ep "$@"
+}
+
 fashion_lane() {
   # The above-teacher student must pass the gradient-masking checks before its whole-test-set
   # attack counts; its read with the teacher's classifier is a side note and comes last.
   TRAIN_ONLY=1 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-rand
   bash Scripts/rrm_masking.sh paper-fashion-mnist rrm-rand teacher
   bash Scripts/rrm_masking.sh paper-mnist rrm-rand teacher
-  STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm rrm-rand natural pgd-at fast-at rrm-x005-thead rrm-5ep free-at-lr05 rrm-paper48 rrm-x005 w1-rrm-thead w1-rrm-x05
+  paper_lane paper-fashion-mnist rrm-x005-thead rrm-x005 w1-rrm-thead w1-rrm-x05
   STUDY=paper-fashion-mnist bash Scripts/rrm_teacher_head.sh rrm-rand
 }
 mnist_lane() {
@@ -56,7 +68,7 @@ mnist_lane() {
     cp results/rrm-screen-mnist/rn-r4-ramp-rand.safetensors.zst "$p"
     cp results/rrm-screen-mnist/rn-r4-ramp-rand.train.json results/rrm-paper-mnist/rrm-rand.train.json
   fi
-  STUDY=paper-mnist bash Scripts/rrm_study.sh teacher rrm-rand natural pgd-at fast-at rrm free-at-lr05 rrm-5ep rrm-paper48 rrm-x005 rrm-x005-thead
+  paper_lane paper-mnist rrm rrm-x005 rrm-x005-thead
   STUDY=screen-mnist bash Scripts/rrm_study.sh
   STUDY=mnist bash Scripts/rrm_study.sh t-short ref r4 r4-x05 natural mlp-r4 mlp-r4-x05
   bash Scripts/rrm_study.sh noise0.05 ep24 img60k ep48 r4-xent2 free8-ep3

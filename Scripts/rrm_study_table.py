@@ -8,7 +8,9 @@ One line per row, in the script's order: clean accuracy, APGD-CE and worst-case 
 the training wall time, and (where the study has a `pgd-at` row) how many times longer that
 baseline takes: for the paper setting from the side-by-side cost measurement
 (docs/results/rrm-cost/, Scripts/rrm_cost.sh: rows that shared the machine have no valid wall
-times), else from the rows' own wall times. Rows not yet evaluated are listed as pending. A second table compares each
+times), else from the rows' own wall times. Rows not yet evaluated are listed as pending; a row
+with only a first look (`SAMPLES=1000`: NAME.first1000.eval.json) shows it, marked, and is
+compared with its teacher's first look on the same images. A second table compares each
 distilled student with its teacher (`rrmd agreement`). Files missing from OUT_DIR are read from
 docs/results/<name of OUT_DIR>/, where `rrm_study.sh --publish` keeps finished rows. Set STUDY
 as for Scripts/rrm_study.sh.
@@ -17,6 +19,9 @@ import json
 import os
 import subprocess
 import sys
+
+# The first look's size: `SAMPLES=1000 bash Scripts/rrm_study.sh ...` (the paper studies' own is 10,000).
+FIRST_LOOK = 1000
 
 
 class Results:
@@ -63,6 +68,11 @@ def main():
     rows = [(line.split(None, 3) + [""])[:4] for line in listing.splitlines() if line.strip()]
     teachers = {r[0]: r[2] for r in rows}
     evals = {r[0]: results.get(r[0], "eval") for r in rows}
+    # Rows with only a first look: its numbers, marked, and its teacher's on the same images.
+    first = {r[0]: results.get(r[0], f"first{FIRST_LOOK}.eval") for r in rows}
+    looks = {n for n in evals if evals[n] is None and first[n] is not None}
+    for n in looks:
+        evals[n] = first[n]
     pgd = results.get("pgd-at", "train")
     pgd_seconds = pgd.get("seconds") if pgd else None
     measured = measured_ratios(here) if os.environ.get("STUDY", "").startswith("paper") else {}
@@ -74,12 +84,17 @@ def main():
         if e is None:
             print(f"| {name} | {kind} | pending | | | | | |")
             continue
+        label = f"{name} (first {FIRST_LOOK:,} test images)" if name in looks else name
         ce = next((a["robust_accuracy"] for a in e["attacks"] if a["name"] == "apgd-ce"), None)
         worst = e["worst_case"]["robust_accuracy"]
         kept_text = ""
         # A thead row's TEACHER column names the distilled row; the teacher is that row's.
         teacher = teachers.get(teachers[name]) if kind == "thead" else teachers[name]
-        t = evals.get(teacher) if kind in ("distill", "thead") else None
+        t = None
+        if kind in ("distill", "thead"):
+            t = first.get(teacher) if name in looks else evals.get(teacher)
+            if name not in looks and teacher in looks:
+                t = None  # a whole-test-set student against a teacher's first look: not comparable
         if t and t["worst_case"]["robust_accuracy"] > 0:
             kept_text = f"{100 * worst / t['worst_case']['robust_accuracy']:.0f}%"
         train = results.get(name, "train") or {}
@@ -89,7 +104,7 @@ def main():
         else:
             ratio = f"{pgd_seconds / train['seconds']:.1f}x" if pgd_seconds and train.get("seconds") else ""
         ce_text = f"{100 * ce:.1f}%" if ce is not None else ""
-        print(f"| {name} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept_text} | {secs} | {ratio} |")
+        print(f"| {label} | {kind} | {100 * e['clean']['accuracy']:.1f}% | {ce_text} | {100 * worst:.1f}% | {kept_text} | {secs} | {ratio} |")
 
     agreements = [(r[0], results.get(r[0], "agreement")) for r in rows]
     agreements = [(n, a) for n, a in agreements if a]
