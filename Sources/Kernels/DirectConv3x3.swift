@@ -110,8 +110,9 @@ public struct DirectConv3x3: PaddedConvolution {
     /// float of `dst[0..<paddedInputCount]` (borders and tail are zero).
     public func pad(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
         let hw = height * width
+        let count = paddedInputCount
         for c in 0..<inChannels {
-            for y in 0..<height { Vector.copy(src + c * hw + y * width, rowStart(dst, c, y), width) }
+            for y in 0..<height { Vector.copy(src + c * hw + y * width, rowStart(dst, c, y), rowLength(c, y, count)) }
         }
         zeroBorders(dst)
     }
@@ -124,13 +125,29 @@ public struct DirectConv3x3: PaddedConvolution {
         _ dst: UnsafeMutablePointer<Float>
     ) {
         let hw = height * width
+        let count = paddedInputCount
         for c in 0..<inChannels {
             for y in 0..<height {
                 let offset = c * hw + y * width
-                Vector.maskedScale(mask + offset, dy + offset, factors[c], rowStart(dst, c, y), width)
+                Vector.maskedScale(mask + offset, dy + offset, factors[c], rowStart(dst, c, y), rowLength(c, y, count))
             }
         }
         zeroBorders(dst)
+    }
+
+    /// Floats `pad` moves for image row `y` of channel `c`: the row rounded up to whole 16-lane
+    /// vectors where that stays inside this image and inside the padded buffer (`count`, that is
+    /// `paddedInputCount`), else the row.
+    /// Narrow rows (28, 14 or 7 floats) then go without a scalar tail, whose per-float branch on
+    /// the ReLU mask cost more than the vectors. What the excess writes is the border after the
+    /// row and the start of the rows after it: each is written again later, by the next rows or
+    /// by `zeroBorders`, which runs last.
+    @inline(__always)
+    private func rowLength(_ c: Int, _ y: Int, _ count: Int) -> Int {
+        let whole = (width + 15) / 16 * 16
+        let read = (c * height + y) * width + whole
+        let written = c * planeStride + (y + 1) * rowStride + 1 + whole
+        return read <= inChannels * height * width && written <= count ? whole : width
     }
 
     /// Where image row `y` of channel `c` starts in the padded-flat layout.

@@ -85,9 +85,9 @@ public struct WinogradGrid: Equatable, Sendable {
 
     /// The grid for a `height x width` image, or nil when none fits well (see the type).
     public init?(height: Int, width: Int) {
-        guard height > 0, width > 0,
-            let perRow = [4, 8, 16].first(where: { 2 * $0 >= width })
-        else { return nil }
+        // The fewest of 4, 8 or 16 tiles that cover a row (no array: planning runs per image row).
+        guard height > 0, width > 0, width <= 32 else { return nil }
+        let perRow = width <= 8 ? 4 : width <= 16 ? 8 : 16
         let rowsPerGroup = 16 / perRow
         let rows = ((height + 1) / 2 + rowsPerGroup - 1) / rowsPerGroup * rowsPerGroup
         guard 3 * (4 * rows * perRow) <= 4 * (height * width) else { return nil }

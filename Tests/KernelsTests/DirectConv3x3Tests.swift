@@ -233,14 +233,30 @@ final class DirectConv3x3Tests: XCTestCase {
         }
     }
 
+    /// `pad` and `padMaskedScaled` write every float of `paddedInputCount` and none after it
+    /// (they move narrow rows as whole vectors, whose excess must stay inside), and hold the
+    /// image's values: as many non-zeros, the same sum.
     func testPadWritesEveryFloatItCovers() {
-        for s in shapes {
+        for s in shapes + Self.ghostSizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
-            var padded = [Float](repeating: .nan, count: plan.paddedInputCount)
-            plan.pad(values(s.cin * s.h * s.w, seed: 6), &padded)
-            XCTAssertFalse(padded.contains { $0.isNaN }, "\(s)")
-            XCTAssertEqual(
-                padded.filter { $0 != 0 }.count, values(s.cin * s.h * s.w, seed: 6).filter { $0 != 0 }.count, "\(s)")
+            let image = values(s.cin * s.h * s.w, seed: 6)
+            let mask = values(s.cin * s.h * s.w, seed: 7)
+            let factors = (0..<s.cin).map { Float($0 + 2) }
+            let masked = image.indices.map { (mask[$0] > 0 ? image[$0] : 0) * factors[$0 / (s.h * s.w)] }
+            for (name, want) in [("pad", image), ("padMaskedScaled", masked)] {
+                var padded = [Float](repeating: .nan, count: plan.paddedInputCount + 16)
+                if name == "pad" {
+                    plan.pad(image, &padded)
+                } else {
+                    plan.padMaskedScaled(image, mask: mask, factors: factors, &padded)
+                }
+                let inside = padded[..<plan.paddedInputCount]
+                XCTAssertFalse(inside.contains { $0.isNaN }, "\(s) \(name)")
+                XCTAssertTrue(padded[plan.paddedInputCount...].allSatisfy { $0.isNaN }, "\(s) \(name): wrote past the end")
+                XCTAssertEqual(inside.filter { $0 != 0 }.count, want.filter { $0 != 0 }.count, "\(s) \(name)")
+                XCTAssertEqual(
+                    inside.reduce(0, +), want.reduce(0, +), accuracy: 1e-3 * Float(want.count), "\(s) \(name)")
+            }
         }
     }
 
