@@ -6,7 +6,8 @@ import KernelsAVX512
 /// products are 16 small matrix products, one per transform position, run on `indexedTiles`
 /// (8 output channels x 48 tiles per register block, the reduction over input channels), over
 /// the tiles of a few images at once so that 8x8 images (16 tiles each) still fill whole blocks.
-/// It reads the same padded input as `run`, so `pad` and the weight gradient are unchanged.
+/// It reads the same padded layout as `run` (`paddedInputCount` covers the reads of a grid
+/// that runs past the image), so the direct weight gradient can share it.
 ///
 /// Rounding differs from the direct sum's (the transforms add and subtract inputs before the
 /// products), by a few float32 ulps of the terms' magnitudes: the model goldens agree within

@@ -139,9 +139,10 @@ public struct DirectConv3x3: PaddedConvolution {
     /// vectors where that stays inside this image and inside the padded buffer (`count`, that is
     /// `paddedInputCount`), else the row.
     /// Narrow rows (28, 14 or 7 floats) then go without a scalar tail, whose per-float branch on
-    /// the ReLU mask cost more than the vectors. What the excess writes is the border after the
-    /// row and the start of the rows after it: each is written again later, by the next rows or
-    /// by `zeroBorders`, which runs last.
+    /// the ReLU mask cost more than the vectors. What the excess writes lies ahead of the row:
+    /// its border, the next rows, for a channel's last rows the gap and the next plane's first
+    /// rows; all of it is written again later, by the rows after it or by `zeroBorders`, which
+    /// runs last.
     @inline(__always)
     private func rowLength(_ c: Int, _ y: Int, _ count: Int) -> Int {
         let whole = (width + 15) / 16 * 16
