@@ -105,7 +105,8 @@ EOF
 #   steps, more than the factor study's 5 epochs of 4 on 20,000 images (3,130), at about 1/7 of
 #   PGD-AT's time: the row for the issue's "at least 5 times less";
 # - `free-at-lr05`: the same replays without the teacher (what the teacher adds; the factor
-#   study's strongest teacher-free recipe, whose halved rate matches the weight 0.5);
+#   study's strongest teacher-free recipe, whose halved rate matches the weight 0.5), with
+#   `rrm-rand`'s radius schedule (DRAMP), so that the teacher is the only difference;
 # - `rrm-5ep`: the default's 5 epochs (2.6 times less than PGD-AT); `rrm-x005`: `rrm` at the
 #   paper's weight; `rrm-paper48`: the paper's own recipe, 48 epochs of single steps (about
 #   PGD-AT's time here, since this baseline trains 10 epochs);
@@ -126,7 +127,7 @@ teacher     teacher -       --arch cnn-small --dataset $d --epochs 10 --adversar
 rrm         distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 natural     train   -       --arch $s --dataset $d --epochs 10 --seed 1
 pgd-at      train   -       --arch $s --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
-free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $ramp
+free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $dramp
 fast-at     train   -       --arch $s --dataset $d --epochs 4 --adversarial fgsm-rs --epsilon $e --schedule cyclic --seed 1 $ramp
 rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
 rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
