@@ -160,7 +160,8 @@ public func winogradInput(
 /// The F(2x2, 3x3) output transform: from `m[xi * xiStride + c * stride + t]` (the products for
 /// output channel `c`, grid tile `t`, transform position `xi`) writes each channel's
 /// `grid.height x grid.width` plane `A^T m A` (plus `bias[c]` when given) to
-/// `out + c * height * width`, and nothing for the grid's ghost outputs.
+/// `out + c * height * width`. Ghost outputs are written only where real outputs written later
+/// cover them again, and never past the last channel's plane.
 public func winogradOutput(
     _ m: UnsafePointer<Float>, channels: Int, stride: Int, xiStride: Int,
     grid: WinogradGrid, bias: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>
@@ -171,6 +172,7 @@ public func winogradOutput(
     let (height, width) = (grid.height, grid.width)
     let outRowStride = 2 * width
     let exact = grid.isExact
+    let end = channels * height * width
     for c in 0..<channels {
         let b = SIMD16<Float>(repeating: bias?[c] ?? 0)
         var src = m + c * stride
@@ -209,14 +211,50 @@ public func winogradOutput(
             row1.evenHalf = s10 + s11 + s12 + b
             row1.oddHalf = s11 - s12 - s13 + b
             let top = plane + group * tileRowsPerGroup * outRowStride
+            // Whole tile rows even where the grid runs past the image: each row's excess lands on
+            // the rows after it (and a channel's ghost rows on the next channel's first rows), all
+            // written afterwards, as long as it stays inside this image's output (`end`).
+            let lastEnd = (top - out) + (2 * tileRowsPerGroup - 1) * width + 2 * tilesPerRow
             if exact {
                 storeTileRows(row0, top, outRowStride, tilesPerRow)
                 storeTileRows(row1, top + width, outRowStride, tilesPerRow)
+            } else if lastEnd <= end {
+                storeRowsInOrder(row0, row1, top, width, tilesPerRow)
             } else {
                 storeImageRows(row0, row1, top, firstRow: 2 * group * tileRowsPerGroup, grid)
             }
             src += 16
         }
+    }
+}
+
+/// `storeTileRows` of `row0` and `row1` for a grid wider than the image: chunk `k` of `row0`
+/// (`2 * tilesPerRow` floats) to image row `2k`, then chunk `k` of `row1` to row `2k + 1`, rows
+/// `width` floats apart from `top`, in ascending rows, so that each chunk's excess beyond
+/// `width` is covered by the next row's store.
+@inline(__always)
+private func storeRowsInOrder(
+    _ row0: SIMD32<Float>, _ row1: SIMD32<Float>, _ top: UnsafeMutablePointer<Float>, _ width: Int,
+    _ tilesPerRow: Int
+) {
+    switch tilesPerRow {
+    case 16:
+        UnsafeMutableRawPointer(top).storeBytes(of: row0, as: SIMD32<Float>.self)
+        UnsafeMutableRawPointer(top + width).storeBytes(of: row1, as: SIMD32<Float>.self)
+    case 8:
+        store16(row0.lowHalf, top)
+        store16(row1.lowHalf, top + width)
+        store16(row0.highHalf, top + 2 * width)
+        store16(row1.highHalf, top + 3 * width)
+    default:
+        store8(row0.lowHalf.lowHalf, top)
+        store8(row1.lowHalf.lowHalf, top + width)
+        store8(row0.lowHalf.highHalf, top + 2 * width)
+        store8(row1.lowHalf.highHalf, top + 3 * width)
+        store8(row0.highHalf.lowHalf, top + 4 * width)
+        store8(row1.highHalf.lowHalf, top + 5 * width)
+        store8(row0.highHalf.highHalf, top + 6 * width)
+        store8(row1.highHalf.highHalf, top + 7 * width)
     }
 }
 
