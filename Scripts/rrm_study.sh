@@ -23,7 +23,8 @@
 # Scripts/rrm_study_table.py prints the study's table from $OUT. Variables: OUT, SAMPLES, EPS,
 # THREADS, EVAL_ARGS, MNIST_DIR, RRMD, TRAIN_ONLY (1: train the rows, attack nothing).
 # SAMPLES other than the study's own takes a first look: its files are named NAME.firstN.eval.*,
-# beside (not instead of) the row's evaluation, and it is skipped once that evaluation exists:
+# beside (not instead of) the row's evaluation (a teacher's first look is what the table compares
+# its students' first looks with):
 #   SAMPLES=1000 STUDY=paper-mnist bash Scripts/rrm_study.sh teacher fast-at
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -293,7 +294,7 @@ eval_row() {
   if [ ! -s "$OUT/$name.eval.json" ] && [ -s "$KEEP/$name.eval.json" ]; then
     for f in "$KEEP/$name".*.json; do cp "$f" "$OUT/"; done
   fi
-  [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
+  [ -z "$TAG" ] && [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
   local e="$name$TAG"
   if [ -n "$TAG" ]; then
     if [ ! -s "$OUT/$e.eval.json" ] && [ -s "$KEEP/$e.eval.json" ]; then cp "$KEEP/$e.eval.json" "$OUT/"; fi
