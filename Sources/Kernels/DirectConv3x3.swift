@@ -71,7 +71,7 @@ public struct DirectConv3x3: PaddedConvolution {
     /// that Winograd's last tiles read, when its grid runs past the image (`WinogradGrid`).
     public var paddedInputCount: Int {
         let tiles = outputStride + 2 * rowStride + 2
-        let winograd = WinogradGrid(height: height, width: width)?.readExtent(rowStride: rowStride) ?? 0
+        let winograd = winogradGrid?.readExtent(rowStride: rowStride) ?? 0
         return (inChannels - 1) * planeStride + max(tiles, winograd)
     }
     /// Floats `run` writes.

@@ -24,26 +24,6 @@ private func tileRowFloats(_ p: UnsafePointer<Float>, _ tileRowStride: Int, _ ti
     }
 }
 
-/// Writes `tileRowFloats`'s inverse: chunk `k` of `2 * tilesPerRow` floats of `v` to
-/// `p + k * tileRowStride`.
-@inline(__always)
-private func storeTileRows(
-    _ v: SIMD32<Float>, _ p: UnsafeMutablePointer<Float>, _ tileRowStride: Int, _ tilesPerRow: Int
-) {
-    switch tilesPerRow {
-    case 16:
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD32<Float>.self)
-    case 8:
-        store16(v.lowHalf, p)
-        store16(v.highHalf, p + tileRowStride)
-    default:
-        store8(v.lowHalf.lowHalf, p)
-        store8(v.lowHalf.highHalf, p + tileRowStride)
-        store8(v.highHalf.lowHalf, p + 2 * tileRowStride)
-        store8(v.highHalf.highHalf, p + 3 * tileRowStride)
-    }
-}
-
 /// One row of 16 patches: columns 0 to 3 of each lane's patch row, the 4 floats at `p` onward
 /// of its tile (see `tileRowFloats`).
 @inline(__always)
@@ -171,7 +151,6 @@ public func winogradOutput(
     let tileRowsPerGroup = grid.rowsPerGroup
     let (height, width) = (grid.height, grid.width)
     let outRowStride = 2 * width
-    let exact = grid.isExact
     let end = channels * height * width
     for c in 0..<channels {
         let b = SIMD16<Float>(repeating: bias?[c] ?? 0)
@@ -211,14 +190,12 @@ public func winogradOutput(
             row1.evenHalf = s10 + s11 + s12 + b
             row1.oddHalf = s11 - s12 - s13 + b
             let top = plane + group * tileRowsPerGroup * outRowStride
-            // Whole tile rows even where the grid runs past the image: each row's excess lands on
+            // Whole tile rows, even where the grid runs past the image: each row's excess lands on
             // the rows after it (and a channel's ghost rows on the next channel's first rows), all
-            // written afterwards, as long as it stays inside this image's output (`end`).
+            // written afterwards, as long as it stays inside this image's output (`end`; always
+            // on an exact grid, which has no excess).
             let lastEnd = (top - out) + (2 * tileRowsPerGroup - 1) * width + 2 * tilesPerRow
-            if exact {
-                storeTileRows(row0, top, outRowStride, tilesPerRow)
-                storeTileRows(row1, top + width, outRowStride, tilesPerRow)
-            } else if lastEnd <= end {
+            if lastEnd <= end {
                 storeRowsInOrder(row0, row1, top, width, tilesPerRow)
             } else {
                 storeImageRows(row0, row1, top, firstRow: 2 * group * tileRowsPerGroup, grid)
@@ -228,10 +205,10 @@ public func winogradOutput(
     }
 }
 
-/// `storeTileRows` of `row0` and `row1` for a grid wider than the image: chunk `k` of `row0`
-/// (`2 * tilesPerRow` floats) to image row `2k`, then chunk `k` of `row1` to row `2k + 1`, rows
-/// `width` floats apart from `top`, in ascending rows, so that each chunk's excess beyond
-/// `width` is covered by the next row's store.
+/// The output rows of one group of 16 tiles (`tileRowFloats`'s inverse, two output rows per
+/// tile row): chunk `k` of `row0` (`2 * tilesPerRow` floats) to image row `2k`, then chunk `k`
+/// of `row1` to row `2k + 1`, rows `width` floats apart from `top`. In ascending rows, so that
+/// where the grid is wider than the image each chunk's excess is covered by the next row's store.
 @inline(__always)
 private func storeRowsInOrder(
     _ row0: SIMD32<Float>, _ row1: SIMD32<Float>, _ top: UnsafeMutablePointer<Float>, _ width: Int,
@@ -258,9 +235,10 @@ private func storeRowsInOrder(
     }
 }
 
-/// `storeTileRows` of an inexact grid: of each tile row's two output rows (`row0`, `row1`, each
-/// `2 * tilesPerRow` floats per tile row, back to back), the first `width` floats of those inside
-/// the image, to `top + r * width` for image row `firstRow + r`.
+/// `storeRowsInOrder` without any excess, for an image's last rows: of each tile row's two
+/// output rows (`row0`, `row1`, each `2 * tilesPerRow` floats per tile row, back to back), the
+/// first `width` floats of those inside the image, to `top + r * width` for image row
+/// `firstRow + r`.
 @inline(never)
 private func storeImageRows(
     _ row0: SIMD32<Float>, _ row1: SIMD32<Float>, _ top: UnsafeMutablePointer<Float>, firstRow: Int,
