@@ -290,16 +290,13 @@ train_row() {
 # eval_row NAME: the attack protocol on the row's model (skipped when done).
 eval_row() {
   local name=$1
-  # A row finished in an earlier session counts as done: its summaries are restored from git.
-  if [ ! -s "$OUT/$name.eval.json" ] && [ -s "$KEEP/$name.eval.json" ]; then
+  local e="$name$TAG"
+  # A row (or first look) finished in an earlier session counts as done: its summaries are
+  # restored from git.
+  if [ ! -s "$OUT/$e.eval.json" ] && [ -s "$KEEP/$e.eval.json" ]; then
     for f in "$KEEP/$name".*.json; do cp "$f" "$OUT/"; done
   fi
-  [ -z "$TAG" ] && [ -s "$OUT/$name.eval.json" ] && { echo "skip $name (done)" >&2; return 0; }
-  local e="$name$TAG"
-  if [ -n "$TAG" ]; then
-    if [ ! -s "$OUT/$e.eval.json" ] && [ -s "$KEEP/$e.eval.json" ]; then cp "$KEEP/$e.eval.json" "$OUT/"; fi
-    [ -s "$OUT/$e.eval.json" ] && { echo "skip $e (done)" >&2; return 0; }
-  fi
+  [ -s "$OUT/$e.eval.json" ] && { echo "skip $e (done)" >&2; return 0; }
   train_row "$name"
   # TRAIN_ONLY=1: the model now, its attack later (a screening such as rrm_teacher_head.sh first).
   [ "${TRAIN_ONLY:-0}" = 1 ] && return 0
