@@ -23,6 +23,8 @@ SEEDS=${SEEDS:-"0 1 2 3 4 5"}
 # A start is clean, random, or random-ramp (random with --epsilon-ramp 1).
 STARTS=${STARTS:-"clean random random-ramp"}
 THREAD_COUNTS=${THREAD_COUNTS:-"1 2"}
+# A fresh checkout starts from the runs an earlier checkout published (rrm_study_queue.sh --publish).
+[ -s "$OUT/summary.tsv" ] || [ ! -s docs/results/rrm-collapse/summary.tsv ] || cp docs/results/rrm-collapse/summary.tsv "$OUT/"
 touch "$OUT/summary.tsv"
 for threads in $THREAD_COUNTS; do
   for seed in $SEEDS; do

@@ -36,18 +36,16 @@ if [ "${KEEP_BIN:-0}" != 1 ] || [ ! -x "$bin" ]; then
 fi
 export RRMD=$bin THREADS=1
 
-# paper_lane STUDY REST...: the above-teacher student and the floor on the whole test set; a
-# first look (first 1,000 test images, 20-40 minutes each instead of 3-4 hours) at the
-# teacher-free controls, which say whether the teacher or the replays give that student its
-# robustness; the baseline (about 7 hours of one core); first looks at the paper's 48 epochs and
-# the default's 5; then the whole-test-set attacks of those and the remaining rows.
+# paper_lane STUDY REST...: the above-teacher student, the floor and the baseline (about 7
+# hours of one core, the lane's long pole) on the whole test set; then first looks (first 1,000
+# test images, 20-40 minutes each instead of 3-4 hours) at the teacher-free controls, which say
+# whether the teacher or the replays give that student its robustness, and at the paper's 48
+# epochs and the default's 5; then the whole-test-set attacks of those and the remaining rows.
 paper_lane() {
   local study=$1
   shift
-  STUDY=$study bash Scripts/rrm_study.sh rrm-rand natural
-  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher free-at-lr05 fast-at
-  STUDY=$study bash Scripts/rrm_study.sh pgd-at
-  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh rrm-paper48 rrm-5ep
+  STUDY=$study bash Scripts/rrm_study.sh rrm-rand natural pgd-at
+  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher free-at-lr05 fast-at rrm-paper48 rrm-5ep
   STUDY=$study bash Scripts/rrm_study.sh free-at-lr05 fast-at rrm-paper48 rrm-5ep "$@"
 }
 
