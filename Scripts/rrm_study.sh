@@ -320,6 +320,8 @@ agreement_row() {
   [ -s "$OUT/$name.agreement.json" ] && return 0
   # A row restored from git has no student checkpoint to compare (only its summaries are kept).
   [ -s "$OUT/$name.safetensors.zst" ] || return 0
+  # A student restored from git was never distilled here: its teacher comes from git too.
+  train_row "$teacher"
   # shellcheck disable=SC2086
   nice $R agreement --student "$OUT/$name.safetensors.zst" --teacher "$OUT/$teacher.safetensors.zst" --samples 500 \
     --epsilon "$EPS" $DATA_ARGS --threads "$THREADS" --json > "$OUT/$name.agreement.json.part"
