@@ -318,6 +318,7 @@ agreement_row() {
   read -r _ kind teacher _ <<<"$line"
   [ "$kind" = distill ] || return 0
   [ -s "$OUT/$name.agreement.json" ] && return 0
+  if [ -s "$KEEP/$name.agreement.json" ]; then cp "$KEEP/$name.agreement.json" "$OUT/"; return 0; fi
   # A row restored from git has no student checkpoint to compare (only its summaries are kept).
   [ -s "$OUT/$name.safetensors.zst" ] || return 0
   # A student restored from git was never distilled here: its teacher comes from git too.
