@@ -205,15 +205,21 @@ if [ "${1:-}" = "--publish" ]; then
   while read -r name kind _; do
     # A borrowed teacher is kept by the study it belongs to.
     if [ "$kind" = teacher ] && [ -n "${TEACHER_FROM:-}" ]; then continue; fi
-    if [ "$kind" = teacher ] || [ ! -s "$OUT/$name.eval.json" ]; then
+    # The headline students stay too: later steps (masking checks, the teacher's classifier) and
+    # anyone who wants to attack them again need their weights.
+    if [ "$kind" = teacher ] || [ "$name" = rrm-rand ] || [ ! -s "$OUT/$name.eval.json" ]; then
       if [ -s "$OUT/$name.safetensors.zst" ]; then
         cp "$OUT/$name.safetensors.zst" "$KEEP/"
         rm -f "$KEEP/$name.safetensors.zst.state"
       elif [ -s "$OUT/$name.safetensors.zst.state" ]; then
         cp "$OUT/$name.safetensors.zst.state" "$KEEP/"
       fi
-      # An evaluation under way: the batches it attacked so far.
-      if [ ! -s "$OUT/$name.eval.json" ] && [ -s "$OUT/$name.eval.journal" ]; then cp "$OUT/$name.eval.journal" "$KEEP/"; fi
+      # An evaluation under way: the batches it attacked so far; a finished one: nothing.
+      if [ -s "$OUT/$name.eval.json" ]; then
+        rm -f "$KEEP/$name.eval.journal"
+      elif [ -s "$OUT/$name.eval.journal" ]; then
+        cp "$OUT/$name.eval.journal" "$KEEP/"
+      fi
     else
       # Evaluated: the summaries say all there is; a student's weights are not kept.
       rm -f "$KEEP/$name.safetensors.zst" "$KEEP/$name.safetensors.zst.state" "$KEEP/$name.eval.journal"
