@@ -108,7 +108,8 @@ EOF
 # - `free-at-lr05`: the same replays without the teacher (what the teacher adds; the factor
 #   study's strongest teacher-free recipe, whose halved rate matches the weight 0.5), with
 #   `rrm-rand`'s radius schedule (DRAMP), so that the teacher is the only difference;
-# - `rrm-5ep`: the default's 5 epochs (2.6 times less than PGD-AT); `rrm-x005`: `rrm` at the
+# - `rrm-5ep`: rrmd distill's defaults, spelled out (5 epochs of 4 replays at weight 0.5 from a
+#   random start, radius ramped over the first epoch; 2.5 times less than PGD-AT); `rrm-x005`: `rrm` at the
 #   paper's weight; `rrm-paper48`: the paper's own recipe, 48 epochs of single steps (about
 #   PGD-AT's time here, since this baseline trains 10 epochs);
 # - `w1-*`: the first student, resnet20 ×1, whose PGD-AT costs only 4.6 times the teacher's
@@ -130,7 +131,7 @@ natural     train   -       --arch $s --dataset $d --epochs 10 --seed 1
 pgd-at      train   -       --arch $s --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 7 --seed 1 $ramp
 free-at-lr05 train  -       --arch $s --dataset $d --epochs 2 --adversarial free --epsilon $e --replays 4 --lr 0.05 --seed 1 $dramp
 fast-at     train   -       --arch $s --dataset $d --epochs 4 --adversarial fgsm-rs --epsilon $e --schedule cyclic --seed 1 $ramp
-rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start clean
+rrm-5ep     distill teacher --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 rrm-x005    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
 rrm-paper48 distill teacher --student $s --epochs 48 --seed 1 --replays 1
 w1-rrm      distill teacher --student resnet20 --epochs 5 --seed 1 --replays 4 --xent-weight 0.005 --replay-start clean
