@@ -54,6 +54,10 @@ def measured_ratios(here):
             out[prefix + name] = row["pgd_at_ratio"]
         if "free-at" in rows and not prefix:
             out["free-at-lr05"] = rows["free-at"]["pgd_at_ratio"]
+        # A random start or another weight changes no step's cost: those rows cost what rrm costs.
+        if "rrm" in rows and not prefix:
+            for name in ("rrm-rand", "rrm-x005"):
+                out.setdefault(name, rows["rrm"]["pgd_at_ratio"])
     return out
 
 
