@@ -121,7 +121,8 @@ extension DirectConv3x3 {
                     indexedTiles(
                         input: v + xi * vXi, offsets: offsets.baseAddress!, steps: inChannels,
                         weights: weights + xi * blocks * inChannels * lanes, blocks: blocks,
-                        output: m + xi * mXi, outputStride: positions, positions: positions)
+                        output: m + xi * mXi, outputStride: positions, positions: positions,
+                        lastBlockRows: outChannels - (blocks - 1) * lanes)
                 }
                 for b in 0..<count {
                     winogradOutput(

@@ -10,16 +10,25 @@
 /// - `input`: readable at `offsets[r] + positions + 15` for every `r`.
 /// - `weights`: `blocks` blocks of `[steps][8]`.
 /// - `output`: `blocks * 8` rows of `outputStride` floats, of which the first `positions`
-///   (rounded up to 16) are written.
+///   (rounded up to 16) are written; of the last block only the first `lastBlockRows` rows are
+///   when that is 4 or fewer (its other rows' weights are the packing's zeros, and a caller that
+///   passes it reads only its real channels).
 public func indexedTiles(
     input: UnsafePointer<Float>, offsets: UnsafePointer<Int>, steps: Int,
     weights: UnsafePointer<Float>, blocks: Int,
-    output: UnsafeMutablePointer<Float>, outputStride: Int, positions: Int
+    output: UnsafeMutablePointer<Float>, outputStride: Int, positions: Int,
+    lastBlockRows: Int = conv3x3TileChannels
 ) {
     let (full, tail) = tileSplit(positions)
     for block in 0..<blocks {
         let w = weights + block * steps * conv3x3TileChannels
         let out = output + block * conv3x3TileChannels * outputStride
+        if block == blocks - 1 && lastBlockRows <= 4 {
+            // A 20-channel layer (resnet20 x1.25's first stage) would otherwise spend a sixth of
+            // its products on four rows of zero weights.
+            halfTiles(input, offsets, steps, w, out, outputStride, full: full, tail: tail)
+            continue
+        }
         for t in 0..<full {
             indexedTile(
                 Lanes48.self, input + t * conv3x3TileWidth, offsets, steps, w, out + t * conv3x3TileWidth, outputStride)
@@ -32,6 +41,50 @@ public func indexedTiles(
         default: break
         }
     }
+}
+
+/// The tiles of one block's first four rows: `indexedTiles`' loop over positions with
+/// `halfTile`.
+private func halfTiles(
+    _ input: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>, _ steps: Int,
+    _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ outputStride: Int, full: Int, tail: Int
+) {
+    for t in 0..<full {
+        let at = t * conv3x3TileWidth
+        halfTile(Lanes48.self, input + at, offsets, steps, w, out + at, outputStride)
+    }
+    let last = full * conv3x3TileWidth
+    switch tail {
+    case 48: halfTile(Lanes48.self, input + last, offsets, steps, w, out + last, outputStride)
+    case 32: halfTile(Lanes32.self, input + last, offsets, steps, w, out + last, outputStride)
+    case 16: halfTile(Lanes16.self, input + last, offsets, steps, w, out + last, outputStride)
+    default: break
+    }
+}
+
+/// `indexedTile` for the first 4 of a block's 8 channels: the weights keep their stride of 8.
+@inline(never)
+private func halfTile<L: TileLanes>(
+    _: L.Type, _ input: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>, _ steps: Int,
+    _ weights: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ outputStride: Int
+) {
+    var r0 = L()
+    var r1 = L()
+    var r2 = L()
+    var r3 = L()
+    var w = weights
+    for r in 0..<steps {
+        let x = L.load(input + offsets[r])
+        r0.add(x, w[0])
+        r1.add(x, w[1])
+        r2.add(x, w[2])
+        r3.add(x, w[3])
+        w += conv3x3TileChannels
+    }
+    r0.store(output)
+    r1.store(output + outputStride)
+    r2.store(output + 2 * outputStride)
+    r3.store(output + 3 * outputStride)
 }
 
 /// One tile of 8 channels x `L`'s positions (16, 32 or 48) over the listed streams, its sums in registers

@@ -140,7 +140,7 @@ final class DirectConv3x3Tests: XCTestCase {
     func testWinogradMatchesPlainConvolution() {
         let sizes: [(cin: Int, cout: Int, h: Int, w: Int)] = [
             (3, 16, 32, 32), (16, 16, 8, 8), (64, 64, 8, 8), (1, 9, 16, 16), (5, 13, 8, 16), (16, 32, 2, 32),
-            (7, 3, 16, 8),
+            (7, 3, 16, 8), (20, 20, 8, 8), (12, 4, 8, 16),
         ] + Self.ghostSizes
         for s in sizes {
             let plan = DirectConv3x3(inChannels: s.cin, outChannels: s.cout, height: s.h, width: s.w)
