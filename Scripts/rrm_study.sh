@@ -109,8 +109,8 @@ EOF
 #   study's strongest teacher-free recipe, whose halved rate matches the weight 0.5), with
 #   `rrm-rand`'s radius schedule (DRAMP), so that the teacher is the only difference;
 # - `rrm-5ep`: rrmd distill's defaults, spelled out (5 epochs of 4 replays at weight 0.5 from a
-#   random start, radius ramped over the first epoch; 2.5 times less than PGD-AT); `rrm-x005`: `rrm` at the
-#   paper's weight; `rrm-paper48`: the paper's own recipe, 48 epochs of single steps (about
+#   random start, radius ramped over the first epoch; 2.5 times less than PGD-AT);
+#   `rrm-x005`: `rrm` at the paper's weight; `rrm-paper48`: the paper's own recipe, 48 epochs of single steps (about
 #   PGD-AT's time here, since this baseline trains 10 epochs);
 # - `w1-*`: the first student, resnet20 ×1, whose PGD-AT costs only 4.6 times the teacher's
 #   (short of the issue's 5), kept as measured;
