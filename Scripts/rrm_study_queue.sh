@@ -9,6 +9,7 @@
 # done) in git:
 #
 #   nohup nice -n 5 bash Scripts/rrm_study_queue.sh > study-queue.log 2>&1 &
+#   bash Scripts/rrm_study_queue.sh --status     # each lane's current step and progress
 #   bash Scripts/rrm_study_queue.sh --publish
 #
 # Rows run from a copy of the release binary (RRMD), so rebuilding meanwhile changes nothing.
@@ -23,6 +24,18 @@ if [ "${1:-}" = "--publish" ]; then
     [ -d "results/$d" ] || continue
     mkdir -p "docs/results/$d"
     cp results/$d/*.eval.json results/$d/*.eval.journal results/$d/summary.tsv "docs/results/$d/" 2>/dev/null || true
+  done
+  exit 0
+fi
+# --status: what each lane is doing now, from the newest log of each results folder (the
+# progress lines end in carriage returns; the last one is the current state).
+if [ "${1:-}" = "--status" ]; then
+  for d in results/*/; do
+    log=$(ls -t "$d"*.log 2>/dev/null | head -n 1 || true)
+    [ -n "$log" ] || continue
+    # Only what moved in the last 10 minutes: a finished folder's last log says nothing new.
+    [ -n "$(find "$log" -mmin -10)" ] || continue
+    printf '%s: %s\n' "$log" "$(tr '\r' '\n' < "$log" | grep -v '^$' | tail -n 1 || true)"
   done
   exit 0
 fi
