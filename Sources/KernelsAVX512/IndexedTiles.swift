@@ -23,42 +23,33 @@ public func indexedTiles(
     for block in 0..<blocks {
         let w = weights + block * steps * conv3x3TileChannels
         let out = output + block * conv3x3TileChannels * outputStride
-        if block == blocks - 1 && lastBlockRows <= 4 {
-            // A 20-channel layer (resnet20 x1.25's first stage) would otherwise spend a sixth of
-            // its products on four rows of zero weights.
-            halfTiles(input, offsets, steps, w, out, outputStride, full: full, tail: tail)
-            continue
-        }
+        // A 20-channel layer (resnet20 x1.25's first stage) would otherwise spend a sixth of its
+        // products on four rows of zero weights.
+        let half = block == blocks - 1 && lastBlockRows <= 4
         for t in 0..<full {
-            indexedTile(
-                Lanes48.self, input + t * conv3x3TileWidth, offsets, steps, w, out + t * conv3x3TileWidth, outputStride)
+            let at = t * conv3x3TileWidth
+            tile(Lanes48.self, half: half, input + at, offsets, steps, w, out + at, outputStride)
         }
         let last = full * conv3x3TileWidth
         switch tail {
-        case 48: indexedTile(Lanes48.self, input + last, offsets, steps, w, out + last, outputStride)
-        case 32: indexedTile(Lanes32.self, input + last, offsets, steps, w, out + last, outputStride)
-        case 16: indexedTile(Lanes16.self, input + last, offsets, steps, w, out + last, outputStride)
+        case 48: tile(Lanes48.self, half: half, input + last, offsets, steps, w, out + last, outputStride)
+        case 32: tile(Lanes32.self, half: half, input + last, offsets, steps, w, out + last, outputStride)
+        case 16: tile(Lanes16.self, half: half, input + last, offsets, steps, w, out + last, outputStride)
         default: break
         }
     }
 }
 
-/// The tiles of one block's first four rows: `indexedTiles`' loop over positions with
-/// `halfTile`.
-private func halfTiles(
-    _ input: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>, _ steps: Int,
-    _ w: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ outputStride: Int, full: Int, tail: Int
+/// One tile of a block: all eight rows (`indexedTile`) or only the first four (`halfTile`).
+@inline(__always)
+private func tile<L: TileLanes>(
+    _: L.Type, half: Bool, _ input: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>, _ steps: Int,
+    _ weights: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, _ outputStride: Int
 ) {
-    for t in 0..<full {
-        let at = t * conv3x3TileWidth
-        halfTile(Lanes48.self, input + at, offsets, steps, w, out + at, outputStride)
-    }
-    let last = full * conv3x3TileWidth
-    switch tail {
-    case 48: halfTile(Lanes48.self, input + last, offsets, steps, w, out + last, outputStride)
-    case 32: halfTile(Lanes32.self, input + last, offsets, steps, w, out + last, outputStride)
-    case 16: halfTile(Lanes16.self, input + last, offsets, steps, w, out + last, outputStride)
-    default: break
+    if half {
+        halfTile(L.self, input, offsets, steps, weights, output, outputStride)
+    } else {
+        indexedTile(L.self, input, offsets, steps, weights, output, outputStride)
     }
 }
 
