@@ -11,7 +11,9 @@
 #
 # Variables: WIDTH (the student's width multiplier), TEACHER (a cnn-small checkpoint to distil
 # from; the cost does not depend on its weights), LIMIT, ROUNDS, THREADS, RRMD, OUT (a directory
-# for the logs and cost.json), ONLY (the rows to measure, e.g. "teacher pgd-at").
+# for the logs and cost.json), ONLY (the rows to measure, e.g. "teacher pgd-at"), TEACHER_R20 (a
+# resnet20 ×0.5 checkpoint for `rrm-tr20`; by default the one `teacher-r20` writes in the same
+# round).
 # MNIST has Fashion-MNIST's shapes, so its costs are the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ WIDTH=${WIDTH:-1.25}
 OUT=${OUT:-results/rrm-cost-w$WIDTH}
 ONLY=${ONLY:-}
 TEACHER=${TEACHER:-docs/results/rrm-paper-fashion-mnist/teacher.safetensors.zst}
+TEACHER_R20=${TEACHER_R20:-$OUT/teacher-r20.safetensors.zst}
 if [ -z "${RRMD:-}" ]; then
   bash Scripts/setup.sh >&2
   swift build -c release --product rrmd >&2
@@ -44,6 +47,8 @@ rrm 2 distill --teacher $TEACHER --student resnet20 --width $WIDTH --epochs 1 --
 rrm-5ep 5 distill --teacher $TEACHER --student resnet20 --width $WIDTH --epochs 1 --replays 4 --no-evaluate
 rrm-paper48 48 distill --teacher $TEACHER --student resnet20 --width $WIDTH --epochs 1 --replays 1 --no-evaluate
 free-at 2 train --arch resnet20 --width $WIDTH --epochs 1 --adversarial free --epsilon 0.1 --replays 4
+teacher-r20 10 train --arch resnet20 --width 0.5 --epochs 1 --adversarial pgd --epsilon 0.1 --attack-steps 3
+rrm-tr20 2 distill --teacher $TEACHER_R20 --student resnet20 --width $WIDTH --epochs 1 --replays 4 --no-evaluate
 ROWS
 }
 
