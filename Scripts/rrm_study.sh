@@ -123,7 +123,9 @@ EOF
 #   least as robust as the baseline": resnet20 ×0.5 by PGD-AT with 3 steps (issue 5's 7-step run
 #   of it reached 74.2 % on Fashion-MNIST, the cnn-small 65.5 %; with 7 steps it costs only 4.0
 #   times less than the student's PGD-AT, with 3 steps 6.6 times); `rrm-rand-tr20`: `rrm-rand`
-#   distilled from it; `rrm-5ep-tr20`: `rrm-5ep` (rrmd's defaults) from it.
+#   distilled from it; `rrm-5ep-tr20`: `rrm-5ep` (rrmd's defaults) from it; `rrm-rand-tpgd`:
+#   `rrm-rand` from the baseline itself (a teacher exactly as robust as the baseline, at the
+#   baseline's cost: the premise of the second target, tested on its own).
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
 # stays at chance without one); DRAMP: the replays' ramp of the random-start row, pinned either
 # way (rrmd's default ramps a random start's replays over one epoch).
@@ -146,6 +148,7 @@ rrm-rand    distill teacher --student $s --epochs 2 --seed 1 --replays 4 --xent-
 w1-rrm-thead thead w1-rrm
 teacher-r20 teacher -       --arch resnet20 --width 0.5 --dataset $d --epochs 10 --adversarial pgd --epsilon $e --attack-steps 3 --seed 0 $ramp
 rrm-rand-tr20 distill teacher-r20 --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random $dramp
+rrm-rand-tpgd distill pgd-at --student $s --epochs 2 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random $dramp
 rrm-5ep-tr20 distill teacher-r20 --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 EOF
 }

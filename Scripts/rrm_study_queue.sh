@@ -64,7 +64,8 @@ paper_lane() {
   # test set (about 2 hours of one core).
   TRAIN_ONLY=1 STUDY=$study bash Scripts/rrm_study.sh pgd-at
   # The stronger teacher at a teacher's cost and its student (the second target's premise).
-  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher pgd-at teacher-r20 rrm-rand-tr20 rrm-5ep-tr20
+  SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher pgd-at teacher-r20 rrm-rand-tr20 rrm-5ep-tr20 \
+    rrm-rand-tpgd
   STUDY=$study bash Scripts/rrm_study.sh pgd-at teacher-r20 rrm-rand-tr20
   SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh free-at-lr05 rrm-paper48 rrm-5ep fast-at
   STUDY=$study bash Scripts/rrm_study.sh rrm-paper48 rrm-5ep free-at-lr05 fast-at "$@"
