@@ -122,7 +122,7 @@ EOF
 # - `teacher-r20`: a stronger teacher at a teacher's cost, for the second target's "a teacher at
 #   least as robust as the baseline": resnet20 ×0.5 by PGD-AT with 3 steps (issue 5's 7-step run
 #   of it reached 74.2 % on Fashion-MNIST, the cnn-small 65.5 %; with 7 steps it costs only 4.0
-#   times less than the student's PGD-AT, with 3 steps 6.6 times); `rrm-rand-tr20`: `rrm-rand`
+#   times less than the student's PGD-AT, with 3 steps 6.5 times); `rrm-rand-tr20`: `rrm-rand`
 #   distilled from it; `rrm-5ep-tr20`: `rrm-5ep` (rrmd's defaults) from it; `rrm-rand-tpgd`:
 #   `rrm-rand` from the baseline itself (a teacher exactly as robust as the baseline, at the
 #   baseline's cost: the premise of the second target, tested on its own).
