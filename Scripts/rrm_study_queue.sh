@@ -51,8 +51,8 @@ export RRMD=$bin THREADS=1
 
 # paper_lane STUDY REST...: the above-teacher student, the floor and the baseline (about 7
 # hours of one core, the lane's long pole) on the whole test set, the baseline with a first look
-# before; then first looks (first 1,000
-# test images, 20-40 minutes each instead of 3-4 hours) at the teacher-free controls, which say
+# before; then first looks (first 1,000 test images, 20-40 minutes each instead of 3-4 hours)
+# at the teacher-free controls, which say
 # whether the teacher or the replays give that student its robustness, and at the paper's 48
 # epochs (which the issue's tables need) and the defaults' 5; then the whole-test-set attacks of
 # those and the remaining rows.
