@@ -65,7 +65,7 @@ paper_lane() {
   TRAIN_ONLY=1 STUDY=$study bash Scripts/rrm_study.sh pgd-at
   # The stronger teacher at a teacher's cost and its student (the second target's premise).
   SAMPLES=1000 STUDY=$study bash Scripts/rrm_study.sh teacher pgd-at teacher-r20 rrm-rand-tr20 rrm-5ep-tr20 \
-    rrm-rand-tpgd
+    rrm-rand-tpgd rrm-5ep-tpgd
   # The baseline's whole test set and the paper's 48 epochs (about 5 hours of one core to train)
   # are what the tables need; the rest explains them.
   STUDY=$study bash Scripts/rrm_study.sh pgd-at
