@@ -216,12 +216,15 @@ if [ "${1:-}" = "--list" ]; then rows; exit 0; fi
 if [ "${1:-}" = "--publish" ]; then
   mkdir -p "$KEEP"
   for f in "$OUT"/*.eval.json "$OUT"/*.train.json "$OUT"/*.agreement.json; do [ -e "$f" ] && cp "$f" "$KEEP/"; done
+  # A trained row that a distilled row learns from (the baseline as teacher) is a teacher too.
+  taught=" $(rows | awk '$2 == "distill" {print $3}' | sort -u | tr '\n' ' ')"
   while read -r name kind _; do
     # A borrowed teacher is kept by the study it belongs to.
     if [ "$kind" = teacher ] && [ -n "${TEACHER_FROM:-}" ]; then continue; fi
     # The headline students stay too: later steps (masking checks, the teacher's classifier) and
     # anyone who wants to attack them again need their weights.
-    if [ "$kind" = teacher ] || [ "$name" = rrm-rand ] || [ ! -s "$OUT/$name.eval.json" ]; then
+    if [ "$kind" = teacher ] || [[ "$taught" == *" $name "* ]] || [ "$name" = rrm-rand ] ||
+      [ ! -s "$OUT/$name.eval.json" ]; then
       if [ -s "$OUT/$name.safetensors.zst" ]; then
         cp "$OUT/$name.safetensors.zst" "$KEEP/"
         rm -f "$KEEP/$name.safetensors.zst.state"
