@@ -127,7 +127,9 @@ EOF
 #   `rrm-rand` from the baseline itself (a teacher exactly as robust as the baseline, at the
 #   baseline's cost: the premise of the second target, tested on its own); `rrm-5ep-tpgd`:
 #   rrmd's defaults from the baseline (the premise with the budget that lifted `rrm-5ep-tr20`;
-#   it collapsed to 49.8 %: `rrm-5ep-tpgd-s2`, another seed, says whether that is chance).
+#   it collapsed to 49.8 %: `rrm-5ep-tpgd-s2`, another seed, says whether that is chance;
+#   `rrm-5ep-tpgd-probe` runs it again with the per-epoch APGD probe and its guard, to see when
+#   the robustness goes and whether the guard keeps an epoch that still had it).
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
 # stays at chance without one); DRAMP: the replays' ramp of the random-start row, pinned either
 # way (rrmd's default ramps a random start's replays over one epoch).
@@ -154,6 +156,7 @@ rrm-rand-tpgd distill pgd-at --student $s --epochs 2 --seed 1 --replays 4 --xent
 rrm-5ep-tr20 distill teacher-r20 --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 rrm-5ep-tpgd distill pgd-at --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 rrm-5ep-tpgd-s2 distill pgd-at --student $s --epochs 5 --seed 2 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
+rrm-5ep-tpgd-probe distill pgd-at --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1 --probe-images 512
 EOF
 }
 

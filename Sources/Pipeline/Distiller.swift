@@ -29,6 +29,8 @@ public struct DistillationRequest {
     public var producer: String
     /// When the student gets a projection head, and whether it has a bias.
     public var head = StudentHead()
+    /// The robustness check after every epoch and its guard (`RobustProbe`); nil runs without.
+    public var probe: RobustProbe?
 
     /// A request; see the properties.
     public init(
@@ -141,6 +143,7 @@ public enum Distiller {
         let student = try makeStudent(
             r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head)
         var trainer = Trainer(model: student, settings: r.settings, teacher: r.teacher.network)
+        trainer.probe = r.probe
         if FileManager.default.fileExists(atPath: r.statePath) {
             do {
                 try trainer.restoreState(from: r.statePath)
@@ -153,6 +156,7 @@ public enum Distiller {
                     model: try makeStudent(
                         r.student, width: r.width, teacher: r.teacher.network, seed: r.settings.seed, head: r.head),
                     settings: r.settings, teacher: r.teacher.network)
+                trainer.probe = r.probe
             }
         }
         // A batch size or width too large for this machine is refused here, with a reason.
@@ -172,6 +176,9 @@ public enum Distiller {
             + "from \(tmeta.architecture) \(r.teacherSHA256.prefix(12)); sgd "
             + "lr=\(s.learningRate) momentum=\(s.sgd.momentum) wd=\(s.sgd.weightDecay) \(s.schedule.rawValue), "
             + "\(s.epochs) epochs, batch \(s.batchSize)"
+        if let epoch = summary.restoredEpoch {
+            recipe += "; weights of epoch \(epoch + 1), the most robust under the per-epoch probe"
+        }
         var fit: TeacherClassifier.Fit?
         if r.head.classifier == .teacher {
             let f = TeacherClassifier.adopt(student: trainer.model, teacher: r.teacher.network, data: r.train)

@@ -389,11 +389,12 @@ public final class JobRunner {
         } else {
             status.phase = .training
             let epochs = settings.epochs
-            let request = DistillationRequest(
+            var request = DistillationRequest(
                 teacher: teacher, teacherPath: job.teacher.path, teacherSHA256: job.record.sha256, student: arch,
                 width: config.students.width, train: data.train, test: data.test, settings: settings,
                 statePath: statePath,
                 outPath: checkpoint.path, zstdLevel: config.zstdLevel, producer: RRMDVersion.producer)
+            request.probe = config.rrm.probe(train: data.train, norm: evalSettings.norm, epsilon: evalSettings.epsilon)
             log.log(
                 event: "training", message: "job \(job.id): distilling \(arch) from \(teacher.metadata.architecture)",
                 fields: ["job": job.id.rawValue, "arch": arch, "epochs": "\(epochs)"])
@@ -425,18 +426,31 @@ public final class JobRunner {
                 s.etaSeconds = p.imagesPerSecond > 0 ? stepsLeft * Double(settings.batchSize) / p.imagesPerSecond : nil
                 self.onStatus(s)
                 if p.epochDone {
+                    var fields = [
+                        "job": job.id.rawValue, "arch": arch, "epoch": "\(p.epoch + 1)",
+                        "test_acc": String(format: "%.4f", p.testAccuracy ?? 0),
+                    ]
+                    fields["probe_robust_acc"] = p.robustAccuracy.map { String(format: "%.4f", $0) }
                     self.log.log(
                         event: "epoch",
                         message: String(
                             format: "job %@: %@ epoch %d/%d, test accuracy %.4f", job.id.rawValue, arch, p.epoch + 1,
-                            p.epochs, p.testAccuracy ?? 0),
-                        fields: [
-                            "job": job.id.rawValue, "arch": arch, "epoch": "\(p.epoch + 1)",
-                            "test_acc": String(format: "%.4f", p.testAccuracy ?? 0),
-                        ])
+                            p.epochs, p.testAccuracy ?? 0)
+                            + (p.robustAccuracy.map { String(format: ", probe under attack %.4f", $0) } ?? ""),
+                        fields: fields)
                 }
             }
             guard let result else { return nil }
+            if let epoch = result.summary.restoredEpoch {
+                let robust = result.summary.robust
+                log.log(
+                    event: "restore", priority: .notice,
+                    message: String(
+                        format: "job %@: %@ lost robustness after epoch %d (probe %.4f, last epoch %.4f); it keeps "
+                            + "epoch %d's weights", job.id.rawValue, arch, epoch + 1, robust[epoch] ?? 0,
+                        (robust.last ?? nil) ?? 0, epoch + 1),
+                    fields: ["job": job.id.rawValue, "arch": arch, "epoch": "\(epoch + 1)"])
+            }
             student = result.student
             metadata = result.metadata
             trainingSeconds = result.summary.seconds

@@ -122,6 +122,14 @@ public struct ServiceConfig: Equatable, Sendable {
         /// (`TrainingSettings.epsilonRampEpochs`); 0 replays at the full radius from the start;
         /// nil for rrmd's choice, `RRMLoss.defaultEpsilonRamp` (see `replayRamp`).
         public var epsilonRamp: Double?
+        /// Training images attacked after every epoch to follow a student's robustness
+        /// (`RobustProbe`); 0 switches the probe and its guard off.
+        public var probeImages: Int
+        /// APGD-CE iterations of the probe.
+        public var probeIterations: Int
+        /// Points the last epoch's probe may lie under the best epoch's before the student keeps
+        /// the best epoch's weights instead.
+        public var probeRestore: Double
 
         /// The replays' ramp a student gets: `epsilonRamp`, else rrmd's choice for `replayStart`.
         public var replayRamp: Double {
@@ -135,7 +143,8 @@ public struct ServiceConfig: Equatable, Sendable {
         public init(
             epochs: Int = 5, batchSize: Int = 128, learningRate: Double = 0.1, xentWeight: Double? = nil,
             featureLoss: FeatureLoss = .cosine, seed: UInt64 = 0, limit: Int? = nil, replays: Int = 4,
-            replayStart: ReplayStart = .random, epsilonRamp: Double? = nil
+            replayStart: ReplayStart = .random, epsilonRamp: Double? = nil, probeImages: Int = 512,
+            probeIterations: Int = 50, probeRestore: Double = 10
         ) {
             self.epochs = epochs
             self.batchSize = batchSize
@@ -147,6 +156,19 @@ public struct ServiceConfig: Equatable, Sendable {
             self.replays = replays
             self.replayStart = replayStart
             self.epsilonRamp = epsilonRamp
+            self.probeImages = probeImages
+            self.probeIterations = probeIterations
+            self.probeRestore = probeRestore
+        }
+
+        /// The per-epoch probe of a student on `train`'s first images in the evaluation's threat
+        /// model, or nil when `probeImages` is 0.
+        public func probe(train: Dataset, norm: ThreatNorm, epsilon: Double) -> RobustProbe? {
+            guard probeImages > 0 else { return nil }
+            var probe = RobustProbe.standard(
+                images: train, count: probeImages, norm: norm, epsilon: Float(epsilon), iterations: probeIterations)
+            probe.restoreBelowBest = probeRestore
+            return probe
         }
 
         /// The training settings of a student (SGD momentum 0.9, weight decay 5e-4, cosine
@@ -415,7 +437,7 @@ public struct ServiceConfig: Equatable, Sendable {
     private static func readRRM(_ t: TOMLTableReader) throws -> RRM {
         try t.rejectUnknownKeys([
             "epochs", "batch_size", "learning_rate", "xent_weight", "feature_loss", "seed", "limit", "replays",
-            "replay_start", "epsilon_ramp",
+            "replay_start", "epsilon_ramp", "probe_images", "probe_iterations", "probe_restore",
         ])
         let d = RRM()
         let rrm = RRM(
@@ -429,7 +451,10 @@ public struct ServiceConfig: Equatable, Sendable {
             limit: try t.optionalInt("limit", range: 1...Int.max, unit: "images"),
             replays: try t.int("replays", default: d.replays, range: 1...16),
             replayStart: try t.choice("replay_start", default: d.replayStart, choices: ReplayStart.allCases),
-            epsilonRamp: try t.optionalDouble("epsilon_ramp", range: 0...1000))
+            epsilonRamp: try t.optionalDouble("epsilon_ramp", range: 0...1000),
+            probeImages: try t.int("probe_images", default: d.probeImages, range: 0...100_000),
+            probeIterations: try t.int("probe_iterations", default: d.probeIterations, range: 1...1000),
+            probeRestore: try t.double("probe_restore", default: d.probeRestore, range: 0...100))
         // The ramp is a share of the run, so its bound is another key's value.
         if let ramp = rrm.epsilonRamp, ramp > Double(rrm.epochs) {
             throw ServiceConfigError(

@@ -1,3 +1,4 @@
+import Checkpoint
 import Data
 import Foundation
 import Kernels
@@ -19,6 +20,8 @@ public struct TrainingProgress: Sendable {
     public var imagesPerSecond: Double
     /// Set at the end of an epoch when a test set is evaluated.
     public var testAccuracy: Double?
+    /// Set at the end of an epoch when the trainer has a `RobustProbe`: its accuracy under attack.
+    public var robustAccuracy: Double? = nil
     /// True for the end-of-epoch report.
     public var epochDone: Bool
 }
@@ -31,6 +34,11 @@ public struct TrainingSummary: Sendable {
     public var test: EvaluationResult
     /// Wall time of the whole run in seconds, summed over every session of a resumed run.
     public var seconds: Double
+    /// The 0-based epoch whose weights the probe's guard took back, when it did (`test` is then
+    /// that epoch's).
+    public var restoredEpoch: Int? = nil
+    /// The probe's accuracy after every epoch (nil where the run had no probe).
+    public var robust: [Double?] = []
 }
 
 /// Minibatch SGD with augmentation on the settings' objective: cross-entropy on clean or
@@ -48,6 +56,13 @@ public final class Trainer {
     public let teacher: Network?
     /// Where the run is.
     public internal(set) var position = TrainingPosition()
+    /// Robustness measured after every epoch, with a guard against losing it; nil measures nothing.
+    /// Not part of the run's fingerprint: it never changes the training itself, only which
+    /// epoch's weights the run ends with.
+    public var probe: RobustProbe?
+    /// The weights of the epoch with the best probe so far (names prefixed `best.`), kept while
+    /// the probe's guard may still need them.
+    var bestState: SafeTensors?
 
     /// A trainer for `model`; an `.rrm` objective needs `teacher`, whose representation width the
     /// student's must equal (give the student a projection otherwise).
@@ -137,8 +152,14 @@ public final class Trainer {
             }
             let seen = Double(max(position.seen, 1))
             let testResult = evaluateAccuracy(model, on: test)
+            let robust = probe?.measure(model)
+            if let robust, robust > position.history.compactMap(\.robust).max() ?? -1, probe?.restoreBelowBest != nil {
+                bestState = SafeTensors(model.stateTensors(prefix: Self.bestPrefix))
+            }
             position.history.append(
-                EpochRecord(loss: position.lossSum / seen, accuracy: Double(position.correct) / seen, test: testResult))
+                EpochRecord(
+                    loss: position.lossSum / seen, accuracy: Double(position.correct) / seen, test: testResult,
+                    robust: robust))
             let rate =
                 Double((position.step - firstStep) * settings.batchSize)
                 / max(Date().timeIntervalSince(epochStart), 1e-9)
@@ -147,7 +168,8 @@ public final class Trainer {
                     epoch: position.epoch, step: position.step, stepsPerEpoch: stepsPerEpoch, epochs: settings.epochs,
                     loss: position.history.last!.loss, accuracy: position.history.last!.accuracy,
                     learningRate: schedule.rate(at: (position.epoch + 1) * stepsPerEpoch - 1),
-                    imagesPerSecond: rate, testAccuracy: testResult.accuracy, epochDone: true))
+                    imagesPerSecond: rate, testAccuracy: testResult.accuracy, robustAccuracy: robust,
+                    epochDone: true))
             position.startEpoch(position.epoch + 1)
             Compute.releaseFreeMemory()
             // Bank the elapsed time before saving, so the state file carries it.
@@ -155,10 +177,32 @@ public final class Trainer {
             sessionStart = Date()
             try epochEnd(self)
         }
+        let restored = restoreBestIfLost()
         return TrainingSummary(
             epochs: position.history.map { ($0.loss, $0.accuracy) },
-            test: position.history.last?.test ?? evaluateAccuracy(model, on: test),
-            seconds: position.elapsedSeconds + Date().timeIntervalSince(sessionStart))
+            test: (restored.map { position.history[$0] } ?? position.history.last)?.test
+                ?? evaluateAccuracy(model, on: test),
+            seconds: position.elapsedSeconds + Date().timeIntervalSince(sessionStart), restoredEpoch: restored,
+            robust: position.history.map(\.robust))
+    }
+
+    /// Prefix of the best epoch's weights in `bestState` and in state files.
+    static let bestPrefix = "best."
+
+    /// The probe's guard at the end of a run: when the last epoch's probe lies more than the
+    /// margin under the best epoch's, loads that epoch's weights and returns its index.
+    func restoreBestIfLost() -> Int? {
+        guard let probe, let last = position.history.last?.robust else { return nil }
+        let scored = position.history.enumerated().compactMap { i, r in r.robust.map { (i, $0) } }
+        // The first of equally good epochs: the one whose weights `bestState` holds.
+        guard let best = scored.max(by: { $0.1 < $1.1 || ($0.1 == $1.1 && $0.0 > $1.0) }),
+            best.0 != position.history.count - 1, probe.shouldRestore(best: best.1, last: last),
+            // A run begun without the guard and resumed with it kept no weights to take back.
+            let bestState
+        else { return nil }
+        // loadState checks every tensor before changing any, so a failure keeps the last weights.
+        guard (try? model.loadState(from: bestState, prefix: Self.bestPrefix)) != nil else { return nil }
+        return best.0
     }
 
     /// One step exactly as training takes it, for `rrmd bench`.

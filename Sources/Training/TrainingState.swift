@@ -11,6 +11,8 @@ public struct EpochRecord: Codable, Equatable, Sendable {
     public var loss, accuracy: Double
     /// The test-set evaluation after it.
     public var test: EvaluationResult
+    /// The `RobustProbe`'s accuracy after it, when the run had one.
+    public var robust: Double? = nil
 }
 
 /// Where a run stands. With the weights (and BatchNorm statistics) and the optimiser's momentum it
@@ -81,6 +83,7 @@ extension Trainer {
         for (entry, buffer) in zip(optimizer.parameters, optimizer.momentumBuffers) {
             tensors.append(("momentum." + entry.name, .float32(buffer)))
         }
+        if let bestState { tensors += bestState.entries }
         let position = String(decoding: try JSONEncoder().encode(self.position), as: UTF8.self)
         try SafeTensors(tensors, metadata: [Self.positionKey: position, Self.fingerprintKey: fingerprint])
             .write(toFile: path, compression: .zstd(level: 1))
@@ -112,5 +115,7 @@ extension Trainer {
         }
         optimizer.restoreMomentum(momentum)
         position = restored
+        let best = archive.entries.filter { $0.name.hasPrefix(Self.bestPrefix) }
+        bestState = best.isEmpty ? nil : SafeTensors(best)
     }
 }

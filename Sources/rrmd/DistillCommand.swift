@@ -103,6 +103,25 @@ struct DistillCommand: ParsableCommand {
                     + "(after training, the teacher's classifier scaled onto the student's representation; see "
                     + "`rrmd teacher-classifier`).")
     ) var classifier = "own"
+    @Option(
+        name: .customLong("probe-images"),
+        help:
+            ArgumentHelp(
+                "Images attacked with APGD-CE after every epoch to follow the student's robustness (0: none). "
+                    + "Replayed training can lose its robustness late in a run while clean accuracy still rises.")
+    ) var probeImages = 512
+    @Option(name: .customLong("probe-iterations"), help: "APGD-CE iterations of the probe.") var probeIterations = 50
+    @Option(
+        name: .customLong("probe-split"),
+        help: "Where the probe's images come from: train (the first training images, unaugmented) or test.")
+    var probeSplit = "train"
+    @Option(
+        name: .customLong("probe-restore"),
+        help:
+            ArgumentHelp(
+                "Points the last epoch's probe may lie under the best epoch's before the run ends with the best "
+                    + "epoch's weights instead (off: only measure).")
+    ) var probeRestore = "10"
     @Option(help: "Width multiplier of the student.") var width = 1.0
     @Option(name: .customLong("batch-size"), help: "Images per step.") var batchSize = 128
     @Option(help: "Peak learning rate.") var lr: Float = 0.1
@@ -181,6 +200,7 @@ struct DistillCommand: ParsableCommand {
             outPath: out,
             producer: RRMDVersion.producer)
         request.head = StudentHead(always: projection == "always", bias: projectionBias, classifier: source)
+        request.probe = try makeProbe(threat: threat, data: data)
         ProcessSignals.installStopHandlers()
         reporter.line(
             "distilling \(student) ×\(width) from \(tmeta.architecture) (\(tmeta.trainedBy ?? "unknown training"), "
@@ -202,6 +222,12 @@ struct DistillCommand: ParsableCommand {
         }
         let (studentNet, metadata, summary) = (result.student, result.metadata, result.summary)
         if let fit = result.classifierFit { reporter.line(fit.summary) }
+        if let epoch = summary.restoredEpoch, let best = summary.robust[epoch], let last = summary.robust.last ?? nil {
+            reporter.line(
+                String(
+                    format: "the probe fell from %.1f%% (epoch %d) to %.1f%% (epoch %d): kept epoch %d's weights",
+                    100 * best, epoch + 1, 100 * last, summary.robust.count, epoch + 1))
+        }
         let projection = studentNet.config.projection.map { " (projection \(studentNet.bodyWidth) -> \($0))" } ?? ""
         reporter.line(
             String(
@@ -228,6 +254,10 @@ struct DistillCommand: ParsableCommand {
                 "train_loss": summary.epochs.map(\.loss), "parameters": studentNet.parameterCount, "out": out,
             ]
             object["robust_accuracy"] = robust
+            if summary.robust.contains(where: { $0 != nil }) {
+                object["probe_robust"] = summary.robust.map { $0 ?? -1 }
+                object["probe_restored_epoch"] = summary.restoredEpoch.map { $0 + 1 } ?? 0
+            }
             object["classifier"] = source.rawValue
             if let fit = result.classifierFit {
                 object["classifier_scale"] = fit.scale
@@ -236,6 +266,34 @@ struct DistillCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }
+    }
+
+    /// The per-epoch probe the options ask for, or nil (no L-inf or L2 threat model, or 0 images).
+    func makeProbe(threat: ThreatModel?, data: (train: Dataset, test: Dataset)) throws -> RobustProbe? {
+        guard probeImages >= 0 else { throw ValidationError("--probe-images must be >= 0, got \(probeImages)") }
+        let images: Dataset
+        switch probeSplit {
+        case "train": images = data.train
+        case "test": images = data.test
+        default: throw ValidationError("unknown --probe-split '\(probeSplit)'; use train or test")
+        }
+        let margin: Double?
+        if probeRestore == "off" {
+            margin = nil
+        } else if let m = Double(probeRestore), m >= 0, m.isFinite {
+            margin = m
+        } else {
+            throw ValidationError("--probe-restore '\(probeRestore)' is not a number of points >= 0 or 'off'")
+        }
+        guard probeImages > 0, let threat, let norm = threat.norm, threat.epsilon > 0 else { return nil }
+        guard probeIterations >= 1 else {
+            throw ValidationError("--probe-iterations must be >= 1, got \(probeIterations)")
+        }
+        var probe = RobustProbe.standard(
+            images: images, count: probeImages, norm: norm, epsilon: Float(threat.epsilon),
+            iterations: probeIterations)
+        probe.restoreBelowBest = margin
+        return probe
     }
 
     /// `dir/name.safetensors.zst` -> `dir/name.report`.

@@ -27,6 +27,12 @@ struct EvaluateCommand: ParsableCommand {
     @Option(
         name: .customLong("data-dir"),
         help: "Directory holding the dataset files (default: the dataset's standard location).") var dataDir: String?
+    @Option(
+        help:
+            ArgumentHelp(
+                "Which split to attack: test, or train (its first images, unaugmented: a model robust on its "
+                    + "training images but not on test images overfitted).")
+    ) var split = "test"
     @OptionGroup var evaluation: EvaluationOptions
     @Option(help: "Compute threads (default: all cores).") var threads = 0
     @Option(help: "Directory for report.json, report.md and the SVG charts (created if missing).") var report: String
@@ -47,11 +53,14 @@ struct EvaluateCommand: ParsableCommand {
                     + "dataset it was trained for (\(meta.dataset))"
             )
         }
+        guard split == "test" || split == "train" else {
+            throw ValidationError("unknown --split '\(split)'; use test or train")
+        }
         let settings = try evaluation.settings(threat: ThreatModel(meta.threatModel))
         if let problem = settings.problem(numClasses: data.test.numClasses) { throw ValidationError(problem) }
 
         let result = try runEvaluation(
-            network: loaded.network, path: model, metadata: meta, test: data.test,
+            network: loaded.network, path: model, metadata: meta, test: split == "train" ? data.train : data.test,
             settings: settings, reportDirectory: report, journal: evaluation.journal, reporter: ProgressReporter())
         if json { print(String(decoding: try ReportJSON.encode(result), as: UTF8.self)) }
     }

@@ -37,7 +37,8 @@ final class ProgressReporter {
             line(
                 String(
                     format: "%@: loss %.4f, train accuracy %.2f%%, test accuracy %.2f%%, %.0f images/s",
-                    label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond))
+                    label, p.loss, 100 * p.accuracy, 100 * (p.testAccuracy ?? 0), p.imagesPerSecond)
+                    + (p.robustAccuracy.map { String(format: ", probe %.1f%% under attack", 100 * $0) } ?? ""))
         } else {
             update(
                 label: label, done: p.step, total: p.stepsPerEpoch, rate: p.imagesPerSecond / Double(batchSize),

@@ -72,6 +72,8 @@ class DaemonTestCase: XCTestCase {
             epochs = \(epochs)
             batch_size = \(batchSize)
             learning_rate = 0.05
+            probe_images = 64
+            probe_iterations = 5
             [evaluation]
             attacks = ["apgd-ce", "apgd-t"]
             samples = \(samples)

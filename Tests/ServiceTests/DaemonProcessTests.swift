@@ -179,6 +179,8 @@ final class DaemonProcessTests: DaemonTestCase {
         let second = try rrmd(["serve", "--config", cfg, "--once"])
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("resume"), second.output)
+        XCTAssertTrue(second.output.contains("epoch 4/4, test accuracy"), second.output)
+        XCTAssertTrue(second.output.contains("probe under attack"), "every epoch is probed: \(second.output)")
         XCTAssertEqual(jobs(in: "done"), [job])
         let refJob = jobs(in: "done", spool: "reference").first!
         let a = try SafeTensors(
@@ -217,6 +219,8 @@ final class DaemonProcessTests: DaemonTestCase {
         let second = try rrmd(["serve", "--config", cfg, "--once"], timeout: 300)
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("resume"), second.output)
+        XCTAssertTrue(second.output.contains("epoch 4/4, test accuracy"), second.output)
+        XCTAssertTrue(second.output.contains("probe under attack"), "every epoch is probed: \(second.output)")
         XCTAssertEqual(jobs(in: "done"), [job])
     }
 

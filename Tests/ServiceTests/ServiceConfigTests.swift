@@ -29,7 +29,7 @@ final class ServiceConfigTests: XCTestCase {
         return nil
     }
 
-    func testDefaults() {
+    func testDefaults() throws {
         let c = ServiceConfig.default(forCheckout: "/home/me/rrmd/")
         XCTAssertNil(c.file)
         XCTAssertEqual(c.spool, "/home/me/rrmd/Spool")
@@ -52,6 +52,15 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: 0.1).epsilonRampEpochs, 1)
         XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).objective, .rrm(RRMLoss(xentWeight: 0.005)))
         XCTAssertEqual(c.rrm.trainingSettings(linfEpsilon: nil).epsilonRampEpochs, 0)
+        // Every student is probed after every epoch: APGD-CE-50 on 512 training images, and the
+        // best epoch's weights come back after a fall of more than 10 points.
+        XCTAssertEqual([c.rrm.probeImages, c.rrm.probeIterations], [512, 50])
+        XCTAssertEqual(c.rrm.probeRestore, 10)
+        let probe = c.rrm.probe(train: try digits().train, norm: .linf, epsilon: 0.1)
+        XCTAssertEqual(probe?.images.count, 512)
+        XCTAssertEqual(probe?.apgd.iterations, 50)
+        XCTAssertEqual(probe?.apgd.epsilon, 0.1)
+        XCTAssertEqual(probe?.restoreBelowBest, 10)
         // From the clean batch rrmd does not ramp unless asked to.
         var clean = c.rrm
         clean.replayStart = .clean
@@ -126,6 +135,9 @@ final class ServiceConfigTests: XCTestCase {
             replays = 3
             replay_start = "random"
             epsilon_ramp = 2
+            probe_images = 0
+            probe_iterations = 20
+            probe_restore = 5
 
             [evaluation]
             attacks = ["pgd", "fgsm"]
@@ -158,7 +170,9 @@ final class ServiceConfigTests: XCTestCase {
             c.rrm,
             .init(
                 epochs: 48, batchSize: 256, learningRate: 1, xentWeight: 5e-5, featureLoss: .relativeL2,
-                seed: 42, limit: 2000, replays: 3, replayStart: .random, epsilonRamp: 2))
+                seed: 42, limit: 2000, replays: 3, replayStart: .random, epsilonRamp: 2, probeImages: 0,
+                probeIterations: 20, probeRestore: 5))
+        XCTAssertNil(c.rrm.probe(train: try digits().train, norm: .linf, epsilon: 0.1), "probe_images = 0: no probe")
         XCTAssertEqual(
             c.evaluation,
             .init(
@@ -279,6 +293,9 @@ final class ServiceConfigTests: XCTestCase {
         XCTAssertEqual(ramp?.key, "rrm.epsilon_ramp")
         XCTAssertTrue(ramp?.description.contains("epochs (2)") ?? false)
         XCTAssertEqual(failure("[rrm]\nreplay_start = \"noisy\"", .invalidValue)?.key, "rrm.replay_start")
+        XCTAssertEqual(failure("[rrm]\nprobe_images = -1", .outOfRange)?.key, "rrm.probe_images")
+        XCTAssertEqual(failure("[rrm]\nprobe_iterations = 0", .outOfRange)?.key, "rrm.probe_iterations")
+        XCTAssertEqual(failure("[rrm]\nprobe_restore = 101", .outOfRange)?.key, "rrm.probe_restore")
         XCTAssertEqual(failure("[evaluation]\niterations = 0", .outOfRange)?.key, "evaluation.iterations")
         XCTAssertEqual(failure("[evaluation]\nsamples = -5", .outOfRange)?.key, "evaluation.samples")
         XCTAssertEqual(failure("[evaluation]\nepsilon = \"0\"", .outOfRange)?.key, "evaluation.epsilon")
