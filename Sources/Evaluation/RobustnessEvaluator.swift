@@ -44,14 +44,16 @@ public struct EvaluatedModel {
 /// image, the per-image worst case over the attacks, an epsilon sweep, an iterations check and
 /// per-class accuracy, then the gradient-masking checks. Deterministic for a seed and thread count.
 public enum RobustnessEvaluator {
-    /// Runs the protocol on `test` (its first `settings.samples` images) and returns the report.
+    /// Runs the protocol on `test` (its first `settings.samples` images) and returns the report;
+    /// `split` names where the images come from in the report (`test`, or `train` for a check of
+    /// overfitting).
     /// Settings must have passed `settings.problem(numClasses:)`. `shouldStop` is asked between
     /// batches; when it answers true the evaluation throws `EvaluationStopped`. With a `journal`
     /// (opened with `journalIdentity`), attacked batches it holds are read back instead of
     /// attacked again, and every newly attacked batch is added to it.
     public static func evaluate(
-        _ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, rrmdVersion: String,
-        journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
+        _ model: EvaluatedModel, test: Dataset, split: String = "test", settings: RobustnessSettings,
+        rrmdVersion: String, journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
         progress: (RobustnessProgress) -> Void = { _ in }
     ) throws -> RobustnessReport {
         precondition(
@@ -182,7 +184,7 @@ public enum RobustnessEvaluator {
                 dataset: meta.dataset, parameters: net.parameterCount, trainedBy: meta.trainedBy ?? "unknown",
                 threatModel: meta.threatModel, producer: meta.producer),
             data: .init(
-                name: data.name, split: "test", samples: n, numClasses: data.numClasses, classNames: names,
+                name: data.name, split: split, samples: n, numClasses: data.numClasses, classNames: names,
                 seed: settings.seed),
             threat: .init(norm: settings.norm, epsilon: settings.epsilon, epsilonText: settings.epsilonText),
             clean: .init(accuracy: fraction(correctIndices.count, n), correct: correctIndices.count),
@@ -252,9 +254,13 @@ public enum RobustnessEvaluator {
 
     /// What identifies one evaluation for its `EvaluationJournal`: the model's bytes, the data,
     /// the settings and the thread count (results are deterministic only for a fixed count).
-    public static func journalIdentity(_ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings) -> String {
+    public static func journalIdentity(
+        _ model: EvaluatedModel, test: Dataset, split: String = "test", settings: RobustnessSettings
+    ) -> String {
         let n = min(settings.samples ?? test.count, test.count)
-        return "model=\(model.sha256) data=\(test.name):\(n) threads=\(Compute.threads) settings=\(settings)"
+        // The test split is unnamed, as before splits existed, so earlier journals still resume.
+        let data = split == "test" ? "\(test.name):\(n)" : "\(test.name)/\(split):\(n)"
+        return "model=\(model.sha256) data=\(data) threads=\(Compute.threads) settings=\(settings)"
     }
 
     /// One attack by name with the evaluation's budget. APGD drops an image from its batch once

@@ -12,12 +12,12 @@ public enum StudentEvaluation {
     /// (`openJournal`), attacked batches are kept in it as they finish, batches it already holds
     /// are read back instead of attacked, and its file is removed once the report is written.
     public static func run(
-        _ model: EvaluatedModel, test: Dataset, settings: RobustnessSettings, reportTo directory: URL,
-        journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
+        _ model: EvaluatedModel, test: Dataset, split: String = "test", settings: RobustnessSettings,
+        reportTo directory: URL, journal: EvaluationJournal? = nil, shouldStop: () -> Bool = { false },
         progress: (RobustnessProgress) -> Void = { _ in }
     ) throws -> (report: RobustnessReport, files: [URL]) {
         let report = try RobustnessEvaluator.evaluate(
-            model, test: test, settings: settings, rrmdVersion: RRMDVersion.string,
+            model, test: test, split: split, settings: settings, rrmdVersion: RRMDVersion.string,
             journal: journal, shouldStop: shouldStop, progress: progress)
         let files = try ReportWriter.write(report, to: directory)
         journal?.remove()
@@ -27,10 +27,11 @@ public enum StudentEvaluation {
     /// The journal at `path` for evaluating `model` under `settings` on `test`: what an earlier,
     /// interrupted run of exactly that evaluation finished is kept, anything else started over.
     public static func openJournal(
-        _ path: String, for model: EvaluatedModel, test: Dataset,
+        _ path: String, for model: EvaluatedModel, test: Dataset, split: String = "test",
         settings: RobustnessSettings
     ) throws -> EvaluationJournal {
         try EvaluationJournal(
-            path: path, identity: RobustnessEvaluator.journalIdentity(model, test: test, settings: settings))
+            path: path,
+            identity: RobustnessEvaluator.journalIdentity(model, test: test, split: split, settings: settings))
     }
 }

@@ -61,6 +61,7 @@ struct EvaluateCommand: ParsableCommand {
 
         let result = try runEvaluation(
             network: loaded.network, path: model, metadata: meta, test: split == "train" ? data.train : data.test,
+            split: split,
             settings: settings, reportDirectory: report, journal: evaluation.journal, reporter: ProgressReporter())
         if json { print(String(decoding: try ReportJSON.encode(result), as: UTF8.self)) }
     }

@@ -11,27 +11,30 @@ import Pipeline
 /// Runs the robustness protocol on a saved model with progress on stderr, writes the report
 /// directory and prints the headline numbers; shared by `evaluate` and `distill`.
 func runEvaluation(
-    network: Network, path: String, metadata: ModelMetadata, test: Dataset, settings: RobustnessSettings,
-    reportDirectory: String, journal: String?, reporter: ProgressReporter
+    network: Network, path: String, metadata: ModelMetadata, test: Dataset, split: String = "test",
+    settings: RobustnessSettings, reportDirectory: String, journal: String?, reporter: ProgressReporter
 ) throws -> RobustnessReport {
     let sha = try SHA256.hex(contentsOfFile: path)
     let evaluated = EvaluatedModel(network: network, path: path, sha256: sha, metadata: metadata)
     let n = min(settings.samples ?? test.count, test.count)
+    let images = split == "test" ? "test images" : "training images"
     reporter.line(
         "evaluating \(metadata.architecture) (\(metadata.trainedBy ?? "unknown training"), threat model "
-            + "\(metadata.threatModel)) on \(n) \(test.name) test images: \(settings.norm.rawValue) epsilon "
+            + "\(metadata.threatModel)) on \(n) \(test.name) \(images): \(settings.norm.rawValue) epsilon "
                 + "\(settings.epsilonText), \(settings.attacks.joined(separator: ", ")), \(settings.iterations) "
                     + "iterations, \(Compute.threads) threads"
     )
     var phase = ""
     var phaseStart = Date()
-    let kept = try journal.map { try StudentEvaluation.openJournal($0, for: evaluated, test: test, settings: settings) }
+    let kept = try journal.map {
+        try StudentEvaluation.openJournal($0, for: evaluated, test: test, split: split, settings: settings)
+    }
     if let kept, kept.resumable > 0 {
         reporter.line("resuming: \(kept.resumable) attacked batches read back from \(kept.path)")
     }
     if let kept, kept.discardedOther { reporter.line("\(kept.path) held another evaluation's batches; starting over") }
     let (result, files) = try StudentEvaluation.run(
-        evaluated, test: test, settings: settings,
+        evaluated, test: test, split: split, settings: settings,
         reportTo: URL(fileURLWithPath: reportDirectory), journal: kept,
         progress: { p in
             if p.phase != phase {

@@ -152,4 +152,20 @@ final class EvaluationJournalTests: XCTestCase {
         k.remove()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
     }
+
+    /// The same attacks on the training images are another evaluation; the test split keeps the
+    /// identity it had before splits were named, so journals written then still resume.
+    func testTrainingSplitIsAnotherEvaluation() throws {
+        let test = DigitsModel.shared.test
+        let plain = RobustnessEvaluator.journalIdentity(model, test: test, settings: settings)
+        XCTAssertEqual(RobustnessEvaluator.journalIdentity(model, test: test, split: "test", settings: settings), plain)
+        XCTAssertTrue(plain.contains("data=\(test.name):150 "), plain)
+        XCTAssertNotEqual(
+            RobustnessEvaluator.journalIdentity(model, test: test, split: "train", settings: settings), plain)
+        var quick = settings
+        (quick.samples, quick.sweepSamples, quick.checkSamples) = (30, 0, 0)
+        let report = try RobustnessEvaluator.evaluate(
+            model, test: test, split: "train", settings: quick, rrmdVersion: "test")
+        XCTAssertEqual(report.data.split, "train", "a report says which images it attacked")
+    }
 }
