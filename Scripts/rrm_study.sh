@@ -129,7 +129,9 @@ EOF
 #   rrmd's defaults from the baseline (the premise with the budget that lifted `rrm-5ep-tr20`;
 #   it collapsed to 49.8 %: `rrm-5ep-tpgd-s2`, another seed, says whether that is chance;
 #   `rrm-5ep-tpgd-probe` runs it again with the per-epoch APGD probe and its guard, to see when
-#   the robustness goes and whether the guard keeps an epoch that still had it).
+#   the robustness goes and whether the guard keeps an epoch that still had it;
+#   `rrm-5ep-tpgd-step05`: the same with replay steps of half the radius, which keep the
+#   replays inside the ball instead of on its corners, the suspected way to the masking).
 # Ordered by what the targets need. RAMP: adversarial training's radius ramp (MNIST at 0.3
 # stays at chance without one); DRAMP: the replays' ramp of the random-start row, pinned either
 # way (rrmd's default ramps a random start's replays over one epoch).
@@ -157,6 +159,7 @@ rrm-5ep-tr20 distill teacher-r20 --student $s --epochs 5 --seed 1 --replays 4 --
 rrm-5ep-tpgd distill pgd-at --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 rrm-5ep-tpgd-s2 distill pgd-at --student $s --epochs 5 --seed 2 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1
 rrm-5ep-tpgd-probe distill pgd-at --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1 --probe-images 512
+rrm-5ep-tpgd-step05 distill pgd-at --student $s --epochs 5 --seed 1 --replays 4 --xent-weight 0.5 --replay-start random --epsilon-ramp 1 --probe-images 512 --replay-step 0.5
 EOF
 }
 

@@ -30,6 +30,10 @@ public struct RRMLoss: Equatable, Sendable {
     /// student overfit to them catastrophically (MNIST at 0.3: 4.6 % robust; from a random
     /// start 61.9 %, docs/rrm-study.md).
     public var replayStart: ReplayStart
+    /// A replay's step as a fraction of `replayEpsilon` (1: Free-AT's step of the whole radius,
+    /// which lands every replay after the first on a corner of the ball; smaller steps keep them
+    /// inside it, as PGD's do).
+    public var replayStepFraction: Float = 1
 
     /// The cross-entropy weight rrmd uses when none is given: the paper's 0.005 for its single
     /// step per batch; 0.5 with replays, where the labels at the replayed images make the student
@@ -65,7 +69,9 @@ public struct RRMLoss: Equatable, Sendable {
     /// of `gradient` (dLoss/dinput at `current`), projected into the L-inf ball around `clean`
     /// and into [0, 1].
     public func replayImages(clean: Tensor, current: Tensor, gradient: Tensor) -> Tensor {
-        replayStep(clean: clean, current: current, gradient: gradient, epsilon: replayEpsilon)
+        replayStep(
+            clean: clean, current: current, gradient: gradient, epsilon: replayEpsilon,
+            step: replayStepFraction * replayEpsilon)
     }
 
     /// The images `[N, C, H, W]` of a batch's first step: `images` with uniform noise of half-width
@@ -132,6 +138,7 @@ extension RRMLoss: CustomStringConvertible {
         if replays != 1 { text += ", replays: \(replays), replayEpsilon: \(replayEpsilon)" }
         // Spelled as when the option was a flag, so state files saved then still continue.
         if replayStart == .random { text += ", replayRandomStart: true" }
+        if replayStepFraction != 1 { text += ", replayStepFraction: \(replayStepFraction)" }
         return text + ")"
     }
 }

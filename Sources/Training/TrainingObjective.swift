@@ -67,7 +67,9 @@ public enum TrainingObjective: Equatable, Sendable {
             let loss = l.featureLoss == .cosine ? "cosine" : "relative-l2"
             let noise = l.inputNoise > 0 ? " input-noise=\(l.inputNoise)" : ""
             let start = l.replayStart == .random ? " replay-start=random" : ""
-            let replays = l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)\(start)" : ""
+            let step = l.replayStepFraction != 1 ? " replay-step=\(l.replayStepFraction)eps" : ""
+            let replays =
+                l.replays > 1 ? " replays=\(l.replays) replay-eps=\(l.replayEpsilon)\(start)\(step)" : ""
             return "rrm \(loss) xent-weight=\(l.xentWeight)\(noise)\(replays)"
         }
     }
@@ -129,6 +131,9 @@ public enum TrainingObjective: Equatable, Sendable {
                 return "replays need a perturbation radius in (0, 1], got \(l.replayEpsilon)"
             }
             if l.replayStart == .random && l.replays < 2 { return "a random replay start needs replays (2 or more)" }
+            if !(l.replayStepFraction > 0 && l.replayStepFraction <= 1) {
+                return "a replay's step must be a fraction of the radius in (0, 1], got \(l.replayStepFraction)"
+            }
             if l.replayStart == .random && l.inputNoise > 0 {
                 return "a random replay start is itself the first step's noise: leave the matching noise at 0"
             }

@@ -87,6 +87,13 @@ struct DistillCommand: ParsableCommand {
                     + "docs/rrm-study.md.")
     ) var replayStart: String?
     @Option(
+        name: .customLong("replay-step"),
+        help:
+            ArgumentHelp(
+                "A replay's step as a fraction of the teacher's epsilon, in (0, 1] (1: Free-AT's whole-radius "
+                    + "step, which puts every later replay on a corner of the ball).")
+    ) var replayStep: Float = 1
+    @Option(
         help:
             ArgumentHelp(
                 "When the student gets a projection head to the teacher's width: auto (only when its own "
@@ -175,6 +182,10 @@ struct DistillCommand: ParsableCommand {
                     replayEpsilon: replays > 1 ? Float(threat?.epsilon ?? 0) : 0,
                     replayStart: start)))
         settings.epsilonRampEpochs = epsilonRamp
+        if case .rrm(var l) = settings.objective {
+            l.replayStepFraction = replayStep
+            settings.objective = .rrm(l)
+        }
         if let problem = settings.problem() { throw ValidationError(problem) }
         let evalSettings = try evaluation.settings(threat: threat)
         if !noEvaluate, let problem = evalSettings.problem(numClasses: data.test.numClasses) {

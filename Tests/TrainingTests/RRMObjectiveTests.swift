@@ -17,6 +17,25 @@ final class RRMObjectiveTests: XCTestCase {
         for (a, b) in zip(next, expected) { XCTAssertEqual(a, b, accuracy: 1e-6) }
     }
 
+    /// With a step of half the radius a replay moves each pixel by epsilon / 2 and still never
+    /// leaves the ball; the setting shows in the summary and, only when set, in the fingerprint.
+    func testReplayStepFraction() {
+        var loss = RRMLoss(replays: 2, replayEpsilon: 0.1)
+        XCTAssertFalse("\(loss)".contains("replayStepFraction"), "the default keeps older state files valid")
+        loss.replayStepFraction = 0.5
+        let clean = Tensor(shape: [1, 1, 1, 5], data: [0.5, 0.5, 0.97, 0.5, 0.3])
+        let current = Tensor(shape: [1, 1, 1, 5], data: [0.5, 0.58, 0.97, 0.45, 0.3])
+        let gradient = Tensor(shape: [1, 1, 1, 5], data: [2, 1, 1, -3, 0])
+        let next = loss.replayImages(clean: clean, current: current, gradient: gradient).array
+        let expected: [Float] = [0.55, 0.6, 1.0, 0.4, 0.3]
+        for (a, b) in zip(next, expected) { XCTAssertEqual(a, b, accuracy: 1e-6) }
+        XCTAssertTrue("\(loss)".hasSuffix(", replayStepFraction: 0.5)"), "\(loss)")
+        XCTAssertTrue(TrainingObjective.rrm(loss).summary.contains("replay-step=0.5eps"))
+        loss.replayStepFraction = 1.5
+        XCTAssertNotNil(
+            TrainingSettings(objective: .rrm(loss)).problem(), "a step longer than the radius is refused")
+    }
+
     /// Matching noise stays within its half-width and [0, 1], is drawn from the given generator
     /// (the same stream gives the same noise), and is absent by default.
     func testMatchingNoiseIsBoundedAndSeeded() {
