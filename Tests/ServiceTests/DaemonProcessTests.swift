@@ -219,7 +219,7 @@ final class DaemonProcessTests: DaemonTestCase {
         let second = try rrmd(["serve", "--config", cfg, "--once"], timeout: 300)
         XCTAssertEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("resume"), second.output)
-        XCTAssertTrue(second.output.contains("epoch 4/4, test accuracy"), second.output)
+        XCTAssertTrue(second.output.contains("epoch 30/30, test accuracy"), second.output)
         XCTAssertTrue(second.output.contains("probe under attack"), "every epoch is probed: \(second.output)")
         XCTAssertEqual(jobs(in: "done"), [job])
     }
