@@ -84,6 +84,9 @@ fashion_lane() {
   # rrmd's defaults collapsed once from the baseline as teacher (`rrm-5ep-tpgd`, 49.8 %): by chance
   # or not decides whether the defaults need a change, so it goes first.
   SAMPLES=1000 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-5ep-tpgd-s2
+  # It was not chance: the per-epoch probe shows when the robustness goes, and half-radius
+  # replay steps test whether the replays' corners cause it.
+  SAMPLES=1000 STUDY=paper-fashion-mnist bash Scripts/rrm_study.sh rrm-5ep-tpgd-probe rrm-5ep-tpgd-step05
   paper_lane paper-fashion-mnist rrm-x005-thead rrm-x005 w1-rrm-thead w1-rrm-x05
   STUDY=paper-fashion-mnist bash Scripts/rrm_teacher_head.sh rrm-rand
 }
