@@ -11,17 +11,6 @@ import XCTest
 /// A run stopped at any step boundary, saved, and continued by a fresh trainer in the same
 /// process ends with the same weights, bit for bit, as an uninterrupted run.
 final class ResumeTests: XCTestCase {
-    /// Every weight and buffer, with BatchNorm's step counters as floats.
-    private func weights(_ m: Network) -> [Float] {
-        m.stateTensors().flatMap { entry -> [Float] in
-            switch entry.tensor {
-            case .float32(let t): return t.array
-            case .int64(_, let v): return v.map(Float.init)
-            case .raw: return []
-            }
-        }
-    }
-
     private func statePath() -> String {
         FileManager.default.temporaryDirectory.appendingPathComponent("rrmd-state-\(UUID()).safetensors.zst").path
     }
@@ -50,7 +39,7 @@ final class ResumeTests: XCTestCase {
             if summary == nil {
                 try trainer.saveState(to: path)
             } else {
-                let (a, b) = (weights(model), weights(reference))
+                let (a, b) = (allWeights(model), allWeights(reference))
                 XCTAssertEqual(a.count, b.count)
                 let differing = zip(a, b).filter { $0 != $1 }.count
                 XCTAssertEqual(

@@ -12,16 +12,6 @@ import XCTest
 /// The per-epoch robustness probe measures what an attack leaves, and its guard takes back the
 /// best epoch's exact weights, from memory or from a state file.
 final class RobustProbeTests: XCTestCase {
-    private func weights(_ m: Network) -> [Float] {
-        m.stateTensors().flatMap { entry -> [Float] in
-            switch entry.tensor {
-            case .float32(let t): return t.array
-            case .int64(_, let v): return v.map(Float.init)
-            case .raw: return []
-            }
-        }
-    }
-
     private func trained(_ data: (train: Dataset, test: Dataset), epochs: Int = 1) throws -> Network {
         let model = try digitsModel("cnn-small", data.train, seed: 3)
         let settings = TrainingSettings(epochs: epochs, batchSize: 50, learningRate: 0.05, cropPadding: 0, seed: 3)
@@ -72,7 +62,7 @@ final class RobustProbeTests: XCTestCase {
         let stopped = try first.run(
             train: data.train, test: data.test, shouldStop: { first.position.epoch >= 1 },
             epochEnd: { t in
-                epochOne = self.weights(t.model)
+                epochOne = allWeights(t.model)
                 try t.saveState(to: path)
             })
         XCTAssertNil(stopped)
@@ -87,13 +77,13 @@ final class RobustProbeTests: XCTestCase {
         let summary = second.run(train: data.train, test: data.test)
         XCTAssertEqual(summary.robust, [0, 0])
         XCTAssertNil(summary.restoredEpoch, "no epoch lost anything")
-        XCTAssertNotEqual(weights(second.model), epochOne, "the second epoch changed the weights")
+        XCTAssertNotEqual(allWeights(second.model), epochOne, "the second epoch changed the weights")
 
         // The guard's decision on a run that lost 40 points after its first epoch.
         second.position.history[0].robust = 0.6
         second.position.history[1].robust = 0.2
         XCTAssertEqual(second.restoreBestIfLost(), 0)
-        XCTAssertEqual(weights(second.model), epochOne, "the first epoch's weights, bit for bit")
+        XCTAssertEqual(allWeights(second.model), epochOne, "the first epoch's weights, bit for bit")
     }
 
     /// The in-memory copy of the best epoch is not disturbed by the training that follows it
@@ -106,12 +96,12 @@ final class RobustProbeTests: XCTestCase {
         var epochOne: [Float] = []
         let summary = try trainer.run(
             train: data.train, test: data.test, shouldStop: { false },
-            epochEnd: { t in if t.position.epoch == 1 { epochOne = self.weights(t.model) } })
+            epochEnd: { t in if t.position.epoch == 1 { epochOne = allWeights(t.model) } })
         XCTAssertEqual(summary?.robust, [0, 0, 0])
-        XCTAssertNotEqual(weights(trainer.model), epochOne)
+        XCTAssertNotEqual(allWeights(trainer.model), epochOne)
         trainer.position.history[0].robust = 0.5
         XCTAssertEqual(trainer.restoreBestIfLost(), 0)
-        XCTAssertEqual(weights(trainer.model), epochOne, "the first epoch's weights, bit for bit")
+        XCTAssertEqual(allWeights(trainer.model), epochOne, "the first epoch's weights, bit for bit")
     }
 
     func testGuardKeepsTheLastEpochWithoutAMargin() throws {
@@ -123,10 +113,10 @@ final class RobustProbeTests: XCTestCase {
         trainer.probe = probe
         _ = trainer.run(train: data.train, test: data.test)
         XCTAssertNil(trainer.bestState, "measuring only keeps no copy of the weights")
-        let last = weights(trainer.model)
+        let last = allWeights(trainer.model)
         trainer.position.history[0].robust = 0.6
         trainer.position.history[1].robust = 0.2
         XCTAssertNil(trainer.restoreBestIfLost())
-        XCTAssertEqual(weights(trainer.model), last)
+        XCTAssertEqual(allWeights(trainer.model), last)
     }
 }
